@@ -1,0 +1,115 @@
+"""Audio post-processing, pure functions on float32 arrays: resampling to the dataset rate,
+bounded silence, consistent loudness, PCM16 conversion.
+
+Loudness is measured on active frames only (a pause-heavy turn is not boosted), then a peak
+ceiling keeps every sample below full scale, so PCM16 conversion never clips."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+SAMPLE_RATE = 16_000
+TARGET_DBFS = -20.0
+PEAK_DBFS = -1.0
+FRAME_SEC = 0.01
+SILENCE_DB = -40.0  # below the loudest frame: counts as silence
+FLOOR_DBFS = -70.0  # and anything this quiet, whatever the loudest frame
+EDGE_SILENCE_SEC = 0.1  # silence kept at each end of a turn
+PAUSE_SEC = 0.25  # between sentences of one turn
+
+
+def resample(samples: np.ndarray, rate: float, target: int = SAMPLE_RATE) -> np.ndarray:
+    """Band-limited resampling with soxr (high quality). `rate` may be fractional."""
+    samples = np.asarray(samples, dtype=np.float32)
+    if samples.ndim == 2:  # (frames, channels) -> mono
+        samples = samples.mean(axis=1)
+    if abs(rate - target) < 1e-6 or samples.size == 0:
+        return samples.copy()
+    return soxr.resample(samples, float(rate), target, quality="HQ").astype(np.float32, copy=False)
+
+
+def _frame_db(samples: np.ndarray, rate: int) -> np.ndarray:
+    n = max(1, int(rate * FRAME_SEC))
+    usable = samples[: len(samples) // n * n].reshape(-1, n) if len(samples) >= n else samples[None, :]
+    rms = np.sqrt(np.mean(np.square(usable, dtype=np.float64), axis=1))
+    return 20 * np.log10(np.maximum(rms, 1e-10))
+
+
+def _active(db: np.ndarray) -> np.ndarray:
+    return db > max(float(db.max()) + SILENCE_DB, FLOOR_DBFS)
+
+
+def trim_silence(samples: np.ndarray, rate: int, keep_sec: float = EDGE_SILENCE_SEC) -> np.ndarray:
+    """Cut leading and trailing silence down to at most `keep_sec` on each side."""
+    if samples.size == 0:
+        return samples
+    db = _frame_db(samples, rate)
+    active = np.flatnonzero(_active(db))
+    if active.size == 0:
+        return samples[:0]
+    n = max(1, int(rate * FRAME_SEC))
+    keep = int(rate * keep_sec)
+    start = max(0, active[0] * n - keep)
+    end = min(len(samples), (active[-1] + 1) * n + keep)
+    return samples[start:end]
+
+
+def active_dbfs(samples: np.ndarray, rate: int) -> float:
+    """Loudness of the speech (frames within 40 dB of the loudest), in dBFS RMS."""
+    if samples.size == 0:
+        return -np.inf
+    n = max(1, int(rate * FRAME_SEC))
+    db = _frame_db(samples, rate)
+    keep = _active(db)
+    if not keep.any():
+        return -np.inf
+    frames = samples[: len(db) * n].reshape(len(db), -1)[keep] if len(samples) >= n else samples[None, :]
+    rms = float(np.sqrt(np.mean(np.square(frames, dtype=np.float64))))
+    return 20 * np.log10(max(rms, 1e-10))
+
+
+def normalize_loudness(samples: np.ndarray, rate: int, target_dbfs: float = TARGET_DBFS,
+                       peak_dbfs: float = PEAK_DBFS) -> np.ndarray:
+    """Scale to `target_dbfs` active loudness, lowered if needed to keep peaks under `peak_dbfs`."""
+    level = active_dbfs(samples, rate)
+    if not np.isfinite(level) or level < -90:
+        return samples.astype(np.float32, copy=True)
+    gain = 10 ** ((target_dbfs - level) / 20)
+    peak = float(np.max(np.abs(samples))) * gain
+    ceiling = 10 ** (peak_dbfs / 20)
+    if peak > ceiling:
+        gain *= ceiling / peak
+    return (samples * gain).astype(np.float32)
+
+
+def join(chunks: list[np.ndarray], rate: int, pause_sec: float = PAUSE_SEC) -> np.ndarray:
+    """Concatenate sentence chunks with a short pause between them."""
+    if not chunks:
+        return np.zeros(0, dtype=np.float32)
+    pause = np.zeros(int(rate * pause_sec), dtype=np.float32)
+    parts: list[np.ndarray] = []
+    for i, chunk in enumerate(chunks):
+        if i:
+            parts.append(pause)
+        parts.append(chunk.astype(np.float32, copy=False))
+    return np.concatenate(parts)
+
+
+def to_pcm16(samples: np.ndarray) -> np.ndarray:
+    return np.round(np.clip(samples, -1.0, 32767 / 32768) * 32768).astype(np.int16)
+
+
+def wav_bytes(samples: np.ndarray, rate: int = SAMPLE_RATE) -> bytes:
+    """A complete 16-bit PCM mono WAV file in memory (for streaming over the wire)."""
+    buf = io.BytesIO()
+    sf.write(buf, to_pcm16(samples), rate, format="WAV", subtype="PCM_16")
+    return buf.getvalue()
+
+
+def write_wav(path: Path, samples: np.ndarray, rate: int = SAMPLE_RATE) -> None:
+    sf.write(str(path), to_pcm16(samples), rate, format="WAV", subtype="PCM_16")

@@ -1,0 +1,158 @@
+"""The `synth` command line: a thin layer over the library (argument parsing and printing)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Sequence
+
+from . import __version__
+from .errors import DialogError, SynthError, VoiceError
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
+
+
+def _add_engine_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("engine")
+    g.add_argument("--engine", default="piper", help="TTS engine (default: piper)")
+    g.add_argument("--model", default=None,
+                   help="model path (Piper: NAME.onnx with NAME.onnx.json); default: the embedded "
+                        "en_US-joe-medium voice")
+    g.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
+
+
+def _add_source_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("dialogs")
+    g.add_argument("--dialogs", required=True,
+                   help="a .jsonl file, DailyDialog's dialogues_*.txt, a parquet file or folder, "
+                        "'dailydialog' (Hugging Face hub) or 'hf:<dataset id>'")
+    g.add_argument("--format", default="auto", choices=("auto", "jsonl", "dailydialog-txt", "hf"))
+    g.add_argument("--split", default=None, help="dataset split (Hugging Face sources: default train)")
+    g.add_argument("--limit", type=int, default=None, help="read at most this many dialogs")
+    g.add_argument("--max-turns", type=int, default=1000, help="reject dialogs with more turns")
+    g.add_argument("--max-turn-chars", type=int, default=5000,
+                   help="reject turns with more characters")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="synth", description=__doc__.splitlines()[0] if __doc__ else "")
+    parser.description = "Turn text dialogs into multi-speaker conversational speech datasets."
+    parser.add_argument("--version", action="version", version=f"synth {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    g = sub.add_parser("generate", help="synthesize dialogs into a dataset folder",
+                       description="Synthesize dialogs into <out>/conversations/<id>/ with "
+                                   "manifest.jsonl; resumes an interrupted run by default.")
+    _add_source_args(g)
+    g.add_argument("--out", required=True, help="dataset root folder")
+    _add_engine_args(g)
+    g.add_argument("--seed", type=int, default=0, help="seed for casting and turn gaps (default 0)")
+    g.add_argument("--gap", default="normal:0.4,0.2",
+                   help="gap between turns in seconds: fixed:X, uniform:LO,HI, normal:MEAN,STD or "
+                        "lognormal:MEDIAN,SIGMA (default normal:0.4,0.2, clipped to [0.05, 2])")
+    g.add_argument("--voice", action="append", default=[], metavar="SPEAKER=VOICE",
+                   help="cast SPEAKER to VOICE in every dialog (repeatable); see `synth voices`")
+    g.add_argument("--noise-scale", type=float, default=None,
+                   help="VITS noise (default: the model's); 0 with --noise-w 0 makes audio deterministic")
+    g.add_argument("--noise-w", type=float, default=None, help="VITS duration noise (default: the model's)")
+    g.add_argument("--on-error", default="skip", choices=("skip", "fail"),
+                   help="skip: log a bad dialog to failures.jsonl and go on (exit 3 at the end); "
+                        "fail: stop at the first one (exit 1)")
+    g.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
+                   help="skip conversations already in the manifest and clean up an interrupted "
+                        "run (default); --no-resume refuses a non-empty --out")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    v = sub.add_parser("voices", help="list the voice catalog",
+                       description="List every voice of the engine's model, with its parameters.")
+    _add_engine_args(v)
+    v.add_argument("--json", action="store_true", help="one JSON object per line")
+
+    val = sub.add_parser("validate", help="check a dataset folder against the contract",
+                         description="Check WAV format, transcripts, metadata, turn ids, durations "
+                                     "and the manifest; exit 1 on any error.")
+    val.add_argument("dataset", help="dataset root folder")
+    val.add_argument("--json", action="store_true", help="print the report as JSON")
+    return parser
+
+
+def _parse_voice_override(items: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        speaker, sep, voice = item.partition("=")
+        if not sep or not speaker or not voice:
+            raise SynthError(f"--voice {item!r}: expected SPEAKER=VOICE")
+        out[speaker] = voice
+    return out
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from .dialogs import DialogLimits
+    from .engines import load_engine
+    from .generate import generate
+    from .pipeline import Pipeline, PipelineConfig
+    from .samples import default_sample_builder
+    from .sources import open_dialogs
+    from .timeline import GapDistribution
+    from .writer import DatasetWriter
+
+    limits = DialogLimits(max_turns=args.max_turns, max_turn_chars=args.max_turn_chars)
+    config = PipelineConfig(seed=args.seed, gap=GapDistribution.parse(args.gap),
+                            voice_override=_parse_voice_override(args.voice))
+    dialogs = open_dialogs(args.dialogs, args.format, args.split, args.limit, limits)
+    engine = load_engine(args.engine, args.model, args.device, args.noise_scale, args.noise_w)
+    pipeline = Pipeline(engine, config, default_sample_builder())
+    summary = generate(dialogs, pipeline, DatasetWriter(args.out), on_error=args.on_error,
+                       resume=args.resume, progress=not args.quiet, total=args.limit)
+    print(summary.format())
+    return EXIT_PARTIAL if summary.failed else EXIT_OK
+
+
+def cmd_voices(args: argparse.Namespace) -> int:
+    from .engines import load_engine
+
+    engine = load_engine(args.engine, args.model, args.device)
+    for voice in engine.voices():
+        if args.json:
+            print(json.dumps(voice.to_dict()))
+        else:
+            params = " ".join(f"{k}={v}" for k, v in voice.params.items() if v is not None)
+            meta = " ".join(f"{k}={v}" for k, v in voice.meta.items())
+            print(f"{voice.id:28s} {voice.engine:6s} {voice.model:24s} {params}  {meta}")
+    return EXIT_OK
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from .validate import validate_dataset
+
+    report = validate_dataset(args.dataset)
+    if args.json:
+        print(json.dumps({"ok": report.ok, "errors": report.errors, "warnings": report.warnings,
+                          "conversations": report.conversations, "turns": report.turns,
+                          "audio_sec": round(report.audio_sec, 3)}, indent=2))
+    else:
+        print(report.format())
+    return EXIT_OK if report.ok else EXIT_ERROR
+
+
+COMMANDS = {"generate": cmd_generate, "voices": cmd_voices, "validate": cmd_validate}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (DialogError, VoiceError, SynthError) as exc:
+        print(f"synth {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except OSError as exc:
+        print(f"synth {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print(f"synth {args.command}: interrupted; run it again to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""Plain dataclasses for the domain: what goes in (Dialog, Turn), who speaks (Voice) and what
+comes out (SynthesizedTurn, Conversation). No behaviour beyond small derived properties."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One utterance of a dialog: the speaker's label and the clean text that is spoken."""
+
+    speaker: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a dialog came from, recorded in metadata so a dataset stays auditable."""
+
+    dataset: str
+    split: str | None = None
+    index: int | None = None
+    path: str | None = None
+    line: int | None = None
+    original_id: str | None = None
+
+    def describe(self) -> str:
+        """Human location for error messages: 'file.jsonl line 7' or 'daily_dialog train #3'."""
+        if self.path is not None and self.line is not None:
+            return f"{self.path} line {self.line}"
+        where = self.dataset + (f" {self.split}" if self.split else "")
+        return f"{where} #{self.index}" if self.index is not None else where
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+@dataclass(frozen=True)
+class Dialog:
+    """A conversation to synthesize. `conversation_id` is already validated as path-safe."""
+
+    conversation_id: str
+    turns: tuple[Turn, ...]
+    source: Source
+    voices: Mapping[str, str] = field(default_factory=dict)  # per-dialog speaker -> voice id
+
+    @property
+    def speakers(self) -> list[str]:
+        """Speakers in order of first appearance: that order is the speaker_id of each."""
+        seen: dict[str, None] = {}
+        for turn in self.turns:
+            seen.setdefault(turn.speaker, None)
+        return list(seen)
+
+
+@dataclass(frozen=True)
+class Voice:
+    """A voice in the catalog. `params` are engine-specific knobs (speaker index, vocal-tract
+    factor, speaking rate); `meta` is descriptive (gender, accent, base speaker)."""
+
+    id: str
+    engine: str
+    model: str
+    speaker: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "engine": self.engine,
+            "model": self.model,
+            "speaker": self.speaker,
+            "params": dict(self.params),
+            **({"meta": dict(self.meta)} if self.meta else {}),
+        }
+
+
+@dataclass
+class SynthesizedTurn:
+    """A turn after synthesis and audio post-processing: 16 kHz mono float32 in [-1, 1]."""
+
+    turn_id: int
+    speaker: str
+    voice: Voice
+    text: str
+    audio: np.ndarray
+    sample_rate: int
+    start_time: float = 0.0
+    synthesis_sec: float = 0.0
+
+    @property
+    def num_samples(self) -> int:
+        return int(self.audio.shape[0])
+
+    @property
+    def duration_sec(self) -> float:
+        return self.num_samples / self.sample_rate
+
+    @property
+    def end_time(self) -> float:
+        return self.start_time + self.duration_sec
+
+
+@dataclass
+class Conversation:
+    """A finished conversation, ready for the writer: turns placed on a timeline, and the
+    metadata extras (engine, seed, source, token counts) that make it reproducible."""
+
+    dialog: Dialog
+    casting: Mapping[str, Voice]
+    turns: list[SynthesizedTurn]
+    extra: dict[str, Any] = field(default_factory=dict)
+    samples: list[dict[str, Any]] | None = None
+
+    @property
+    def conversation_id(self) -> str:
+        return self.dialog.conversation_id
+
+    @property
+    def total_duration_sec(self) -> float:
+        return self.turns[-1].end_time if self.turns else 0.0
+
+    @property
+    def speech_duration_sec(self) -> float:
+        return sum(t.duration_sec for t in self.turns)

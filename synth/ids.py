@@ -1,0 +1,54 @@
+"""Conversation ids: they become folder names, so ids from input are untrusted and checked here."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+MAX_ID_LENGTH = 128
+_SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_SLUG_STRIP = re.compile(r"[^A-Za-z0-9]+")
+
+
+class InvalidConversationId(ValueError):
+    """A conversation id that cannot safely be a folder name."""
+
+
+def check_conversation_id(value: object) -> str:
+    """Return `value` if it is a safe folder name; raise InvalidConversationId saying why.
+
+    Allowed: letters, digits, '.', '_', '-', starting with a letter or digit, at most 128
+    characters. That excludes '/', '\\', '..', absolute paths, hidden names and control bytes."""
+    if not isinstance(value, str):
+        raise InvalidConversationId(f"conversation_id must be a string, got {type(value).__name__}")
+    if not value:
+        raise InvalidConversationId("conversation_id is empty")
+    if len(value) > MAX_ID_LENGTH:
+        raise InvalidConversationId(f"conversation_id is longer than {MAX_ID_LENGTH} characters")
+    if not _SAFE_ID.fullmatch(value) or ".." in value:
+        raise InvalidConversationId(
+            f"conversation_id {value[:60]!r} is not allowed: use letters, digits, '.', '_' and '-', "
+            "starting with a letter or digit, with no '..'"
+        )
+    return value
+
+
+def slug(text: str) -> str:
+    """A lower-case id fragment from free text (a file name, a dataset name)."""
+    return _SLUG_STRIP.sub("_", text).strip("_").lower() or "dialogs"
+
+
+def derived_id(prefix: str, index: int, split: str | None = None) -> str:
+    """Stable id from where a dialog sits in its source: `dailydialog_train_000042`."""
+    parts = [slug(prefix)] + ([slug(split)] if split else []) + [f"{index:06d}"]
+    return "_".join(parts)
+
+
+def conversation_dir(root: Path, conversation_id: str) -> Path:
+    """The folder of a conversation under `root`, refusing anything that would escape it."""
+    check_conversation_id(conversation_id)
+    base = (root / "conversations").resolve()
+    path = (base / conversation_id).resolve()
+    if path.parent != base:
+        raise InvalidConversationId(f"conversation_id {conversation_id!r} escapes the output root")
+    return path

@@ -1,0 +1,109 @@
+"""The pipeline: one Dialog in, one finished Conversation out. The CLI, the server and the tests
+all go through this object; it does no file I/O (the writer does)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Mapping, Protocol
+
+import numpy as np
+
+from . import __version__
+from .audio import SAMPLE_RATE, join, normalize_loudness, resample, trim_silence
+from .casting import cast, conversation_rng
+from .domain import Conversation, Dialog, SynthesizedTurn, Voice
+from .engines.base import Engine, SynthesisRequest
+from .errors import DialogError
+from .text import split_sentences
+from .timeline import GapDistribution
+
+
+class SampleBuilder(Protocol):
+    """Turns a finished conversation into training samples and token counts (see synth.samples)."""
+
+    def build(self, conversation: Conversation) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        ...
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    seed: int = 0
+    gap: GapDistribution = field(default_factory=GapDistribution)
+    voice_override: Mapping[str, str] = field(default_factory=dict)
+    max_chunk_chars: int = 400
+    sample_rate: int = SAMPLE_RATE
+
+
+class Pipeline:
+    """Casting, synthesis, audio post-processing and the timeline for one conversation at a time.
+    Holds the engine (loaded once) and is safe to share between threads if the engine is."""
+
+    def __init__(self, engine: Engine, config: PipelineConfig = PipelineConfig(),
+                 sample_builder: SampleBuilder | None = None):
+        self.engine = engine
+        self.config = config
+        self.sample_builder = sample_builder
+        self.catalog: list[Voice] = engine.voices()
+        self.voice_ids = {v.id for v in self.catalog}
+        unknown = sorted(set(config.voice_override.values()) - self.voice_ids)
+        if unknown:
+            from .errors import VoiceError
+
+            raise VoiceError(f"--voice: unknown voice {unknown[0]!r} (see `synth voices`)")
+
+    def cast(self, dialog: Dialog) -> dict[str, Voice]:
+        return cast(dialog, self.catalog, self.config.seed, self.config.voice_override)
+
+    def render(self, text: str, voice: Voice) -> np.ndarray:
+        """Speak one turn: sentence chunks through the engine, each resampled and trimmed, joined
+        with short pauses, then loudness-normalized as a whole."""
+        rate = self.config.sample_rate
+        requests = [SynthesisRequest(chunk, voice)
+                    for chunk in split_sentences(text, self.config.max_chunk_chars)]
+        pieces = []
+        for audio in self.engine.synthesize(requests):
+            piece = trim_silence(resample(audio.samples, audio.sample_rate, rate), rate, 0.03)
+            if piece.size:
+                pieces.append(piece)
+        pad = np.zeros(int(rate * 0.1), dtype=np.float32)
+        return normalize_loudness(np.concatenate([pad, join(pieces, rate), pad]), rate)
+
+    def iter_turns(self, dialog: Dialog, casting: Mapping[str, Voice] | None = None,
+                   ) -> Iterator[SynthesizedTurn]:
+        """Yield each turn as soon as it is synthesized, already placed on the timeline."""
+        casting = casting or self.cast(dialog)
+        rng = conversation_rng(self.config.seed, dialog.conversation_id, "timeline")
+        t = 0.0
+        for i, turn in enumerate(dialog.turns):
+            if i:
+                t += self.config.gap.sample(rng)
+            began = time.perf_counter()
+            audio = self.render(turn.text, casting[turn.speaker])
+            if audio.size == 0:
+                raise DialogError("the engine produced no audio for this text",
+                                  dialog.source.describe(), f"turns[{i}].text", dialog.conversation_id)
+            st = SynthesizedTurn(turn_id=i, speaker=turn.speaker, voice=casting[turn.speaker],
+                                 text=turn.text, audio=audio, sample_rate=self.config.sample_rate,
+                                 start_time=round(t, 3), synthesis_sec=time.perf_counter() - began)
+            t = st.start_time + st.duration_sec
+            yield st
+
+    def assemble(self, dialog: Dialog, casting: Mapping[str, Voice],
+                 turns: list[SynthesizedTurn]) -> Conversation:
+        """Attach what makes the conversation reproducible, and its training samples."""
+        conv = Conversation(dialog=dialog, casting=dict(casting), turns=turns, extra={
+            "seed": self.config.seed,
+            "sample_rate": self.config.sample_rate,
+            "gap_distribution": self.config.gap.spec(),
+            "engine": self.engine.describe(),
+            "synth_version": __version__,
+        })
+        if self.sample_builder is not None:
+            conv.samples, tokens = self.sample_builder.build(conv)
+            conv.extra["tokens"] = tokens
+        return conv
+
+    def run(self, dialog: Dialog) -> Conversation:
+        casting = self.cast(dialog)
+        return self.assemble(dialog, casting, list(self.iter_turns(dialog, casting)))

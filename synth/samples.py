@@ -1,0 +1,134 @@
+"""Tokenized training samples (DESIGN.md section 2), as pure functions over turn texts.
+
+Template (Llama 3 chat, LLaMA-Omni conventions):
+
+    <|begin_of_text|><|start_header_id|>system<|end_header_id|>\\n\\n{system}<|eot_id|>
+    <|start_header_id|>user<|end_header_id|>\\n\\n<speech><|eot_id|>
+    <|start_header_id|>assistant<|end_header_id|>\\n\\n{target}<|eot_id|>
+
+`<speech>` is the id -200, replaced in the model by projected speech features. Labels are -100
+except the target and its closing <|eot_id|>. Sequences are padded to a multiple of 64.
+
+Formats: `chat` (target = the next turn's text) and `transcribe` (target = the turn's own text).
+In `chat`, the last turn has no reply; it gets a transcribe-style sample (marked
+`"target": "transcript"`) so that every turn's speech still reaches the model in order and the
+conversation state is carried through the end."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from .domain import Conversation
+from .errors import SynthError
+from .tokenizer import DEFAULT_TOKENIZER, Tokenizer, load_tokenizer
+
+IGNORE_INDEX = -100
+SPEECH_TOKEN_INDEX = -200
+FORMATS = ("chat", "transcribe")
+DEFAULT_SYSTEM_PROMPT = ("You are a helpful assistant in a spoken conversation. Listen to what "
+                         "the user says and reply naturally.")
+
+
+@dataclass(frozen=True)
+class SampleConfig:
+    format: str = "chat"
+    pad_multiple: int = 64
+    speech_tokens_per_sec: float = 10.0  # Whisper 50 Hz frames after LLaMA-Omni's 5x downsampling
+    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+
+    def __post_init__(self) -> None:
+        if self.format not in FORMATS:
+            raise SynthError(f"--format {self.format!r}: choose chat or transcribe")
+        if self.pad_multiple < 1:
+            raise SynthError(f"--pad-multiple {self.pad_multiple}: must be at least 1")
+        if self.speech_tokens_per_sec <= 0:
+            raise SynthError("--speech-tokens-per-sec must be positive")
+
+
+@dataclass(frozen=True)
+class TurnRecord:
+    """What a sample needs of a turn; built from a Conversation or read back from metadata.json."""
+
+    turn_id: int
+    speaker_id: int
+    text: str
+    audio_file: str
+    duration_sec: float
+
+
+def speech_positions(duration_sec: float, per_sec: float) -> int:
+    return max(1, math.ceil(duration_sec * per_sec - 1e-9))
+
+
+class SampleBuilder:
+    """Builds every sample of a conversation; header ids are encoded once per builder."""
+
+    def __init__(self, tokenizer: Tokenizer, config: SampleConfig = SampleConfig()):
+        self.tokenizer = tokenizer
+        self.config = config
+        sp = tokenizer.special_id
+        bos, start, end, eot = (sp("<|begin_of_text|>"), sp("<|start_header_id|>"),
+                                sp("<|end_header_id|>"), sp("<|eot_id|>"))
+        system, user, assistant, nl, nl_system = tokenizer.encode_texts(
+            ["system", "user", "assistant", "\n\n", "\n\n" + config.system_prompt])
+        self.eot = eot
+        self.pad_id = tokenizer.pad_id
+        self.prefix = ([bos, start] + system + [end] + nl_system + [eot, start] + user + [end] + nl
+                       + [SPEECH_TOKEN_INDEX, eot, start] + assistant + [end] + nl)
+
+    def describe(self) -> dict[str, Any]:
+        return {"tokenizer": self.tokenizer.name, "format": self.config.format,
+                "pad_multiple": self.config.pad_multiple,
+                "speech_tokens_per_sec": self.config.speech_tokens_per_sec,
+                "system_prompt": self.config.system_prompt}
+
+    def build(self, conversation: Conversation) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        speakers = conversation.dialog.speakers
+        records = [TurnRecord(t.turn_id, speakers.index(t.speaker), t.text, f"turn_{t.turn_id}.wav",
+                              t.duration_sec) for t in conversation.turns]
+        return self.build_records(conversation.conversation_id, records)
+
+    def build_records(self, conversation_id: str, turns: Sequence[TurnRecord],
+                      ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """Samples of one conversation, in turn order, and its token counts."""
+        chat = self.config.format == "chat"
+        targets = [turns[i + 1].text if chat and i + 1 < len(turns) else t.text
+                   for i, t in enumerate(turns)]
+        encoded = self.tokenizer.encode_texts(targets)
+        samples: list[dict[str, Any]] = []
+        text_tokens = speech_tokens = 0
+        for i, (turn, target_ids) in enumerate(zip(turns, encoded)):
+            sample = self.sample(target_ids)
+            speech = speech_positions(turn.duration_sec, self.config.speech_tokens_per_sec)
+            text_tokens += sample["original_length"] - 1  # minus the speech placeholder
+            speech_tokens += speech
+            samples.append({
+                "conversation_id": conversation_id,
+                "turn_number": turn.turn_id,
+                "speaker_id": turn.speaker_id,
+                "audio_file": turn.audio_file,
+                "format": self.config.format,
+                "target": "reply" if chat and i + 1 < len(turns) else "transcript",
+                "speech_tokens": speech,
+                **sample,
+            })
+        tokens = {"text_tokens": text_tokens, "speech_tokens": speech_tokens,
+                  "total_tokens": text_tokens + speech_tokens, **self.describe()}
+        return samples, tokens
+
+    def sample(self, target_ids: Sequence[int]) -> dict[str, Any]:
+        """input_ids / labels / attention_mask for one target, padded to the multiple."""
+        ids = self.prefix + list(target_ids) + [self.eot]
+        labels = [IGNORE_INDEX] * len(self.prefix) + list(target_ids) + [self.eot]
+        n = len(ids)
+        padded = -(-n // self.config.pad_multiple) * self.config.pad_multiple
+        pad = padded - n
+        return {"input_ids": ids + [self.pad_id] * pad, "labels": labels + [IGNORE_INDEX] * pad,
+                "attention_mask": [1] * n + [0] * pad, "original_length": n}
+
+
+def default_sample_builder(tokenizer: str = DEFAULT_TOKENIZER,
+                           config: SampleConfig = SampleConfig()) -> SampleBuilder:
+    return SampleBuilder(load_tokenizer(tokenizer), config)

@@ -1,0 +1,49 @@
+"""Dialog sources. Each yields `Dialog` or `DialogError` lazily, so a bad record never stops the
+iteration and a million dialogs are never held in memory."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Iterator
+
+from ..dialogs import DEFAULT_LIMITS, DialogLimits
+from ..domain import Dialog
+from ..errors import DialogError, SynthError
+from .dailydialog import HF_DATASET_ID, read_dailydialog_text, read_huggingface
+from .jsonl import read_jsonl
+
+FORMATS = ("auto", "jsonl", "dailydialog-txt", "hf")
+
+__all__ = ["FORMATS", "open_dialogs", "read_jsonl", "read_dailydialog_text", "read_huggingface"]
+
+
+def detect_format(spec: str) -> str:
+    if spec == "dailydialog" or spec.startswith("hf:"):
+        return "hf"
+    path = Path(spec)
+    if not path.exists():
+        raise SynthError(f"--dialogs {spec!r}: no such file; give a .jsonl file, DailyDialog's "
+                         "dialogues_*.txt, a parquet file or folder, 'dailydialog' or 'hf:<id>'")
+    if path.is_dir() or path.suffix == ".parquet":
+        return "hf"
+    if path.suffix == ".txt":
+        return "dailydialog-txt"
+    return "jsonl"
+
+
+def open_dialogs(spec: str, fmt: str = "auto", split: str | None = None,
+                 limit: int | None = None, limits: DialogLimits = DEFAULT_LIMITS,
+                 ) -> Iterator[Dialog | DialogError]:
+    """Open a dialog source by what the user typed: a path, 'dailydialog' (the hub dataset) or
+    'hf:<dataset id>'. `limit` bounds the number of records read (good or bad)."""
+    if fmt not in FORMATS:
+        raise SynthError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    if fmt == "auto":
+        fmt = detect_format(spec)
+    if fmt == "jsonl":
+        return itertools.islice(read_jsonl(Path(spec), limits), limit)
+    if fmt == "dailydialog-txt":
+        return read_dailydialog_text(Path(spec), split, limit, limits)
+    name = HF_DATASET_ID if spec == "dailydialog" else spec.removeprefix("hf:")
+    return read_huggingface(name, split or "train", limit, limits=limits)

@@ -1,0 +1,111 @@
+"""Pure text functions: cleanup of tokenized corpora, speakability, sentence chunking.
+
+The same cleaned text is synthesized and written as the transcript, so what the model hears and
+what it is trained to produce never drift apart."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+_TRANSLATE = str.maketrans(
+    {
+        "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'", "`": "'",
+        "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"', "\u2033": '"',
+        "\u00a0": " ", "\u2009": " ", "\u202f": " ", "\u3000": " ",
+        "\u200b": None, "\u200c": None, "\u200d": None, "\ufeff": None,
+    }
+)
+# Contractions split by a word tokenizer: "it ' s", "don ' t", "we ' ll", "o ' clock".
+_CONTRACTION = re.compile(r"(\w) ?' ?(s|t|m|d|re|ve|ll|clock)\b", re.IGNORECASE)
+_SPACE_BEFORE_PUNCT = re.compile(r"\s+([,.!?;:%)\]}])")
+_SPACE_AFTER_OPEN = re.compile(r"([(\[{$#])\s+")
+_DECIMAL = re.compile(r"(\d) ?([.,:]) ?(\d)")
+_DOUBLE_QUOTED = re.compile(r'"\s*([^"]*?)\s*"')
+_SPACES = re.compile(r"\s+")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def clean_text(text: str) -> str:
+    """Normalize one utterance to plain written text.
+
+    "Hello , how are you ?" -> "Hello, how are you?"; "it ' s" -> "it's"; curly quotes become
+    straight; whitespace collapses to single spaces. Casing and punctuation are kept.
+    """
+    text = unicodedata.normalize("NFC", text).translate(_TRANSLATE)
+    text = _CONTROL.sub(" ", text)
+    text = _SPACES.sub(" ", text).strip()
+    text = _CONTRACTION.sub(r"\1'\2", text)
+    text = _DECIMAL.sub(_join_number, text)
+    text = _SPACE_BEFORE_PUNCT.sub(r"\1", text)
+    text = _SPACE_AFTER_OPEN.sub(r"\1", text)
+    text = _DOUBLE_QUOTED.sub(r'"\1"', text)
+    return _SPACES.sub(" ", text).strip()
+
+
+def _join_number(m: re.Match[str]) -> str:
+    # "3 . 5" -> "3.5" and "10 : 30" -> "10:30"; a comma only joins digit groups ("1 , 000").
+    left, sep, right = m.group(1), m.group(2), m.group(3)
+    if sep == "," and not re.match(r"\d{3}\b", m.string[m.start(3):]):
+        return f"{left}, {right}"
+    return f"{left}{sep}{right}"
+
+
+def is_speakable(text: str) -> bool:
+    """True when the text has at least one letter or digit, so a TTS voice can say something."""
+    return any(ch.isalnum() for ch in text)
+
+
+_ABBREVIATIONS = frozenset(
+    "mr mrs ms dr prof st jr sr vs etc no mt ave approx dept est fig inc ltd co".split()
+)
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+")
+
+
+def split_sentences(text: str, max_chars: int = 400) -> list[str]:
+    """Split a turn at sentence boundaries, then split any sentence longer than `max_chars` at
+    clause punctuation or spaces, so that no single synthesis call gets an unbounded input."""
+    sentences: list[str] = []
+    start = 0
+    for m in _SENTENCE_END.finditer(text):
+        word = text[:m.start()].rsplit(" ", 1)[-1].rstrip(".!?").lower()
+        if word in _ABBREVIATIONS or "." in word or (len(word) == 1 and word.isalpha()):
+            continue  # "Mr. Smith", "J. Doe", "5 p.m. today": not a sentence end
+        sentences.append(text[start:m.end()].strip())
+        start = m.end()
+    sentences.append(text[start:].strip())
+    chunks: list[str] = []
+    for sentence in sentences:
+        chunks.extend(_split_long(sentence, max_chars))
+    return [c for c in chunks if c]
+
+
+def _split_long(sentence: str, max_chars: int) -> list[str]:
+    if len(sentence) <= max_chars:
+        return [sentence]
+    for pattern in (r"(?<=[,;:])\s+", r"\s+"):
+        pieces = re.split(pattern, sentence)
+        if len(pieces) > 1:
+            return _pack(pieces, max_chars)
+    # One huge word: cut it (nothing speakable is lost, it was never pronounceable whole).
+    return [sentence[i:i + max_chars] for i in range(0, len(sentence), max_chars)]
+
+
+def _pack(pieces: list[str], max_chars: int) -> list[str]:
+    out: list[str] = []
+    current = ""
+    for piece in pieces:
+        candidate = f"{current} {piece}".strip()
+        if len(candidate) <= max_chars:
+            current = candidate
+            continue
+        if current:
+            out.append(current)
+        if len(piece) > max_chars:
+            out.extend(_split_long(piece, max_chars))
+            current = ""
+        else:
+            current = piece
+    if current:
+        out.append(current)
+    return out

@@ -1,0 +1,58 @@
+"""The conversation timeline: turns one after another with a gap drawn before each turn but
+the first. Gaps come from a seeded distribution, so the timing is part of the reproducible
+dataset and independent of the order in which conversations are processed."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from .errors import SynthError
+
+KINDS = ("fixed", "uniform", "normal", "lognormal")
+
+
+@dataclass(frozen=True)
+class GapDistribution:
+    """`fixed:X`, `uniform:LO,HI`, `normal:MEAN,STD` or `lognormal:MEDIAN,SIGMA` (seconds),
+    clipped to [min_sec, max_sec]. Default: normal around 0.4 s, as in casual dialog turn-taking."""
+
+    kind: str = "normal"
+    a: float = 0.4
+    b: float = 0.2
+    min_sec: float = 0.05
+    max_sec: float = 2.0
+
+    @classmethod
+    def parse(cls, spec: str, min_sec: float = 0.05, max_sec: float = 2.0) -> "GapDistribution":
+        kind, _, args = spec.partition(":")
+        try:
+            values = [float(x) for x in args.split(",")] if args else []
+        except ValueError:
+            raise SynthError(f"--gap {spec!r}: parameters must be numbers") from None
+        need = 1 if kind == "fixed" else 2
+        if kind not in KINDS or len(values) != need:
+            raise SynthError(f"--gap {spec!r}: expected fixed:X, uniform:LO,HI, normal:MEAN,STD or "
+                             "lognormal:MEDIAN,SIGMA")
+        if any(v < 0 for v in values) or (kind == "uniform" and values[0] > values[1]):
+            raise SynthError(f"--gap {spec!r}: parameters must be non-negative and ordered")
+        if min_sec < 0 or max_sec < min_sec:
+            raise SynthError("gap bounds must satisfy 0 <= min <= max")
+        return cls(kind, values[0], values[-1] if need == 2 else 0.0, min_sec, max_sec)
+
+    def spec(self) -> str:
+        return f"{self.kind}:{self.a:g}" + (f",{self.b:g}" if self.kind != "fixed" else "")
+
+    def sample(self, rng: random.Random) -> float:
+        if self.kind == "fixed":
+            value = self.a
+        elif self.kind == "uniform":
+            value = rng.uniform(self.a, self.b)
+        elif self.kind == "normal":
+            value = rng.gauss(self.a, self.b)
+        else:
+            import math
+
+            value = rng.lognormvariate(math.log(max(self.a, 1e-6)), self.b)
+        return round(min(max(value, self.min_sec), self.max_sec), 3)
+

@@ -1,0 +1,143 @@
+"""Tokenizers for training samples.
+
+Default: Meta's Llama 3 BPE embedded in `quicktok-v1` (numpy only, offline). Its special-token
+table is Llama 3.0's; Llama 3.1 renamed three reserved ids (128004 `<|finetune_right_pad_id|>`,
+128008 `<|eom_id|>`, 128010 `<|python_tag|>`), which this wrapper maps so that the 3.1 chat
+template and pad token work. Any other Hugging Face tokenizer (a local folder or a hub id) goes
+through `transformers`.
+
+Dialog text is always encoded as ordinary text: a turn that says "<|eot_id|>" cannot inject a
+special token. Template tokens are looked up by name and inserted as ids."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, Sequence
+
+from .errors import SynthError
+
+DEFAULT_TOKENIZER = "meta-llama/Llama-3.1-8B-Instruct"
+LLAMA31_RENAMED = {"<|finetune_right_pad_id|>": 128004, "<|eom_id|>": 128008, "<|python_tag|>": 128010}
+PAD_TOKEN = "<|finetune_right_pad_id|>"
+
+
+class Tokenizer(Protocol):
+    name: str
+
+    def special_id(self, token: str) -> int:
+        """Id of a special token by its string; SynthError if the vocabulary lacks it."""
+        ...
+
+    def encode_texts(self, texts: Sequence[str]) -> list[list[int]]:
+        """Encode ordinary text (special-token strings stay text), no BOS added."""
+        ...
+
+    def decode(self, ids: Sequence[int]) -> str:
+        ...
+
+    @property
+    def pad_id(self) -> int:
+        ...
+
+
+@dataclass
+class EmbeddedLlama3:
+    """quicktok's exact Llama 3 BPE (ids equal to the Hugging Face tokenizer's)."""
+
+    name: str = DEFAULT_TOKENIZER
+    _enc: Any = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        import quicktok
+
+        self._enc = quicktok.get_encoding("llama3")
+
+    @property
+    def pad_id(self) -> int:
+        return LLAMA31_RENAMED[PAD_TOKEN]
+
+    def special_id(self, token: str) -> int:
+        if token in LLAMA31_RENAMED:
+            return LLAMA31_RENAMED[token]
+        if token not in self._enc.special_tokens_set:
+            raise SynthError(f"{self.name}: no special token {token!r}")
+        return int(self._enc.encode_single_token(token))
+
+    def encode_texts(self, texts: Sequence[str]) -> list[list[int]]:
+        if len(texts) < 8:
+            return [self._enc.encode_ordinary(t) for t in texts]
+        tokens, offsets = self._enc.encode_batch(list(texts), 0, False)
+        flat = tokens.tolist()
+        return [flat[offsets[i]:offsets[i + 1]] for i in range(len(texts))]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        names = {v: k for k, v in LLAMA31_RENAMED.items()}
+        out: list[str] = []
+        run: list[int] = []
+        for i in ids:
+            if int(i) in names:
+                out += [self._enc.decode(run), names[int(i)]]
+                run = []
+            else:
+                run.append(int(i))
+        out.append(self._enc.decode(run))
+        return "".join(out)
+
+
+@dataclass
+class HuggingFaceTokenizer:
+    """Any tokenizer `transformers.AutoTokenizer` loads (local folder or hub id)."""
+
+    name: str
+    _tok: Any = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        try:
+            from transformers import AutoTokenizer
+        except ImportError as exc:
+            raise SynthError("this tokenizer needs `transformers`: pip install transformers") from exc
+        path = Path(self.name)
+        looks_local = path.exists() or self.name.startswith((".", "/", "~")) or self.name.count("/") > 1
+        if looks_local and not path.is_dir():
+            raise SynthError(f"--tokenizer {self.name}: no such folder with tokenizer files")
+        try:
+            self._tok = AutoTokenizer.from_pretrained(self.name)
+        except Exception as exc:  # OSError, ValueError, hub errors: report the name and cause
+            raise SynthError(f"--tokenizer {self.name!r}: cannot load ({exc})") from exc
+
+    @property
+    def pad_id(self) -> int:
+        tok = self._tok
+        tid = tok.convert_tokens_to_ids(PAD_TOKEN)
+        if isinstance(tid, int) and tid != tok.unk_token_id and tid is not None:
+            return tid
+        if tok.pad_token_id is not None:
+            return int(tok.pad_token_id)
+        return int(tok.eos_token_id)
+
+    def special_id(self, token: str) -> int:
+        tid = self._tok.convert_tokens_to_ids(token)
+        if tid is None or (self._tok.unk_token_id is not None and tid == self._tok.unk_token_id):
+            raise SynthError(f"tokenizer {self.name}: no special token {token!r}")
+        return int(tid)
+
+    def encode_texts(self, texts: Sequence[str]) -> list[list[int]]:
+        out = self._tok(list(texts), add_special_tokens=False, split_special_tokens=True)
+        return [list(x) for x in out["input_ids"]]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self._tok.decode(list(ids), skip_special_tokens=False)
+
+
+_EMBEDDED_NAMES = re.compile(
+    r"^(meta-llama/)?(meta-)?llama-?3(\.[0-3])?(-\d+b)?(-instruct)?$", re.IGNORECASE)
+
+
+def load_tokenizer(spec: str = DEFAULT_TOKENIZER) -> Tokenizer:
+    """A Llama 3 name ('llama3', 'meta-llama/Llama-3.1-8B-Instruct', ...) gives the embedded
+    tokenizer, with no download; an existing folder or any other hub id goes to transformers."""
+    if not Path(spec).exists() and _EMBEDDED_NAMES.match(spec):
+        return EmbeddedLlama3(name=spec)
+    return HuggingFaceTokenizer(spec)

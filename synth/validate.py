@@ -1,0 +1,238 @@
+"""`synth validate`: check a dataset folder against the contract (DESIGN.md section 1) and
+report every problem with the file it is in, so that a person can act on it."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import soundfile as sf
+
+from .audio import SAMPLE_RATE
+from .ids import InvalidConversationId, check_conversation_id
+from .writer import MANIFEST
+
+DURATION_TOLERANCE_SEC = 0.01
+_TURN_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "turn_id": int, "speaker": str, "audio_file": str, "transcript_file": str,
+    "duration_sec": (int, float), "start_time": (int, float), "end_time": (int, float),
+}
+_META_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "conversation_id": str, "total_turns": int, "total_duration_sec": (int, float),
+    "speakers": list, "turns": list,
+}
+_MANIFEST_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "conversation_id": str, "path": str, "num_turns": int, "duration_sec": (int, float),
+}
+
+
+@dataclass
+class Report:
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    conversations: int = 0
+    turns: int = 0
+    audio_sec: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def format(self, max_lines: int = 50) -> str:
+        lines = [f"{self.conversations} conversations, {self.turns} turns, "
+                 f"{self.audio_sec / 3600:.3f} h of audio"]
+        for label, items in (("ERROR", self.errors), ("warning", self.warnings)):
+            lines += [f"{label}: {m}" for m in items[:max_lines]]
+            if len(items) > max_lines:
+                lines.append(f"... and {len(items) - max_lines} more {label.lower()}s")
+        lines.append("OK" if self.ok else f"FAILED: {len(self.errors)} error(s)")
+        return "\n".join(lines)
+
+
+def _typed(obj: dict[str, Any], spec: dict[str, Any], where: str, errors: list[str]) -> bool:
+    ok = True
+    for name, kind in spec.items():
+        if name not in obj:
+            errors.append(f"{where}: missing field {name!r}")
+            ok = False
+        elif isinstance(obj[name], bool) or not isinstance(obj[name], kind):
+            errors.append(f"{where}: field {name!r} has type {type(obj[name]).__name__}")
+            ok = False
+    return ok
+
+
+def validate_dataset(root: Path | str) -> Report:
+    root = Path(root)
+    report = Report()
+    if not root.is_dir():
+        report.errors.append(f"{root}: not a folder")
+        return report
+    manifest = _read_manifest(root, report)
+    conv_root = root / "conversations"
+    folders = sorted(p.name for p in conv_root.iterdir()) if conv_root.is_dir() else []
+    if not conv_root.is_dir():
+        report.errors.append(f"{conv_root}: missing")
+    listed = Counter(e["conversation_id"] for e in manifest if "conversation_id" in e)
+    for cid, n in listed.items():
+        if n > 1:
+            report.errors.append(f"{MANIFEST}: conversation {cid!r} listed {n} times")
+    for cid in sorted(set(listed) - set(folders)):
+        report.errors.append(f"{MANIFEST}: {cid!r} has no folder conversations/{cid}")
+    for name in folders:
+        if name not in listed:
+            report.errors.append(f"conversations/{name}: folder not in {MANIFEST} "
+                                 "(unfinished? run `synth generate` again to clean it up)")
+    by_id = {e["conversation_id"]: e for e in manifest if "conversation_id" in e}
+    for name in folders:
+        if (conv_root / name).is_dir():
+            _check_conversation(conv_root / name, by_id.get(name), report)
+    leftovers = list((root / ".tmp").iterdir()) if (root / ".tmp").is_dir() else []
+    if leftovers:
+        report.warnings.append(f".tmp: {len(leftovers)} unfinished conversation(s) of an "
+                               "interrupted run (removed by the next `synth generate`)")
+    return report
+
+
+def _read_manifest(root: Path, report: Report) -> list[dict[str, Any]]:
+    path = root / MANIFEST
+    if not path.is_file():
+        report.errors.append(f"{MANIFEST}: missing")
+        return []
+    entries = []
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        report.errors.append(f"{MANIFEST}: last line is unterminated (interrupted write)")
+    for n, raw in enumerate(data.splitlines(), start=1):
+        where = f"{MANIFEST} line {n}"
+        try:
+            entry = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            report.errors.append(f"{where}: not valid JSON")
+            continue
+        if not isinstance(entry, dict):
+            report.errors.append(f"{where}: not a JSON object")
+            continue
+        if not _typed(entry, _MANIFEST_FIELDS, where, report.errors):
+            continue
+        if "total_tokens" not in entry:
+            report.errors.append(f"{where}: missing field 'total_tokens'")
+        if entry["path"] != f"conversations/{entry['conversation_id']}":
+            report.errors.append(f"{where}: path {entry['path']!r} does not match the id")
+        entries.append(entry)
+    return entries
+
+
+def _check_conversation(folder: Path, entry: dict[str, Any] | None, report: Report) -> None:
+    where = f"conversations/{folder.name}"
+    try:
+        check_conversation_id(folder.name)
+    except InvalidConversationId as exc:
+        report.errors.append(f"{where}: {exc}")
+    try:
+        meta = json.loads((folder / "metadata.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        report.errors.append(f"{where}/metadata.json: missing")
+        return
+    except (ValueError, UnicodeDecodeError) as exc:
+        report.errors.append(f"{where}/metadata.json: not valid JSON ({exc})")
+        return
+    if not isinstance(meta, dict) or not _typed(meta, _META_FIELDS, f"{where}/metadata.json", report.errors):
+        return
+    report.conversations += 1
+    if meta["conversation_id"] != folder.name:
+        report.errors.append(f"{where}/metadata.json: conversation_id {meta['conversation_id']!r} "
+                             "does not match the folder name")
+    turns = meta["turns"]
+    if meta["total_turns"] != len(turns):
+        report.errors.append(f"{where}/metadata.json: total_turns {meta['total_turns']} but "
+                             f"{len(turns)} turns listed")
+    if not turns:
+        report.errors.append(f"{where}/metadata.json: no turns")
+    speakers = set(meta["speakers"])
+    previous_end = 0.0
+    expected_files = {"metadata.json", "samples.jsonl"}
+    for i, turn in enumerate(turns):
+        tw = f"{where}/metadata.json turns[{i}]"
+        if not isinstance(turn, dict) or not _typed(turn, _TURN_FIELDS, tw, report.errors):
+            continue
+        if turn["turn_id"] != i:
+            report.errors.append(f"{tw}: turn_id {turn['turn_id']}, expected {i} (ids must be 0..n-1)")
+        if turn["speaker"] not in speakers:
+            report.errors.append(f"{tw}: speaker {turn['speaker']!r} not in speakers")
+        expected_files |= {turn["audio_file"], turn["transcript_file"]}
+        duration = _check_wav(folder / turn["audio_file"], f"{where}/{turn['audio_file']}", report)
+        _check_transcript(folder / turn["transcript_file"], f"{where}/{turn['transcript_file']}", report)
+        report.turns += 1
+        if duration is not None:
+            report.audio_sec += duration
+            if abs(duration - turn["duration_sec"]) > DURATION_TOLERANCE_SEC:
+                report.errors.append(f"{tw}: duration_sec {turn['duration_sec']} but the WAV lasts "
+                                     f"{duration:.4f} s")
+        if abs(turn["end_time"] - turn["start_time"] - turn["duration_sec"]) > DURATION_TOLERANCE_SEC:
+            report.errors.append(f"{tw}: end_time - start_time != duration_sec")
+        if turn["start_time"] < previous_end - DURATION_TOLERANCE_SEC:
+            report.errors.append(f"{tw}: starts at {turn['start_time']} before the previous turn ends")
+        previous_end = turn["end_time"]
+    if turns and isinstance(turns[-1], dict) and "end_time" in turns[-1]:
+        if abs(meta["total_duration_sec"] - turns[-1]["end_time"]) > DURATION_TOLERANCE_SEC:
+            report.errors.append(f"{where}/metadata.json: total_duration_sec "
+                                 f"{meta['total_duration_sec']} is not the last turn's end_time")
+    extra = sorted(p.name for p in folder.iterdir() if p.name not in expected_files)
+    if extra:
+        report.warnings.append(f"{where}: unexpected files {extra}")
+    if entry is not None:
+        if entry["num_turns"] != meta["total_turns"]:
+            report.errors.append(f"{MANIFEST} {folder.name}: num_turns {entry['num_turns']} but "
+                                 f"metadata has {meta['total_turns']}")
+        if abs(entry["duration_sec"] - meta["total_duration_sec"]) > DURATION_TOLERANCE_SEC:
+            report.errors.append(f"{MANIFEST} {folder.name}: duration_sec does not match metadata")
+
+
+def _check_wav(path: Path, where: str, report: Report) -> float | None:
+    if not path.is_file():
+        report.errors.append(f"{where}: missing")
+        return None
+    try:
+        info = sf.info(str(path))
+    except Exception as exc:  # libsndfile's errors: unreadable or not audio
+        report.errors.append(f"{where}: unreadable audio ({exc})")
+        return None
+    problems = []
+    if info.format != "WAV":
+        problems.append(f"format {info.format}")
+    if info.samplerate != SAMPLE_RATE:
+        problems.append(f"{info.samplerate} Hz")
+    if info.channels != 1:
+        problems.append(f"{info.channels} channels")
+    if info.subtype != "PCM_16":
+        problems.append(f"subtype {info.subtype}")
+    if info.frames == 0:
+        problems.append("no samples")
+    if problems:
+        report.errors.append(f"{where}: expected 16 kHz mono PCM16 WAV with audio, got "
+                             + ", ".join(problems))
+    return info.frames / info.samplerate if info.samplerate else None
+
+
+def _check_transcript(path: Path, where: str, report: Report) -> None:
+    from .text import clean_text
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        report.errors.append(f"{where}: missing")
+        return
+    except UnicodeDecodeError:
+        report.errors.append(f"{where}: not UTF-8")
+        return
+    body = text.rstrip("\n")
+    if not body.strip():
+        report.errors.append(f"{where}: empty transcript")
+    elif "\n" in body:
+        report.errors.append(f"{where}: transcript has more than one line")
+    elif clean_text(body) != body:
+        report.errors.append(f"{where}: transcript is not clean text (extra spaces, tokenized "
+                             "punctuation or curly quotes)")

