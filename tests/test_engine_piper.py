@@ -84,7 +84,7 @@ def test_user_model_by_path(tmp_path: Path):
 def test_multi_speaker_model_exposes_each_speaker(tmp_path: Path):
     """A multi-speaker Piper model: the embedded graph given a real `sid` input (routed through an
     identity into an unused output), and a config with three named speakers."""
-    onnx = pytest.importorskip("onnx")
+    import onnx
     from onnx import TensorProto, helper
 
     model = onnx.load(str(embedded_model_path()))

@@ -1,0 +1,72 @@
+"""Training samples: template, labels, padding, and ids equal to transformers'."""
+
+import pytest
+
+from llama3_hf import build_llama3_tokenizer_dir
+from synth.samples import (IGNORE_INDEX, SPEECH_TOKEN_INDEX, SampleBuilder, SampleConfig,
+                           TurnRecord, speech_positions)
+from synth.tokenizer import EmbeddedLlama3, HuggingFaceTokenizer
+
+TURNS = [TurnRecord(0, 0, "Did you water the plants?", "turn_0.wav", 1.52),
+         TurnRecord(1, 1, "Yes, twice. They look much happier now.", "turn_1.wav", 2.31),
+         TurnRecord(2, 0, "Great, thank you!", "turn_2.wav", 0.97)]
+
+
+def template(system: str, target: str) -> str:
+    return ("<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n" + system + "<|eot_id|>"
+            "<|start_header_id|>user<|end_header_id|>\n\n<speech><|eot_id|>"
+            "<|start_header_id|>assistant<|end_header_id|>\n\n" + target + "<|eot_id|>")
+
+
+def hf_reference(tok, text: str) -> list[int]:
+    """LLaMA-Omni's tokenizer_speech_token: split at <speech>, tokenize the parts, join with -200."""
+    before, after = text.split("<speech>")
+    enc = lambda s: tok(s, add_special_tokens=False)["input_ids"]
+    return enc(before) + [SPEECH_TOKEN_INDEX] + enc(after)
+
+
+@pytest.fixture(scope="module")
+def hf_tok(tmp_path_factory):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(build_llama3_tokenizer_dir(tmp_path_factory.mktemp("t"))))
+
+
+@pytest.mark.parametrize("fmt", ["chat", "transcribe"])
+def test_samples_follow_the_template(fmt, hf_tok):
+    builder = SampleBuilder(EmbeddedLlama3(), SampleConfig(format=fmt))
+    samples, tokens = builder.build_records("conv", TURNS)
+    assert [s["turn_number"] for s in samples] == [0, 1, 2]
+    assert [s["speaker_id"] for s in samples] == [0, 1, 0]
+    for i, s in enumerate(samples):
+        target = TURNS[i + 1].text if fmt == "chat" and i < 2 else TURNS[i].text
+        n = s["original_length"]
+        ids, labels, mask = s["input_ids"], s["labels"], s["attention_mask"]
+        assert len(ids) == len(labels) == len(mask) and len(ids) % 64 == 0 and len(ids) >= n
+        assert ids[:n] == hf_reference(hf_tok, template(builder.config.system_prompt, target))
+        assert ids.count(SPEECH_TOKEN_INDEX) == 1
+        assert ids[n:] == [128004] * (len(ids) - n) and mask == [1] * n + [0] * (len(ids) - n)
+        supervised = [(j, t) for j, t in enumerate(labels) if t != IGNORE_INDEX]
+        first = supervised[0][0]
+        assert [j for j, _ in supervised] == list(range(first, n))
+        assert [t for _, t in supervised] == ids[first:n]
+        assert hf_tok.decode([t for _, t in supervised]) == target + "<|eot_id|>"
+        assert s["target"] == ("reply" if fmt == "chat" and i < 2 else "transcript")
+    assert tokens["speech_tokens"] == sum(speech_positions(t.duration_sec, 10) for t in TURNS)
+    assert tokens["text_tokens"] == sum(s["original_length"] - 1 for s in samples)
+    assert tokens["total_tokens"] == tokens["text_tokens"] + tokens["speech_tokens"]
+
+
+def test_embedded_and_hf_tokenizer_give_identical_samples(tmp_path):
+    folder = build_llama3_tokenizer_dir(tmp_path / "tok")
+    a, ta = SampleBuilder(EmbeddedLlama3()).build_records("c", TURNS)
+    b, tb = SampleBuilder(HuggingFaceTokenizer(str(folder))).build_records("c", TURNS)
+    assert [s["input_ids"] for s in a] == [s["input_ids"] for s in b]
+    assert ta["total_tokens"] == tb["total_tokens"]
+
+
+def test_pad_multiple_and_speech_rate_are_configurable():
+    builder = SampleBuilder(EmbeddedLlama3(), SampleConfig(pad_multiple=16, speech_tokens_per_sec=25))
+    samples, tokens = builder.build_records("c", TURNS[:1])
+    assert len(samples[0]["input_ids"]) % 16 == 0 and len(samples[0]["input_ids"]) < 64 + 16
+    assert tokens["speech_tokens"] == 38  # ceil(1.52 * 25)
