@@ -63,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip conversations already in the manifest and clean up an interrupted "
                         "run (default); --no-resume refuses a non-empty --out")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_sample_args(g, "--sample-format")
 
     v = sub.add_parser("voices", help="list the voice catalog",
                        description="List every voice of the engine's model, with its parameters.")
@@ -74,7 +75,49 @@ def build_parser() -> argparse.ArgumentParser:
                                      "and the manifest; exit 1 on any error.")
     val.add_argument("dataset", help="dataset root folder")
     val.add_argument("--json", action="store_true", help="print the report as JSON")
+    sp = sub.add_parser("splits", help="write curriculum manifests by token budget",
+                        description="Write <dataset>/splits/stage_<N>.jsonl: the manifest lines of "
+                                    "the conversations whose total_tokens fit each stage.")
+    sp.add_argument("dataset", help="dataset root folder")
+    sp.add_argument("--stages", default="8192,16384,32768,65536",
+                    help="increasing token budgets, e.g. 8192,16384 or 8k,16k (default 8k..64k)")
+    sp.add_argument("--out", default=None, help="folder for the split manifests (default <dataset>/splits)")
+
+    tk = sub.add_parser("tokenize", help="rewrite the training samples of a dataset",
+                        description="Rebuild samples.jsonl and token counts of every conversation "
+                                    "with another tokenizer or format.")
+    tk.add_argument("dataset", help="dataset root folder")
+    _add_sample_args(tk, "--format", "--sample-format")
+
+    ex = sub.add_parser("export", help="export a dataset for other training code",
+                        description="--to llama-omni OUT.json: LLaMA-Omni's training JSON; "
+                                    "--to hf OUT_DIR: a Hugging Face dataset (save_to_disk).")
+    ex.add_argument("dataset", help="dataset root folder")
+    ex.add_argument("output", help="output file (llama-omni) or folder (hf)")
+    ex.add_argument("--to", required=True, choices=("llama-omni", "hf"))
+    ex.add_argument("--manifest", default=None, help="export only this split manifest")
+    ex.add_argument("--relative", action="store_true",
+                    help="llama-omni: speech paths relative to the dataset root (default absolute)")
     return parser
+
+
+def _add_sample_args(p: argparse.ArgumentParser, *format_flags: str) -> None:
+    g = p.add_argument_group("training samples")
+    g.add_argument("--tokenizer", default="meta-llama/Llama-3.1-8B-Instruct",
+                   help="a Llama 3 name (embedded, offline), a local tokenizer folder or a hub id")
+    g.add_argument(*format_flags, dest="sample_format", default="chat", choices=("chat", "transcribe"),
+                   help="chat: target = next turn; transcribe: target = the turn's own words")
+    g.add_argument("--pad-multiple", type=int, default=64, help="pad sequences to a multiple of this")
+    g.add_argument("--speech-tokens-per-sec", type=float, default=10.0,
+                   help="speech positions per second of audio in total_tokens (default 10)")
+
+
+def _sample_builder(args: argparse.Namespace):
+    from .samples import SampleConfig, default_sample_builder
+
+    config = SampleConfig(format=args.sample_format, pad_multiple=args.pad_multiple,
+                          speech_tokens_per_sec=args.speech_tokens_per_sec)
+    return default_sample_builder(args.tokenizer, config)
 
 
 def _parse_voice_override(items: list[str]) -> dict[str, str]:
@@ -92,7 +135,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from .engines import load_engine
     from .generate import generate
     from .pipeline import Pipeline, PipelineConfig
-    from .samples import default_sample_builder
     from .sources import open_dialogs
     from .timeline import GapDistribution
     from .writer import DatasetWriter
@@ -102,7 +144,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
                             voice_override=_parse_voice_override(args.voice))
     dialogs = open_dialogs(args.dialogs, args.format, args.split, args.limit, limits)
     engine = load_engine(args.engine, args.model, args.device, args.noise_scale, args.noise_w)
-    pipeline = Pipeline(engine, config, default_sample_builder())
+    pipeline = Pipeline(engine, config, _sample_builder(args))
     summary = generate(dialogs, pipeline, DatasetWriter(args.out), on_error=args.on_error,
                        resume=args.resume, progress=not args.quiet, total=args.limit)
     print(summary.format())
@@ -136,7 +178,44 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_OK if report.ok else EXIT_ERROR
 
 
-COMMANDS = {"generate": cmd_generate, "voices": cmd_voices, "validate": cmd_validate}
+def cmd_splits(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .curriculum import parse_stages, write_splits
+
+    summaries, too_long = write_splits(args.dataset, parse_stages(args.stages),
+                                       Path(args.out) if args.out else None)
+    for s in summaries:
+        print(f"stage {s.stage:>7}: {s.conversations:6d} conversations {s.hours:8.3f} h  -> {s.path}")
+    if too_long:
+        print(f"{too_long} conversation(s) exceed the last stage and are in no split")
+    return EXIT_OK
+
+
+def cmd_tokenize(args: argparse.Namespace) -> int:
+    from .retokenize import retokenize
+
+    n = retokenize(args.dataset, _sample_builder(args))
+    print(f"tokenized {n} conversation(s) with {args.tokenizer} ({args.sample_format})")
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .export import export_hf, export_llama_omni
+
+    manifest = Path(args.manifest) if args.manifest else None
+    if args.to == "llama-omni":
+        n = export_llama_omni(args.dataset, args.output, relative=args.relative, manifest=manifest)
+    else:
+        n = export_hf(args.dataset, args.output, manifest=manifest)
+    print(f"exported {n} sample(s) to {args.output} ({args.to})")
+    return EXIT_OK
+
+
+COMMANDS = {"generate": cmd_generate, "voices": cmd_voices, "validate": cmd_validate,
+            "splits": cmd_splits, "tokenize": cmd_tokenize, "export": cmd_export}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

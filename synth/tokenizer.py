@@ -131,6 +131,34 @@ class HuggingFaceTokenizer:
         return self._tok.decode(list(ids), skip_special_tokens=False)
 
 
+def export_llama3_hf(folder: Path | str) -> Path:
+    """Write the embedded Llama 3 tokenizer as a Hugging Face tokenizer folder (tokenizer.json and
+    config), built by transformers' own tiktoken converter from quicktok's BPE ranks, with the
+    Llama 3.1 special-token names. Offline; loads with `AutoTokenizer.from_pretrained(folder)`."""
+    import quicktok
+    from transformers import PreTrainedTokenizerFast
+    from transformers.convert_slow_tokenizer import TikTokenConverter
+
+    enc = quicktok.get_encoding("llama3")
+    n_ordinary = len(enc.token_byte_values())
+    ranks = {enc.decode_single_token_bytes(i): i for i in range(n_ordinary)}
+
+    class FromRanks(TikTokenConverter):
+        @staticmethod
+        def load_tiktoken_bpe(_url: str) -> dict[bytes, int]:
+            return ranks
+
+    renamed = {v: k for k, v in LLAMA31_RENAMED.items()}
+    specials = [renamed.get(i) or enc.decode([i]) for i in range(n_ordinary, enc.max_token_value + 1)]
+    backend = FromRanks(vocab_file="quicktok:llama3", extra_special_tokens=specials).converted()
+    tok = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<|begin_of_text|>",
+                                  eos_token="<|eot_id|>", pad_token=PAD_TOKEN)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    tok.save_pretrained(str(folder))
+    return folder
+
+
 _EMBEDDED_NAMES = re.compile(
     r"^(meta-llama/)?(meta-)?llama-?3(\.[0-3])?(-\d+b)?(-instruct)?$", re.IGNORECASE)
 

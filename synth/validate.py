@@ -180,6 +180,8 @@ def _check_conversation(folder: Path, entry: dict[str, Any] | None, report: Repo
         if abs(meta["total_duration_sec"] - turns[-1]["end_time"]) > DURATION_TOLERANCE_SEC:
             report.errors.append(f"{where}/metadata.json: total_duration_sec "
                                  f"{meta['total_duration_sec']} is not the last turn's end_time")
+    if (folder / "samples.jsonl").exists():
+        _check_samples(folder / "samples.jsonl", f"{where}/samples.jsonl", len(turns), report)
     extra = sorted(p.name for p in folder.iterdir() if p.name not in expected_files)
     if extra:
         report.warnings.append(f"{where}: unexpected files {extra}")
@@ -189,6 +191,29 @@ def _check_conversation(folder: Path, entry: dict[str, Any] | None, report: Repo
                                  f"metadata has {meta['total_turns']}")
         if abs(entry["duration_sec"] - meta["total_duration_sec"]) > DURATION_TOLERANCE_SEC:
             report.errors.append(f"{MANIFEST} {folder.name}: duration_sec does not match metadata")
+
+
+def _check_samples(path: Path, where: str, num_turns: int, report: Report) -> None:
+    """One sample per turn, in turn order, with aligned arrays."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        report.errors.append(f"{where}: not UTF-8")
+        return
+    if len(lines) != num_turns:
+        report.errors.append(f"{where}: {len(lines)} samples for {num_turns} turns")
+    for n, line in enumerate(lines, start=1):
+        try:
+            s = json.loads(line)
+            ids, labels, mask = s["input_ids"], s["labels"], s["attention_mask"]
+            ok = (s["turn_number"] == n - 1 and len(ids) == len(labels) == len(mask)
+                  and 0 < s["original_length"] <= len(ids) and sum(mask) == s["original_length"])
+        except (ValueError, KeyError, TypeError):
+            report.errors.append(f"{where} line {n}: not a sample (JSON with input_ids, labels, "
+                                 "attention_mask, turn_number, original_length)")
+            continue
+        if not ok:
+            report.errors.append(f"{where} line {n}: turn_number or array lengths are inconsistent")
 
 
 def _check_wav(path: Path, where: str, report: Report) -> float | None:

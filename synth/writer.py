@@ -76,7 +76,7 @@ class DatasetWriter:
         self._offset = 0
 
     @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
+    def locked(self) -> Iterator[None]:
         """Exclusive across threads (mutex) and processes (flock on <out>/.lock)."""
         with self._mutex, open(self.root / LOCK, "a") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
@@ -105,7 +105,7 @@ class DatasetWriter:
         self._offset += end
 
     def done_ids(self) -> set[str]:
-        with self._locked():
+        with self.locked():
             self._refresh()
             return set(self._done)
 
@@ -114,7 +114,7 @@ class DatasetWriter:
         folders of processes that are gone, and remove conversation folders that have no manifest
         line (renamed into place, then killed before the append): they are synthesized again."""
         report = Recovery()
-        with self._locked():
+        with self.locked():
             if self.manifest.exists():
                 data = self.manifest.read_bytes()
                 if data and not data.endswith(b"\n"):
@@ -171,7 +171,7 @@ class DatasetWriter:
 
     def _commit(self, staging: Path, final: Path, entry: dict[str, Any]) -> None:
         line = (json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
-        with self._locked():
+        with self.locked():
             self._refresh()
             if entry["conversation_id"] in self._done:
                 raise AlreadyWritten(f"{entry['conversation_id']} is already in the manifest")

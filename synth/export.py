@@ -1,0 +1,95 @@
+"""Exports of a dataset for training code that does not read our folder layout.
+
+- `llama-omni`: LLaMA-Omni's training JSON, one entry per sample:
+  `{"id", "speech", "conversations": [{"from": "human", "value": "<speech>"},
+  {"from": "gpt", "value": target}], "conversation_id", "turn_number", "speaker_id"}`, with
+  `speech` an absolute path (or relative to the dataset root with `relative=True`).
+- `hf`: a Hugging Face `datasets` Dataset saved with `save_to_disk`, one row per turn: audio
+  (an `Audio` feature at 16 kHz holding the WAV bytes), text, target, ids, turn numbers."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+from .audio import SAMPLE_RATE
+from .dataset import ConversationRef, DatasetError, open_dataset
+
+TARGETS = ("llama-omni", "hf")
+
+
+def _turn_rows(refs: list[ConversationRef]) -> Iterator[tuple[ConversationRef, dict[str, Any], dict[str, Any], str]]:
+    """(conversation, metadata turn, sample, target text) for every sample, in order."""
+    for ref in refs:
+        meta = ref.metadata()
+        turns = meta.get("turns") or []
+        samples = ref.samples()
+        if len(samples) != len(turns):
+            raise DatasetError(f"{ref.folder / 'samples.jsonl'}: {len(samples)} samples for "
+                               f"{len(turns)} turns (run `synth tokenize`)")
+        for sample, turn in zip(samples, turns):
+            i = int(sample["turn_number"])
+            if sample.get("target") == "reply":
+                target = turns[i + 1]["text"]
+            else:
+                target = turns[i]["text"]
+            yield ref, turn, sample, target
+
+
+def export_llama_omni(root: Path | str, out: Path | str, relative: bool = False,
+                      manifest: Path | None = None) -> int:
+    root, out = Path(root), Path(out)
+    refs = open_dataset(root, manifest)
+    tmp = out.with_name(f".{out.name}.tmp")
+    n = 0
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write("[\n")
+        for ref, turn, sample, target in _turn_rows(refs):
+            wav = ref.folder / turn["audio_file"]
+            entry = {
+                "id": f"{ref.conversation_id}_turn_{sample['turn_number']}",
+                "speech": str(wav.relative_to(root.resolve())) if relative else str(wav),
+                "conversations": [{"from": "human", "value": "<speech>"},
+                                  {"from": "gpt", "value": target}],
+                "conversation_id": ref.conversation_id,
+                "turn_number": sample["turn_number"],
+                "speaker_id": sample["speaker_id"],
+            }
+            fh.write((",\n" if n else "") + json.dumps(entry, ensure_ascii=False))
+            n += 1
+        fh.write("\n]\n")
+    os.replace(tmp, out)
+    return n
+
+
+def export_hf(root: Path | str, out: Path | str, manifest: Path | None = None) -> int:
+    """Rows are built as `{bytes, path}` structs and cast to `Audio`, so writing needs no audio
+    codec; reading decodes with whatever backend `datasets` uses on the training machine."""
+    import datasets
+
+    root = Path(root)
+    refs = open_dataset(root, manifest)
+
+    def rows() -> Iterator[dict[str, Any]]:
+        for ref, turn, sample, target in _turn_rows(refs):
+            wav = ref.folder / turn["audio_file"]
+            yield {"audio": {"bytes": wav.read_bytes(), "path": f"{ref.conversation_id}/{turn['audio_file']}"},
+                   "text": turn["text"], "target": target, "conversation_id": ref.conversation_id,
+                   "turn_number": int(sample["turn_number"]), "speaker": turn["speaker"],
+                   "speaker_id": int(sample["speaker_id"]), "duration_sec": float(turn["duration_sec"])}
+
+    features = datasets.Features({
+        "audio": {"bytes": datasets.Value("binary"), "path": datasets.Value("string")},
+        "text": datasets.Value("string"), "target": datasets.Value("string"),
+        "conversation_id": datasets.Value("string"), "turn_number": datasets.Value("int32"),
+        "speaker": datasets.Value("string"), "speaker_id": datasets.Value("int32"),
+        "duration_sec": datasets.Value("float32"),
+    })
+    with tempfile.TemporaryDirectory(prefix="synth-hf-") as cache:  # keep ~/.cache clean
+        ds = datasets.Dataset.from_generator(rows, features=features, cache_dir=cache)
+        ds = ds.cast_column("audio", datasets.Audio(sampling_rate=SAMPLE_RATE))
+        ds.save_to_disk(str(out))
+        return len(ds)

@@ -1,0 +1,46 @@
+import json
+import shutil
+
+import pytest
+
+from conftest import run_cli
+from synth.curriculum import parse_stages, write_splits
+from synth.errors import SynthError
+
+
+def test_parse_stages():
+    assert parse_stages("8192,16384") == [8192, 16384]
+    assert parse_stages("8k, 16K,32k") == [8192, 16384, 32768]
+    for bad, msg in (("16k,8k", "strictly increasing"), ("8k,8k", "strictly increasing"),
+                     ("8k,x", "'x' is not"), ("0", "'0' is not"), ("", "'' is not")):
+        with pytest.raises(SynthError, match=msg):
+            parse_stages(bad)
+
+
+def test_splits_hold_the_conversations_that_fit(tmp_path, example_dataset):
+    ds = tmp_path / "ds"
+    shutil.copytree(example_dataset, ds)
+    entries = [json.loads(l) for l in (ds / "manifest.jsonl").read_text().splitlines()]
+    tokens = sorted(e["total_tokens"] for e in entries)
+    stages = [tokens[1], tokens[-1] - 1, tokens[-1] * 2]
+    summaries, too_long = write_splits(ds, stages)
+    assert too_long == 0
+    for summary in summaries:
+        got = [json.loads(l) for l in summary.path.read_text().splitlines()]
+        assert sorted(e["conversation_id"] for e in got) == sorted(
+            e["conversation_id"] for e in entries if e["total_tokens"] <= summary.stage)
+        assert summary.conversations == len(got)
+    assert [s.conversations for s in summaries] == [2, 3, 4]
+    res = run_cli("splits", str(ds), "--stages", f"{tokens[0] - 1}")
+    assert res.returncode == 0 and "4 conversation(s) exceed the last stage" in res.stdout
+    res = run_cli("splits", str(ds), "--stages", "16k,8k")
+    assert res.returncode == 1 and "strictly increasing" in res.stderr
+
+
+def test_splits_reject_a_corrupt_manifest(tmp_path):
+    (tmp_path / "manifest.jsonl").write_text('{"conversation_id": "a", "num_turns": 1}\n{bad\n')
+    with pytest.raises(SynthError, match="manifest.jsonl line 1: no total_tokens"):
+        write_splits(tmp_path, [10])
+    (tmp_path / "manifest.jsonl").write_text('{bad\n')
+    with pytest.raises(SynthError, match="manifest.jsonl line 1: not valid JSON"):
+        write_splits(tmp_path, [10])

@@ -1,0 +1,55 @@
+import io
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from conftest import run_cli
+
+
+def test_llama_omni_export(tmp_path, example_dataset):
+    out = tmp_path / "train.json"
+    res = run_cli("export", str(example_dataset), str(out), "--to", "llama-omni")
+    assert res.returncode == 0, res.stderr
+    entries = json.loads(out.read_text())
+    assert len(entries) == 18
+    for e in entries:
+        assert Path(e["speech"]).is_file()
+        assert e["conversations"][0] == {"from": "human", "value": "<speech>"}
+        assert e["conversations"][1]["from"] == "gpt" and e["conversations"][1]["value"]
+    first = [e for e in entries if e["conversation_id"] == "bakery_morning"]
+    assert [e["turn_number"] for e in first] == [0, 1, 2, 3]
+    turn1 = (example_dataset / "conversations" / "bakery_morning" / "turn_1.txt").read_text().strip()
+    assert first[0]["conversations"][1]["value"] == turn1  # chat: the reply is the next turn
+    rel = tmp_path / "rel.json"
+    run_cli("export", str(example_dataset), str(rel), "--to", "llama-omni", "--relative")
+    assert all((example_dataset / e["speech"]).is_file() for e in json.loads(rel.read_text()))
+
+
+def test_hf_export_loads_from_disk(tmp_path, example_dataset):
+    import datasets
+
+    out = tmp_path / "hf"
+    res = run_cli("export", str(example_dataset), str(out), "--to", "hf")
+    assert res.returncode == 0, res.stderr
+    ds = datasets.load_from_disk(str(out))
+    assert len(ds) == 18
+    assert isinstance(ds.features["audio"], datasets.Audio) and ds.features["audio"].sampling_rate == 16000
+    row = ds.remove_columns("audio")[0]
+    assert row["conversation_id"] == "bakery_morning" and row["turn_number"] == 0
+    # datasets decodes Audio with torchcodec where installed; the stored bytes are a real WAV:
+    raw = ds.cast_column("audio", datasets.Audio(decode=False))[0]["audio"]
+    audio, rate = sf.read(io.BytesIO(raw["bytes"]), dtype="float32")
+    assert rate == 16000 and abs(len(audio) / rate - row["duration_sec"]) < 1e-3
+    assert np.abs(audio).max() > 0.05
+
+
+def test_export_of_a_broken_dataset_names_the_file(tmp_path, example_dataset):
+    ds = tmp_path / "ds"
+    shutil.copytree(example_dataset, ds)
+    (ds / "conversations" / "lost_umbrella" / "samples.jsonl").unlink()
+    res = run_cli("export", str(ds), str(tmp_path / "x.json"), "--to", "llama-omni")
+    assert res.returncode == 1 and "lost_umbrella/samples.jsonl: missing" in res.stderr
+    assert not (tmp_path / "x.json").exists()

@@ -1,0 +1,42 @@
+import json
+import shutil
+
+from conftest import run_cli
+from llama3_hf import build_llama3_tokenizer_dir
+from synth.validate import validate_dataset
+
+
+def test_tokenize_rewrites_samples_metadata_and_manifest(tmp_path, example_dataset):
+    ds = tmp_path / "ds"
+    shutil.copytree(example_dataset, ds)
+    before = {json.loads(l)["conversation_id"]: json.loads(l) for l in (ds / "manifest.jsonl").read_text().splitlines()}
+    tok = build_llama3_tokenizer_dir(tmp_path / "tok")
+    res = run_cli("tokenize", str(ds), "--tokenizer", str(tok), "--format", "transcribe",
+                  "--pad-multiple", "32")
+    assert res.returncode == 0, res.stderr
+    after = {json.loads(l)["conversation_id"]: json.loads(l) for l in (ds / "manifest.jsonl").read_text().splitlines()}
+    assert list(after) == list(before)
+    folder = ds / "conversations" / "bakery_morning"
+    samples = [json.loads(l) for l in (folder / "samples.jsonl").read_text().splitlines()]
+    meta = json.loads((folder / "metadata.json").read_text())
+    assert {s["target"] for s in samples} == {"transcript"}
+    assert all(len(s["input_ids"]) % 32 == 0 for s in samples)
+    assert meta["tokens"]["tokenizer"] == str(tok) and meta["tokens"]["format"] == "transcribe"
+    assert after["bakery_morning"]["total_tokens"] == meta["total_tokens"]
+    # transcribe targets are each turn's own text: one more target than chat's n-1 replies + 1
+    assert after["bakery_morning"]["speech_tokens"] == before["bakery_morning"]["speech_tokens"]
+    assert not list(folder.glob(".*.new"))
+    assert validate_dataset(ds).ok
+
+
+def test_tokenize_errors_name_the_file(tmp_path, example_dataset):
+    ds = tmp_path / "ds"
+    shutil.copytree(example_dataset, ds)
+    res = run_cli("tokenize", str(ds), "--tokenizer", str(tmp_path / "no" / "such"))
+    assert res.returncode == 1 and "no such folder" in res.stderr
+    (ds / "conversations" / "team_standup" / "metadata.json").write_text("{")
+    res = run_cli("tokenize", str(ds))
+    assert res.returncode == 1 and "team_standup/metadata.json: not valid JSON" in res.stderr
+    shutil.rmtree(ds / "conversations" / "lost_umbrella")
+    res = run_cli("tokenize", str(ds))
+    assert res.returncode == 1 and "lost_umbrella is missing" in res.stderr
