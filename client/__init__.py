@@ -1,3 +1,13 @@
-"""synth.client: the light client library and batch client (installed as `synth.client`).
+"""synth.client: the light client of the synth gRPC service (needs only grpcio and protobuf).
 
-Not built yet: it comes with the service issue."""
+    from synth.client import SynthClient
+    with SynthClient("synth.internal:50051") as c:
+        for event in c.synthesize(dialog, voices={"A": "...", "B": "..."}):
+            ...   # TurnEvent (WAV bytes) per turn as soon as it is ready, then a SummaryEvent
+"""
+
+from .aio import AsyncSynthClient
+from .events import Backoff, SummaryEvent, TurnEvent, build_request
+from .sync import SynthClient
+
+__all__ = ["AsyncSynthClient", "Backoff", "SummaryEvent", "SynthClient", "TurnEvent", "build_request"]

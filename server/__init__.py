@@ -1,4 +1,9 @@
 """synth.server: the gRPC service around `synth.pipeline.Pipeline` (installed as `synth.server`).
 
-Not built yet: it comes with the service issue. The pipeline it will wrap is complete and used
-by `synth generate`."""
+    synth serve --port 50051 --out /data/dataset
+"""
+
+from .app import ServerOptions, SynthServer, serve_forever
+from .service import ServiceConfig, SynthService
+
+__all__ = ["ServerOptions", "ServiceConfig", "SynthServer", "SynthService", "serve_forever"]

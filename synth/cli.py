@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
 import sys
 from typing import Sequence
 
@@ -98,6 +100,49 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--manifest", default=None, help="export only this split manifest")
     ex.add_argument("--relative", action="store_true",
                     help="llama-omni: speech paths relative to the dataset root (default absolute)")
+    b = sub.add_parser("batch", help="send dialogs to synth servers",
+                       description="Send every dialog of a source to one or more `synth serve` "
+                                   "servers (round robin) with bounded concurrency; resumable.")
+    b.add_argument("--server", action="append", required=True, metavar="HOST:PORT",
+                   help="server address (repeatable: round robin across them)")
+    _add_source_args(b)
+    b.add_argument("--concurrency", type=int, default=8, help="dialogs in flight (default 8)")
+    b.add_argument("--out", default=None,
+                   help="also write every streamed conversation here (a local copy); conversations "
+                        "already in its manifest are not sent again")
+    b.add_argument("--failures", default="batch_failures.jsonl",
+                   help="where to list failed dialogs with their reasons")
+    b.add_argument("--token", default=os.environ.get("SYNTH_AUTH_TOKEN"), help="bearer token")
+    b.add_argument("--tls", action="store_true", help="connect with TLS")
+    b.add_argument("--seed", type=int, default=None, help="seed sent with every request")
+    b.add_argument("--timeout", type=float, default=600.0, help="deadline per dialog in seconds")
+    b.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    sv = sub.add_parser("serve", help="run the gRPC synthesis service",
+                        description="Serve synth.v1.Synth over gRPC with health checking, "
+                                    "reflection and Prometheus metrics. Every option also reads an "
+                                    "environment variable (SYNTH_<OPTION>), for containers.")
+    env = os.environ.get
+    sv.add_argument("--host", default=env("SYNTH_HOST", "[::]"))
+    sv.add_argument("--port", type=int, default=int(env("SYNTH_PORT", "50051")))
+    sv.add_argument("--out", default=env("SYNTH_OUT", "dataset"), help="dataset root the server writes to")
+    sv.add_argument("--engine", default=env("SYNTH_ENGINE", "piper"))
+    sv.add_argument("--model", default=env("SYNTH_MODEL"))
+    sv.add_argument("--device", default=env("SYNTH_DEVICE", "auto"), choices=("auto", "cpu", "cuda"))
+    sv.add_argument("--seed", type=int, default=int(env("SYNTH_SEED", "0")))
+    sv.add_argument("--gap", default=env("SYNTH_GAP", "normal:0.4,0.2"))
+    sv.add_argument("--max-in-flight", type=int, default=int(env("SYNTH_MAX_IN_FLIGHT", "16")),
+                    help="Synthesize calls served at once; more get RESOURCE_EXHAUSTED")
+    sv.add_argument("--max-turns", type=int, default=int(env("SYNTH_MAX_TURNS", "200")))
+    sv.add_argument("--max-turn-chars", type=int, default=int(env("SYNTH_MAX_TURN_CHARS", "2000")))
+    sv.add_argument("--auth-token", default=env("SYNTH_AUTH_TOKEN"),
+                    help="require 'authorization: Bearer TOKEN' on every call (default: off)")
+    sv.add_argument("--tls-cert", default=env("SYNTH_TLS_CERT"), help="PEM certificate chain (TLS on)")
+    sv.add_argument("--tls-key", default=env("SYNTH_TLS_KEY"), help="PEM private key")
+    sv.add_argument("--metrics-port", type=int, default=int(env("SYNTH_METRICS_PORT", "9090")),
+                    help="Prometheus /metrics port (-1: off)")
+    sv.add_argument("--drain-seconds", type=float, default=float(env("SYNTH_DRAIN_SECONDS", "30")),
+                    help="on SIGTERM, time given to calls in flight")
     return parser
 
 
@@ -214,8 +259,56 @@ def cmd_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_batch(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .client.batch import run_batch
+    from .dialogs import DialogLimits
+    from .sources import open_dialogs
+
+    limits = DialogLimits(max_turns=args.max_turns, max_turn_chars=args.max_turn_chars)
+    dialogs = open_dialogs(args.dialogs, args.format, args.split, args.limit, limits)
+    failures = Path(args.failures) if args.failures else None
+    summary = run_batch(dialogs, args.server, args.concurrency, Path(args.out) if args.out else None,
+                        token=args.token, tls=args.tls, failures_path=failures, timeout=args.timeout,
+                        seed=args.seed, progress=not args.quiet)
+    print(summary.format(failures))
+    return EXIT_PARTIAL if summary.failed else EXIT_OK
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .dialogs import DialogLimits
+    from .engines import load_engine
+    from .pipeline import PipelineConfig
+    from .server import ServerOptions, ServiceConfig, SynthServer, serve_forever
+    from .timeline import GapDistribution
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise SynthError("--tls-cert and --tls-key go together")
+    engine = load_engine(args.engine, args.model, args.device)
+    config = ServiceConfig(
+        out=Path(args.out), pipeline=PipelineConfig(seed=args.seed, gap=GapDistribution.parse(args.gap)),
+        limits=DialogLimits(max_turns=args.max_turns, max_turn_chars=args.max_turn_chars,
+                            max_total_chars=args.max_turns * args.max_turn_chars),
+        max_in_flight=args.max_in_flight)
+    options = ServerOptions(host=args.host, port=args.port, auth_token=args.auth_token or None,
+                            tls_cert=Path(args.tls_cert) if args.tls_cert else None,
+                            tls_key=Path(args.tls_key) if args.tls_key else None,
+                            metrics_port=None if args.metrics_port < 0 else args.metrics_port,
+                            drain_seconds=args.drain_seconds)
+    server = SynthServer(engine, config, options).start()
+    print(f"synth serve: listening on {args.host}:{server.port}"
+          + (f", metrics on :{server.metrics_port}/metrics" if server.metrics_port else ""), flush=True)
+    serve_forever(server)
+    return EXIT_OK
+
+
 COMMANDS = {"generate": cmd_generate, "voices": cmd_voices, "validate": cmd_validate,
-            "splits": cmd_splits, "tokenize": cmd_tokenize, "export": cmd_export}
+            "splits": cmd_splits, "tokenize": cmd_tokenize, "export": cmd_export,
+            "serve": cmd_serve, "batch": cmd_batch}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

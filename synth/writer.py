@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from .audio import write_wav
+from .audio import wav_bytes
 from .domain import Conversation
 from .errors import SynthError
 from .ids import conversation_dir
@@ -139,35 +139,43 @@ class DatasetWriter:
     def write(self, conv: Conversation) -> dict[str, Any]:
         """Write the folder atomically and append its manifest line; return that line.
         Raises AlreadyWritten if the id is already in the manifest."""
-        final = conversation_dir(self.root, conv.conversation_id)
-        staging = self.tmp / f"{conv.conversation_id}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+        return self.write_with_metadata(conv)[1]
+
+    def write_with_metadata(self, conv: Conversation) -> tuple[dict[str, Any], dict[str, Any]]:
+        """`write`, also returning the metadata.json that was written."""
+        meta = build_metadata(conv)
+        files: dict[str, bytes] = {}
+        for turn in conv.turns:
+            wav, txt = turn_files(turn.turn_id)
+            files[wav] = wav_bytes(turn.audio, turn.sample_rate)
+            files[txt] = (turn.text + "\n").encode("utf-8")
+        files["metadata.json"] = (json.dumps(meta, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+        if conv.samples is not None:
+            files["samples.jsonl"] = "".join(json.dumps(s, separators=(",", ":")) + "\n"
+                                             for s in conv.samples).encode("utf-8")
+        entry = build_manifest_entry(meta)
+        self.write_files(conv.conversation_id, files, entry)
+        return meta, entry
+
+    def write_files(self, conversation_id: str, files: dict[str, bytes], entry: dict[str, Any]) -> None:
+        """Write a conversation given as file name -> bytes (e.g. streamed from a server), with its
+        manifest line, by the same staging, rename and locked append as `write`."""
+        final = conversation_dir(self.root, conversation_id)
+        staging = self.tmp / f"{conversation_id}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
         try:
-            meta = self._stage(conv, staging)
-            entry = build_manifest_entry(meta)
+            staging.mkdir()
+            for name, data in files.items():
+                if "/" in name or name.startswith("."):
+                    raise SynthError(f"{conversation_id}: bad file name {name!r}")
+                with open(staging / name, "wb") as fh:
+                    fh.write(data)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            _fsync_dir(staging)
             self._commit(staging, final, entry)
-            return entry
         finally:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
-
-    def _stage(self, conv: Conversation, staging: Path) -> dict[str, Any]:
-        staging.mkdir()
-        for turn in conv.turns:
-            wav, txt = turn_files(turn.turn_id)
-            write_wav(staging / wav, turn.audio, turn.sample_rate)
-            (staging / txt).write_text(turn.text + "\n", encoding="utf-8")
-        meta = build_metadata(conv)
-        (staging / "metadata.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n",
-                                               encoding="utf-8")
-        if conv.samples is not None:
-            with open(staging / "samples.jsonl", "w", encoding="utf-8") as fh:
-                for sample in conv.samples:
-                    fh.write(json.dumps(sample, separators=(",", ":")) + "\n")
-        for path in staging.iterdir():
-            with open(path, "rb") as fh:
-                os.fsync(fh.fileno())
-        _fsync_dir(staging)
-        return meta
 
     def _commit(self, staging: Path, final: Path, entry: dict[str, Any]) -> None:
         line = (json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n").encode()

@@ -1,0 +1,90 @@
+"""The synchronous client."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Iterator, Mapping
+
+import grpc
+
+from ._gen.synth.v1 import synth_pb2 as pb
+from ._gen.synth.v1 import synth_pb2_grpc as pb_grpc
+from .events import RETRYABLE, Backoff, DialogLike, EventAssembler, SummaryEvent, TurnEvent, build_request
+
+
+def channel_for(target: str, tls: bool = False, root_certificates: bytes | None = None) -> grpc.Channel:
+    options = [("grpc.max_receive_message_length", 8 * 1024 * 1024)]
+    if tls or root_certificates:
+        return grpc.secure_channel(target, grpc.ssl_channel_credentials(root_certificates), options)
+    return grpc.insecure_channel(target, options)
+
+
+class SynthClient:
+    """
+        with SynthClient("localhost:50051") as c:
+            for event in c.synthesize([("A", "Hi."), ("B", "Hello!")], voices={"A": "joe-vt0.88"}):
+                ...   # TurnEvent per turn as soon as it is ready, then one SummaryEvent
+
+    Retries with backoff on UNAVAILABLE and RESOURCE_EXHAUSTED only, and only before the first
+    message of a stream arrived (so a retry never duplicates turns)."""
+
+    def __init__(self, target: str, token: str | None = None, tls: bool = False,
+                 root_certificates: bytes | None = None, backoff: Backoff | None = None):
+        self.target = target
+        self.channel = channel_for(target, tls, root_certificates)
+        self.stub = pb_grpc.SynthStub(self.channel)
+        self.metadata = [("authorization", f"Bearer {token}")] if token else []
+        self.backoff = backoff or Backoff()
+
+    def __enter__(self) -> "SynthClient":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        grpc.channel_ready_future(self.channel).result(timeout=timeout)
+
+    def list_voices(self, timeout: float | None = 30.0) -> list[dict[str, Any]]:
+        reply = self._retry(lambda: self.stub.ListVoices(pb.ListVoicesRequest(), timeout=timeout,
+                                                         metadata=self.metadata))
+        return [{"id": v.id, "engine": v.engine, "model": v.model, "speaker": v.speaker,
+                 "params": json.loads(v.params_json or "{}"), "meta": json.loads(v.meta_json or "{}")}
+                for v in reply.voices]
+
+    def synthesize(self, dialog: DialogLike, voices: Mapping[str, str] | None = None, *,
+                   conversation_id: str | None = None, seed: int | None = None,
+                   sample_format: str | None = None, stream_only: bool = False,
+                   timeout: float | None = None) -> Iterator[TurnEvent | SummaryEvent]:
+        request = build_request(dialog, voices, conversation_id, seed, sample_format, stream_only)
+        for attempt in range(self.backoff.attempts):
+            call = self.stub.Synthesize(request, timeout=timeout, metadata=self.metadata)
+            assembler = EventAssembler()
+            received = False
+            try:
+                for message in call:
+                    received = True
+                    event = assembler.feed(message)
+                    if event is not None:
+                        yield event
+                return
+            except grpc.RpcError as exc:
+                if received or exc.code() not in RETRYABLE or attempt + 1 == self.backoff.attempts:
+                    raise
+                time.sleep(self.backoff.delay(attempt))
+            finally:
+                call.cancel()  # no-op when finished; stops the server's work if we were abandoned
+
+    def _retry(self, fn: Any) -> Any:
+        for attempt in range(self.backoff.attempts):
+            try:
+                return fn()
+            except grpc.RpcError as exc:
+                if exc.code() not in RETRYABLE or attempt + 1 == self.backoff.attempts:
+                    raise
+                time.sleep(self.backoff.delay(attempt))
+        raise AssertionError("unreachable")
