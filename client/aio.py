@@ -11,6 +11,7 @@ import grpc.aio
 
 from ._gen.synth.v1 import synth_pb2 as pb
 from ._gen.synth.v1 import synth_pb2_grpc as pb_grpc
+from .sync import CHANNEL_OPTIONS
 from .events import RETRYABLE, Backoff, DialogLike, EventAssembler, SummaryEvent, TurnEvent, build_request
 
 
@@ -23,7 +24,7 @@ class AsyncSynthClient:
 
     def __init__(self, target: str, token: str | None = None, tls: bool = False,
                  root_certificates: bytes | None = None, backoff: Backoff | None = None):
-        options = [("grpc.max_receive_message_length", 8 * 1024 * 1024)]
+        options = CHANNEL_OPTIONS
         if tls or root_certificates:
             self.channel = grpc.aio.secure_channel(target, grpc.ssl_channel_credentials(root_certificates), options)
         else:

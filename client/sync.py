@@ -13,8 +13,16 @@ from ._gen.synth.v1 import synth_pb2_grpc as pb_grpc
 from .events import RETRYABLE, Backoff, DialogLike, EventAssembler, SummaryEvent, TurnEvent, build_request
 
 
+CHANNEL_OPTIONS = [
+    ("grpc.max_receive_message_length", 8 * 1024 * 1024),
+    # With a `dns:///name:port` target that resolves to several replicas (a Kubernetes headless
+    # Service), spread calls over all of them instead of pinning to the first address.
+    ("grpc.service_config", json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})),
+]
+
+
 def channel_for(target: str, tls: bool = False, root_certificates: bytes | None = None) -> grpc.Channel:
-    options = [("grpc.max_receive_message_length", 8 * 1024 * 1024)]
+    options = CHANNEL_OPTIONS
     if tls or root_certificates:
         return grpc.secure_channel(target, grpc.ssl_channel_credentials(root_certificates), options)
     return grpc.insecure_channel(target, options)

@@ -28,8 +28,8 @@ SERVICE_NAME = synth_pb2.DESCRIPTOR.services_by_name["Synth"].full_name  # "synt
 
 
 class BearerTokenInterceptor(grpc.ServerInterceptor):
-    """Rejects every call without `authorization: Bearer <token>` (health checks included: a
-    prober is configured with the token, see deploy/)."""
+    """Rejects every call without `authorization: Bearer <token>`, except the standard health
+    service: load balancers and Kubernetes probes cannot send a token, and health reveals nothing."""
 
     def __init__(self, token: str):
         self._expected = f"Bearer {token}".encode()
@@ -41,6 +41,8 @@ class BearerTokenInterceptor(grpc.ServerInterceptor):
         self._deny_stream = grpc.unary_stream_rpc_method_handler(deny)
 
     def intercept_service(self, continuation: Callable[..., Any], details: grpc.HandlerCallDetails) -> Any:
+        if details.method.startswith("/grpc.health.v1.Health/"):
+            return continuation(details)
         given = dict(details.invocation_metadata or ()).get("authorization", "")
         if hmac.compare_digest(given.encode(), self._expected):
             return continuation(details)
@@ -116,6 +118,7 @@ class SynthServer:
         self.health.enter_graceful_shutdown()
         grace = self.options.drain_seconds if grace is None else grace
         self.server.stop(grace).wait()
+        self.service.engine.close()
         self._stopped.set()
 
     def wait(self) -> None:

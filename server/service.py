@@ -17,6 +17,7 @@ import grpc
 
 from synth.client._gen.synth.v1 import synth_pb2 as pb
 from synth.client._gen.synth.v1 import synth_pb2_grpc as pb_grpc
+from synth.batcher import BatchingEngine
 from synth.dialogs import DialogLimits
 from synth.engines.base import Engine, SynthesisRequest
 from synth.errors import VoiceError
@@ -38,14 +39,22 @@ class ServiceConfig:
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     limits: DialogLimits = SERVER_LIMITS
     max_in_flight: int = 16
+    max_batch: int = 16
+    max_wait_ms: float = 5.0
     tokenizer: str = "meta-llama/Llama-3.1-8B-Instruct"
 
 
 class SynthService(pb_grpc.SynthServicer):
     def __init__(self, engine: Engine, config: ServiceConfig, metrics: Metrics | None = None):
-        self.engine = engine
         self.config = config
         self.metrics = metrics or Metrics()
+
+        def observe(size: int, depth: int) -> None:
+            self.metrics.batch_size.observe(size)
+            self.metrics.queue_depth.set(depth)
+
+        # Turns of every stream go through one queue and one engine worker (synth.batcher).
+        self.engine = BatchingEngine(engine, config.max_batch, config.max_wait_ms, on_batch=observe)
         tokenizer: Tokenizer = load_tokenizer(config.tokenizer)
         self.builders = {fmt: SampleBuilder(tokenizer, SampleConfig(format=fmt)) for fmt in ("chat", "transcribe")}
         self.catalog = engine.voices()

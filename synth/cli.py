@@ -118,6 +118,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--timeout", type=float, default=600.0, help="deadline per dialog in seconds")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    h = sub.add_parser("health", help="check a server's gRPC health (exit 0 when SERVING)",
+                       description="Ask the standard grpc.health.v1 service; for container HEALTHCHECKs.")
+    h.add_argument("--server", default="localhost:50051")
+    h.add_argument("--service", default="synth.v1.Synth", help="'' for the whole server")
+    h.add_argument("--timeout", type=float, default=5.0)
+
     sv = sub.add_parser("serve", help="run the gRPC synthesis service",
                         description="Serve synth.v1.Synth over gRPC with health checking, "
                                     "reflection and Prometheus metrics. Every option also reads an "
@@ -133,6 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--gap", default=env("SYNTH_GAP", "normal:0.4,0.2"))
     sv.add_argument("--max-in-flight", type=int, default=int(env("SYNTH_MAX_IN_FLIGHT", "16")),
                     help="Synthesize calls served at once; more get RESOURCE_EXHAUSTED")
+    sv.add_argument("--max-batch", type=int, default=int(env("SYNTH_MAX_BATCH", "16")),
+                    help="turns per engine call across all streams (dynamic batching)")
+    sv.add_argument("--max-wait-ms", type=float, default=float(env("SYNTH_MAX_WAIT_MS", "5")),
+                    help="longest wait for a batch to fill")
     sv.add_argument("--max-turns", type=int, default=int(env("SYNTH_MAX_TURNS", "200")))
     sv.add_argument("--max-turn-chars", type=int, default=int(env("SYNTH_MAX_TURN_CHARS", "2000")))
     sv.add_argument("--auth-token", default=env("SYNTH_AUTH_TOKEN"),
@@ -276,6 +286,22 @@ def cmd_batch(args: argparse.Namespace) -> int:
     return EXIT_PARTIAL if summary.failed else EXIT_OK
 
 
+def cmd_health(args: argparse.Namespace) -> int:
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    with grpc.insecure_channel(args.server) as channel:
+        try:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=args.service), timeout=args.timeout)
+        except grpc.RpcError as exc:
+            print(f"{args.server}: {exc.code().name}: {exc.details()}", file=sys.stderr)
+            return EXIT_ERROR
+    status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+    print(f"{args.server}: {status}")
+    return EXIT_OK if reply.status == health_pb2.HealthCheckResponse.SERVING else EXIT_ERROR
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -293,7 +319,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         out=Path(args.out), pipeline=PipelineConfig(seed=args.seed, gap=GapDistribution.parse(args.gap)),
         limits=DialogLimits(max_turns=args.max_turns, max_turn_chars=args.max_turn_chars,
                             max_total_chars=args.max_turns * args.max_turn_chars),
-        max_in_flight=args.max_in_flight)
+        max_in_flight=args.max_in_flight, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms)
     options = ServerOptions(host=args.host, port=args.port, auth_token=args.auth_token or None,
                             tls_cert=Path(args.tls_cert) if args.tls_cert else None,
                             tls_key=Path(args.tls_key) if args.tls_key else None,
@@ -308,7 +334,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 COMMANDS = {"generate": cmd_generate, "voices": cmd_voices, "validate": cmd_validate,
             "splits": cmd_splits, "tokenize": cmd_tokenize, "export": cmd_export,
-            "serve": cmd_serve, "batch": cmd_batch}
+            "serve": cmd_serve, "batch": cmd_batch, "health": cmd_health}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

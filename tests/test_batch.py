@@ -56,6 +56,8 @@ def manifest_ids(root: Path) -> list[str]:
 def test_sigterm_drains_requests_in_flight(tmp_path):
     port = free_port()
     proc = start_server(tmp_path / "ds", port)
+    up = run_cli("health", "--server", f"127.0.0.1:{port}")
+    assert up.returncode == 0 and "SERVING" in up.stdout
     turns = [("A" if i % 2 == 0 else "B", f"Turn {i}: the meeting moved to the third floor.") for i in range(8)]
     with SynthClient(f"127.0.0.1:{port}") as c:
         stream = c.synthesize(turns, conversation_id="drained")
@@ -65,6 +67,8 @@ def test_sigterm_drains_requests_in_flight(tmp_path):
     assert first.turn_id == 0 and rest[-1].conversation_id == "drained" and rest[-1].written
     assert proc.wait(timeout=60) == 0
     assert manifest_ids(tmp_path / "ds") == ["drained"]
+    down = run_cli("health", "--server", f"127.0.0.1:{port}", "--timeout", "2")
+    assert down.returncode == 1
     assert validate_dataset(tmp_path / "ds").ok
 
 

@@ -35,7 +35,7 @@ def start(engine, out: Path, **options) -> SynthServer:
 
 @pytest.fixture(scope="module")
 def server(engine, tmp_path_factory):
-    srv = start(engine, tmp_path_factory.mktemp("served") / "dataset", metrics_port=0)
+    srv = start(engine, tmp_path_factory.mktemp("served") / "dataset", metrics_port=0, max_in_flight=24)
     yield srv
     srv.stop(grace=0)
 
@@ -198,6 +198,9 @@ def test_auth_token(engine, tmp_path):
                 assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
         with SynthClient(target(srv), token="s3cret") as c:
             assert isinstance(list(c.synthesize(DIALOG))[-1], SummaryEvent)
+        with grpc.insecure_channel(target(srv)) as channel:  # probes cannot send a token
+            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=5)
+            assert reply.status == health_pb2.HealthCheckResponse.SERVING
         assert len(manifest_ids(tmp_path / "ds")) == 1
     finally:
         srv.stop(grace=0)
