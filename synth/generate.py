@@ -1,16 +1,18 @@
-"""Running the pipeline over a dialog source into a dataset folder: resume, duplicate ids,
-`--on-error`, progress, and a writer thread that overlaps file I/O with synthesis."""
+"""Running a producer (the TTS pipeline, or a corpus converter) over a source into a dataset
+folder: resume, duplicate ids, `--on-error`, progress, parallel workers, and a writer thread that
+overlaps file I/O with production."""
 
 from __future__ import annotations
 
 import json
 import sys
 import time
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Iterable, TextIO
+from typing import Any, Callable, Iterable, Protocol, TextIO
 
-from .domain import Dialog
+from .domain import Conversation, Source
 from .errors import DialogError, SynthError, VoiceError
 from .pipeline import Pipeline
 from .writer import DatasetWriter, Recovery
@@ -65,14 +67,28 @@ class _Progress:
             self.bar.close()
 
 
-def generate(dialogs: Iterable[Dialog | DialogError], pipeline: Pipeline, writer: DatasetWriter,
-             on_error: str = "skip", resume: bool = True, progress: bool = False,
-             total: int | None = None, log: TextIO = sys.stderr) -> RunSummary:
-    """Synthesize every dialog not yet in the dataset. With on_error='fail' the first bad dialog
-    raises (after the conversations already finished are committed); with 'skip' it is logged to
-    `<out>/failures.jsonl` and the run goes on."""
+class Item(Protocol):
+    """What a run iterates over: a Dialog, or any record a producer turns into a Conversation
+    (a group of recorded utterances), with a conversation id and a source for messages."""
+
+    conversation_id: str
+    source: Source
+
+
+def generate(items: Iterable[Item | DialogError], produce: Pipeline | Callable[[Any], Conversation],
+             writer: DatasetWriter, on_error: str = "skip", resume: bool = True,
+             progress: bool = False, total: int | None = None, workers: int = 1,
+             log: TextIO = sys.stderr) -> RunSummary:
+    """Produce and write every item not yet in the dataset. `produce` is a Pipeline (its `run`)
+    or any callable item -> Conversation; `workers` run it in parallel threads (for converters;
+    a TTS engine uses its own threads). Writing happens on one more thread, overlapping the next
+    production. With on_error='fail' the first bad item raises (after the conversations already
+    finished are committed); with 'skip' it is logged to `<out>/failures.jsonl` and the run goes on."""
     if on_error not in ("skip", "fail"):
         raise SynthError(f"--on-error {on_error!r}: choose skip or fail")
+    if workers < 1:
+        raise SynthError("--workers must be at least 1")
+    run = produce.run if isinstance(produce, Pipeline) else produce
     summary = RunSummary()
     began = time.perf_counter()
     summary.recovery = writer.recover()
@@ -84,8 +100,9 @@ def generate(dialogs: Iterable[Dialog | DialogError], pipeline: Pipeline, writer
     bar = _Progress(progress, total, log)
     failures_path = writer.root / FAILURES
     failures_path.unlink(missing_ok=True)
+    stop: list[BaseException] = []
 
-    def fail(err: dict[str, str]) -> None:
+    def fail(err: dict[str, str], exc: BaseException | None = None) -> None:
         summary.failed += 1
         summary.failures.append(err)
         with open(failures_path, "a", encoding="utf-8") as fh:
@@ -93,50 +110,76 @@ def generate(dialogs: Iterable[Dialog | DialogError], pipeline: Pipeline, writer
         print(f"error: {err['where']}: {err.get('field') + ': ' if err.get('field') else ''}"
               f"{err['error']}", file=log)
         bar.update(summary)
+        if on_error == "fail" and exc is not None and not stop:
+            stop.append(exc)
 
-    def written(fut: Future[dict[str, Any]], conv_id: str, where: str) -> None:
+    def error_dict(item: Any, exc: BaseException, field: str = "") -> dict[str, str]:
+        if isinstance(exc, DialogError):
+            return exc.to_dict()
+        return {"where": item.source.describe(), "field": field,
+                "conversation_id": item.conversation_id, "error": str(exc)}
+
+    def written(fut: Future[dict[str, Any]], item: Any) -> None:
         try:
             entry = fut.result()
-        except Exception as exc:  # I/O errors on the disk: the conversation is not committed
-            fail({"where": where, "field": "", "conversation_id": conv_id, "error": str(exc)})
-            if on_error == "fail":
-                raise
+        except Exception as exc:  # disk errors, or a concurrent writer got there first
+            fail(error_dict(item, exc), exc)
             return
         summary.generated += 1
-        summary.audio_sec += float(entry["speech_duration_sec"])
+        summary.audio_sec += float(entry["speech_duration_sec"] or 0.0)
         bar.update(summary)
 
-    pending: list[tuple[Future[dict[str, Any]], str, str]] = []
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="synth-writer") as io_pool:
+    def produced(fut: Future[Conversation], item: Any) -> Future[dict[str, Any]] | None:
         try:
-            for item in dialogs:
-                if isinstance(item, Dialog) and item.conversation_id in done:
+            conv = fut.result()
+        except (DialogError, VoiceError) as exc:
+            fail(error_dict(item, exc, "voices"), exc)
+            return None
+        return io_pool.submit(writer.write, conv)
+
+    producing: deque[tuple[Future[Conversation], Any]] = deque()
+    writing: deque[tuple[Future[dict[str, Any]], Any]] = deque()
+
+    def drain(limit: int) -> None:
+        """Hand finished productions to the writer, oldest first, until at most `limit` are
+        pending; keep at most one write behind them (limit 0: wait for every write too)."""
+        while len(producing) > limit:
+            wfut = produced(*producing[0])
+            item = producing.popleft()[1]
+            if wfut is not None:
+                writing.append((wfut, item))
+            while len(writing) > 1:
+                written(*writing.popleft())
+        if limit == 0:
+            while writing:
+                written(*writing.popleft())
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="synth-produce") as work_pool, \
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="synth-writer") as io_pool:
+        try:
+            for item in items:
+                if stop:
+                    break
+                if isinstance(item, DialogError):
+                    fail(item.to_dict(), item)
+                    continue
+                if item.conversation_id in done:
                     summary.skipped_existing += 1
                     continue
-                try:
-                    if isinstance(item, DialogError):
-                        raise item
-                    first = seen.setdefault(item.conversation_id, item.source.describe())
-                    if first != item.source.describe():
-                        raise DialogError(f"duplicate conversation_id {item.conversation_id!r} "
-                                          f"(first at {first})", item.source.describe(),
-                                          "conversation_id", item.conversation_id)
-                    conv = pipeline.run(item)
-                except (DialogError, VoiceError) as exc:
-                    err = exc.to_dict() if isinstance(exc, DialogError) else {
-                        "where": item.source.describe(), "field": "voices",
-                        "conversation_id": item.conversation_id, "error": str(exc)}
-                    fail(err)
-                    if on_error == "fail":
-                        raise
+                first = seen.setdefault(item.conversation_id, item.source.describe())
+                if first != item.source.describe():
+                    err = DialogError(f"duplicate conversation_id {item.conversation_id!r} "
+                                      f"(first at {first})", item.source.describe(),
+                                      "conversation_id", item.conversation_id)
+                    fail(err.to_dict(), err)
                     continue
-                while len(pending) >= 2:  # bound memory: at most two conversations in flight
-                    written(*pending.pop(0))
-                pending.append((io_pool.submit(writer.write, conv), conv.conversation_id,
-                                item.source.describe()))
+                drain(workers)  # bound memory: a few conversations in flight
+                producing.append((work_pool.submit(run, item), item))
         finally:
-            while pending:
-                written(*pending.pop(0))
+            drain(0)
             bar.close()
     summary.wall_sec = time.perf_counter() - began
+    if stop:
+        raise stop[0]
     return summary
+
