@@ -17,6 +17,7 @@ import grpc
 
 from synth.client._gen.synth.v1 import synth_pb2 as pb
 from synth.client._gen.synth.v1 import synth_pb2_grpc as pb_grpc
+from synth.asr import AsrCheck
 from synth.batcher import BatchingEngine
 from synth.dialogs import DialogLimits
 from synth.engines.base import Engine, SynthesisRequest
@@ -42,6 +43,7 @@ class ServiceConfig:
     max_batch: int = 16
     max_wait_ms: float = 5.0
     tokenizer: str = "meta-llama/Llama-3.1-8B-Instruct"
+    asr_check: AsrCheck | None = None  # transcribe every turn, re-synthesize failing ones
 
 
 class SynthService(pb_grpc.SynthServicer):
@@ -139,7 +141,7 @@ class SynthService(pb_grpc.SynthServicer):
         config = self.config.pipeline
         if request.HasField("seed"):
             config = replace(config, seed=request.seed)
-        pipeline = Pipeline(self.engine, config, self.builders[fmt])
+        pipeline = Pipeline(self.engine, config, self.builders[fmt], self.config.asr_check)
         try:
             casting = pipeline.cast(dialog)
         except VoiceError as exc:

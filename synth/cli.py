@@ -65,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip conversations already in the manifest and clean up an interrupted "
                         "run (default); --no-resume refuses a non-empty --out")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_asr_check_args(g)
     _add_sample_args(g, "--sample-format")
 
     v = sub.add_parser("voices", help="list the voice catalog",
@@ -118,6 +119,46 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--timeout", type=float, default=600.0, help="deadline per dialog in seconds")
     b.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    cv = sub.add_parser("convert", help="turn a recorded-speech corpus into a dataset",
+                        description="Convert LibriSpeech or Common Voice into the dataset contract "
+                                    "(16 kHz PCM16 turns, transcripts, metadata, samples).")
+    cv.add_argument("corpus", choices=("librispeech", "commonvoice"))
+    cv.add_argument("path", help="LibriSpeech subset folder (e.g. LibriSpeech/train-clean-360) or "
+                                 "Common Voice language folder (with clips/ and *.tsv)")
+    cv.add_argument("--out", required=True, help="dataset root folder")
+    cv.add_argument("--split", default="train", help="Common Voice TSV: train, dev, test, validated...")
+    cv.add_argument("--min-duration", type=float, default=None,
+                    help="LibriSpeech: chapter chunks of at least this many seconds (shorter "
+                         "chapters are skipped); default: one conversation per chapter")
+    cv.add_argument("--truecase", action="store_true", help="LibriSpeech: true-case the transcripts")
+    cv.add_argument("--turns", type=int, default=8, help="Common Voice: turns per conversation")
+    cv.add_argument("--speakers", type=int, default=2, help="Common Voice: speakers per conversation")
+    cv.add_argument("--limit", type=int, default=None, help="at most this many conversations")
+    _add_run_args(cv)
+
+    tr = sub.add_parser("transcribe", help="turn folders of audio files into a dataset with ASR",
+                        description="Every folder with audio files becomes a conversation, its files "
+                                    "(natural order) the turns, transcribed by faster-whisper.")
+    tr.add_argument("path", help="folder of recordings")
+    tr.add_argument("--out", required=True, help="dataset root folder")
+    tr.add_argument("--asr-model", default=None,
+                    help="faster-whisper model name or path (default: the embedded tiny.en)")
+    tr.add_argument("--speaker-pattern", default=None,
+                    help="regex with (?P<speaker>...) applied to file names; default: one speaker")
+    tr.add_argument("--limit", type=int, default=None)
+    _add_run_args(tr)
+
+    ck = sub.add_parser("check", help="check a dataset's speech against its transcripts with ASR",
+                        description="Transcribe every turn, compute word error rate against its "
+                                    "transcript (synth.wer normalization), record it in metadata, "
+                                    "report the worst turns; exit 1 if any turn is over the threshold.")
+    ck.add_argument("dataset")
+    ck.add_argument("--asr", action="store_true", required=True, help="run the ASR check")
+    ck.add_argument("--asr-model", default=None, help="faster-whisper model (default: embedded tiny.en)")
+    ck.add_argument("--threshold", type=float, default=0.3, help="word error rate that fails a turn")
+    ck.add_argument("--worst", type=int, default=10, help="how many of the worst turns to list")
+    ck.add_argument("--no-write", action="store_true", help="do not record results in metadata.json")
+
     h = sub.add_parser("health", help="check a server's gRPC health (exit 0 when SERVING)",
                        description="Ask the standard grpc.health.v1 service; for container HEALTHCHECKs.")
     h.add_argument("--server", default="localhost:50051")
@@ -153,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="Prometheus /metrics port (-1: off)")
     sv.add_argument("--drain-seconds", type=float, default=float(env("SYNTH_DRAIN_SECONDS", "30")),
                     help="on SIGTERM, time given to calls in flight")
+    _add_asr_check_args(sv)
     return parser
 
 
@@ -165,6 +207,34 @@ def _add_sample_args(p: argparse.ArgumentParser, *format_flags: str) -> None:
     g.add_argument("--pad-multiple", type=int, default=64, help="pad sequences to a multiple of this")
     g.add_argument("--speech-tokens-per-sec", type=float, default=10.0,
                    help="speech positions per second of audio in total_tokens (default 10)")
+
+
+def _add_run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workers", type=int, default=2, help="parallel decoding workers (default 2)")
+    p.add_argument("--seed", type=int, default=0, help="seed for turn gaps")
+    p.add_argument("--gap", default="normal:0.4,0.2", help="gap between turns (see generate)")
+    p.add_argument("--on-error", default="skip", choices=("skip", "fail"))
+    p.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_sample_args(p, "--sample-format")
+
+
+def _add_asr_check_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("ASR check")
+    g.add_argument("--asr-check", action="store_true",
+                   help="transcribe each synthesized turn and re-synthesize it if its word error "
+                        "rate is over --asr-threshold (results in metadata)")
+    g.add_argument("--asr-model", default=None, help="faster-whisper model (default: embedded tiny.en)")
+    g.add_argument("--asr-threshold", type=float, default=0.3)
+    g.add_argument("--asr-retries", type=int, default=2, help="re-syntheses per failing turn")
+
+
+def _asr_check(args: argparse.Namespace):
+    if not getattr(args, "asr_check", False):
+        return None
+    from .asr import AsrCheck, Recognizer
+
+    return AsrCheck(Recognizer(args.asr_model), args.asr_threshold, args.asr_retries)
 
 
 def _sample_builder(args: argparse.Namespace):
@@ -199,7 +269,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
                             voice_override=_parse_voice_override(args.voice))
     dialogs = open_dialogs(args.dialogs, args.format, args.split, args.limit, limits)
     engine = load_engine(args.engine, args.model, args.device, args.noise_scale, args.noise_w)
-    pipeline = Pipeline(engine, config, _sample_builder(args))
+    pipeline = Pipeline(engine, config, _sample_builder(args), _asr_check(args))
     summary = generate(dialogs, pipeline, DatasetWriter(args.out), on_error=args.on_error,
                        resume=args.resume, progress=not args.quiet, total=args.limit)
     print(summary.format())
@@ -286,6 +356,56 @@ def cmd_batch(args: argparse.Namespace) -> int:
     return EXIT_PARTIAL if summary.failed else EXIT_OK
 
 
+def _run_recorded(args: argparse.Namespace, groups, recognizer=None) -> int:
+    import itertools
+
+    from .generate import generate
+    from .recorded import RecordedProducer
+    from .timeline import GapDistribution
+    from .writer import DatasetWriter
+
+    producer = RecordedProducer(GapDistribution.parse(args.gap), args.seed, _sample_builder(args), recognizer)
+    summary = generate(itertools.islice(groups, args.limit), producer, DatasetWriter(args.out),
+                       on_error=args.on_error, resume=args.resume, progress=not args.quiet,
+                       total=args.limit, workers=args.workers)
+    print(summary.format())
+    return EXIT_PARTIAL if summary.failed else EXIT_OK
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    if args.corpus == "librispeech":
+        from .corpora.librispeech import read_librispeech
+
+        groups = read_librispeech(Path(args.path), args.min_duration, args.truecase)
+    else:
+        from .corpora.commonvoice import read_commonvoice
+
+        groups = read_commonvoice(Path(args.path), args.split, args.turns, args.speakers)
+    return _run_recorded(args, groups)
+
+
+def cmd_transcribe(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .asr import Recognizer
+    from .corpora.folders import read_audio_folders
+
+    groups = read_audio_folders(Path(args.path), args.speaker_pattern)
+    return _run_recorded(args, groups, Recognizer(args.asr_model))
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from .asr import Recognizer
+    from .asr_check import check_dataset
+
+    report = check_dataset(args.dataset, Recognizer(args.asr_model), args.threshold,
+                           write=not args.no_write)
+    print(report.format(args.worst))
+    return EXIT_ERROR if report.failed else EXIT_OK
+
+
 def cmd_health(args: argparse.Namespace) -> int:
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -319,7 +439,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         out=Path(args.out), pipeline=PipelineConfig(seed=args.seed, gap=GapDistribution.parse(args.gap)),
         limits=DialogLimits(max_turns=args.max_turns, max_turn_chars=args.max_turn_chars,
                             max_total_chars=args.max_turns * args.max_turn_chars),
-        max_in_flight=args.max_in_flight, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms)
+        max_in_flight=args.max_in_flight, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
+        asr_check=_asr_check(args))
     options = ServerOptions(host=args.host, port=args.port, auth_token=args.auth_token or None,
                             tls_cert=Path(args.tls_cert) if args.tls_cert else None,
                             tls_key=Path(args.tls_key) if args.tls_key else None,
@@ -334,7 +455,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 COMMANDS = {"generate": cmd_generate, "voices": cmd_voices, "validate": cmd_validate,
             "splits": cmd_splits, "tokenize": cmd_tokenize, "export": cmd_export,
-            "serve": cmd_serve, "batch": cmd_batch, "health": cmd_health}
+            "serve": cmd_serve, "batch": cmd_batch, "health": cmd_health,
+            "convert": cmd_convert, "transcribe": cmd_transcribe, "check": cmd_check}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -30,8 +30,8 @@ class Source:
 
     def describe(self) -> str:
         """Human location for error messages: 'file.jsonl line 7' or 'daily_dialog train #3'."""
-        if self.path is not None and self.line is not None:
-            return f"{self.path} line {self.line}"
+        if self.path is not None:
+            return f"{self.path} line {self.line}" if self.line is not None else self.path
         where = self.dataset + (f" {self.split}" if self.split else "")
         return f"{where} #{self.index}" if self.index is not None else where
 
@@ -92,6 +92,7 @@ class SynthesizedTurn:
     sample_rate: int
     start_time: float = 0.0
     synthesis_sec: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)  # per-turn metadata (ASR check, source file)
 
     @property
     def num_samples(self) -> int:

@@ -122,8 +122,8 @@ def generate(items: Iterable[Item | DialogError], produce: Pipeline | Callable[[
     def written(fut: Future[dict[str, Any]], item: Any) -> None:
         try:
             entry = fut.result()
-        except Exception as exc:  # disk errors, or a concurrent writer got there first
-            fail(error_dict(item, exc), exc)
+        except Exception as exc:  # bad input, disk errors, or a concurrent writer got there first
+            fail(error_dict(item, exc, "voices" if isinstance(exc, VoiceError) else ""), exc)
             return
         summary.generated += 1
         summary.audio_sec += float(entry["speech_duration_sec"] or 0.0)
@@ -137,15 +137,26 @@ def generate(items: Iterable[Item | DialogError], produce: Pipeline | Callable[[
             return None
         return io_pool.submit(writer.write, conv)
 
-    producing: deque[tuple[Future[Conversation], Any]] = deque()
+    # One worker: production (synthesis) on one thread, writing overlapped on another. Several
+    # workers (converters): each writes what it produced, so writing scales with them too.
+    inline = workers > 1
+
+    def task(item: Any) -> Any:
+        conv = run(item)
+        return writer.write(conv) if inline else conv
+
+    producing: deque[tuple[Future[Any], Any]] = deque()
     writing: deque[tuple[Future[dict[str, Any]], Any]] = deque()
 
     def drain(limit: int) -> None:
         """Hand finished productions to the writer, oldest first, until at most `limit` are
         pending; keep at most one write behind them (limit 0: wait for every write too)."""
         while len(producing) > limit:
-            wfut = produced(*producing[0])
-            item = producing.popleft()[1]
+            fut, item = producing.popleft()
+            if inline:
+                written(fut, item)
+                continue
+            wfut = produced(fut, item)
             if wfut is not None:
                 writing.append((wfut, item))
             while len(writing) > 1:
@@ -173,8 +184,8 @@ def generate(items: Iterable[Item | DialogError], produce: Pipeline | Callable[[
                                       "conversation_id", item.conversation_id)
                     fail(err.to_dict(), err)
                     continue
-                drain(workers)  # bound memory: a few conversations in flight
-                producing.append((work_pool.submit(run, item), item))
+                drain(2 * workers)  # bound memory: a few conversations in flight
+                producing.append((work_pool.submit(task, item), item))
         finally:
             drain(0)
             bar.close()

@@ -32,6 +32,7 @@ def build_metadata(conv: Conversation) -> dict[str, Any]:
             "duration_sec": round(t.duration_sec, 4),
             "start_time": round(t.start_time, 4),
             "end_time": round(t.end_time, 4),
+            **t.extra,
         })
     meta: dict[str, Any] = {
         "conversation_id": conv.conversation_id,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, Protocol
 
 import numpy as np
 
@@ -16,6 +16,9 @@ from .domain import Conversation, Dialog, SynthesizedTurn, Voice
 from .engines.base import Engine, SynthesisRequest
 from .errors import DialogError
 from .text import split_sentences
+
+if TYPE_CHECKING:
+    from .asr import AsrCheck
 from .timeline import GapDistribution
 
 
@@ -40,10 +43,11 @@ class Pipeline:
     Holds the engine (loaded once) and is safe to share between threads if the engine is."""
 
     def __init__(self, engine: Engine, config: PipelineConfig = PipelineConfig(),
-                 sample_builder: SampleBuilder | None = None):
+                 sample_builder: SampleBuilder | None = None, asr_check: "AsrCheck | None" = None):
         self.engine = engine
         self.config = config
         self.sample_builder = sample_builder
+        self.asr_check = asr_check
         self.catalog: list[Voice] = engine.voices()
         self.voice_ids = {v.id for v in self.catalog}
         unknown = sorted(set(config.voice_override.values()) - self.voice_ids)
@@ -83,11 +87,38 @@ class Pipeline:
             if audio.size == 0:
                 raise DialogError("the engine produced no audio for this text",
                                   dialog.source.describe(), f"turns[{i}].text", dialog.conversation_id)
+            extra: dict[str, Any] = {}
+            if self.asr_check is not None:
+                audio, extra["asr_check"] = self._checked(audio, turn.text, casting[turn.speaker])
             st = SynthesizedTurn(turn_id=i, speaker=turn.speaker, voice=casting[turn.speaker],
                                  text=turn.text, audio=audio, sample_rate=self.config.sample_rate,
-                                 start_time=round(t, 3), synthesis_sec=time.perf_counter() - began)
+                                 start_time=round(t, 3), synthesis_sec=time.perf_counter() - began,
+                                 extra=extra)
             t = st.start_time + st.duration_sec
             yield st
+
+    def _checked(self, audio: np.ndarray, text: str, voice: Voice) -> tuple[np.ndarray, dict[str, Any]]:
+        """Transcribe; synthesize again while the word error rate is over the threshold (at most
+        `retries` times, only when the engine samples noise); keep the best rendition."""
+        from .wer import wer
+
+        check = self.asr_check
+        assert check is not None
+        noisy = self.engine.describe().get("noise_scale") not in (0, 0.0)
+        best: tuple[float, np.ndarray, str] | None = None
+        attempts = 0
+        while True:
+            attempts += 1
+            hyp = check.recognizer.transcribe(audio).text
+            score = wer(text, hyp)
+            if best is None or score < best[0]:
+                best = (score, audio, hyp)
+            if score <= check.threshold or attempts > check.retries or not noisy:
+                break
+            audio = self.render(text, voice)
+        score, audio, hyp = best
+        return audio, {"wer": round(score, 4), "hypothesis": hyp, "attempts": attempts,
+                       "passed": score <= check.threshold, **check.recognizer.describe()}
 
     def assemble(self, dialog: Dialog, casting: Mapping[str, Voice],
                  turns: list[SynthesizedTurn]) -> Conversation:
@@ -99,6 +130,12 @@ class Pipeline:
             "engine": self.engine.describe(),
             "synth_version": __version__,
         })
+        if self.asr_check is not None:
+            wers = [t.extra["asr_check"]["wer"] for t in turns if "asr_check" in t.extra]
+            conv.extra["asr_check"] = {
+                **self.asr_check.recognizer.describe(), "threshold": self.asr_check.threshold,
+                "mean_wer": round(sum(wers) / len(wers), 4) if wers else None,
+                "failed_turns": [t.turn_id for t in turns if not t.extra.get("asr_check", {}).get("passed", True)]}
         if self.sample_builder is not None:
             conv.samples, tokens = self.sample_builder.build(conv)
             conv.extra["tokens"] = tokens

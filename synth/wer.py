@@ -1,7 +1,7 @@
 """Word error rate with one documented normalization, used to check synthesized speech with ASR.
 
-Normalization (applied to both reference and hypothesis): Unicode NFKC, lower case, '$N' read as
-'N dollars' and 'N%' as 'N percent', integers written as English words ("12" -> "twelve",
+Normalization (applied to both reference and hypothesis): Unicode NFKC, lower case, '$N.MM' read
+as 'N dollars and MM cents', '$N' as 'N dollars' and 'N%' as 'N percent', integers written as English words ("12" -> "twelve",
 "1,000" -> "one thousand"), hyphens as spaces, every other punctuation mark removed except
 apostrophes inside words, whitespace collapsed."""
 
@@ -31,6 +31,7 @@ def number_words(n: int) -> str:
 
 def normalize(text: str) -> str:
     text = unicodedata.normalize("NFKC", text).lower().replace("\u2019", "'")
+    text = re.sub(r"\$(\d[\d,]*)\.(\d\d)\b", r"\1 dollars and \2 cents", text)
     text = re.sub(r"\$(\d[\d,]*(?:\.\d+)?)", r"\1 dollars", text)
     text = re.sub(r"(\d)\s*%", r"\1 percent", text)
     text = re.sub(r"(?<=\d),(?=\d{3}\b)", "", text)

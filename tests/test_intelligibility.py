@@ -37,6 +37,7 @@ def test_wer_normalization():
     assert normalize("It's 12 o'clock - 50% off, $3!") == "it's twelve o'clock fifty percent off three dollars"
     assert word_errors("Hello there, friend.", "hello there friend") == (0, 3)
     assert word_errors("one two three", "one three four") == (2, 3)
+    assert normalize("That will be $4.50.") == normalize("That will be four dollars and fifty cents.")
 
 
 def test_speakers_of_a_conversation_differ_in_pitch(example_dataset):

@@ -268,6 +268,20 @@ def test_async_client(server):
     assert [e.turn_id for e in events[:-1]] == [0, 1, 2] and events[-1].metadata["seed"] == 3
 
 
+def test_asr_check_on_the_server(engine, tmp_path):
+    from synth.asr import AsrCheck, Recognizer
+
+    config = ServiceConfig(out=tmp_path / "ds", asr_check=AsrCheck(Recognizer(), threshold=0.5))
+    srv = SynthServer(engine, config, ServerOptions(host="127.0.0.1", port=0)).start()
+    try:
+        with SynthClient(target(srv)) as c:
+            summary = list(c.synthesize(DIALOG, conversation_id="asr_checked"))[-1]
+    finally:
+        srv.stop(grace=0)
+    assert summary.metadata["asr_check"]["model"] == "embedded:tiny.en"
+    assert all("wer" in t["asr_check"] for t in summary.metadata["turns"])
+
+
 def test_stubs_are_generated_from_the_proto():
     import subprocess
     import sys

@@ -1,0 +1,1 @@
+"""Readers of recorded-speech corpora. Each yields RecordedGroup or DialogError lazily."""

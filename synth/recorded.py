@@ -1,0 +1,113 @@
+"""Conversations from recorded speech: groups of audio files (with transcripts, or transcribed
+by ASR) become the same Conversation objects as synthesized dialogs, so the writer, `synth
+validate`, the samples, the splits and the loader work unchanged.
+
+Audio is decoded (WAV, FLAC, MP3, OGG through libsndfile), mixed down to mono and resampled to
+16 kHz with soxr; levels are left as recorded. Turns are placed on a timeline with gaps from the
+same seeded distribution as synthesized dialogs."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import soundfile as sf
+
+from . import __version__
+from .audio import SAMPLE_RATE, resample
+from .casting import conversation_rng
+from .domain import Conversation, Dialog, Source, SynthesizedTurn, Turn, Voice
+from .errors import DialogError
+from .text import clean_text, is_speakable
+from .timeline import GapDistribution
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".opus")
+
+
+@dataclass(frozen=True)
+class Utterance:
+    speaker: str
+    path: Path
+    text: str | None = None  # None: transcribe with ASR
+
+
+@dataclass(frozen=True)
+class RecordedGroup:
+    """One conversation's worth of recorded utterances, in order."""
+
+    conversation_id: str
+    source: Source
+    corpus: str
+    utterances: tuple[Utterance, ...]
+    speaker_meta: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    extra: Mapping[str, Any] = field(default_factory=dict)  # e.g. transcript_style
+
+
+def load_audio(path: Path, where: str) -> np.ndarray:
+    """16 kHz mono float32, or a DialogError naming the file."""
+    try:
+        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as exc:  # libsndfile: missing, truncated or not audio
+        raise DialogError(f"unreadable audio file {path} ({exc})", where) from None
+    if data.shape[0] == 0:
+        raise DialogError(f"audio file {path} has no samples", where)
+    return resample(data.mean(axis=1), rate, SAMPLE_RATE)
+
+
+class RecordedProducer:
+    """RecordedGroup -> Conversation (a producer for `synth.generate.generate`)."""
+
+    def __init__(self, gap: GapDistribution = GapDistribution(), seed: int = 0,
+                 sample_builder: Any = None, recognizer: Any = None):
+        self.gap, self.seed = gap, seed
+        self.sample_builder = sample_builder
+        self.recognizer = recognizer
+
+    def __call__(self, group: RecordedGroup) -> Conversation:
+        where = group.source.describe()
+        rng = conversation_rng(self.seed, group.conversation_id, "timeline")
+        voices = {s: Voice(id=f"{group.corpus}-{s}", engine="recorded", model=group.corpus, speaker=s,
+                           meta=dict(group.speaker_meta.get(s, {})))
+                  for s in dict.fromkeys(u.speaker for u in group.utterances)}
+        turns: list[SynthesizedTurn] = []
+        t = 0.0
+        for i, utt in enumerate(group.utterances):
+            began = time.perf_counter()
+            audio = load_audio(utt.path, where)
+            extra: dict[str, Any] = {"source_file": utt.path.name}
+            text = utt.text
+            if text is None:
+                if self.recognizer is None:
+                    raise DialogError(f"no transcript for {utt.path.name} and no ASR model", where,
+                                      f"turns[{i}]", group.conversation_id)
+                result = self.recognizer.transcribe(audio)
+                text = result.text
+                extra["asr"] = {"confidence": result.confidence, "no_speech_prob": result.no_speech_prob}
+            text = clean_text(text)
+            if not text or not is_speakable(text):
+                raise DialogError(f"{utt.path.name}: empty transcript" + (" (ASR heard no speech)"
+                                  if utt.text is None else ""), where, f"turns[{i}].text",
+                                  group.conversation_id)
+            if i:
+                t += self.gap.sample(rng)
+            turn = SynthesizedTurn(turn_id=i, speaker=utt.speaker, voice=voices[utt.speaker], text=text,
+                                   audio=audio, sample_rate=SAMPLE_RATE, start_time=round(t, 3),
+                                   synthesis_sec=time.perf_counter() - began, extra=extra)
+            t = turn.start_time + turn.duration_sec
+            turns.append(turn)
+        dialog = Dialog(conversation_id=group.conversation_id,
+                        turns=tuple(Turn(tr.speaker, tr.text) for tr in turns), source=group.source)
+        conv = Conversation(dialog=dialog, casting=voices, turns=turns, extra={
+            "seed": self.seed, "sample_rate": SAMPLE_RATE, "gap_distribution": self.gap.spec(),
+            "engine": {"engine": "recorded", "corpus": group.corpus}, "synth_version": __version__,
+            **dict(group.extra),
+        })
+        if self.recognizer is not None and any(u.text is None for u in group.utterances):
+            conv.extra["asr"] = self.recognizer.describe()
+        if self.sample_builder is not None:
+            conv.samples, tokens = self.sample_builder.build(conv)
+            conv.extra["tokens"] = tokens
+        return conv
