@@ -9,7 +9,7 @@ FROM nvidia/cuda:12.8.1-cudnn-runtime-ubuntu22.04
 
 ENV DEBIAN_FRONTEND=noninteractive PIP_NO_CACHE_DIR=1 PYTHONUNBUFFERED=1
 RUN apt-get update \
- && apt-get install -y --no-install-recommends python3 python3-venv python3-pip ca-certificates \
+ && apt-get install -y --no-install-recommends python3 python3-venv python3-pip ca-certificates espeak-ng \
  && rm -rf /var/lib/apt/lists/*
 
 RUN useradd --create-home --uid 10001 synth \
@@ -20,7 +20,7 @@ COPY --chown=synth:synth . /app
 USER synth
 
 # The README's setup command.
-RUN python3 -m venv .venv && . .venv/bin/activate && pip install torch==2.13.0 && pip install -e ".[test]"
+RUN python3 -m venv .venv && . .venv/bin/activate && pip install -e ".[test]"
 ENV PATH=/app/.venv/bin:$PATH
 
 # Configuration: every `synth serve` option reads SYNTH_<OPTION>.

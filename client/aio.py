@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from typing import Any, AsyncIterator, Mapping
 
 import grpc
@@ -12,7 +11,8 @@ import grpc.aio
 from ._gen.synth.v1 import synth_pb2 as pb
 from ._gen.synth.v1 import synth_pb2_grpc as pb_grpc
 from .sync import CHANNEL_OPTIONS
-from .events import RETRYABLE, Backoff, DialogLike, EventAssembler, SummaryEvent, TurnEvent, build_request
+from .events import (RETRYABLE, Backoff, DialogLike, EventAssembler, SummaryEvent, TurnEvent,
+                     build_request, voice_dict)
 
 
 class AsyncSynthClient:
@@ -47,9 +47,7 @@ class AsyncSynthClient:
             try:
                 reply = await self.stub.ListVoices(pb.ListVoicesRequest(), timeout=timeout,
                                                    metadata=self.metadata)
-                return [{"id": v.id, "engine": v.engine, "model": v.model, "speaker": v.speaker,
-                         "params": json.loads(v.params_json or "{}"), "meta": json.loads(v.meta_json or "{}")}
-                        for v in reply.voices]
+                return [voice_dict(v) for v in reply.voices]
             except grpc.RpcError as exc:
                 if exc.code() not in RETRYABLE or attempt + 1 == self.backoff.attempts:
                     raise

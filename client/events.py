@@ -102,6 +102,12 @@ def build_request(dialog: DialogLike, voices: Mapping[str, str] | None = None,
     return request
 
 
+def voice_dict(v: pb.Voice) -> dict[str, Any]:
+    """A ListVoices entry as a plain dict (params and meta decoded from JSON)."""
+    return {"id": v.id, "engine": v.engine, "model": v.model, "speaker": v.speaker,
+            "params": json.loads(v.params_json or "{}"), "meta": json.loads(v.meta_json or "{}")}
+
+
 class EventAssembler:
     """Joins the WAV chunks of each turn; emits a TurnEvent when a turn's last chunk arrives."""
 

@@ -10,7 +10,8 @@ import grpc
 
 from ._gen.synth.v1 import synth_pb2 as pb
 from ._gen.synth.v1 import synth_pb2_grpc as pb_grpc
-from .events import RETRYABLE, Backoff, DialogLike, EventAssembler, SummaryEvent, TurnEvent, build_request
+from .events import (RETRYABLE, Backoff, DialogLike, EventAssembler, SummaryEvent, TurnEvent,
+                     build_request, voice_dict)
 
 
 CHANNEL_OPTIONS = [
@@ -60,9 +61,7 @@ class SynthClient:
     def list_voices(self, timeout: float | None = 30.0) -> list[dict[str, Any]]:
         reply = self._retry(lambda: self.stub.ListVoices(pb.ListVoicesRequest(), timeout=timeout,
                                                          metadata=self.metadata))
-        return [{"id": v.id, "engine": v.engine, "model": v.model, "speaker": v.speaker,
-                 "params": json.loads(v.params_json or "{}"), "meta": json.loads(v.meta_json or "{}")}
-                for v in reply.voices]
+        return [voice_dict(v) for v in reply.voices]
 
     def synthesize(self, dialog: DialogLike, voices: Mapping[str, str] | None = None, *,
                    conversation_id: str | None = None, seed: int | None = None,

@@ -12,9 +12,10 @@ from google.protobuf.message import Message
 from google.protobuf.unknown_fields import UnknownFieldSet
 
 from synth.client._gen.synth.v1 import synth_pb2 as pb
+from synth.audio import wav_bytes
 from synth.dialogs import DialogLimits, build_dialog
 from synth.domain import Dialog, Source, SynthesizedTurn, Voice
-from synth.audio import wav_bytes
+from synth.errors import DialogError
 
 CHUNK_BYTES = 1 << 20  # 1 MiB of WAV per message: far below gRPC's 4 MB default
 FORMATS = {pb.SAMPLE_FORMAT_UNSPECIFIED: "chat", pb.SAMPLE_FORMAT_CHAT: "chat",
@@ -66,8 +67,6 @@ def request_to_dialog(request: pb.SynthesizeRequest, limits: DialogLimits, voice
             raise RequestError(grpc.StatusCode.NOT_FOUND,
                                f"voices[{speaker!r}]: unknown voice {voice!r} (see ListVoices)")
     cid = request.conversation_id or derived_conversation_id(request)
-    from synth.errors import DialogError
-
     try:
         return build_dialog([(t.speaker or ("A" if i % 2 == 0 else "B"), t.text)
                              for i, t in enumerate(request.turns)],

@@ -8,7 +8,6 @@ turn, so a request that is cancelled or times out leaves no folder and no manife
 from __future__ import annotations
 
 import threading
-import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator
@@ -42,6 +41,7 @@ class ServiceConfig:
     max_in_flight: int = 16
     max_batch: int = 16
     max_wait_ms: float = 5.0
+    max_batch_chars: int = 20_000
     tokenizer: str = "meta-llama/Llama-3.1-8B-Instruct"
     asr_check: AsrCheck | None = None  # transcribe every turn, re-synthesize failing ones
 
@@ -56,7 +56,8 @@ class SynthService(pb_grpc.SynthServicer):
             self.metrics.queue_depth.set(depth)
 
         # Turns of every stream go through one queue and one engine worker (synth.batcher).
-        self.engine = BatchingEngine(engine, config.max_batch, config.max_wait_ms, on_batch=observe)
+        self.engine = BatchingEngine(engine, config.max_batch, config.max_wait_ms,
+                                     config.max_batch_chars, on_batch=observe)
         tokenizer: Tokenizer = load_tokenizer(config.tokenizer)
         self.builders = {fmt: SampleBuilder(tokenizer, SampleConfig(format=fmt)) for fmt in ("chat", "transcribe")}
         self.catalog = engine.voices()

@@ -16,12 +16,22 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
 
 
 def _add_engine_args(p: argparse.ArgumentParser) -> None:
+    env = os.environ.get
     g = p.add_argument_group("engine")
-    g.add_argument("--engine", default="piper", help="TTS engine (default: piper)")
-    g.add_argument("--model", default=None,
-                   help="model path (Piper: NAME.onnx with NAME.onnx.json); default: the embedded "
-                        "en_US-joe-medium voice")
-    g.add_argument("--device", default="cpu", choices=("auto", "cpu", "cuda"))
+    g.add_argument("--engine", default=env("SYNTH_ENGINE", "piper"), choices=("piper", "coqui"),
+                   help="TTS engine (default: piper)")
+    g.add_argument("--model", default=env("SYNTH_MODEL"),
+                   help="piper: NAME.onnx (with NAME.onnx.json), default the embedded "
+                        "en_US-joe-medium voice; coqui: a model name (tts_models/en/vctk/vits) or "
+                        "a folder with config.json, checkpoint and speaker_ids.json")
+    g.add_argument("--device", default=env("SYNTH_DEVICE", "auto"), choices=("auto", "cpu", "cuda"))
+    g.add_argument("--half", action="store_true", default=env("SYNTH_HALF") == "1",
+                   help="coqui: float16 on CUDA")
+    g.add_argument("--speaker-info", default=env("SYNTH_SPEAKER_INFO"),
+                   help="coqui: VCTK-style speaker table (ID AGE GENDER ACCENTS REGION) for voice "
+                        "metadata, matched by speaker name (default: speaker-info.txt beside the model)")
+    g.add_argument("--model-cache", default=env("SYNTH_MODEL_CACHE"),
+                   help="coqui: where models loaded by name are downloaded and looked up")
 
 
 def _add_source_args(p: argparse.ArgumentParser) -> None:
@@ -173,9 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--host", default=env("SYNTH_HOST", "[::]"))
     sv.add_argument("--port", type=int, default=int(env("SYNTH_PORT", "50051")))
     sv.add_argument("--out", default=env("SYNTH_OUT", "dataset"), help="dataset root the server writes to")
-    sv.add_argument("--engine", default=env("SYNTH_ENGINE", "piper"))
-    sv.add_argument("--model", default=env("SYNTH_MODEL"))
-    sv.add_argument("--device", default=env("SYNTH_DEVICE", "auto"), choices=("auto", "cpu", "cuda"))
+    _add_engine_args(sv)
     sv.add_argument("--seed", type=int, default=int(env("SYNTH_SEED", "0")))
     sv.add_argument("--gap", default=env("SYNTH_GAP", "normal:0.4,0.2"))
     sv.add_argument("--max-in-flight", type=int, default=int(env("SYNTH_MAX_IN_FLIGHT", "16")),
@@ -184,6 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="turns per engine call across all streams (dynamic batching)")
     sv.add_argument("--max-wait-ms", type=float, default=float(env("SYNTH_MAX_WAIT_MS", "5")),
                     help="longest wait for a batch to fill")
+    sv.add_argument("--max-batch-chars", type=int, default=int(env("SYNTH_MAX_BATCH_CHARS", "20000")),
+                    help="characters per engine call (bounds GPU memory)")
     sv.add_argument("--max-turns", type=int, default=int(env("SYNTH_MAX_TURNS", "200")))
     sv.add_argument("--max-turn-chars", type=int, default=int(env("SYNTH_MAX_TURN_CHARS", "2000")))
     sv.add_argument("--auth-token", default=env("SYNTH_AUTH_TOKEN"),
@@ -245,6 +255,13 @@ def _sample_builder(args: argparse.Namespace):
     return default_sample_builder(args.tokenizer, config)
 
 
+def _engine(args: argparse.Namespace, noise_scale: float | None = None, noise_w: float | None = None):
+    from .engines import load_engine
+
+    return load_engine(args.engine, args.model, args.device, noise_scale, noise_w, half=args.half,
+                       speaker_info=args.speaker_info, model_cache=args.model_cache)
+
+
 def _parse_voice_override(items: list[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for item in items:
@@ -257,7 +274,6 @@ def _parse_voice_override(items: list[str]) -> dict[str, str]:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from .dialogs import DialogLimits
-    from .engines import load_engine
     from .generate import generate
     from .pipeline import Pipeline, PipelineConfig
     from .sources import open_dialogs
@@ -268,7 +284,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     config = PipelineConfig(seed=args.seed, gap=GapDistribution.parse(args.gap),
                             voice_override=_parse_voice_override(args.voice))
     dialogs = open_dialogs(args.dialogs, args.format, args.split, args.limit, limits)
-    engine = load_engine(args.engine, args.model, args.device, args.noise_scale, args.noise_w)
+    engine = _engine(args, args.noise_scale, args.noise_w)
     pipeline = Pipeline(engine, config, _sample_builder(args), _asr_check(args))
     summary = generate(dialogs, pipeline, DatasetWriter(args.out), on_error=args.on_error,
                        resume=args.resume, progress=not args.quiet, total=args.limit)
@@ -277,9 +293,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_voices(args: argparse.Namespace) -> int:
-    from .engines import load_engine
 
-    engine = load_engine(args.engine, args.model, args.device)
+    engine = _engine(args)
     for voice in engine.voices():
         if args.json:
             print(json.dumps(voice.to_dict()))
@@ -426,7 +441,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from .dialogs import DialogLimits
-    from .engines import load_engine
     from .pipeline import PipelineConfig
     from .server import ServerOptions, ServiceConfig, SynthServer, serve_forever
     from .timeline import GapDistribution
@@ -434,12 +448,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if bool(args.tls_cert) != bool(args.tls_key):
         raise SynthError("--tls-cert and --tls-key go together")
-    engine = load_engine(args.engine, args.model, args.device)
+    engine = _engine(args)
     config = ServiceConfig(
         out=Path(args.out), pipeline=PipelineConfig(seed=args.seed, gap=GapDistribution.parse(args.gap)),
         limits=DialogLimits(max_turns=args.max_turns, max_turn_chars=args.max_turn_chars,
                             max_total_chars=args.max_turns * args.max_turn_chars),
         max_in_flight=args.max_in_flight, max_batch=args.max_batch, max_wait_ms=args.max_wait_ms,
+        max_batch_chars=args.max_batch_chars,
         asr_check=_asr_check(args))
     options = ServerOptions(host=args.host, port=args.port, auth_token=args.auth_token or None,
                             tls_cert=Path(args.tls_cert) if args.tls_cert else None,

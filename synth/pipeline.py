@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterator, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Protocol
 
 import numpy as np
 
@@ -23,9 +23,9 @@ from .timeline import GapDistribution
 
 
 class SampleBuilder(Protocol):
-    """Turns a finished conversation into training samples and token counts (see synth.samples)."""
+    """Gives a finished conversation its training samples and token counts (synth.samples)."""
 
-    def build(self, conversation: Conversation) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    def attach(self, conversation: Conversation) -> None:
         ...
 
 
@@ -60,30 +60,44 @@ class Pipeline:
         return cast(dialog, self.catalog, self.config.seed, self.config.voice_override)
 
     def render(self, text: str, voice: Voice) -> np.ndarray:
-        """Speak one turn: sentence chunks through the engine, each resampled and trimmed, joined
-        with short pauses, then loudness-normalized as a whole."""
+        """Speak one turn (see `render_many`)."""
+        return self.render_many([(text, voice)])[0]
+
+    def render_many(self, turns: list[tuple[str, Voice]]) -> list[np.ndarray]:
+        """Speak turns in one engine call (a batching engine runs them in one forward pass):
+        each turn's sentence chunks are resampled and trimmed, joined with short pauses, then
+        loudness-normalized as a whole."""
         rate = self.config.sample_rate
-        requests = [SynthesisRequest(chunk, voice)
-                    for chunk in split_sentences(text, self.config.max_chunk_chars)]
-        pieces = []
-        for audio in self.engine.synthesize(requests):
+        requests, owner = [], []
+        for i, (text, voice) in enumerate(turns):
+            for chunk in split_sentences(text, self.config.max_chunk_chars):
+                requests.append(SynthesisRequest(chunk, voice))
+                owner.append(i)
+        pieces: list[list[np.ndarray]] = [[] for _ in turns]
+        for i, audio in zip(owner, self.engine.synthesize(requests)):
             piece = trim_silence(resample(audio.samples, audio.sample_rate, rate), rate, 0.03)
             if piece.size:
-                pieces.append(piece)
+                pieces[i].append(piece)
         pad = np.zeros(int(rate * 0.1), dtype=np.float32)
-        return normalize_loudness(np.concatenate([pad, join(pieces, rate), pad]), rate)
+        return [normalize_loudness(np.concatenate([pad, join(p, rate), pad]), rate) if p
+                else np.zeros(0, dtype=np.float32) for p in pieces]
 
     def iter_turns(self, dialog: Dialog, casting: Mapping[str, Voice] | None = None,
                    ) -> Iterator[SynthesizedTurn]:
         """Yield each turn as soon as it is synthesized, already placed on the timeline."""
         casting = casting or self.cast(dialog)
+        rendered = (self.render(t.text, casting[t.speaker]) for t in dialog.turns)
+        return self._place(dialog, casting, rendered)
+
+    def _place(self, dialog: Dialog, casting: Mapping[str, Voice],
+               rendered: Iterable[np.ndarray]) -> Iterator[SynthesizedTurn]:
+        """ASR-check each rendered turn (if asked) and put it on the conversation timeline."""
         rng = conversation_rng(self.config.seed, dialog.conversation_id, "timeline")
         t = 0.0
-        for i, turn in enumerate(dialog.turns):
+        began = time.perf_counter()
+        for i, (turn, audio) in enumerate(zip(dialog.turns, rendered)):
             if i:
                 t += self.config.gap.sample(rng)
-            began = time.perf_counter()
-            audio = self.render(turn.text, casting[turn.speaker])
             if audio.size == 0:
                 raise DialogError("the engine produced no audio for this text",
                                   dialog.source.describe(), f"turns[{i}].text", dialog.conversation_id)
@@ -95,6 +109,7 @@ class Pipeline:
                                  start_time=round(t, 3), synthesis_sec=time.perf_counter() - began,
                                  extra=extra)
             t = st.start_time + st.duration_sec
+            began = time.perf_counter()
             yield st
 
     def _checked(self, audio: np.ndarray, text: str, voice: Voice) -> tuple[np.ndarray, dict[str, Any]]:
@@ -137,10 +152,11 @@ class Pipeline:
                 "mean_wer": round(sum(wers) / len(wers), 4) if wers else None,
                 "failed_turns": [t.turn_id for t in turns if not t.extra.get("asr_check", {}).get("passed", True)]}
         if self.sample_builder is not None:
-            conv.samples, tokens = self.sample_builder.build(conv)
-            conv.extra["tokens"] = tokens
+            self.sample_builder.attach(conv)
         return conv
 
     def run(self, dialog: Dialog) -> Conversation:
+        """The whole conversation, its turns synthesized in one engine call."""
         casting = self.cast(dialog)
-        return self.assemble(dialog, casting, list(self.iter_turns(dialog, casting)))
+        rendered = self.render_many([(t.text, casting[t.speaker]) for t in dialog.turns])
+        return self.assemble(dialog, casting, list(self._place(dialog, casting, rendered)))

@@ -108,6 +108,5 @@ class RecordedProducer:
         if self.recognizer is not None and any(u.text is None for u in group.utterances):
             conv.extra["asr"] = self.recognizer.describe()
         if self.sample_builder is not None:
-            conv.samples, tokens = self.sample_builder.build(conv)
-            conv.extra["tokens"] = tokens
+            self.sample_builder.attach(conv)
         return conv

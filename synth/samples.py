@@ -84,6 +84,10 @@ class SampleBuilder:
                 "speech_tokens_per_sec": self.config.speech_tokens_per_sec,
                 "system_prompt": self.config.system_prompt}
 
+    def attach(self, conversation: Conversation) -> None:
+        """Set the conversation's samples and record its token counts in its metadata extras."""
+        conversation.samples, conversation.extra["tokens"] = self.build(conversation)
+
     def build(self, conversation: Conversation) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         speakers = conversation.dialog.speakers
         records = [TurnRecord(t.turn_id, speakers.index(t.speaker), t.text, f"turn_{t.turn_id}.wav",

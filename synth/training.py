@@ -20,7 +20,6 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-import numpy as np
 import soundfile as sf
 import torch
 from torch.utils.data import Dataset, Sampler

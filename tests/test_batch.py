@@ -4,7 +4,6 @@ restarted gives every conversation exactly once, and the client needs only grpci
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess

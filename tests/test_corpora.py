@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 
 from conftest import run_cli
-from synth.audio import SAMPLE_RATE, resample
+from synth.audio import resample
 from synth.engines import SynthesisRequest
 from synth.validate import validate_dataset
 

@@ -1,0 +1,117 @@
+"""Batched VITS synthesis: turns per second and audio seconds per wall second for batch sizes
+1, 4, 8, 16, 32 on the same turns in one run, for the Coqui engine alone and through the server
+(dynamic batcher) with concurrent clients. Ratios are against batch size 1 in the same run.
+
+CPU: a tiny random multi-speaker VITS. GPU: `--size vctk --device cuda`, the full-size
+architecture of coqui's VCTK VITS with random weights (speed is what is measured).
+
+    python bench/bench_batching.py --size tiny --device cpu --turns 64
+    python bench/bench_batching.py --size vctk --device cuda --turns 256 --half
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import random
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from synth.engines import SynthesisRequest, load_engine
+from synth.engines.coqui_build import build_random_vits
+
+WORDS = ("we will meet near the station after work and then walk along the river to the old "
+         "bridge where the market sells fresh bread and coffee every single morning").split()
+
+
+def make_turns(n: int, seed: int = 0) -> list[str]:
+    rng = random.Random(seed)
+    return [" ".join(rng.choice(WORDS) for _ in range(rng.randint(4, 24))) + "." for _ in range(n)]
+
+
+def engine_alone(engine, texts: list[str], batch: int) -> tuple[float, float]:
+    voices = engine.voices()
+    reqs = [SynthesisRequest(t, voices[i % len(voices)]) for i, t in enumerate(texts)]
+    sync = getattr(getattr(engine, "_torch", None), "cuda", None)
+    began = time.perf_counter()
+    audio = 0.0
+    for start in range(0, len(reqs), batch):
+        out = engine.synthesize(reqs[start:start + batch])
+        audio += sum(len(a.samples) / a.sample_rate for a in out)
+    if sync is not None and sync.is_available():
+        sync.synchronize()
+    return audio, time.perf_counter() - began
+
+
+def through_server(engine, texts: list[str], max_batch: int, clients: int) -> tuple[float, float]:
+    from synth.client import SynthClient
+    from synth.server import ServerOptions, ServiceConfig, SynthServer
+
+    with tempfile.TemporaryDirectory() as tmp:
+        config = ServiceConfig(out=Path(tmp) / "ds", max_batch=max_batch, max_wait_ms=10,
+                               max_in_flight=clients)
+        srv = SynthServer(engine, config, ServerOptions(host="127.0.0.1", port=0)).start()
+        per = len(texts) // clients
+        audio = [0.0] * clients
+        barrier = threading.Barrier(clients + 1)
+
+        def run(k: int) -> None:
+            with SynthClient(f"127.0.0.1:{srv.port}") as c:
+                barrier.wait()
+                turns = [("A" if i % 2 == 0 else "B", t) for i, t in enumerate(texts[k * per:(k + 1) * per])]
+                for ev in c.synthesize(turns, conversation_id=f"b{max_batch}_{k}", stream_only=True):
+                    audio[k] += getattr(ev, "duration_sec", 0.0)
+
+        threads = [threading.Thread(target=run, args=(k,)) for k in range(clients)]
+        for t in threads:
+            t.start()
+        barrier.wait()
+        began = time.perf_counter()
+        for t in threads:
+            t.join()
+        wall = time.perf_counter() - began
+        srv.stop(grace=0)
+        return sum(audio), wall
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--size", default="tiny", choices=("tiny", "vctk"))
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--half", action="store_true")
+    ap.add_argument("--turns", type=int, default=64)
+    ap.add_argument("--batches", default="1,4,8,16,32")
+    ap.add_argument("--clients", type=int, default=16)
+    args = ap.parse_args()
+    texts = make_turns(args.turns)
+    with tempfile.TemporaryDirectory() as tmp:
+        speakers = [f"p{225 + i}" for i in range(109 if args.size == "vctk" else 8)]
+        folder = build_random_vits(Path(tmp) / "model", speakers, size=args.size)
+        engine = load_engine("coqui", str(folder), device=args.device, half=args.half)
+        engine_alone(engine, texts[:8], 8)  # warm-up (CUDA kernels, allocator)
+        card = args.device
+        if args.device == "cuda":
+            import torch
+
+            card = torch.cuda.get_device_name(0)
+        print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+              f"device {card}; model {args.size}; {len(texts)} turns")
+        base = None
+        for b in (int(x) for x in args.batches.split(",")):
+            audio, wall = engine_alone(engine, texts, b)
+            base = base or audio / wall
+            print(f"engine  batch {b:3d}: {len(texts) / wall:8.1f} turns/s {audio / wall:9.1f} s audio/s "
+                  f"ratio {audio / wall / base:5.2f}")
+        s_base = None
+        for b in (1, 16):
+            audio, wall = through_server(engine, texts, b, args.clients)
+            s_base = s_base or audio / wall
+            print(f"server  max-batch {b:3d}, {args.clients} clients: {audio / wall:9.1f} s audio/s "
+                  f"ratio {audio / wall / s_base:5.2f}")
+
+
+if __name__ == "__main__":
+    main()

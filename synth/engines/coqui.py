@@ -1,0 +1,259 @@
+"""Coqui TTS (the maintained `coqui-tts` fork) multi-speaker VITS, batched on the GPU or CPU.
+
+A model is a name (`tts_models/en/vctk/vits`: coqui's model manager downloads it into the model
+cache on machines that reach the hub, or finds it there) or a local folder with `config.json`, a
+checkpoint (`model_file.pth`, `best_model.pth`, `model.pth`, `checkpoint*.pth`) and a speakers
+file (`speaker_ids.json` / `speakers.json`). Every speaker becomes a voice; gender and accent
+come from a VCTK-style `speaker-info.txt` (found beside the model, or given), matched by speaker
+NAME: a model's speaker indices follow its training order, not the corpus table's.
+
+Batched synthesis: one forward pass for many turns of any speakers. Turns are sorted by length
+(similar lengths share a pass), padded, run with `x_lengths` and `speaker_ids`, and each output is
+cut to its own length from the duration mask (`y_mask` frames x hop length). The HiFi-GAN decoder
+has no masks of its own, so every decoder convolution gets a pre-hook that zeroes the frames past
+each item's length, exactly what that convolution sees when the item runs alone: with noise off,
+a turn synthesized in a batch equals the turn synthesized alone (float tolerance), same length."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..domain import Voice
+from ..errors import SynthError
+from ..ids import slug
+from .base import EngineAudio, SynthesisRequest
+
+CHECKPOINT_NAMES = ("model_file.pth", "model_file.pth.tar", "best_model.pth", "model.pth", "checkpoint.pth")
+SPEAKER_FILES = ("speaker_ids.json", "speakers.json")
+SPEAKER_INFO_FILES = ("speaker-info.txt", "speaker_info.txt", "speakers.tsv")
+
+
+def speaker_key(name: str) -> str:
+    """'VCTK_p225' / 'P225' / 'p225' -> 'p225': names as corpora and models spell them."""
+    return re.sub(r"^(vctk|libritts)[_-]", "", name.strip().lower())
+
+
+def read_speaker_info(path: Path) -> dict[str, dict[str, str]]:
+    """VCTK's speaker-info.txt (`ID AGE GENDER ACCENTS REGION`, whitespace-separated, region may
+    have spaces) or a TSV with a header including id/gender/accent columns -> key -> metadata."""
+    lines = [l for l in path.read_text(encoding="utf-8", errors="replace").splitlines() if l.strip()]
+    if not lines:
+        return {}
+    header = lines[0].replace("\t", " ").split()
+    cols = [h.lower() for h in header]
+    out: dict[str, dict[str, str]] = {}
+    sep = "\t" if "\t" in lines[0] else None
+    for line in lines[1:]:
+        parts = line.split(sep) if sep else line.split()
+        if not parts or parts[0].startswith(";"):
+            continue
+        row: dict[str, str] = {}
+        for i, col in enumerate(cols):
+            if i >= len(parts):
+                break
+            if col == "region" and not sep:
+                row["region"] = " ".join(parts[i:])
+                break
+            row[col] = parts[i].strip()
+        ident = row.pop("id", parts[0])
+        gender = row.get("gender", "").upper()
+        meta = {"gender": {"F": "female", "M": "male"}.get(gender, row.get("gender", ""))}
+        accent = row.get("accents") or row.get("accent")
+        if accent:
+            meta["accent"] = accent
+        if row.get("region"):
+            meta["region"] = row["region"]
+        if row.get("age"):
+            meta["age"] = row["age"]
+        out[speaker_key(ident)] = {k: v for k, v in meta.items() if v}
+    return out
+
+
+def _find(folder: Path, names: Sequence[str]) -> Path | None:
+    for name in names:
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+class CoquiEngine:
+    name = "coqui"
+
+    def __init__(self, model: str, device: str = "auto", half: bool = False,
+                 noise_scale: float | None = None, noise_w_scale: float | None = None,
+                 speaker_info: Path | None = None, model_cache: Path | None = None, max_batch: int = 64):
+        try:
+            import torch
+            from TTS.config import load_config
+            from TTS.tts.models.vits import Vits
+        except ImportError as exc:
+            raise SynthError("the coqui engine needs coqui-tts with torch and torchaudio: "
+                             "pip install 'synth[coqui]'") from exc
+        self._torch = torch
+        folder, model_name = self._resolve(model, model_cache)
+        config_path = folder / "config.json"
+        if not config_path.is_file():
+            raise SynthError(f"{folder}: no config.json")
+        checkpoint = _find(folder, CHECKPOINT_NAMES) or next(iter(sorted(folder.glob("checkpoint*.pth"))), None)
+        if checkpoint is None:
+            raise SynthError(f"{folder}: no checkpoint ({', '.join(CHECKPOINT_NAMES)} or checkpoint_*.pth)")
+        config = load_config(str(config_path))
+        if getattr(config, "model", "") != "vits":
+            raise SynthError(f"{config_path}: model {getattr(config, 'model', '?')!r}; the coqui engine runs VITS")
+        speakers_file = _find(folder, SPEAKER_FILES)
+        args = config.model_args
+        if speakers_file is not None:
+            args.speakers_file = str(speakers_file)
+            args.use_speaker_embedding = True
+            args.num_speakers = len(json.loads(speakers_file.read_text()))
+        elif args.use_speaker_embedding:
+            raise SynthError(f"{folder}: the config uses speaker embeddings but there is no "
+                             f"{' or '.join(SPEAKER_FILES)}")
+        args.init_discriminator = False  # inference only
+        try:
+            self.net = Vits(config)
+        except Exception as exc:  # phonemizer missing (espeak-ng), bad config values...
+            raise SynthError(f"cannot build the VITS model of {folder}: {exc}") from exc
+        self._load_weights(checkpoint)
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        if device == "cuda" and not torch.cuda.is_available():
+            raise SynthError("--device cuda: no CUDA device is available")
+        self.device = torch.device(device)
+        self.half = bool(half and device == "cuda")
+        self.net.to(self.device)
+        if self.half:
+            self.net.half()
+        self.net.eval()
+        if noise_scale is not None:
+            self.net.inference_noise_scale = noise_scale
+        if noise_w_scale is not None:
+            self.net.inference_noise_scale_dp = noise_w_scale
+        self.config = config
+        self.model = model_name
+        self.sample_rate = int(config.audio.sample_rate)
+        self.hop_length = int(config.audio.hop_length)
+        self.max_batch = max_batch
+        self._lock = threading.Lock()
+        self._valid_frames: Any = None  # per-item decoder input frames during a batched pass
+        self._frames = 0
+        self._install_decoder_masks()
+        info_path = speaker_info or _find(folder, SPEAKER_INFO_FILES)
+        self._speaker_meta = read_speaker_info(info_path) if info_path else {}
+        self._voices = self._build_voices(slug(model_name.split("/")[-2] if "/" in model_name else model_name))
+
+    @staticmethod
+    def _resolve(model: str, cache: Path | None) -> tuple[Path, str]:
+        path = Path(model).expanduser()
+        if path.is_dir():
+            return path.resolve(), path.name
+        if path.exists() or model.startswith((".", "/", "~")):
+            raise SynthError(f"--model {model}: expected a folder with config.json and a checkpoint")
+        from TTS.utils.manage import ModelManager
+
+        try:
+            manager = ModelManager(output_prefix=str(cache) if cache else None, progress_bar=False)
+            checkpoint, _config, _item = manager.download_model(model)
+        except Exception as exc:  # unknown name, or no network to download it
+            raise SynthError(f"--model {model!r}: cannot load it by name ({exc}); give a local "
+                             "model folder, or run once where the model hub is reachable") from exc
+        return Path(checkpoint).parent, model
+
+    def _load_weights(self, checkpoint: Path) -> None:
+        from trainer.io import load_fsspec  # coqui-tts-trainer: how coqui itself loads checkpoints
+
+        state = load_fsspec(str(checkpoint), map_location=self._torch.device("cpu"))
+        weights = state.get("model", state)
+        weights = {k: v for k, v in weights.items() if not k.startswith(("disc.", "speaker_encoder."))}
+        missing, unexpected = self.net.load_state_dict(weights, strict=False)
+        if missing or unexpected:
+            raise SynthError(f"{checkpoint}: weights do not match config.json (missing {missing[:3]}, "
+                             f"unexpected {unexpected[:3]})")
+
+    def _install_decoder_masks(self) -> None:
+        torch = self._torch
+        decoder = self.net.waveform_decoder
+
+        def mask(_module: Any, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
+            valid = self._valid_frames
+            if valid is None:
+                return None
+            x = args[0]
+            factor = x.shape[-1] // self._frames
+            keep = torch.arange(x.shape[-1], device=x.device)[None, :] < (valid * factor)[:, None]
+            return (x * keep[:, None, :].to(x.dtype), *args[1:])
+
+        for module in decoder.modules():
+            if isinstance(module, (torch.nn.Conv1d, torch.nn.ConvTranspose1d)):
+                module.register_forward_pre_hook(mask)
+
+    def _build_voices(self, prefix: str) -> list[Voice]:
+        manager = self.net.speaker_manager
+        names = manager.name_to_id if manager is not None and manager.name_to_id else {"default": None}
+        voices = []
+        for name, idx in sorted(names.items(), key=lambda kv: (kv[1] is None, kv[1])):
+            meta = dict(self._speaker_meta.get(speaker_key(name), {}))
+            voices.append(Voice(id=f"{prefix}-{name}", engine=self.name, model=self.model, speaker=name,
+                                params={"speaker_index": idx}, meta={"base_speaker": name, **meta}))
+        return voices
+
+    def voices(self) -> list[Voice]:
+        return list(self._voices)
+
+    def describe(self) -> dict[str, object]:
+        return {"engine": self.name, "model": self.model, "device": str(self.device),
+                "half": self.half, "native_sample_rate": self.sample_rate,
+                "noise_scale": float(self.net.inference_noise_scale),
+                "noise_w_scale": float(self.net.inference_noise_scale_dp)}
+
+    def synthesize(self, requests: Sequence[SynthesisRequest]) -> list[EngineAudio]:
+        if not requests:
+            return []
+        encoded = [self.net.tokenizer.text_to_ids(r.text) for r in requests]
+        order = sorted(range(len(requests)), key=lambda i: -len(encoded[i]))
+        out: list[EngineAudio | None] = [None] * len(requests)
+        with self._lock:
+            for start in range(0, len(order), self.max_batch):
+                chunk = order[start:start + self.max_batch]
+                audio = self._forward([encoded[i] for i in chunk],
+                                      [requests[i].voice.params.get("speaker_index") for i in chunk])
+                for i, a in zip(chunk, audio):
+                    out[i] = EngineAudio(samples=a, sample_rate=float(self.sample_rate))
+        return [a for a in out if a is not None]
+
+    def _forward(self, ids: list[list[int]], speakers: list[int | None]) -> list[np.ndarray]:
+        torch = self._torch
+        lengths = torch.tensor([max(1, len(x)) for x in ids], dtype=torch.long)
+        x = torch.zeros(len(ids), int(lengths.max()), dtype=torch.long)
+        for i, seq in enumerate(ids):
+            x[i, :len(seq)] = torch.tensor(seq, dtype=torch.long)
+        aux: dict[str, Any] = {"x_lengths": lengths.to(self.device)}
+        if any(s is not None for s in speakers):
+            aux["speaker_ids"] = torch.tensor([s or 0 for s in speakers], dtype=torch.long, device=self.device)
+        with torch.inference_mode():
+            # Frames per item are known only after the duration predictor: the decoder's own
+            # pre-hook reads them from its input, then every decoder convolution masks by them.
+            handle = self.net.waveform_decoder.register_forward_pre_hook(self._capture_lengths)
+            try:
+                outputs = self.net.inference(x.to(self.device), aux_input=aux)
+            finally:
+                handle.remove()
+                self._valid_frames = None
+        y_frames = outputs["y_mask"].sum(dim=(1, 2)).long().cpu()
+        wav = outputs["model_outputs"].float().cpu().numpy()[:, 0, :]
+        return [wav[i, : int(y_frames[i]) * self.hop_length].astype(np.float32) for i in range(len(ids))]
+
+    def _capture_lengths(self, _module: Any, args: tuple[Any, ...]) -> None:
+        """The decoder's input is z * y_mask: an item's valid frames end where its columns stop
+        being all zero (a masked frame is exactly zero in every channel)."""
+        z = args[0]
+        nonzero = (z != 0).any(dim=1)  # [B, T]
+        idx = self._torch.arange(z.shape[-1], device=z.device)[None, :].expand_as(nonzero)
+        self._valid_frames = (idx * nonzero).max(dim=1).values + 1
+        self._frames = z.shape[-1]

@@ -1,0 +1,139 @@
+"""The Coqui VITS engine on a tiny multi-speaker model the tests build and save (config,
+checkpoint, speakers file, speaker table): real loading code, batched and unbatched synthesis,
+`synth generate`, `synth voices` and the server's dynamic batcher."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import run_cli, write_jsonl
+from synth.engines import SynthesisRequest, load_engine
+from synth.engines.coqui_build import build_random_vits
+from synth.errors import SynthError
+from synth.validate import validate_dataset
+
+INFO = {"p225": {"age": "23", "gender": "F", "accent": "English", "region": "Southern England"},
+        "p226": {"age": "22", "gender": "M", "accent": "English", "region": "Surrey"},
+        "p245": {"age": "25", "gender": "M", "accent": "Irish", "region": "Dublin"},
+        "p294": {"age": "33", "gender": "F", "accent": "American", "region": "San Francisco"}}
+ORDER = ["p294", "p245", "p225", "p226"]  # model indices differ from the table's order
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    return build_random_vits(tmp_path_factory.mktemp("vits") / "tiny_vctk", list(INFO),
+                             speaker_info=INFO, speaker_order=ORDER)
+
+
+@pytest.fixture(scope="module")
+def coqui(tiny_model):
+    return load_engine("coqui", str(tiny_model), device="cpu", noise_scale=0.0, noise_w_scale=0.0)
+
+
+def test_speakers_become_voices_with_metadata_by_name(coqui):
+    voices = {v.speaker: v for v in coqui.voices()}
+    assert set(voices) == set(INFO)
+    for name, meta in INFO.items():
+        v = voices[name]
+        assert v.params["speaker_index"] == ORDER.index(name)
+        assert v.meta["gender"] == {"F": "female", "M": "male"}[meta["gender"]]
+        assert v.meta["accent"] == meta["accent"] and v.meta["region"] == meta["region"]
+    assert coqui.describe()["device"] == "cpu"
+
+
+def test_batched_equals_alone(coqui):
+    voices = coqui.voices()
+    texts = ["good morning to you all.", "yes.", "the train to the coast leaves from platform nine today.",
+             "see you tomorrow then", "a", "what a long and winding road this has been, my friend."]
+    reqs = [SynthesisRequest(t, voices[i % len(voices)]) for i, t in enumerate(texts)]
+    batched = coqui.synthesize(reqs)
+    for req, got in zip(reqs, batched):
+        (alone,) = coqui.synthesize([req])
+        assert len(got.samples) == len(alone.samples) > 0
+        np.testing.assert_allclose(got.samples, alone.samples, atol=1e-5)
+    lengths = [len(a.samples) for a in batched]
+    assert len(set(lengths)) > 3  # different lengths: padding was really exercised
+
+
+def test_synth_voices_and_generate_with_a_model_folder(tiny_model, tmp_path):
+    res = run_cli("voices", "--engine", "coqui", "--model", str(tiny_model), "--json")
+    assert res.returncode == 0, res.stderr
+    listed = {v["speaker"]: v for v in map(json.loads, res.stdout.splitlines())}
+    assert listed["p245"]["meta"]["accent"] == "Irish" and listed["p245"]["id"] == "tiny_vctk-p245"
+    dialogs = write_jsonl(tmp_path / "d.jsonl", [
+        {"conversation_id": "c1", "turns": ["hello there.", "hi, how are you?", "fine, thanks."]},
+        {"conversation_id": "c2", "turns": [{"speaker": "x", "text": "one"}, {"speaker": "y", "text": "two"},
+                                            {"speaker": "z", "text": "three"}],
+         "voices": {"x": "tiny_vctk-p225"}}])
+    out = tmp_path / "ds"
+    res = run_cli("generate", "--engine", "coqui", "--model", str(tiny_model), "--device", "cpu",
+                  "--dialogs", str(dialogs), "--out", str(out), "--quiet")
+    assert res.returncode == 0, res.stderr
+    assert validate_dataset(out).ok
+    meta = json.loads((out / "conversations" / "c2" / "metadata.json").read_text())
+    assert meta["voices"]["x"]["id"] == "tiny_vctk-p225" and meta["engine"]["engine"] == "coqui"
+    assert len({v["id"] for v in meta["voices"].values()}) == 3
+
+
+def test_model_by_name_from_the_model_cache(tiny_model, tmp_path):
+    cache = tmp_path / "cache"
+    shutil.copytree(tiny_model, cache / "tts" / "tts_models--en--vctk--vits")
+    engine = load_engine("coqui", "tts_models/en/vctk/vits", device="cpu", model_cache=str(cache))
+    assert engine.model == "tts_models/en/vctk/vits"
+    assert {v.id for v in engine.voices()} == {f"vctk-{s}" for s in INFO}
+
+
+def test_bad_models(tmp_path, tiny_model):
+    with pytest.raises(SynthError, match="needs --model"):
+        load_engine("coqui", None)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SynthError, match="no config.json"):
+        load_engine("coqui", str(tmp_path / "empty"), device="cpu")
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_model, broken)
+    (broken / "model_file.pth").unlink()
+    with pytest.raises(SynthError, match="no checkpoint"):
+        load_engine("coqui", str(broken), device="cpu")
+    with pytest.raises(SynthError, match="cannot load it by name"):
+        load_engine("coqui", "tts_models/xx/nothing/vits", device="cpu", model_cache=str(tmp_path / "c"))
+
+
+def test_server_batches_concurrent_streams(coqui, tmp_path):
+    from synth.client import SynthClient
+    from synth.server import ServerOptions, ServiceConfig, SynthServer
+
+    config = ServiceConfig(out=tmp_path / "ds", max_batch=16, max_wait_ms=50)
+    srv = SynthServer(coqui, config, ServerOptions(host="127.0.0.1", port=0, metrics_port=0)).start()
+    results: dict[int, list] = {}
+    barrier = threading.Barrier(8)
+
+    def run(i: int) -> None:
+        with SynthClient(f"127.0.0.1:{srv.port}") as c:
+            barrier.wait()
+            results[i] = list(c.synthesize([("A", f"stream {i} says hello."), ("B", "and goodbye."),
+                                            ("A", f"number {i} again.")], conversation_id=f"s{i}"))
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    text = urllib.request.urlopen(f"http://127.0.0.1:{srv.metrics_port}/metrics", timeout=10).read().decode()
+    srv.stop(grace=0)
+    for i, events in results.items():
+        assert [e.turn_id for e in events[:-1]] == [0, 1, 2]
+        assert events[-1].conversation_id == f"s{i}"
+        assert events[0].transcript == f"stream {i} says hello."
+    assert len(results) == 8 and validate_dataset(tmp_path / "ds").ok
+    buckets = {line.split('le="')[1].split('"')[0]: float(line.split()[-1])
+               for line in text.splitlines() if line.startswith("synth_batch_size_bucket")}
+    batches = buckets["+Inf"]
+    assert batches < 8 * 3 + 1  # 24 turns (+ the warm-up) in fewer engine calls
+    assert buckets["1.0"] < batches  # some batch held more than one turn
