@@ -14,12 +14,12 @@ from .audio import SAMPLE_RATE, join, normalize_loudness, resample, trim_silence
 from .casting import cast, conversation_rng
 from .domain import Conversation, Dialog, SynthesizedTurn, Voice
 from .engines.base import Engine, SynthesisRequest
-from .errors import DialogError
+from .errors import DialogError, VoiceError
 from .text import split_sentences
+from .timeline import GapDistribution
 
 if TYPE_CHECKING:
     from .asr import AsrCheck
-from .timeline import GapDistribution
 
 
 class SampleBuilder(Protocol):
@@ -52,8 +52,6 @@ class Pipeline:
         self.voice_ids = {v.id for v in self.catalog}
         unknown = sorted(set(config.voice_override.values()) - self.voice_ids)
         if unknown:
-            from .errors import VoiceError
-
             raise VoiceError(f"--voice: unknown voice {unknown[0]!r} (see `synth voices`)")
 
     def cast(self, dialog: Dialog) -> dict[str, Voice]:
