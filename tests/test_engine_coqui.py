@@ -137,3 +137,53 @@ def test_server_batches_concurrent_streams(coqui, tmp_path):
     batches = buckets["+Inf"]
     assert batches < 8 * 3 + 1  # 24 turns (+ the warm-up) in fewer engine calls
     assert buckets["1.0"] < batches  # some batch held more than one turn
+
+
+def _tiny_config():
+    from TTS.tts.configs.vits_config import VitsConfig
+
+    config = VitsConfig()
+    args = config.model_args
+    args.hidden_channels, args.hidden_channels_ffn_text_encoder = 16, 32
+    args.num_layers_text_encoder = args.num_layers_flow = args.num_layers_posterior_encoder = 1
+    args.num_heads_text_encoder = 2
+    args.upsample_initial_channel_decoder = 16
+    return config
+
+
+def test_models_saved_other_ways_load(tmp_path):
+    """As a user's training run leaves them: the speakers file referenced by an absolute path of
+    the training machine (copied beside the model under its own name), a bare state dict in
+    checkpoint_<step>.pth, discriminator weights included; and a single-speaker model."""
+    import torch
+    from TTS.tts.models.vits import Vits
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "my_speakers.json").write_text(json.dumps({"alice": 0, "bob": 1}))
+    config = _tiny_config()
+    config.model_args.speakers_file = str(run / "my_speakers.json")
+    config.model_args.use_speaker_embedding = True
+    config.model_args.num_speakers = 2
+    model = Vits.init_from_config(config)
+    folder = tmp_path / "exported"
+    folder.mkdir()
+    config.model_args.speakers_file = "/training/box/out/my_speakers.json"
+    config.save_json(str(folder / "config.json"))
+    shutil.copy(run / "my_speakers.json", folder / "my_speakers.json")
+    torch.save(model.state_dict(), folder / "checkpoint_500.pth")
+    torch.save(model.state_dict(), folder / "checkpoint_90.pth")
+    engine = load_engine("coqui", str(folder), device="cpu")
+    assert [(v.id, v.params["speaker_index"]) for v in engine.voices()] == [("exported-alice", 0), ("exported-bob", 1)]
+    (audio,) = engine.synthesize([SynthesisRequest("hello world", engine.voices()[1])])
+    assert audio.samples.size > 0
+
+    single = tmp_path / "single"
+    single.mkdir()
+    config = _tiny_config()
+    model = Vits.init_from_config(config)
+    config.save_json(str(single / "config.json"))
+    torch.save({"model": model.state_dict()}, single / "best_model.pth")
+    engine = load_engine("coqui", str(single), device="cpu")
+    assert [v.id for v in engine.voices()] == ["single-default"]
+    assert engine.synthesize([SynthesisRequest("one voice", engine.voices()[0])])[0].samples.size > 0

@@ -16,7 +16,6 @@ a turn synthesized in a batch equals the turn synthesized alone (float tolerance
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 from pathlib import Path
@@ -100,27 +99,28 @@ class CoquiEngine:
         config_path = folder / "config.json"
         if not config_path.is_file():
             raise SynthError(f"{folder}: no config.json")
-        checkpoint = _find(folder, CHECKPOINT_NAMES) or next(iter(sorted(folder.glob("checkpoint*.pth"))), None)
-        if checkpoint is None:
-            raise SynthError(f"{folder}: no checkpoint ({', '.join(CHECKPOINT_NAMES)} or checkpoint_*.pth)")
+        checkpoint = self._checkpoint(folder)
         config = load_config(str(config_path))
         if getattr(config, "model", "") != "vits":
             raise SynthError(f"{config_path}: model {getattr(config, 'model', '?')!r}; the coqui engine runs VITS")
-        speakers_file = _find(folder, SPEAKER_FILES)
+        weights = self._read_weights(checkpoint)
+        # The checkpoint decides whether the model is multi-speaker (it has a speaker embedding
+        # table); the speakers file only names the rows.
         args = config.model_args
-        if speakers_file is not None:
-            args.speakers_file = str(speakers_file)
-            args.use_speaker_embedding = True
-            args.num_speakers = len(json.loads(speakers_file.read_text()))
-        elif args.use_speaker_embedding:
-            raise SynthError(f"{folder}: the config uses speaker embeddings but there is no "
-                             f"{' or '.join(SPEAKER_FILES)}")
+        speakers_file = self._speakers_file(folder, getattr(args, "speakers_file", None))
+        table = weights.get("emb_g.weight")
+        args.use_speaker_embedding = table is not None
+        args.num_speakers = int(table.shape[0]) if table is not None else 0
+        args.speakers_file = str(speakers_file) if (table is not None and speakers_file) else None
         args.init_discriminator = False  # inference only
         try:
             self.net = Vits(config)
         except Exception as exc:  # phonemizer missing (espeak-ng), bad config values...
             raise SynthError(f"cannot build the VITS model of {folder}: {exc}") from exc
-        self._load_weights(checkpoint)
+        missing, unexpected = self.net.load_state_dict(weights, strict=False)
+        if missing or unexpected:
+            raise SynthError(f"{checkpoint}: weights do not match config.json (missing {missing[:3]}, "
+                             f"unexpected {unexpected[:3]})")
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         if device == "cuda" and not torch.cuda.is_available():
@@ -165,16 +165,45 @@ class CoquiEngine:
                              "model folder, or run once where the model hub is reachable") from exc
         return Path(checkpoint).parent, model
 
-    def _load_weights(self, checkpoint: Path) -> None:
+    @staticmethod
+    def _checkpoint(folder: Path) -> Path:
+        """A known checkpoint name, else the newest `checkpoint_*.pth`, else the only other .pth."""
+        found = _find(folder, CHECKPOINT_NAMES)
+        if found:
+            return found
+        numbered = sorted(folder.glob("checkpoint_*.pth"),
+                          key=lambda p: int(re.sub(r"\D", "", p.stem) or 0))
+        if numbered:
+            return numbered[-1]
+        others = [p for p in folder.glob("*.pth") if p.name not in ("speakers.pth", "d_vector_file.pth")]
+        if len(others) == 1:
+            return others[0]
+        raise SynthError(f"{folder}: no checkpoint ({', '.join(CHECKPOINT_NAMES)} or checkpoint_*.pth)"
+                         + (f"; several candidates: {sorted(p.name for p in others)}" if others else ""))
+
+    @staticmethod
+    def _speakers_file(folder: Path, configured: str | None) -> Path | None:
+        """The config's speakers file if it exists, else a file of that name in the model folder,
+        else speaker_ids.json / speakers.json / speakers.pth there."""
+        if configured:
+            given = Path(configured)
+            if given.is_file():
+                return given
+            if (folder / given.name).is_file():
+                return folder / given.name
+        return _find(folder, (*SPEAKER_FILES, "speakers.pth"))
+
+    def _read_weights(self, checkpoint: Path) -> dict[str, Any]:
         from trainer.io import load_fsspec  # coqui-tts-trainer: how coqui itself loads checkpoints
 
-        state = load_fsspec(str(checkpoint), map_location=self._torch.device("cpu"))
-        weights = state.get("model", state)
-        weights = {k: v for k, v in weights.items() if not k.startswith(("disc.", "speaker_encoder."))}
-        missing, unexpected = self.net.load_state_dict(weights, strict=False)
-        if missing or unexpected:
-            raise SynthError(f"{checkpoint}: weights do not match config.json (missing {missing[:3]}, "
-                             f"unexpected {unexpected[:3]})")
+        try:
+            state = load_fsspec(str(checkpoint), map_location=self._torch.device("cpu"))
+        except Exception as exc:
+            raise SynthError(f"{checkpoint}: cannot read the checkpoint ({exc})") from exc
+        weights = state.get("model", state) if isinstance(state, dict) else None
+        if not isinstance(weights, dict):
+            raise SynthError(f"{checkpoint}: not a model checkpoint (expected a state dict)")
+        return {k: v for k, v in weights.items() if not k.startswith(("disc.", "speaker_encoder."))}
 
     def _install_decoder_masks(self) -> None:
         torch = self._torch
@@ -195,7 +224,13 @@ class CoquiEngine:
 
     def _build_voices(self, prefix: str) -> list[Voice]:
         manager = self.net.speaker_manager
-        names = manager.name_to_id if manager is not None and manager.name_to_id else {"default": None}
+        count = int(self.net.args.num_speakers or 0)
+        if manager is not None and manager.name_to_id:
+            names: dict[str, int | None] = dict(manager.name_to_id)
+        elif count:
+            names = {f"speaker{i}": i for i in range(count)}  # no speakers file: rows by index
+        else:
+            names = {"default": None}
         voices = []
         for name, idx in sorted(names.items(), key=lambda kv: (kv[1] is None, kv[1])):
             meta = dict(self._speaker_meta.get(speaker_key(name), {}))
