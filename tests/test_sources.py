@@ -63,6 +63,16 @@ def test_jsonl_bad_lines_name_the_line_and_field(tmp_path: Path):
         assert f"bad.jsonl {line}:" in msg and what in msg, msg
 
 
+def test_jsonl_rejects_huge_lines_without_losing_the_next(tmp_path: Path, monkeypatch):
+    import synth.sources.jsonl as jsonl
+
+    monkeypatch.setattr(jsonl, "MAX_LINE_BYTES", 1000)
+    path = write_jsonl(tmp_path / "big.jsonl", [{"turns": ["x" * 5000]}, {"turns": ["After."]}])
+    first, second = list(read_jsonl(path))
+    assert isinstance(first, DialogError) and "line 1: line is longer than 1000 bytes" in str(first)
+    assert isinstance(second, Dialog) and second.source.line == 2
+
+
 def test_jsonl_is_lazy(tmp_path: Path):
     path = tmp_path / "big.jsonl"
     with open(path, "w") as fh:

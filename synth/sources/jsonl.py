@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, BinaryIO, Iterator
 
 from ..dialogs import DEFAULT_LIMITS, DialogLimits, build_dialog
 from ..domain import Dialog, Source
@@ -18,6 +18,7 @@ from ..errors import DialogError
 from ..ids import derived_id
 
 _KEYS = {"conversation_id", "turns", "voices", "meta", "metadata"}
+MAX_LINE_BYTES = 8 * 1024 * 1024  # one dialog; a longer line is rejected without being held whole
 _TURN_KEYS = {"speaker", "text"}
 
 
@@ -26,7 +27,10 @@ def read_jsonl(path: Path, limits: DialogLimits = DEFAULT_LIMITS,
     """Yield a Dialog per non-blank line, or the DialogError that names the line and field."""
     prefix = id_prefix or path.stem
     with open(path, "rb") as fh:
-        for lineno, raw in enumerate(fh, start=1):
+        for lineno, raw in enumerate(_lines(fh), start=1):
+            if raw is None:
+                yield DialogError(f"line is longer than {MAX_LINE_BYTES} bytes", f"{path} line {lineno}")
+                continue
             if not raw.strip():
                 continue
             source = Source(dataset="jsonl", path=str(path), line=lineno)
@@ -34,6 +38,20 @@ def read_jsonl(path: Path, limits: DialogLimits = DEFAULT_LIMITS,
                 yield parse_record(raw, source, derived_id(prefix, lineno), limits)
             except DialogError as exc:
                 yield exc
+
+
+def _lines(fh: BinaryIO) -> Iterator[bytes | None]:
+    """Lines of a binary file; None for a line over MAX_LINE_BYTES (its bytes are skipped)."""
+    while True:
+        line = fh.readline(MAX_LINE_BYTES + 1)
+        if not line:
+            return
+        if len(line) > MAX_LINE_BYTES and not line.endswith(b"\n"):
+            while line and not line.endswith(b"\n"):
+                line = fh.readline(MAX_LINE_BYTES)
+            yield None
+            continue
+        yield line
 
 
 def parse_record(raw: bytes | str, source: Source, default_id: str,
