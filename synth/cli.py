@@ -174,6 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
     h.add_argument("--server", default="localhost:50051")
     h.add_argument("--service", default="synth.v1.Synth", help="'' for the whole server")
     h.add_argument("--timeout", type=float, default=5.0)
+    h.add_argument("--tls", action="store_true", help="connect with TLS")
+    h.add_argument("--root-cert", default=None, help="PEM file of the CA to trust (TLS)")
 
     sv = sub.add_parser("serve", help="run the gRPC synthesis service",
                         description="Serve synth.v1.Synth over gRPC with health checking, "
@@ -425,7 +427,12 @@ def cmd_health(args: argparse.Namespace) -> int:
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-    with grpc.insecure_channel(args.server) as channel:
+    if args.tls or args.root_cert:
+        roots = open(args.root_cert, "rb").read() if args.root_cert else None
+        channel = grpc.secure_channel(args.server, grpc.ssl_channel_credentials(roots))
+    else:
+        channel = grpc.insecure_channel(args.server)
+    with channel:
         try:
             reply = health_pb2_grpc.HealthStub(channel).Check(
                 health_pb2.HealthCheckRequest(service=args.service), timeout=args.timeout)

@@ -20,7 +20,8 @@ def manifest_ids(out: Path) -> list[str]:
     return [json.loads(l)["conversation_id"] for l in path.read_text().splitlines()] if path.exists() else []
 
 
-@pytest.mark.parametrize("command", ["generate", "voices", "validate"])
+@pytest.mark.parametrize("command", ["generate", "voices", "validate", "splits", "tokenize", "export",
+                                     "serve", "batch", "health", "convert", "transcribe", "check"])
 def test_help_on_every_subcommand(command):
     res = run_cli(command, "--help")
     assert res.returncode == 0 and "usage: synth " + command in res.stdout

@@ -218,6 +218,10 @@ def test_tls(engine, tmp_path):
     try:
         with SynthClient(f"localhost:{srv.port}", root_certificates=cert.read_bytes()) as c:
             assert len(c.list_voices()) == 18
+        from conftest import run_cli
+
+        health = run_cli("health", "--server", f"localhost:{srv.port}", "--root-cert", str(cert))
+        assert health.returncode == 0 and "SERVING" in health.stdout
         with SynthClient(f"localhost:{srv.port}", backoff=NO_RETRY) as plain:
             with pytest.raises(grpc.RpcError):
                 plain.list_voices(timeout=5)
