@@ -113,12 +113,11 @@ class SynthService(pb_grpc.SynthServicer):
             context.abort(exc.code, exc.message)
         try:
             yield from self._synthesize(request, context)
+            if not context.is_active():  # stopped between turns: cancelled or past its deadline
+                code = grpc.StatusCode.CANCELLED
         except RequestError as exc:
             code = exc.code
             context.abort(exc.code, exc.message)
-        except grpc.RpcError:
-            code = context.code() or grpc.StatusCode.UNKNOWN  # abort() already called
-            raise
         except GeneratorExit:  # the client went away: nothing was written
             code = grpc.StatusCode.CANCELLED
             raise
