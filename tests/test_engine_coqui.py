@@ -165,7 +165,7 @@ def test_models_saved_other_ways_load(tmp_path):
     config.model_args.speakers_file = str(run / "my_speakers.json")
     config.model_args.use_speaker_embedding = True
     config.model_args.num_speakers = 2
-    model = Vits.init_from_config(config)
+    model = Vits(config)
     folder = tmp_path / "exported"
     folder.mkdir()
     config.model_args.speakers_file = "/training/box/out/my_speakers.json"
@@ -181,7 +181,7 @@ def test_models_saved_other_ways_load(tmp_path):
     single = tmp_path / "single"
     single.mkdir()
     config = _tiny_config()
-    model = Vits.init_from_config(config)
+    model = Vits(config)
     config.save_json(str(single / "config.json"))
     torch.save({"model": model.state_dict()}, single / "best_model.pth")
     engine = load_engine("coqui", str(single), device="cpu")
