@@ -73,6 +73,16 @@ def test_jsonl_rejects_huge_lines_without_losing_the_next(tmp_path: Path, monkey
     assert isinstance(second, Dialog) and second.source.line == 2
 
 
+def test_byte_order_mark_and_crlf(tmp_path: Path):
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(b'\xef\xbb\xbf{"turns": ["Hi there."]}\r\n{"turns": ["Bye."]}\r\n')
+    assert [d.turns[0].text for d in read_jsonl(path)] == ["Hi there.", "Bye."]
+    txt = tmp_path / "dialogues_text.txt"
+    txt.write_bytes(b"\xef\xbb\xbfHello . __eou__ Hi ! __eou__\r\n")
+    (d,) = read_dailydialog_text(txt)
+    assert [t.text for t in d.turns] == ["Hello.", "Hi!"]
+
+
 def test_jsonl_is_lazy(tmp_path: Path):
     path = tmp_path / "big.jsonl"
     with open(path, "w") as fh:

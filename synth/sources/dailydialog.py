@@ -43,7 +43,7 @@ def read_dailydialog_text(path: Path, split: str | None = None, limit: int | Non
                             line=index + 1)
             try:
                 try:
-                    line = raw.decode("utf-8")
+                    line = raw.decode("utf-8").removeprefix("\ufeff")
                 except UnicodeDecodeError as exc:
                     raise DialogError(f"invalid UTF-8 at byte {exc.start}", source.describe()) from None
                 parts = [p for p in line.rstrip("\r\n").split(EOU)]

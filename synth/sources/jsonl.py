@@ -60,6 +60,7 @@ def parse_record(raw: bytes | str, source: Source, default_id: str,
     where = source.describe()
     try:
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        text = text.removeprefix("\ufeff")  # a byte-order mark some editors write
     except UnicodeDecodeError as exc:
         raise DialogError(f"invalid UTF-8 at byte {exc.start}", where) from None
     try:
