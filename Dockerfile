@@ -25,7 +25,7 @@ ENV PATH=/app/.venv/bin:$PATH
 
 # Configuration: every `synth serve` option reads SYNTH_<OPTION>.
 ENV SYNTH_HOST=[::] SYNTH_PORT=50051 SYNTH_OUT=/data/dataset SYNTH_DEVICE=auto \
-    SYNTH_METRICS_PORT=9090 SYNTH_MAX_IN_FLIGHT=16 SYNTH_DRAIN_SECONDS=30 \
+    SYNTH_METRICS_PORT=9090 SYNTH_MAX_IN_FLIGHT=64 SYNTH_DRAIN_SECONDS=30 \
     HF_HOME=/models/huggingface XDG_CACHE_HOME=/models/cache
 VOLUME ["/data/dataset", "/models"]
 EXPOSE 50051 9090

@@ -55,9 +55,9 @@ class SummaryEvent:
 class Backoff:
     """Exponential backoff with full jitter for UNAVAILABLE and RESOURCE_EXHAUSTED."""
 
-    attempts: int = 5
+    attempts: int = 8
     initial: float = 0.2
-    maximum: float = 5.0
+    maximum: float = 8.0
     multiplier: float = 2.0
     rng: random.Random = field(default_factory=random.Random)
 

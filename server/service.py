@@ -38,7 +38,7 @@ class ServiceConfig:
     out: Path
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     limits: DialogLimits = SERVER_LIMITS
-    max_in_flight: int = 16
+    max_in_flight: int = 64  # requests wait in the batcher queue; this bounds threads and memory
     max_batch: int = 16
     max_wait_ms: float = 5.0
     max_batch_chars: int = 20_000

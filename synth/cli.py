@@ -188,7 +188,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_engine_args(sv)
     sv.add_argument("--seed", type=int, default=int(env("SYNTH_SEED", "0")))
     sv.add_argument("--gap", default=env("SYNTH_GAP", "normal:0.4,0.2"))
-    sv.add_argument("--max-in-flight", type=int, default=int(env("SYNTH_MAX_IN_FLIGHT", "16")),
+    sv.add_argument("--max-in-flight", type=int, default=int(env("SYNTH_MAX_IN_FLIGHT", "64")),
                     help="Synthesize calls served at once; more get RESOURCE_EXHAUSTED")
     sv.add_argument("--max-batch", type=int, default=int(env("SYNTH_MAX_BATCH", "16")),
                     help="turns per engine call across all streams (dynamic batching)")

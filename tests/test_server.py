@@ -28,14 +28,14 @@ NO_RETRY = Backoff(attempts=1)
 
 
 def start(engine, out: Path, **options) -> SynthServer:
-    max_in_flight = options.pop("max_in_flight", 16)
+    max_in_flight = options.pop("max_in_flight", ServiceConfig.max_in_flight)
     config = ServiceConfig(out=out, max_in_flight=max_in_flight)
     return SynthServer(engine, config, ServerOptions(host="127.0.0.1", port=0, **options)).start()
 
 
 @pytest.fixture(scope="module")
 def server(engine, tmp_path_factory):
-    srv = start(engine, tmp_path_factory.mktemp("served") / "dataset", metrics_port=0, max_in_flight=24)
+    srv = start(engine, tmp_path_factory.mktemp("served") / "dataset", metrics_port=0)
     yield srv
     srv.stop(grace=0)
 
