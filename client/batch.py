@@ -47,11 +47,13 @@ class BatchSummary:
 
 
 def _local_files(events: list[TurnEvent], summary: SummaryEvent) -> dict[str, bytes]:
+    from synth.metadata import metadata_json
+
     files: dict[str, bytes] = {}
     for ev in events:
         files[f"turn_{ev.turn_id}.wav"] = ev.wav
         files[f"turn_{ev.turn_id}.txt"] = (ev.transcript + "\n").encode("utf-8")
-    files["metadata.json"] = (json.dumps(summary.metadata, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    files["metadata.json"] = metadata_json(summary.metadata).encode("utf-8")
     if summary.samples_jsonl:
         files["samples.jsonl"] = summary.samples_jsonl.encode("utf-8")
     return files

@@ -16,6 +16,7 @@ from synth.audio import wav_bytes
 from synth.dialogs import DialogLimits, build_dialog
 from synth.domain import Dialog, Source, SynthesizedTurn, Voice
 from synth.errors import DialogError
+from synth.metadata import samples_jsonl
 
 CHUNK_BYTES = 1 << 20  # 1 MiB of WAV per message: far below gRPC's 4 MB default
 FORMATS = {pb.SAMPLE_FORMAT_UNSPECIFIED: "chat", pb.SAMPLE_FORMAT_CHAT: "chat",
@@ -94,7 +95,7 @@ def summary_message(metadata: dict[str, Any], entry: dict[str, Any], written: bo
         metadata_json=json.dumps(metadata, ensure_ascii=False),
         manifest_line_json=json.dumps(entry, ensure_ascii=False),
         path=entry["path"] if written else "", written=written,
-        samples_jsonl="".join(json.dumps(s, separators=(",", ":")) + "\n" for s in samples or [])))
+        samples_jsonl=samples_jsonl(samples or [])))
 
 
 def voice_message(voice: Voice) -> pb.Voice:

@@ -4,8 +4,6 @@ report the worst turns."""
 
 from __future__ import annotations
 
-import json
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +13,9 @@ import soundfile as sf
 
 from .asr import Recognizer
 from .dataset import DatasetError, open_dataset, read_json
+from .metadata import metadata_json
 from .wer import word_errors
+from .writer import replace_text
 
 
 @dataclass
@@ -55,12 +55,6 @@ class CheckReport:
         return "\n".join(lines)
 
 
-def _replace_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.new")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def check_dataset(root: Path | str, recognizer: Recognizer, threshold: float = 0.3,
                   write: bool = True, workers: int = 1,
                   progress: Callable[[str], None] | None = None) -> CheckReport:
@@ -96,7 +90,7 @@ def check_dataset(root: Path | str, recognizer: Recognizer, threshold: float = 0
                 meta["asr_check"] = {**recognizer.describe(), "threshold": threshold,
                                      "mean_wer": round(e / n, 4) if n else None,
                                      "failed_turns": [c.turn_id for c in checks if c.wer > threshold]}
-                _replace_json(ref.folder / "metadata.json", meta)
+                replace_text(ref.folder / "metadata.json", metadata_json(meta))
             if progress:
                 progress(ref.conversation_id)
     return report

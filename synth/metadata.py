@@ -3,6 +3,7 @@ Field names are a contract with training code (DESIGN.md section 1)."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from typing import Any
 
@@ -51,6 +52,16 @@ def build_metadata(conv: Conversation) -> dict[str, Any]:
     if tokens:
         meta.update({k: tokens[k] for k in ("text_tokens", "speech_tokens", "total_tokens")})
     return meta
+
+
+def metadata_json(meta: dict[str, Any]) -> str:
+    """metadata.json as written to disk (indented, UTF-8 kept)."""
+    return json.dumps(meta, indent=2, ensure_ascii=False) + "\n"
+
+
+def samples_jsonl(samples: list[dict[str, Any]]) -> str:
+    """samples.jsonl: one compact JSON object per line, line i = turn i."""
+    return "".join(json.dumps(s, separators=(",", ":")) + "\n" for s in samples)
 
 
 def build_manifest_entry(meta: dict[str, Any]) -> dict[str, Any]:

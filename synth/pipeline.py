@@ -49,8 +49,7 @@ class Pipeline:
         self.sample_builder = sample_builder
         self.asr_check = asr_check
         self.catalog: list[Voice] = engine.voices()
-        self.voice_ids = {v.id for v in self.catalog}
-        unknown = sorted(set(config.voice_override.values()) - self.voice_ids)
+        unknown = sorted(set(config.voice_override.values()) - {v.id for v in self.catalog})
         if unknown:
             raise VoiceError(f"--voice: unknown voice {unknown[0]!r} (see `synth voices`)")
 

@@ -6,22 +6,13 @@ is interrupted leaves every file whole and can simply be run again."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, Callable
 
 from .dataset import DatasetError, open_dataset, read_json
 from .samples import SampleBuilder, TurnRecord
-from .writer import MANIFEST, DatasetWriter
-
-
-def _replace_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.new")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+from .metadata import metadata_json, samples_jsonl
+from .writer import MANIFEST, DatasetWriter, replace_text
 
 
 def turn_records(meta: dict[str, Any], folder: Path) -> list[TurnRecord]:
@@ -56,11 +47,10 @@ def retokenize(root: Path | str, builder: SampleBuilder,
         except (KeyError, ValueError, TypeError) as exc:
             raise DatasetError(f"{meta_path}: malformed turns ({exc})") from None
         samples, tokens = builder.build_records(ref.conversation_id, records)
-        _replace_text(ref.folder / "samples.jsonl",
-                      "".join(json.dumps(s, separators=(",", ":")) + "\n" for s in samples))
+        replace_text(ref.folder / "samples.jsonl", samples_jsonl(samples))
         meta["tokens"] = tokens
         meta.update({k: tokens[k] for k in TOKEN_FIELDS})
-        _replace_text(meta_path, json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
+        replace_text(meta_path, metadata_json(meta))
         tokens_of[ref.conversation_id] = tokens
         if progress:
             progress(ref.conversation_id)
@@ -75,5 +65,5 @@ def retokenize(root: Path | str, builder: SampleBuilder,
             if tokens:
                 entry.update({k: tokens[k] for k in TOKEN_FIELDS})
             lines.append(json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n")
-        _replace_text(root / MANIFEST, "".join(lines))
+        replace_text(root / MANIFEST, "".join(lines))
     return len(refs)

@@ -13,6 +13,7 @@ import soundfile as sf
 
 from .audio import SAMPLE_RATE
 from .ids import InvalidConversationId, check_conversation_id
+from .text import clean_text
 from .writer import MANIFEST
 
 DURATION_TOLERANCE_SEC = 0.01
@@ -243,8 +244,6 @@ def _check_wav(path: Path, where: str, report: Report) -> float | None:
 
 
 def _check_transcript(path: Path, where: str, report: Report) -> None:
-    from .text import clean_text
-
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

@@ -23,7 +23,7 @@ from .audio import wav_bytes
 from .domain import Conversation
 from .errors import SynthError
 from .ids import conversation_dir
-from .metadata import build_manifest_entry, build_metadata, turn_files
+from .metadata import build_manifest_entry, build_metadata, metadata_json, samples_jsonl, turn_files
 
 MANIFEST = "manifest.jsonl"
 TMP = ".tmp"
@@ -49,6 +49,16 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def replace_text(path: Path, text: str) -> None:
+    """Replace one file of a finished dataset whole: write a hidden sibling, fsync, rename."""
+    tmp = path.with_name(f".{path.name}.new")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -149,10 +159,9 @@ class DatasetWriter:
             wav, txt = turn_files(turn.turn_id)
             files[wav] = wav_bytes(turn.audio, turn.sample_rate)
             files[txt] = (turn.text + "\n").encode("utf-8")
-        files["metadata.json"] = (json.dumps(meta, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+        files["metadata.json"] = metadata_json(meta).encode("utf-8")
         if conv.samples is not None:
-            files["samples.jsonl"] = "".join(json.dumps(s, separators=(",", ":")) + "\n"
-                                             for s in conv.samples).encode("utf-8")
+            files["samples.jsonl"] = samples_jsonl(conv.samples).encode("utf-8")
         entry = build_manifest_entry(meta)
         self.write_files(conv.conversation_id, files, entry)
         return meta, entry

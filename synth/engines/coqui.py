@@ -135,7 +135,6 @@ class CoquiEngine:
             self.net.inference_noise_scale = noise_scale
         if noise_w_scale is not None:
             self.net.inference_noise_scale_dp = noise_w_scale
-        self.config = config
         self.model = model_name
         self.sample_rate = int(config.audio.sample_rate)
         self.hop_length = int(config.audio.hop_length)
