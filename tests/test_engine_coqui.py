@@ -62,6 +62,28 @@ def test_batched_equals_alone(coqui):
     assert len(set(lengths)) > 3  # different lengths: padding was really exercised
 
 
+def test_alone_equals_coquis_own_inference_and_speakers_differ(coqui):
+    """The decoder masks must leave a lone turn exactly as coqui's `Vits.inference` makes it, the
+    speaker conditioning included: each speaker sounds different."""
+    import torch
+
+    text = "the quick brown fox jumps over the lazy dog."
+    ids = torch.tensor([coqui.net.tokenizer.text_to_ids(text)])
+    outputs = []
+    for voice in coqui.voices():
+        (ours,) = coqui.synthesize([SynthesisRequest(text, voice)])
+        with torch.inference_mode():
+            ref = coqui.net.inference(ids, aux_input={"x_lengths": torch.tensor([ids.shape[1]]),
+                                                      "speaker_ids": torch.tensor([voice.params["speaker_index"]])})
+        expected = ref["model_outputs"][0, 0].numpy()
+        np.testing.assert_allclose(ours.samples, expected[: len(ours.samples)], atol=1e-6)
+        assert len(ours.samples) == len(expected)
+        outputs.append(ours.samples)
+    for i in range(len(outputs)):
+        for j in range(i + 1, len(outputs)):
+            assert np.abs(outputs[i] - outputs[j]).max() > 1e-3
+
+
 def test_synth_voices_and_generate_with_a_model_folder(tiny_model, tmp_path):
     res = run_cli("voices", "--engine", "coqui", "--model", str(tiny_model), "--json")
     assert res.returncode == 0, res.stderr

@@ -213,12 +213,17 @@ class CoquiEngine:
             if valid is None:
                 return None
             x = args[0]
+            if x.shape[-1] < self._frames:  # not on the decoder's time axis
+                return None
             factor = x.shape[-1] // self._frames
             keep = torch.arange(x.shape[-1], device=x.device)[None, :] < (valid * factor)[:, None]
             return (x * keep[:, None, :].to(x.dtype), *args[1:])
 
+        # The speaker conditioning (`cond_layer`, `conds`) sees one global frame, not time: masking
+        # it would silence the speaker in the decoder.
+        speaker_conds = {id(m) for name, m in decoder.named_modules() if name.split(".")[0] in ("cond_layer", "conds")}
         for module in decoder.modules():
-            if isinstance(module, (torch.nn.Conv1d, torch.nn.ConvTranspose1d)):
+            if isinstance(module, (torch.nn.Conv1d, torch.nn.ConvTranspose1d)) and id(module) not in speaker_conds:
                 module.register_forward_pre_hook(mask)
 
     def _build_voices(self, prefix: str) -> list[Voice]:
