@@ -209,3 +209,60 @@ def test_models_saved_other_ways_load(tmp_path):
     engine = load_engine("coqui", str(single), device="cpu")
     assert [v.id for v in engine.voices()] == ["single-default"]
     assert engine.synthesize([SynthesisRequest("one voice", engine.voices()[0])])[0].samples.size > 0
+
+
+def test_older_and_d_vector_models_load(tmp_path):
+    """A speaker table saved without any speakers file (older coqui) gets `speaker<i>` voices; a
+    d-vector VITS (`use_d_vector_file`, its file moved beside the model) gets one voice per name,
+    synthesized from the mean d-vector, batched equal to alone; a speakers file naming fewer
+    speakers than the table is refused, naming the mismatch."""
+    import torch
+    from TTS.tts.models.vits import Vits
+
+    old = tmp_path / "old"
+    old.mkdir()
+    config = _tiny_config()
+    config.model_args.use_speaker_embedding = True
+    config.speakers = ["a", "b", "c"]
+    model = Vits(config)
+    config.speakers = []
+    config.save_json(str(old / "config.json"))
+    torch.save({"model": model.state_dict()}, old / "model.pth")
+    engine = load_engine("coqui", str(old), device="cpu")
+    assert [v.speaker for v in engine.voices()] == ["speaker0", "speaker1", "speaker2"]
+    (old / "speaker_ids.json").write_text(json.dumps({"a": 0, "b": 1}))
+    with pytest.raises(SynthError, match="emb_g"):
+        load_engine("coqui", str(old), device="cpu")
+
+    dvec = tmp_path / "dvec"
+    dvec.mkdir()
+    rng = np.random.default_rng(3)
+    clips = {f"clip{i}.wav": {"name": ["nora", "omar", "pia"][i % 3], "embedding": rng.normal(size=32).tolist()}
+             for i in range(9)}
+    (dvec / "speakers.json").write_text(json.dumps(clips))
+    config = _tiny_config()
+    config.model_args.use_d_vector_file = True
+    config.model_args.d_vector_dim = 32
+    config.model_args.d_vector_file = [str(dvec / "speakers.json")]
+    model = Vits(config)
+    config.model_args.d_vector_file = ["/training/box/speakers.json"]
+    config.save_json(str(dvec / "config.json"))
+    torch.save({"model": model.state_dict()}, dvec / "best_model.pth")
+    engine = load_engine("coqui", str(dvec), device="cpu", noise_scale=0.0, noise_w_scale=0.0)
+    voices = engine.voices()
+    assert [v.speaker for v in voices] == ["nora", "omar", "pia"]
+    reqs = [SynthesisRequest(t, v) for t, v in zip(["one two three.", "a much longer sentence than that.", "ok"], voices)]
+    batched = engine.synthesize(reqs)
+    for req, got in zip(reqs, batched):
+        (alone,) = engine.synthesize([req])
+        assert len(got.samples) == len(alone.samples) > 0
+        np.testing.assert_allclose(got.samples, alone.samples, atol=1e-5)
+    seen = []
+    engine.net.waveform_decoder.cond_layer.register_forward_hook(lambda _m, a, _o: seen.append(a[0][0, :, 0]))
+    for voice in voices:
+        engine.synthesize([SynthesisRequest("the same words", voice)])
+        mean = np.mean([c["embedding"] for c in clips.values() if c["name"] == voice.speaker], axis=0)
+        np.testing.assert_allclose(seen[-1].numpy(), mean / np.linalg.norm(mean), atol=1e-6)
+    (dvec / "speakers.json").unlink()
+    with pytest.raises(SynthError, match="d_vector_file"):
+        load_engine("coqui", str(dvec), device="cpu")

@@ -2,17 +2,19 @@
 
 A model is a name (`tts_models/en/vctk/vits`: coqui's model manager downloads it into the model
 cache on machines that reach the hub, or finds it there) or a local folder with `config.json`, a
-checkpoint (`model_file.pth`, `best_model.pth`, `model.pth`, `checkpoint*.pth`) and a speakers
-file (`speaker_ids.json` / `speakers.json`). Every speaker becomes a voice; gender and accent
-come from a VCTK-style `speaker-info.txt` (found beside the model, or given), matched by speaker
-NAME: a model's speaker indices follow its training order, not the corpus table's.
+checkpoint (`model_file.pth`, `best_model.pth`, `model.pth`, `checkpoint*.pth`) and a speakers file
+(`speaker_ids.json` / `speakers.json` / `speakers.pth`; a d-vector file for d-vector models). Every
+speaker becomes a voice; gender and accent come from a VCTK-style `speaker-info.txt` (found beside
+the model, or given), matched by speaker NAME: a model's speaker indices follow its training order,
+not the corpus table's.
 
 Batched synthesis: one forward pass for many turns of any speakers. Turns are sorted by length
 (similar lengths share a pass), padded, run with `x_lengths` and `speaker_ids`, and each output is
 cut to its own length from the duration mask (`y_mask` frames x hop length). The HiFi-GAN decoder
-has no masks of its own, so every decoder convolution gets a pre-hook that zeroes the frames past
-each item's length, exactly what that convolution sees when the item runs alone: with noise off,
-a turn synthesized in a batch equals the turn synthesized alone (float tolerance), same length."""
+has no masks of its own, so every decoder convolution on the time axis (not the speaker
+conditioning) gets a pre-hook that zeroes the frames past each item's length, exactly what that
+convolution sees when the item runs alone: with noise off, a turn synthesized in a batch equals the
+turn synthesized alone (float tolerance), same length."""
 
 from __future__ import annotations
 
@@ -104,23 +106,25 @@ class CoquiEngine:
         if getattr(config, "model", "") != "vits":
             raise SynthError(f"{config_path}: model {getattr(config, 'model', '?')!r}; the coqui engine runs VITS")
         weights = self._read_weights(checkpoint)
-        # The checkpoint decides whether the model is multi-speaker (it has a speaker embedding
-        # table); the speakers file only names the rows.
         args = config.model_args
-        speakers_file = self._speakers_file(folder, getattr(args, "speakers_file", None))
-        table = weights.get("emb_g.weight")
-        args.use_speaker_embedding = table is not None
-        args.num_speakers = int(table.shape[0]) if table is not None else 0
-        args.speakers_file = str(speakers_file) if (table is not None and speakers_file) else None
+        if getattr(args, "use_language_embedding", False):
+            raise SynthError(f"{config_path}: a multilingual VITS (language embedding); the coqui engine "
+                             "runs single-language models")
+        self._configure_speakers(config, folder, weights)
         args.init_discriminator = False  # inference only
         try:
             self.net = Vits(config)
         except Exception as exc:  # phonemizer missing (espeak-ng), bad config values...
             raise SynthError(f"cannot build the VITS model of {folder}: {exc}") from exc
-        missing, unexpected = self.net.load_state_dict(weights, strict=False)
+        try:
+            missing, unexpected = self.net.load_state_dict(weights, strict=False)
+        except RuntimeError as exc:  # shapes differ: another architecture, or a speakers file
+            raise SynthError(f"{checkpoint}: weights do not match config.json and the speakers "  # of another size
+                             f"file: {str(exc).strip().splitlines()[-1].strip()}") from exc
         if missing or unexpected:
             raise SynthError(f"{checkpoint}: weights do not match config.json (missing {missing[:3]}, "
                              f"unexpected {unexpected[:3]})")
+        self._dvectors = self._speaker_dvectors()
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         if device == "cuda" and not torch.cuda.is_available():
@@ -128,8 +132,11 @@ class CoquiEngine:
         self.device = torch.device(device)
         self.half = bool(half and device == "cuda")
         self.net.to(self.device)
+        if self._dvectors is not None:
+            self._dvectors = self._dvectors.to(self.device)
         if self.half:
             self.net.half()
+            self._dvectors = self._dvectors.half() if self._dvectors is not None else None
         self.net.eval()
         if noise_scale is not None:
             self.net.inference_noise_scale = noise_scale
@@ -181,16 +188,53 @@ class CoquiEngine:
                          + (f"; several candidates: {sorted(p.name for p in others)}" if others else ""))
 
     @staticmethod
-    def _speakers_file(folder: Path, configured: str | None) -> Path | None:
-        """The config's speakers file if it exists, else a file of that name in the model folder,
-        else speaker_ids.json / speakers.json / speakers.pth there."""
+    def _speakers_file(folder: Path, configured: str | None, defaults: Sequence[str]) -> Path | None:
+        """The config's file if it exists, else a file of that name in the model folder (configs
+        keep the training machine's absolute paths), else the first of `defaults` there."""
         if configured:
             given = Path(configured)
             if given.is_file():
                 return given
             if (folder / given.name).is_file():
                 return folder / given.name
-        return _find(folder, (*SPEAKER_FILES, "speakers.pth"))
+        return _find(folder, defaults)
+
+    def _configure_speakers(self, config: Any, folder: Path, weights: dict[str, Any]) -> None:
+        """Speaker settings from what the checkpoint holds: a speaker embedding table (`emb_g`,
+        rows named by the speakers file, or by `config.speakers`, or `speaker<i>` when neither
+        exists, as older models were saved) or d-vectors (`use_d_vector_file`: one mean
+        embedding per speaker name), else one voice."""
+        args = config.model_args
+        table = weights.get("emb_g.weight")
+        if table is not None:
+            args.use_speaker_embedding, args.use_d_vector_file = True, False
+            args.num_speakers = int(table.shape[0])
+            found = self._speakers_file(folder, getattr(args, "speakers_file", None), SPEAKER_FILES + ("speakers.pth",))
+            args.speakers_file = str(found) if found else None
+            if not found and not config.get("speakers"):
+                config.speakers = [f"speaker{i}" for i in range(args.num_speakers)]
+            return
+        args.use_speaker_embedding = False
+        args.speakers_file = None
+        if getattr(args, "use_d_vector_file", False):
+            configured = args.d_vector_file
+            first = configured[0] if isinstance(configured, list) and configured else configured
+            found = self._speakers_file(folder, first, ("speakers.pth", "speakers.json", "d_vector_file.pth"))
+            if found is None:
+                raise SynthError(f"{folder}: the model takes d-vectors but its d_vector_file "
+                                 f"({configured}) is neither there nor in the model folder")
+            args.d_vector_file = str(found)
+            config.d_vector_file = str(found)
+
+    def _speaker_dvectors(self) -> Any:
+        """[speakers, dim] mean d-vectors in speaker-index order, on the model's device later."""
+        manager = self.net.speaker_manager
+        if not self.net.args.use_d_vector_file or manager is None:
+            return None
+        names = sorted(manager.name_to_id, key=manager.name_to_id.get)
+        if not names:
+            raise SynthError(f"{self.net.args.d_vector_file}: no speakers in the d-vector file")
+        return self._torch.tensor(np.stack([manager.get_mean_embedding(n) for n in names]), dtype=self._torch.float32)
 
     def _read_weights(self, checkpoint: Path) -> dict[str, Any]:
         from trainer.io import load_fsspec  # coqui-tts-trainer: how coqui itself loads checkpoints
@@ -228,7 +272,7 @@ class CoquiEngine:
 
     def _build_voices(self, prefix: str) -> list[Voice]:
         manager = self.net.speaker_manager
-        count = int(self.net.args.num_speakers or 0)
+        count = int(getattr(self.net.args, "num_speakers", 0) or 0)
         if manager is not None and manager.name_to_id:
             names: dict[str, int | None] = dict(manager.name_to_id)
         elif count:
@@ -274,7 +318,11 @@ class CoquiEngine:
             x[i, :len(seq)] = torch.tensor(seq, dtype=torch.long)
         aux: dict[str, Any] = {"x_lengths": lengths.to(self.device)}
         if any(s is not None for s in speakers):
-            aux["speaker_ids"] = torch.tensor([s or 0 for s in speakers], dtype=torch.long, device=self.device)
+            index = torch.tensor([s or 0 for s in speakers], dtype=torch.long, device=self.device)
+            if self._dvectors is not None:
+                aux["d_vectors"] = self._dvectors[index]
+            else:
+                aux["speaker_ids"] = index
         with torch.inference_mode():
             # Frames per item are known only after the duration predictor: the decoder's own
             # pre-hook reads them from its input, then every decoder convolution masks by them.
