@@ -3,17 +3,22 @@ callers (the server's concurrent streams) wait in one queue; the worker takes up
 requests (and at most `max_batch_chars` characters), waiting at most `max_wait_ms` for a batch
 to fill, runs one engine call, and hands each caller its own results.
 
-One owner thread also means the engine never runs twice at once, so a CPU engine does not
-oversubscribe the cores and a GPU engine does not fight for memory. On an out-of-memory error the
-batch is split in halves and retried, down to single requests, instead of failing the callers."""
+Batches are cut per request, not per call: a call with more requests (a long turn's sentence
+chunks) than fit in one batch is spread over consecutive batches, so the limits bound every
+engine call; a call that does not fit whole is continued first in the next batch (callers are
+served in arrival order). One owner thread also means the engine never runs twice at once, so a
+CPU engine does not oversubscribe the cores and a GPU engine does not fight for memory. On an
+out-of-memory error the batch is split in halves and retried, down to single requests, instead
+of failing the callers."""
 
 from __future__ import annotations
 
+import collections
 import queue
 import threading
 import time
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 from .domain import Voice
@@ -24,6 +29,11 @@ from .engines.base import Engine, EngineAudio, SynthesisRequest
 class _Job:
     requests: Sequence[SynthesisRequest]
     future: Future[list[EngineAudio]]
+    taken: int = 0  # requests handed to a batch so far
+    results: list[EngineAudio | None] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.results = [None] * len(self.requests)
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -56,6 +66,8 @@ class BatchingEngine:
 
     def synthesize(self, requests: Sequence[SynthesisRequest]) -> list[EngineAudio]:
         """Blocks the calling thread until the worker has synthesized `requests`."""
+        if not requests:
+            return []
         job = _Job(list(requests), Future())
         self._queue.put(job)
         return job.future.result()
@@ -69,47 +81,64 @@ class BatchingEngine:
         self._worker.join(timeout=10)
 
     # worker --------------------------------------------------------------------------------
-    def _take(self, first: _Job) -> list[_Job]:
-        jobs, size = [first], len(first.requests)
-        chars = sum(len(r.text) for r in first.requests)
+    def _fits(self, size: int, chars: int, request: SynthesisRequest) -> bool:
+        if size == 0:
+            return True  # a batch holds at least one request, however long
+        return size < self.max_batch and chars + len(request.text) <= self.max_batch_chars
+
+    def _take(self, pending: collections.deque[_Job]) -> list[tuple[_Job, int]]:
+        """Requests for one batch, oldest call first; waits up to max_wait for more calls while
+        the batch has room. Returns (job, request index) pairs."""
+        batch: list[tuple[_Job, int]] = []
+        chars = 0
         deadline = time.monotonic() + self.max_wait
-        while size < self.max_batch:
+        while True:
+            while pending:
+                job = pending[0]
+                if job.future.done():  # failed in an earlier batch: drop the rest of it
+                    pending.popleft()
+                    continue
+                while job.taken < len(job.requests) and self._fits(len(batch), chars, job.requests[job.taken]):
+                    batch.append((job, job.taken))
+                    chars += len(job.requests[job.taken].text)
+                    job.taken += 1
+                if job.taken < len(job.requests):
+                    return batch  # full: the rest of this call opens the next batch
+                pending.popleft()
             timeout = deadline - time.monotonic()
             try:
                 job = self._queue.get(timeout=timeout) if timeout > 0 else self._queue.get_nowait()
             except queue.Empty:
-                break
+                return batch
             if job is None:
-                self._queue.put(None)
-                break
-            job_chars = sum(len(r.text) for r in job.requests)
-            if size + len(job.requests) > self.max_batch or chars + job_chars > self.max_batch_chars:
-                self._queue.put(job)  # goes to the next batch (order among callers is not needed)
-                break
-            jobs.append(job)
-            size += len(job.requests)
-            chars += job_chars
-        return jobs
+                self._queue.put(None)  # close() after the calls already queued
+                return batch
+            pending.append(job)
 
     def _run(self) -> None:
+        pending: collections.deque[_Job] = collections.deque()
         while True:
-            first = self._queue.get()
-            if first is None:
-                return
-            jobs = self._take(first)
-            requests = [r for job in jobs for r in job.requests]
-            if self.on_batch:
-                self.on_batch(len(requests), self._queue.qsize())
-            try:
-                results = self._synthesize_splitting(requests)
-            except BaseException as exc:  # deliver the failure to every caller of this batch
-                for job in jobs:
-                    job.future.set_exception(exc)
+            if not pending:
+                first = self._queue.get()
+                if first is None:
+                    return
+                pending.append(first)
+            batch = self._take(pending)
+            if not batch:
                 continue
-            i = 0
-            for job in jobs:
-                job.future.set_result(results[i:i + len(job.requests)])
-                i += len(job.requests)
+            if self.on_batch:
+                self.on_batch(len(batch), self._queue.qsize())
+            try:
+                results = self._synthesize_splitting([job.requests[i] for job, i in batch])
+            except BaseException as exc:  # every call with a request in this batch fails
+                for job, _ in batch:
+                    if not job.future.done():
+                        job.future.set_exception(exc)
+                continue
+            for (job, i), audio in zip(batch, results):
+                job.results[i] = audio
+                if i == len(job.requests) - 1 and not job.future.done():
+                    job.future.set_result(list(job.results))  # type: ignore[arg-type]
 
     def _synthesize_splitting(self, requests: list[SynthesisRequest]) -> list[EngineAudio]:
         try:

@@ -2,6 +2,7 @@
 load, and out-of-memory failures split the batch instead of failing the callers."""
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -37,8 +38,8 @@ def test_concurrent_callers_get_their_own_audio(quiet_engine):
 class _SmallMemoryEngine:
     """Wraps a real engine; a batch of more than `limit` requests runs out of memory."""
 
-    def __init__(self, engine, limit):
-        self.engine, self.limit, self.calls = engine, limit, []
+    def __init__(self, engine, limit=10**9):
+        self.engine, self.limit, self.calls, self.texts = engine, limit, [], []
         self.name, self.model = engine.name, engine.model
 
     def voices(self):
@@ -49,6 +50,7 @@ class _SmallMemoryEngine:
 
     def synthesize(self, requests):
         self.calls.append(len(requests))
+        self.texts.append([r.text for r in requests])
         if len(requests) > self.limit:
             raise MemoryError("CUDA out of memory (simulated)")
         return self.engine.synthesize(requests)
@@ -71,3 +73,53 @@ def test_other_errors_reach_the_caller(quiet_engine):
     with pytest.raises(MemoryError):
         batching.synthesize([SynthesisRequest("One.", quiet_engine.voices()[0])])
     batching.close()
+
+
+def test_limits_bound_every_engine_call_even_within_one_call(quiet_engine):
+    """A call with more requests (a long turn's chunks) than a batch holds is spread over
+    consecutive engine calls: max_batch and max_batch_chars bound each; results keep their order."""
+    voice = quiet_engine.voices()[0]
+    texts = [f"Chunk number {i} of a very long turn." for i in range(11)]
+    expected = [quiet_engine.synthesize([SynthesisRequest(t, voice)])[0].samples for t in texts]
+    recorder = _SmallMemoryEngine(quiet_engine)
+    batching = BatchingEngine(recorder, max_batch=4, max_batch_chars=80)
+    out = batching.synthesize([SynthesisRequest(t, voice) for t in texts])
+    batching.close()
+    assert [t for call in recorder.texts for t in call] == texts
+    assert all(len(call) <= 4 and (len(call) == 1 or sum(map(len, call)) <= 80) for call in recorder.texts)
+    assert len(recorder.texts) >= 5  # 11 requests of ~37 chars: at most 2 per call
+    for want, got in zip(expected, out):
+        assert np.array_equal(want, got.samples)
+    with pytest.raises(ValueError):
+        BatchingEngine(recorder, max_batch=0)
+    assert BatchingEngine(recorder).synthesize([]) == []
+
+
+def test_callers_are_served_in_arrival_order(quiet_engine):
+    """A call that does not fit whole fills the batch and its rest opens the next one, ahead of
+    calls that came after it."""
+    voice = quiet_engine.voices()[0]
+    recorder = _SmallMemoryEngine(quiet_engine)
+    gate = threading.Event()
+
+    class _Blocking:
+        name, model = recorder.name, recorder.model
+        voices, describe = recorder.voices, recorder.describe
+
+        def synthesize(self, requests):
+            gate.wait(timeout=60)
+            return recorder.synthesize(requests)
+
+    batching = BatchingEngine(_Blocking(), max_batch=3, max_wait_ms=0)
+    calls = [["Zero."], ["First a.", "First b."], ["Second a.", "Second b."], ["Third."]]
+    threads = []
+    for texts in calls:  # "Zero." blocks the worker while the others queue in order
+        threads.append(threading.Thread(target=batching.synthesize,
+                                        args=([SynthesisRequest(t, voice) for t in texts],)))
+        threads[-1].start()
+        time.sleep(0.3)
+    gate.set()
+    for t in threads:
+        t.join(timeout=60)
+    batching.close()
+    assert recorder.texts == [["Zero."], ["First a.", "First b.", "Second a."], ["Second b.", "Third."]]
