@@ -1,6 +1,8 @@
 """Batched VITS synthesis: turns per second and audio seconds per wall second for batch sizes
-1, 4, 8, 16, 32 on the same turns in one run, for the Coqui engine alone and through the server
-(dynamic batcher) with concurrent clients. Ratios are against batch size 1 in the same run.
+1, 4, 8, 16, 32 on the same turns in one run, for the Coqui engine alone, through the server
+(dynamic batcher) with concurrent clients, and through `synth generate` with 1 or 8
+conversations in flight (files written). Ratios are against batch size 1 / one conversation at a
+time in the same run.
 
 CPU: a tiny random multi-speaker VITS. GPU: `--size vctk --device cuda`, the full-size
 architecture of coqui's VCTK VITS with random weights (speed is what is measured).
@@ -77,6 +79,26 @@ def through_server(engine, texts: list[str], max_batch: int, clients: int) -> tu
         return sum(audio), wall
 
 
+def through_generate(engine, texts: list[str], in_flight: int, max_batch: int) -> tuple[float, float]:
+    """`synth generate --in-flight N` as a library call: conversations of 8 turns, files written."""
+    from synth.batcher import BatchingEngine
+    from synth.dialogs import build_dialog
+    from synth.domain import Source
+    from synth.generate import generate
+    from synth.pipeline import Pipeline
+    from synth.writer import DatasetWriter
+
+    dialogs = [build_dialog([("AB"[i % 2], t) for i, t in enumerate(texts[k:k + 8])], f"g{k}", Source("bench"))
+               for k in range(0, len(texts) - 7, 8)]
+    batching = BatchingEngine(engine, max_batch, 10.0 if in_flight > 1 else 0.0)
+    with tempfile.TemporaryDirectory() as tmp:
+        began = time.perf_counter()
+        summary = generate(dialogs, Pipeline(batching), DatasetWriter(Path(tmp) / "ds"), workers=in_flight)
+        wall = time.perf_counter() - began
+    batching.close()
+    return summary.audio_sec, wall
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", default="tiny", choices=("tiny", "vctk"))
@@ -111,6 +133,12 @@ def main() -> None:
             s_base = s_base or audio / wall
             print(f"server  max-batch {b:3d}, {args.clients} clients: {audio / wall:9.1f} s audio/s "
                   f"ratio {audio / wall / s_base:5.2f}")
+        g_base = None
+        for in_flight, b in ((1, 8), (8, 32)):
+            audio, wall = through_generate(engine, texts, in_flight, b)
+            g_base = g_base or audio / wall
+            print(f"generate in-flight {in_flight}, max-batch {b:3d}: {audio / wall:9.1f} s audio/s "
+                  f"ratio {audio / wall / g_base:5.2f}")
 
 
 if __name__ == "__main__":

@@ -75,6 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip conversations already in the manifest and clean up an interrupted "
                         "run (default); --no-resume refuses a non-empty --out")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
+    g.add_argument("--in-flight", type=int, default=1,
+                   help="conversations synthesized at once; their turns share engine batches, which "
+                        "keeps a GPU busy (coqui); default 1: one conversation's turns per batch")
+    _add_batch_args(g, "across the conversations in flight")
     _add_asr_check_args(g)
     _add_sample_args(g, "--sample-format")
 
@@ -190,12 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--gap", default=env("SYNTH_GAP", "normal:0.4,0.2"))
     sv.add_argument("--max-in-flight", type=int, default=int(env("SYNTH_MAX_IN_FLIGHT", "64")),
                     help="Synthesize calls served at once; more get RESOURCE_EXHAUSTED")
-    sv.add_argument("--max-batch", type=int, default=int(env("SYNTH_MAX_BATCH", "16")),
-                    help="turns per engine call across all streams (dynamic batching)")
-    sv.add_argument("--max-wait-ms", type=float, default=float(env("SYNTH_MAX_WAIT_MS", "5")),
-                    help="longest wait for a batch to fill")
-    sv.add_argument("--max-batch-chars", type=int, default=int(env("SYNTH_MAX_BATCH_CHARS", "20000")),
-                    help="characters per engine call (bounds GPU memory)")
+    _add_batch_args(sv, "across all streams")
     sv.add_argument("--max-turns", type=int, default=int(env("SYNTH_MAX_TURNS", "200")))
     sv.add_argument("--max-turn-chars", type=int, default=int(env("SYNTH_MAX_TURN_CHARS", "2000")))
     sv.add_argument("--auth-token", default=env("SYNTH_AUTH_TOKEN"),
@@ -219,6 +218,16 @@ def _add_sample_args(p: argparse.ArgumentParser, *format_flags: str) -> None:
     g.add_argument("--pad-multiple", type=int, default=64, help="pad sequences to a multiple of this")
     g.add_argument("--speech-tokens-per-sec", type=float, default=10.0,
                    help="speech positions per second of audio in total_tokens (default 10)")
+
+
+def _add_batch_args(p: argparse.ArgumentParser, across: str) -> None:
+    env = os.environ.get
+    p.add_argument("--max-batch", type=int, default=int(env("SYNTH_MAX_BATCH", "16")),
+                   help=f"turns (sentence chunks) per engine call {across} (dynamic batching)")
+    p.add_argument("--max-wait-ms", type=float, default=float(env("SYNTH_MAX_WAIT_MS", "5")),
+                   help="longest wait for a batch to fill")
+    p.add_argument("--max-batch-chars", type=int, default=int(env("SYNTH_MAX_BATCH_CHARS", "20000")),
+                   help="characters per engine call (bounds GPU memory)")
 
 
 def _add_run_args(p: argparse.ArgumentParser) -> None:
@@ -275,6 +284,7 @@ def _parse_voice_override(items: list[str]) -> dict[str, str]:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
+    from .batcher import BatchingEngine
     from .dialogs import DialogLimits
     from .generate import generate
     from .pipeline import Pipeline, PipelineConfig
@@ -286,10 +296,19 @@ def cmd_generate(args: argparse.Namespace) -> int:
     config = PipelineConfig(seed=args.seed, gap=GapDistribution.parse(args.gap),
                             voice_override=_parse_voice_override(args.voice))
     dialogs = open_dialogs(args.dialogs, args.format, args.split, args.limit, limits)
-    engine = _engine(args, args.noise_scale, args.noise_w)
-    pipeline = Pipeline(engine, config, _sample_builder(args), _asr_check(args))
-    summary = generate(dialogs, pipeline, DatasetWriter(args.out), on_error=args.on_error,
-                       resume=args.resume, progress=not args.quiet, total=args.limit)
+    if args.in_flight < 1 or args.max_batch < 1:
+        raise SynthError("--in-flight and --max-batch must be at least 1")
+    # The batcher bounds every engine call (--max-batch, --max-batch-chars, smaller batches on
+    # out-of-memory); with one conversation in flight there is nothing to wait for.
+    engine = BatchingEngine(_engine(args, args.noise_scale, args.noise_w), args.max_batch,
+                            args.max_wait_ms if args.in_flight > 1 else 0.0, args.max_batch_chars)
+    try:
+        pipeline = Pipeline(engine, config, _sample_builder(args), _asr_check(args))
+        summary = generate(dialogs, pipeline, DatasetWriter(args.out), on_error=args.on_error,
+                           resume=args.resume, progress=not args.quiet, total=args.limit,
+                           workers=args.in_flight)
+    finally:
+        engine.close()
     print(summary.format())
     return EXIT_PARTIAL if summary.failed else EXIT_OK
 

@@ -18,6 +18,7 @@ turn synthesized alone (float tolerance), same length."""
 
 from __future__ import annotations
 
+import pickle  # only for its exception type: checkpoints load with weights_only
 import re
 import threading
 from pathlib import Path
@@ -239,8 +240,14 @@ class CoquiEngine:
     def _read_weights(self, checkpoint: Path) -> dict[str, Any]:
         from trainer.io import load_fsspec  # coqui-tts-trainer: how coqui itself loads checkpoints
 
-        try:
+        try:  # weights_only (torch >= 2.4), as coqui loads: a checkpoint cannot run code
             state = load_fsspec(str(checkpoint), map_location=self._torch.device("cpu"))
+        except pickle.UnpicklingError as exc:
+            found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+            raise SynthError(f"{checkpoint}: holds a pickled Python object ({found.group(1) if found else '?'}); "
+                             "checkpoints load weights-only, as coqui loads them, so that a file cannot run "
+                             "code: save the config as a dict (config.to_dict(), as coqui's trainer does) "
+                             "or only {'model': state_dict}") from None
         except Exception as exc:
             raise SynthError(f"{checkpoint}: cannot read the checkpoint ({exc})") from exc
         weights = state.get("model", state) if isinstance(state, dict) else None
