@@ -119,8 +119,8 @@ class CoquiEngine:
             raise SynthError(f"cannot build the VITS model of {folder}: {exc}") from exc
         try:
             missing, unexpected = self.net.load_state_dict(weights, strict=False)
-        except RuntimeError as exc:  # shapes differ: another architecture, or a speakers file
-            raise SynthError(f"{checkpoint}: weights do not match config.json and the speakers "  # of another size
+        except RuntimeError as exc:  # shapes differ: another architecture, or a speakers file of another size
+            raise SynthError(f"{checkpoint}: weights do not match config.json and the speakers "
                              f"file: {str(exc).strip().splitlines()[-1].strip()}") from exc
         if missing or unexpected:
             raise SynthError(f"{checkpoint}: weights do not match config.json (missing {missing[:3]}, "
