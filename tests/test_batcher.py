@@ -35,8 +35,9 @@ def test_concurrent_callers_get_their_own_audio(quiet_engine):
     assert max(sizes) > 1 and sum(sizes) == len(texts) and max(sizes) <= 8
 
 
-class _SmallMemoryEngine:
-    """Wraps a real engine; a batch of more than `limit` requests runs out of memory."""
+class _RecordingEngine:
+    """Wraps a real engine and records every call; a batch of more than `limit` requests runs out
+    of memory."""
 
     def __init__(self, engine, limit=10**9):
         self.engine, self.limit, self.calls, self.texts = engine, limit, [], []
@@ -57,7 +58,7 @@ class _SmallMemoryEngine:
 
 
 def test_out_of_memory_splits_the_batch(quiet_engine):
-    small = _SmallMemoryEngine(quiet_engine, limit=2)
+    small = _RecordingEngine(quiet_engine, limit=2)
     batching = BatchingEngine(small, max_batch=8)
     voice = quiet_engine.voices()[0]
     reqs = [SynthesisRequest(f"Sentence {i}.", voice) for i in range(7)]
@@ -69,7 +70,7 @@ def test_out_of_memory_splits_the_batch(quiet_engine):
 
 
 def test_other_errors_reach_the_caller(quiet_engine):
-    batching = BatchingEngine(_SmallMemoryEngine(quiet_engine, limit=0), max_batch=4)
+    batching = BatchingEngine(_RecordingEngine(quiet_engine, limit=0), max_batch=4)
     with pytest.raises(MemoryError):
         batching.synthesize([SynthesisRequest("One.", quiet_engine.voices()[0])])
     batching.close()
@@ -81,7 +82,7 @@ def test_limits_bound_every_engine_call_even_within_one_call(quiet_engine):
     voice = quiet_engine.voices()[0]
     texts = [f"Chunk number {i} of a very long turn." for i in range(11)]
     expected = [quiet_engine.synthesize([SynthesisRequest(t, voice)])[0].samples for t in texts]
-    recorder = _SmallMemoryEngine(quiet_engine)
+    recorder = _RecordingEngine(quiet_engine)
     batching = BatchingEngine(recorder, max_batch=4, max_batch_chars=80)
     out = batching.synthesize([SynthesisRequest(t, voice) for t in texts])
     batching.close()
@@ -99,7 +100,7 @@ def test_callers_are_served_in_arrival_order(quiet_engine):
     """A call that does not fit whole fills the batch and its rest opens the next one, ahead of
     calls that came after it."""
     voice = quiet_engine.voices()[0]
-    recorder = _SmallMemoryEngine(quiet_engine)
+    recorder = _RecordingEngine(quiet_engine)
     gate = threading.Event()
 
     class _Blocking:
