@@ -32,7 +32,7 @@ from ..ids import slug
 from .base import EngineAudio, SynthesisRequest
 
 CHECKPOINT_NAMES = ("model_file.pth", "model_file.pth.tar", "best_model.pth", "model.pth", "checkpoint.pth")
-SPEAKER_FILES = ("speaker_ids.json", "speakers.json")
+SPEAKER_FILES = ("speaker_ids.json", "speakers.json", "speakers.pth")
 SPEAKER_INFO_FILES = ("speaker-info.txt", "speaker_info.txt", "speakers.tsv")
 
 
@@ -210,7 +210,7 @@ class CoquiEngine:
         if table is not None:
             args.use_speaker_embedding, args.use_d_vector_file = True, False
             args.num_speakers = int(table.shape[0])
-            found = self._speakers_file(folder, getattr(args, "speakers_file", None), SPEAKER_FILES + ("speakers.pth",))
+            found = self._speakers_file(folder, getattr(args, "speakers_file", None), SPEAKER_FILES)
             args.speakers_file = str(found) if found else None
             if not found and not config.get("speakers"):
                 config.speakers = [f"speaker{i}" for i in range(args.num_speakers)]
