@@ -49,8 +49,8 @@ def engine_alone(engine, texts: list[str], batch: int) -> tuple[float, float]:
 
 
 def through_server(engine, texts: list[str], max_batch: int, clients: int) -> tuple[float, float]:
-    from synth.client import SynthClient
-    from synth.server import ServerOptions, ServiceConfig, SynthServer
+    from synth_client import SynthClient
+    from synth_server import ServerOptions, ServiceConfig, SynthServer
 
     with tempfile.TemporaryDirectory() as tmp:
         config = ServiceConfig(out=Path(tmp) / "ds", max_batch=max_batch, max_wait_ms=10,

@@ -26,7 +26,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from synth.client.batch import run_batch
+from synth.batch import run_batch
 from synth.domain import Dialog
 from synth.engines import load_engine
 from synth.generate import generate

@@ -378,7 +378,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_batch(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .client.batch import run_batch
+    from .batch import run_batch
     from .dialogs import DialogLimits
     from .sources import open_dialogs
 
@@ -468,7 +468,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     from .dialogs import DialogLimits
     from .pipeline import PipelineConfig
-    from .server import ServerOptions, ServiceConfig, SynthServer, serve_forever
+    from synth_server import ServerOptions, ServiceConfig, SynthServer, serve_forever
     from .timeline import GapDistribution
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")

@@ -17,7 +17,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from conftest import REPO, run_cli, write_jsonl
-from synth.client import SynthClient
+from synth_client import SynthClient
 from synth.validate import validate_dataset
 
 SYNTH = str(Path(sys.executable).with_name("synth"))
@@ -133,7 +133,7 @@ def test_batch_reports_bad_dialogs_and_round_robins(tmp_path):
 
 def test_client_imports_and_works_with_only_grpcio_and_protobuf(tmp_path, engine):
     """The client in a child process where numpy, torch, piper and friends cannot be imported."""
-    from synth.server import ServerOptions, ServiceConfig, SynthServer
+    from synth_server import ServerOptions, ServiceConfig, SynthServer
 
     srv = SynthServer(engine, ServiceConfig(out=tmp_path / "ds"), ServerOptions(host="127.0.0.1", port=0)).start()
     code = textwrap.dedent(f"""
@@ -145,7 +145,7 @@ def test_client_imports_and_works_with_only_grpcio_and_protobuf(tmp_path, engine
                 if name.split(".")[0] in BLOCKED:
                     raise ImportError("blocked: " + name)
         sys.meta_path.insert(0, Block())
-        from synth.client import SynthClient, TurnEvent
+        from synth_client import SynthClient, TurnEvent
         with SynthClient("127.0.0.1:{srv.port}") as c:
             events = list(c.synthesize([("A", "Only grpc here."), ("B", "Indeed.")], conversation_id="light"))
         assert isinstance(events[0], TurnEvent) and events[-1].written

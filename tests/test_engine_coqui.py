@@ -179,8 +179,8 @@ def test_bad_models(tmp_path, tiny_model):
 
 
 def test_server_batches_concurrent_streams(coqui, tmp_path):
-    from synth.client import SynthClient
-    from synth.server import ServerOptions, ServiceConfig, SynthServer
+    from synth_client import SynthClient
+    from synth_server import ServerOptions, ServiceConfig, SynthServer
 
     config = ServiceConfig(out=tmp_path / "ds", max_batch=16, max_wait_ms=50)
     srv = SynthServer(coqui, config, ServerOptions(host="127.0.0.1", port=0, metrics_port=0)).start()

@@ -15,9 +15,9 @@ import pytest
 import soundfile as sf
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from synth.client import AsyncSynthClient, Backoff, SummaryEvent, SynthClient, TurnEvent
-from synth.client._gen.synth.v1 import synth_pb2 as pb
-from synth.server import ServerOptions, ServiceConfig, SynthServer
+from synth_client import AsyncSynthClient, Backoff, SummaryEvent, SynthClient, TurnEvent
+from synth_client.v1 import synth_pb2 as pb
+from synth_server import ServerOptions, ServiceConfig, SynthServer
 from synth.validate import validate_dataset
 
 DIALOG = [("A", "Good afternoon, is this seat taken?"), ("B", "No, please sit down."),

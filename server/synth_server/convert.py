@@ -11,7 +11,7 @@ import grpc
 from google.protobuf.message import Message
 from google.protobuf.unknown_fields import UnknownFieldSet
 
-from synth.client._gen.synth.v1 import synth_pb2 as pb
+from synth_client.v1 import synth_pb2 as pb
 from synth.audio import wav_bytes
 from synth.dialogs import DialogLimits, build_dialog
 from synth.domain import Dialog, Source, SynthesizedTurn, Voice

@@ -14,8 +14,8 @@ from typing import Iterator
 
 import grpc
 
-from synth.client._gen.synth.v1 import synth_pb2 as pb
-from synth.client._gen.synth.v1 import synth_pb2_grpc as pb_grpc
+from synth_client.v1 import synth_pb2 as pb
+from synth_client.v1 import synth_pb2_grpc as pb_grpc
 from synth.asr import AsrCheck
 from synth.batcher import BatchingEngine
 from synth.dialogs import DialogLimits

@@ -10,7 +10,7 @@ from typing import Any, Iterable, Mapping, Sequence, Union
 
 import grpc
 
-from ._gen.synth.v1 import synth_pb2 as pb
+from .v1 import synth_pb2 as pb
 
 RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED)
 FORMATS = {None: pb.SAMPLE_FORMAT_UNSPECIFIED, "chat": pb.SAMPLE_FORMAT_CHAT,

@@ -1,6 +1,7 @@
-"""synth.client: the light client of the synth gRPC service (needs only grpcio and protobuf).
+"""synth_client: the light client of the synth gRPC service (needs only grpcio and protobuf;
+its own distribution: `pip install ./client`).
 
-    from synth.client import SynthClient
+    from synth_client import SynthClient
     with SynthClient("synth.internal:50051") as c:
         for event in c.synthesize(dialog, voices={"A": "...", "B": "..."}):
             ...   # TurnEvent (WAV bytes) per turn as soon as it is ready, then a SummaryEvent

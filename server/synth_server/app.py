@@ -17,13 +17,13 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from synth.client._gen.synth.v1 import synth_pb2, synth_pb2_grpc
+from synth_client.v1 import synth_pb2, synth_pb2_grpc
 from synth.engines.base import Engine
 
 from .metrics import Metrics
 from .service import ServiceConfig, SynthService
 
-LOG = logging.getLogger("synth.server")
+LOG = logging.getLogger("synth_server")
 SERVICE_NAME = synth_pb2.DESCRIPTOR.services_by_name["Synth"].full_name  # "synth.v1.Synth"
 
 

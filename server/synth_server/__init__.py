@@ -1,4 +1,4 @@
-"""synth.server: the gRPC service around `synth.pipeline.Pipeline` (installed as `synth.server`).
+"""synth_server: the gRPC service around `synth.pipeline.Pipeline` (part of the main distribution).
 
     synth serve --port 50051 --out /data/dataset
 """

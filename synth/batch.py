@@ -20,8 +20,7 @@ from typing import Any, Iterable, Sequence, TextIO
 
 import grpc
 
-from .events import SummaryEvent, TurnEvent
-from .sync import SynthClient
+from synth_client import SummaryEvent, SynthClient, TurnEvent
 
 
 @dataclass

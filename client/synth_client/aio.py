@@ -8,8 +8,8 @@ from typing import Any, AsyncIterator, Mapping
 import grpc
 import grpc.aio
 
-from ._gen.synth.v1 import synth_pb2 as pb
-from ._gen.synth.v1 import synth_pb2_grpc as pb_grpc
+from .v1 import synth_pb2 as pb
+from .v1 import synth_pb2_grpc as pb_grpc
 from .sync import CHANNEL_OPTIONS
 from .events import (RETRYABLE, Backoff, DialogLike, EventAssembler, SummaryEvent, TurnEvent,
                      build_request, voice_dict)
