@@ -22,11 +22,40 @@ import threading
 import time
 from pathlib import Path
 
-from synth.engines import SynthesisRequest, load_engine
+from synth.engines import CoquiConfig, SynthesisRequest, load_engine
 from synth.engines.coqui_build import build_random_vits
 
-WORDS = ("we will meet near the station after work and then walk along the river to the old "
-         "bridge where the market sells fresh bread and coffee every single morning").split()
+WORDS = [
+    "we",
+    "will",
+    "meet",
+    "near",
+    "the",
+    "station",
+    "after",
+    "work",
+    "and",
+    "then",
+    "walk",
+    "along",
+    "the",
+    "river",
+    "to",
+    "the",
+    "old",
+    "bridge",
+    "where",
+    "the",
+    "market",
+    "sells",
+    "fresh",
+    "bread",
+    "and",
+    "coffee",
+    "every",
+    "single",
+    "morning",
+]
 
 
 def make_turns(n: int, seed: int = 0) -> list[str]:
@@ -41,7 +70,7 @@ def engine_alone(engine, texts: list[str], batch: int) -> tuple[float, float]:
     began = time.perf_counter()
     audio = 0.0
     for start in range(0, len(reqs), batch):
-        out = engine.synthesize(reqs[start:start + batch])
+        out = engine.synthesize(reqs[start : start + batch])
         audio += sum(len(a.samples) / a.sample_rate for a in out)
     if sync is not None and sync.is_available():
         sync.synchronize()
@@ -49,12 +78,16 @@ def engine_alone(engine, texts: list[str], batch: int) -> tuple[float, float]:
 
 
 def through_server(engine, texts: list[str], max_batch: int, clients: int) -> tuple[float, float]:
+    from synth.batcher import BatchConfig
     from synth_client import SynthClient
     from synth_server import ServerOptions, ServiceConfig, SynthServer
 
     with tempfile.TemporaryDirectory() as tmp:
-        config = ServiceConfig(out=Path(tmp) / "ds", max_batch=max_batch, max_wait_ms=10,
-                               max_in_flight=clients)
+        config = ServiceConfig(
+            out=Path(tmp) / "ds",
+            batch=BatchConfig(max_batch=max_batch, max_wait_ms=10),
+            max_in_flight=clients,
+        )
         srv = SynthServer(engine, config, ServerOptions(host="127.0.0.1", port=0)).start()
         per = len(texts) // clients
         audio = [0.0] * clients
@@ -63,7 +96,9 @@ def through_server(engine, texts: list[str], max_batch: int, clients: int) -> tu
         def run(k: int) -> None:
             with SynthClient(f"127.0.0.1:{srv.port}") as c:
                 barrier.wait()
-                turns = [("A" if i % 2 == 0 else "B", t) for i, t in enumerate(texts[k * per:(k + 1) * per])]
+                turns = [
+                    ("A" if i % 2 == 0 else "B", t) for i, t in enumerate(texts[k * per : (k + 1) * per])
+                ]
                 for ev in c.synthesize(turns, conversation_id=f"b{max_batch}_{k}", stream_only=True):
                     audio[k] += getattr(ev, "duration_sec", 0.0)
 
@@ -81,21 +116,21 @@ def through_server(engine, texts: list[str], max_batch: int, clients: int) -> tu
 
 def through_generate(engine, texts: list[str], in_flight: int, max_batch: int) -> tuple[float, float]:
     """`synth generate --in-flight N` as a library call: conversations of 8 turns, files written."""
-    from synth.batcher import BatchingEngine
-    from synth.dialogs import build_dialog
-    from synth.domain import Source
-    from synth.generate import generate
-    from synth.pipeline import Pipeline
-    from synth.writer import DatasetWriter
+    import synth
 
-    dialogs = [build_dialog([("AB"[i % 2], t) for i, t in enumerate(texts[k:k + 8])], f"g{k}", Source("bench"))
-               for k in range(0, len(texts) - 7, 8)]
-    batching = BatchingEngine(engine, max_batch, 10.0 if in_flight > 1 else 0.0)
+    dialogs = [
+        synth.build_dialog(
+            [("AB"[i % 2], t) for i, t in enumerate(texts[k : k + 8])], f"g{k}", synth.Source("bench")
+        )
+        for k in range(0, len(texts) - 7, 8)
+    ]
+    options = synth.GenerateOptions(
+        samples=None, in_flight=in_flight, batch=synth.BatchConfig(max_batch=max_batch, max_wait_ms=10.0)
+    )
     with tempfile.TemporaryDirectory() as tmp:
         began = time.perf_counter()
-        summary = generate(dialogs, Pipeline(batching), DatasetWriter(Path(tmp) / "ds"), workers=in_flight)
+        summary = synth.generate(dialogs, Path(tmp) / "ds", options, engine=engine)
         wall = time.perf_counter() - began
-    batching.close()
     return summary.audio_sec, wall
 
 
@@ -112,33 +147,41 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         speakers = [f"p{225 + i}" for i in range(109 if args.size == "vctk" else 8)]
         folder = build_random_vits(Path(tmp) / "model", speakers, size=args.size)
-        engine = load_engine("coqui", str(folder), device=args.device, half=args.half)
+        engine = load_engine(CoquiConfig(str(folder), device=args.device, half=args.half))
         engine_alone(engine, texts[:8], 8)  # warm-up (CUDA kernels, allocator)
         card = args.device
         if args.device == "cuda":
             import torch
 
             card = torch.cuda.get_device_name(0)
-        print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-              f"device {card}; model {args.size}; {len(texts)} turns")
+        print(
+            f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+            f"device {card}; model {args.size}; {len(texts)} turns"
+        )
         base = None
         for b in (int(x) for x in args.batches.split(",")):
             audio, wall = engine_alone(engine, texts, b)
             base = base or audio / wall
-            print(f"engine  batch {b:3d}: {len(texts) / wall:8.1f} turns/s {audio / wall:9.1f} s audio/s "
-                  f"ratio {audio / wall / base:5.2f}")
+            print(
+                f"engine  batch {b:3d}: {len(texts) / wall:8.1f} turns/s {audio / wall:9.1f} s audio/s "
+                f"ratio {audio / wall / base:5.2f}"
+            )
         s_base = None
         for b in (1, 16):
             audio, wall = through_server(engine, texts, b, args.clients)
             s_base = s_base or audio / wall
-            print(f"server  max-batch {b:3d}, {args.clients} clients: {audio / wall:9.1f} s audio/s "
-                  f"ratio {audio / wall / s_base:5.2f}")
+            print(
+                f"server  max-batch {b:3d}, {args.clients} clients: {audio / wall:9.1f} s audio/s "
+                f"ratio {audio / wall / s_base:5.2f}"
+            )
         g_base = None
         for in_flight, b in ((1, 8), (8, 32)):
             audio, wall = through_generate(engine, texts, in_flight, b)
             g_base = g_base or audio / wall
-            print(f"generate in-flight {in_flight}, max-batch {b:3d}: {audio / wall:9.1f} s audio/s "
-                  f"ratio {audio / wall / g_base:5.2f}")
+            print(
+                f"generate in-flight {in_flight}, max-batch {b:3d}: {audio / wall:9.1f} s audio/s "
+                f"ratio {audio / wall / g_base:5.2f}"
+            )
 
 
 if __name__ == "__main__":

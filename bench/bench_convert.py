@@ -15,22 +15,37 @@ from pathlib import Path
 
 import soundfile as sf
 
+from synth import load_engine, sample_builder
 from synth.audio import resample
 from synth.corpora.librispeech import read_librispeech
-from synth.engines import SynthesisRequest, load_engine
-from synth.generate import generate
+from synth.engines import SynthesisRequest
 from synth.recorded import RecordedProducer
-from synth.samples import default_sample_builder
+from synth.runner import run_producer
 from synth.writer import DatasetWriter
 
-WORDS = "the river runs past an old mill where seven children play every summer afternoon".split()
+WORDS = [
+    "the",
+    "river",
+    "runs",
+    "past",
+    "an",
+    "old",
+    "mill",
+    "where",
+    "seven",
+    "children",
+    "play",
+    "every",
+    "summer",
+    "afternoon",
+]
 
 
 def build_corpus(root: Path, chapters: int, utterances: int, copies: int) -> None:
     """`chapters` synthesized chapters, each copied `copies` times under new speaker ids."""
     import shutil
 
-    engine = load_engine("piper")
+    engine = load_engine()
     voices = engine.voices()
     for c in range(chapters):
         folder = root / str(100 + c) / str(c)
@@ -65,21 +80,25 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         corpus = Path(tmp) / "corpus"
         build_corpus(corpus, args.chapters, args.utterances, args.copies)
-        producer = RecordedProducer(sample_builder=default_sample_builder())
-        print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-              f"{args.chapters * args.copies} chapters x {args.utterances} utterances")
+        producer = RecordedProducer(sample_builder=sample_builder())
+        print(
+            f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+            f"{args.chapters * args.copies} chapters x {args.utterances} utterances"
+        )
         best: dict[int, float] = {}
         for r in range(args.rounds):
             for workers in (1, 2):
                 out = Path(tmp) / f"out_{r}_{workers}"
                 began = time.perf_counter()
-                s = generate(read_librispeech(corpus), producer, DatasetWriter(out), workers=workers)
+                s = run_producer(read_librispeech(corpus), producer, DatasetWriter(out), workers=workers)
                 wall = time.perf_counter() - began
                 assert s.generated == args.chapters * args.copies and not s.failed, s.failures[:1]
                 rate = s.audio_sec / wall  # audio hours per wall hour
                 best[workers] = max(best.get(workers, 0.0), rate)
-                print(f"round {r} workers={workers}: {s.audio_sec:.0f} s audio in {wall:.2f} s = "
-                      f"{rate:.0f} audio hours per wall hour")
+                print(
+                    f"round {r} workers={workers}: {s.audio_sec:.0f} s audio in {wall:.2f} s = "
+                    f"{rate:.0f} audio hours per wall hour"
+                )
         print(f"2 workers / 1 worker = {best[2] / best[1]:.2f}")
 
 

@@ -1,8 +1,8 @@
 """Throughput through gRPC with N concurrent clients against in-process `synth generate`, on the
 same dialogs, in one run. Both write complete dataset folders.
 
-in-process: synth.generate.generate() in this process (one engine, sequential conversations)
-grpc:       a `synth serve` child process on loopback, fed by synth.client.batch.run_batch with
+in-process: synth.generate() in this process (one engine, sequential conversations)
+grpc:       a `synth serve` child process on loopback, fed by synth.batch.run_batch with
             N concurrent streams (the server writes the folders, the client receives the audio)
 
 Reported as speech seconds per wall second; ratio = grpc / in-process (target >= 0.9).
@@ -26,14 +26,10 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+import synth
 from synth.batch import run_batch
 from synth.domain import Dialog
-from synth.engines import load_engine
-from synth.generate import generate
-from synth.pipeline import Pipeline
-from synth.samples import default_sample_builder
 from synth.sources import open_dialogs
-from synth.writer import DatasetWriter
 
 
 def load(path: str, repeat: int) -> list[Dialog]:
@@ -61,11 +57,12 @@ def wait_serving(port: int, timeout: float = 120) -> None:
 
 
 def in_process(dialogs: list[Dialog]) -> tuple[float, float]:
-    pipeline = Pipeline(load_engine("piper"), sample_builder=default_sample_builder())
-    pipeline.run(dialogs[0])  # warm-up, like the server's
+    engine = synth.load_engine()
+    with synth.build_pipeline(engine=engine) as pipeline:
+        pipeline.run(dialogs[0])  # warm-up, like the server's
     with tempfile.TemporaryDirectory() as tmp:
         began = time.perf_counter()
-        s = generate(iter(dialogs), pipeline, DatasetWriter(Path(tmp) / "ds"))
+        s = synth.generate(dialogs, Path(tmp) / "ds", engine=engine)
         return s.audio_sec, time.perf_counter() - began
 
 
@@ -73,9 +70,24 @@ def through_grpc(dialogs: list[Dialog], clients: int) -> tuple[float, float]:
     port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         synth = str(Path(sys.executable).with_name("synth"))
-        proc = subprocess.Popen([synth, "serve", "--host", "127.0.0.1", "--port", str(port), "--out",
-                                 f"{tmp}/ds", "--metrics-port", "-1", "--max-in-flight", str(max(clients, 1))],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            [
+                synth,
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--out",
+                f"{tmp}/ds",
+                "--metrics-port",
+                "-1",
+                "--max-in-flight",
+                str(max(clients, 1)),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         try:
             wait_serving(port)
             s = run_batch(iter(dialogs), [f"127.0.0.1:{port}"], concurrency=clients)
@@ -93,8 +105,10 @@ def main() -> None:
     ap.add_argument("--clients", default="1,4,8")
     args = ap.parse_args()
     dialogs = load(args.dialogs, args.repeat)
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-          f"{len(dialogs)} dialogs, {sum(len(d.turns) for d in dialogs)} turns")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+        f"{len(dialogs)} dialogs, {sum(len(d.turns) for d in dialogs)} turns"
+    )
     audio, wall = in_process(dialogs)
     base = audio / wall
     print(f"in-process generate     {base:6.2f}x real time ({audio:.1f} s speech in {wall:.2f} s)")

@@ -1,7 +1,7 @@
 """Pipeline vs raw engine throughput, on the same turns, in one run.
 
 engine:   the engine's synthesize() on exactly the sentence chunks the pipeline sends it, nothing else
-pipeline: `synth.generate` end to end (casting, synthesis, resampling, trimming, loudness,
+pipeline: `synth.generate()` end to end (casting, synthesis, resampling, trimming, loudness,
           tokenized samples, WAV/JSON writing with fsync, manifest) into a fresh folder
 
 Both do the same work, so throughput is reported for both as the same audio (the dataset's
@@ -22,15 +22,13 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
+import synth
 from synth.audio import SAMPLE_RATE
 from synth.domain import Dialog
-from synth.engines import SynthesisRequest, load_engine
-from synth.generate import generate
+from synth.engines import SynthesisRequest
 from synth.pipeline import Pipeline
-from synth.samples import default_sample_builder
 from synth.sources import open_dialogs
 from synth.text import split_sentences
-from synth.writer import DatasetWriter
 
 
 def load(path: str, repeat: int) -> list[Dialog]:
@@ -52,7 +50,7 @@ def run_engine(pipeline: Pipeline, dialogs: list[Dialog]) -> tuple[float, float]
 def run_pipeline(pipeline: Pipeline, dialogs: list[Dialog]) -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as tmp:
         began = time.perf_counter()
-        summary = generate(iter(dialogs), pipeline, DatasetWriter(Path(tmp) / "ds"))
+        summary = synth.generate(dialogs, Path(tmp) / "ds", engine=pipeline.engine)
         wall = time.perf_counter() - began
         assert summary.generated == len(dialogs) and not summary.failed
         return summary.audio_sec, wall
@@ -66,7 +64,7 @@ def main() -> None:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     dialogs = load(args.dialogs, args.repeat)
-    pipeline = Pipeline(load_engine("piper"), sample_builder=default_sample_builder())
+    pipeline = synth.build_pipeline(synth.GenerateOptions())
     run_engine(pipeline, dialogs[:1])  # warm-up: phonemizer, ONNX session
     best = {"engine": float("inf"), "pipeline": float("inf")}
     rows = []
@@ -81,13 +79,21 @@ def main() -> None:
             print(f"round {r} {name:8s} {wall:6.2f} s wall")
     ratio = best["engine"] / best["pipeline"]
     best = {k: audio / v for k, v in best.items()}
-    print(f"{audio:.1f} s of speech: engine {best['engine']:.2f}x real time, "
-          f"pipeline {best['pipeline']:.2f}x real time")
-    result = {"machine": f"{platform.processor() or platform.machine()}, {__import__('os').cpu_count()} cores",
-              "dialogs": len(dialogs), "turns": sum(len(d.turns) for d in dialogs),
-              "engine_x_realtime": round(best["engine"], 2), "pipeline_x_realtime": round(best["pipeline"], 2),
-              "audio_sec": round(audio, 2), "ratio": round(ratio, 3), "sample_rate": SAMPLE_RATE,
-              "rounds": rows}
+    print(
+        f"{audio:.1f} s of speech: engine {best['engine']:.2f}x real time, "
+        f"pipeline {best['pipeline']:.2f}x real time"
+    )
+    result = {
+        "machine": f"{platform.processor() or platform.machine()}, {__import__('os').cpu_count()} cores",
+        "dialogs": len(dialogs),
+        "turns": sum(len(d.turns) for d in dialogs),
+        "engine_x_realtime": round(best["engine"], 2),
+        "pipeline_x_realtime": round(best["pipeline"], 2),
+        "audio_sec": round(audio, 2),
+        "ratio": round(ratio, 3),
+        "sample_rate": SAMPLE_RATE,
+        "rounds": rows,
+    }
     print(f"pipeline / engine = {ratio:.3f} (best of {args.rounds} rounds each)")
     if args.json:
         print(json.dumps(result))

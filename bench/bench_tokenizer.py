@@ -13,12 +13,52 @@ import random
 import tempfile
 import time
 
-from synth.samples import SampleBuilder, TurnRecord
+from synth.records import TurnRecord
+from synth.samples import SampleBuilder
 from synth.tokenizer import EmbeddedLlama3, HuggingFaceTokenizer, export_llama3_hf
 
-WORDS = ("the a we you they it is was will can could should market train morning evening coffee "
-         "ticket window doctor garden weather tomorrow yesterday because although really quite "
-         "seven twelve forty thousand o'clock don't isn't I'm you're, . ? !").split()
+WORDS = [
+    "the",
+    "a",
+    "we",
+    "you",
+    "they",
+    "it",
+    "is",
+    "was",
+    "will",
+    "can",
+    "could",
+    "should",
+    "market",
+    "train",
+    "morning",
+    "evening",
+    "coffee",
+    "ticket",
+    "window",
+    "doctor",
+    "garden",
+    "weather",
+    "tomorrow",
+    "yesterday",
+    "because",
+    "although",
+    "really",
+    "quite",
+    "seven",
+    "twelve",
+    "forty",
+    "thousand",
+    "o'clock",
+    "don't",
+    "isn't",
+    "I'm",
+    "you're,",
+    ".",
+    "?",
+    "!",
+]
 
 
 def make_conversations(n: int, seed: int = 0) -> list[list[TurnRecord]]:
@@ -28,7 +68,20 @@ def make_conversations(n: int, seed: int = 0) -> list[list[TurnRecord]]:
         turns = []
         for t in range(rng.randint(4, 12)):
             text = " ".join(rng.choice(WORDS) for _ in range(rng.randint(5, 40))).capitalize()
-            turns.append(TurnRecord(t, t % 2, text, f"turn_{t}.wav", rng.uniform(1, 12)))
+            d = rng.uniform(1, 12)
+            turns.append(
+                TurnRecord(
+                    turn_id=t,
+                    speaker="AB"[t % 2],
+                    speaker_id=t % 2,
+                    text=text,
+                    audio_file=f"turn_{t}.wav",
+                    transcript_file=f"turn_{t}.txt",
+                    duration_sec=d,
+                    start_time=0.0,
+                    end_time=d,
+                )
+            )
         convs.append(turns)
     return convs
 
@@ -38,7 +91,7 @@ def rate(builder: SampleBuilder, convs: list[list[TurnRecord]], rounds: int) -> 
     for _ in range(rounds):
         began = time.perf_counter()
         for i, turns in enumerate(convs):
-            builder.build_records(f"c{i}", turns)
+            builder.build(f"c{i}", turns)
         best = min(best, time.perf_counter() - began)
     return sum(len(c) for c in convs) / best
 
@@ -53,7 +106,7 @@ def main() -> None:
         hf = HuggingFaceTokenizer(str(export_llama3_hf(tmp)))
         embedded = SampleBuilder(EmbeddedLlama3())
         transformers_fast = SampleBuilder(hf)
-        assert embedded.build_records("x", convs[0])[0] == transformers_fast.build_records("x", convs[0])[0]
+        assert embedded.build("x", convs[0])[0] == transformers_fast.build("x", convs[0])[0]
         r_emb = rate(embedded, convs, args.rounds)
         r_hf = rate(transformers_fast, convs, args.rounds)
     n = sum(len(c) for c in convs)

@@ -34,8 +34,15 @@ def generate(out_dir: Path = OUT_DIR) -> list[Path]:
     include = Path(protoc.__file__).parent / "_proto"
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as raw:
-        args = ["protoc", f"-I{PROTO_DIR}", f"-I{include}", f"--python_out={raw}",
-                f"--pyi_out={raw}", f"--grpc_python_out={raw}", str(PROTO)]
+        args = [
+            "protoc",
+            f"-I{PROTO_DIR}",
+            f"-I{include}",
+            f"--python_out={raw}",
+            f"--pyi_out={raw}",
+            f"--grpc_python_out={raw}",
+            str(PROTO),
+        ]
         if protoc.main(args) != 0:
             raise RuntimeError(f"protoc failed on {PROTO}")
         written = []
@@ -45,8 +52,9 @@ def generate(out_dir: Path = OUT_DIR) -> list[Path]:
             (out_dir / name).write_text(HEADER + text)
             written.append(out_dir / name)
     init = out_dir / "__init__.py"
-    init.write_text(HEADER + '"""The synth.v1 protocol: messages (synth_pb2) and service stubs '
-                    '(synth_pb2_grpc)."""\n')
+    init.write_text(
+        HEADER + '"""The synth.v1 protocol: messages (synth_pb2) and service stubs (synth_pb2_grpc)."""\n'
+    )
     return [init, *written]
 
 
@@ -60,8 +68,11 @@ def main() -> int:
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         fresh = [p.name for p in generate(Path(tmp))]
-        stale = [n for n in fresh if not (OUT_DIR / n).is_file()
-                 or not filecmp.cmp(Path(tmp) / n, OUT_DIR / n, shallow=False)]
+        stale = [
+            n
+            for n in fresh
+            if not (OUT_DIR / n).is_file() or not filecmp.cmp(Path(tmp) / n, OUT_DIR / n, shallow=False)
+        ]
     if stale:
         print("stale gRPC stubs (run python proto/generate.py): " + ", ".join(stale), file=sys.stderr)
         return 1

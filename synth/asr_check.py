@@ -4,16 +4,16 @@ report the worst turns."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
 
 import soundfile as sf
 
 from .asr import Recognizer
-from .dataset import DatasetError, open_dataset, read_json
-from .metadata import metadata_json
+from .dataset import ConversationRef, DatasetError, open_dataset
+from .records import ConversationMetadata
 from .wer import word_errors
 from .writer import replace_text
 
@@ -44,40 +44,56 @@ class CheckReport:
         return [t for t in self.turns if t.wer > self.threshold]
 
     def format(self, worst: int = 10) -> str:
-        lines = [f"{len(self.turns)} turns checked: word error rate {self.mean_wer:.3f} "
-                 f"({self.errors} errors / {self.words} words); "
-                 f"{len(self.failed)} turn(s) over {self.threshold}"]
+        lines = [
+            f"{len(self.turns)} turns checked: word error rate {self.mean_wer:.3f} "
+            f"({self.errors} errors / {self.words} words); "
+            f"{len(self.failed)} turn(s) over {self.threshold}"
+        ]
         ranked = sorted(self.turns, key=lambda t: -t.wer)[:worst]
         if ranked:
             lines.append("worst turns:")
-            lines += [f"  {t.wer:6.3f}  {t.conversation_id}/turn_{t.turn_id}: expected {t.reference!r}, "
-                      f"heard {t.hypothesis!r}" for t in ranked]
+            lines += [
+                f"  {t.wer:6.3f}  {t.conversation_id}/turn_{t.turn_id}: expected {t.reference!r}, "
+                f"heard {t.hypothesis!r}"
+                for t in ranked
+            ]
         return "\n".join(lines)
 
 
-def check_dataset(root: Path | str, recognizer: Recognizer, threshold: float = 0.3,
-                  write: bool = True, workers: int = 1,
-                  progress: Callable[[str], None] | None = None) -> CheckReport:
+def check_dataset(
+    root: Path | str,
+    recognizer: Recognizer,
+    threshold: float = 0.3,
+    write: bool = True,
+    workers: int = 1,
+    progress: Callable[[str], None] | None = None,
+) -> CheckReport:
     report = CheckReport(threshold=threshold)
     refs = open_dataset(root)
 
-    def one(ref: Any) -> tuple[Any, dict[str, Any], list[TurnCheck], list[tuple[int, int]]]:
-        meta = read_json(ref.folder / "metadata.json")
+    def one(
+        ref: ConversationRef,
+    ) -> tuple[ConversationRef, ConversationMetadata, list[TurnCheck], list[tuple[int, int]]]:
+        meta = ref.metadata()
         checks, counts = [], []
-        for turn in meta.get("turns", []):
-            wav = ref.folder / turn["audio_file"]
+        for turn in meta.turns:
+            wav = ref.folder / turn.audio_file
             try:
                 audio, _rate = sf.read(str(wav), dtype="float32")
             except Exception as exc:
                 raise DatasetError(f"{wav}: cannot read audio ({exc})") from None
-            ref_text = (ref.folder / turn["transcript_file"]).read_text(encoding="utf-8").strip()
+            ref_text = (ref.folder / turn.transcript_file).read_text(encoding="utf-8").strip()
             hyp = recognizer.transcribe(audio).text
             e, n = word_errors(ref_text, hyp)
             score = e / n if n else float(e > 0)
-            checks.append(TurnCheck(ref.conversation_id, int(turn["turn_id"]), round(score, 4), ref_text, hyp))
+            checks.append(TurnCheck(ref.conversation_id, turn.turn_id, round(score, 4), ref_text, hyp))
             counts.append((e, n))
-            turn["asr_check"] = {"wer": round(score, 4), "hypothesis": hyp, "passed": score <= threshold,
-                                 **recognizer.describe()}
+            turn.extra["asr_check"] = {
+                "wer": round(score, 4),
+                "hypothesis": hyp,
+                "passed": score <= threshold,
+                **recognizer.describe(),
+            }
         return ref, meta, checks, counts
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
@@ -87,10 +103,13 @@ def check_dataset(root: Path | str, recognizer: Recognizer, threshold: float = 0
             report.words += sum(n for _, n in counts)
             if write:
                 e, n = sum(e for e, _ in counts), sum(n for _, n in counts)
-                meta["asr_check"] = {**recognizer.describe(), "threshold": threshold,
-                                     "mean_wer": round(e / n, 4) if n else None,
-                                     "failed_turns": [c.turn_id for c in checks if c.wer > threshold]}
-                replace_text(ref.folder / "metadata.json", metadata_json(meta))
+                meta.extra["asr_check"] = {
+                    **recognizer.describe(),
+                    "threshold": threshold,
+                    "mean_wer": round(e / n, 4) if n else None,
+                    "failed_turns": [c.turn_id for c in checks if c.wer > threshold],
+                }
+                replace_text(ref.metadata_path, meta.to_json())
             if progress:
                 progress(ref.conversation_id)
     return report

@@ -73,8 +73,9 @@ def active_dbfs(samples: np.ndarray, rate: int) -> float:
     return 20 * np.log10(max(rms, 1e-10))
 
 
-def normalize_loudness(samples: np.ndarray, rate: int, target_dbfs: float = TARGET_DBFS,
-                       peak_dbfs: float = PEAK_DBFS) -> np.ndarray:
+def normalize_loudness(
+    samples: np.ndarray, rate: int, target_dbfs: float = TARGET_DBFS, peak_dbfs: float = PEAK_DBFS
+) -> np.ndarray:
     """Scale to `target_dbfs` active loudness, lowered if needed to keep peaks under `peak_dbfs`."""
     level = active_dbfs(samples, rate)
     if not np.isfinite(level) or level < -90:

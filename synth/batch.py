@@ -13,14 +13,19 @@ import json
 import sys
 import threading
 import time
+from collections.abc import Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Sequence, TextIO
+from typing import Any, TextIO
 
 import grpc
 
 from synth_client import SummaryEvent, SynthClient, TurnEvent
+
+from .errors import ConfigError, DialogError
+from .records import METADATA_FILE, SAMPLES_FILE, ConversationMetadata, ManifestEntry, turn_files
+from .writer import AlreadyWritten, DatasetWriter
 
 
 @dataclass
@@ -35,9 +40,11 @@ class BatchSummary:
 
     def format(self, failures_path: Path | None) -> str:
         rate = self.done / self.wall_sec if self.wall_sec else 0.0
-        lines = [f"done {self.done} conversation(s), {self.audio_sec / 3600:.3f} h of audio in "
-                 f"{self.wall_sec:.1f} s ({rate:.2f} conv/s, "
-                 f"{self.audio_sec / self.wall_sec if self.wall_sec else 0:.1f}x real time)"]
+        lines = [
+            f"done {self.done} conversation(s), {self.audio_sec / 3600:.3f} h of audio in "
+            f"{self.wall_sec:.1f} s ({rate:.2f} conv/s, "
+            f"{self.audio_sec / self.wall_sec if self.wall_sec else 0:.1f}x real time)"
+        ]
         if self.skipped_existing:
             lines.append(f"skipped {self.skipped_existing} already in the dataset")
         if self.failed:
@@ -46,30 +53,35 @@ class BatchSummary:
 
 
 def _local_files(events: list[TurnEvent], summary: SummaryEvent) -> dict[str, bytes]:
-    from synth.metadata import metadata_json
-
     files: dict[str, bytes] = {}
     for ev in events:
-        files[f"turn_{ev.turn_id}.wav"] = ev.wav
-        files[f"turn_{ev.turn_id}.txt"] = (ev.transcript + "\n").encode("utf-8")
-    files["metadata.json"] = metadata_json(summary.metadata).encode("utf-8")
+        wav, txt = turn_files(ev.turn_id)
+        files[wav] = ev.wav
+        files[txt] = (ev.transcript + "\n").encode("utf-8")
+    files[METADATA_FILE] = ConversationMetadata.from_dict(summary.metadata).to_json().encode("utf-8")
     if summary.samples_jsonl:
-        files["samples.jsonl"] = summary.samples_jsonl.encode("utf-8")
+        files[SAMPLES_FILE] = summary.samples_jsonl.encode("utf-8")
     return files
 
 
-def run_batch(dialogs: Iterable[Any], servers: Sequence[str], concurrency: int = 8,
-              local_out: Path | None = None, token: str | None = None, tls: bool = False,
-              failures_path: Path | None = None, timeout: float | None = 600.0,
-              seed: int | None = None, progress: bool = False, log: TextIO = sys.stderr) -> BatchSummary:
+def run_batch(
+    dialogs: Iterable[Any],
+    servers: Sequence[str],
+    concurrency: int = 8,
+    local_out: Path | None = None,
+    token: str | None = None,
+    tls: bool = False,
+    failures_path: Path | None = None,
+    timeout: float | None = 600.0,
+    seed: int | None = None,
+    progress: bool = False,
+    log: TextIO = sys.stderr,
+) -> BatchSummary:
     """`dialogs` yields synth Dialogs or DialogErrors (from synth.sources.open_dialogs)."""
-    from synth.errors import DialogError
-    from synth.writer import AlreadyWritten, DatasetWriter
-
     if not servers:
-        raise ValueError("at least one --server is needed")
+        raise ConfigError("servers", "at least one server is needed")
     if concurrency < 1:
-        raise ValueError("--concurrency must be at least 1")
+        raise ConfigError("concurrency", "must be at least 1", concurrency)
     writer = DatasetWriter(local_out) if local_out else None
     done_ids: set[str] = set()
     if writer:
@@ -96,7 +108,10 @@ def run_batch(dialogs: Iterable[Any], servers: Sequence[str], concurrency: int =
             if failures_path:
                 with open(failures_path, "a", encoding="utf-8") as fh:
                     fh.write(json.dumps(item, ensure_ascii=False) + "\n")
-            print(f"error: {item['conversation_id'] or item['where']}: {item['code']}: {item['error']}", file=log)
+            print(
+                f"error: {item['conversation_id'] or item['where']}: {item['code']}: {item['error']}",
+                file=log,
+            )
             if bar is not None:
                 bar.update(1)
 
@@ -107,36 +122,61 @@ def run_batch(dialogs: Iterable[Any], servers: Sequence[str], concurrency: int =
                 if isinstance(ev, TurnEvent):
                     turns.append(ev)
                 elif writer is not None:
-                    writer.write_files(ev.conversation_id, _local_files(turns, ev), ev.manifest_line)
+                    writer.write_files(
+                        ev.conversation_id, _local_files(turns, ev), ManifestEntry.from_dict(ev.manifest_line)
+                    )
         except grpc.RpcError as exc:
             if exc.code() == grpc.StatusCode.ALREADY_EXISTS:
                 with lock:
                     summary.skipped_existing += 1
                 return
-            record_failure({"conversation_id": dialog.conversation_id, "where": dialog.source.describe(),
-                            "server": client.target, "code": exc.code().name, "error": exc.details()})
+            record_failure(
+                {
+                    "conversation_id": dialog.conversation_id,
+                    "where": dialog.source.describe(),
+                    "server": client.target,
+                    "code": exc.code().name,
+                    "error": exc.details(),
+                }
+            )
             return
         except AlreadyWritten:
             with lock:
                 summary.skipped_existing += 1
             return
         except Exception as exc:  # local disk errors: report, keep the batch going
-            record_failure({"conversation_id": dialog.conversation_id, "where": dialog.source.describe(),
-                            "server": client.target, "code": "LOCAL", "error": str(exc)})
+            record_failure(
+                {
+                    "conversation_id": dialog.conversation_id,
+                    "where": dialog.source.describe(),
+                    "server": client.target,
+                    "code": "LOCAL",
+                    "error": str(exc),
+                }
+            )
             return
         with lock:
             summary.done += 1
             summary.audio_sec += sum(t.duration_sec for t in turns)
             if bar is not None:
-                bar.set_postfix(audio_h=f"{summary.audio_sec / 3600:.3f}", failed=summary.failed, refresh=False)
+                bar.set_postfix(
+                    audio_h=f"{summary.audio_sec / 3600:.3f}", failed=summary.failed, refresh=False
+                )
                 bar.update(1)
 
     pending: set[Future[None]] = set()
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="synth-batch") as pool:
         for item in dialogs:
             if isinstance(item, DialogError):
-                record_failure({"conversation_id": item.conversation_id, "where": item.where,
-                                "server": "", "code": "INVALID_INPUT", "error": str(item)})
+                record_failure(
+                    {
+                        "conversation_id": item.conversation_id,
+                        "where": item.where,
+                        "server": "",
+                        "code": "INVALID_INPUT",
+                        "error": str(item),
+                    }
+                )
                 continue
             if item.conversation_id in done_ids:
                 summary.skipped_existing += 1

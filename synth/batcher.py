@@ -17,12 +17,13 @@ import collections
 import queue
 import threading
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 from .domain import Voice
 from .engines.base import Engine, EngineAudio, SynthesisRequest
+from .errors import SynthError
 
 
 @dataclass
@@ -36,16 +37,39 @@ class _Job:
         self.results = [None] * len(self.requests)
 
 
+@dataclass(frozen=True)
+class BatchConfig:
+    """Dynamic batching limits: turns (sentence chunks) and characters per engine call (bounds
+    GPU memory), and the longest wait for a batch to fill."""
+
+    max_batch: int = 16
+    max_wait_ms: float = 5.0
+    max_batch_chars: int = 20_000
+
+    def __post_init__(self) -> None:
+        if self.max_batch < 1:
+            raise SynthError(f"max_batch {self.max_batch}: must be at least 1")
+
+
 def is_out_of_memory(exc: BaseException) -> bool:
-    return isinstance(exc, MemoryError) or "OutOfMemory" in type(exc).__name__ or "out of memory" in str(exc).lower()
+    return (
+        isinstance(exc, MemoryError)
+        or "OutOfMemory" in type(exc).__name__
+        or "out of memory" in str(exc).lower()
+    )
 
 
 class BatchingEngine:
     """An Engine that queues calls to `engine` and batches them across callers."""
 
-    def __init__(self, engine: Engine, max_batch: int = 16, max_wait_ms: float = 5.0,
-                 max_batch_chars: int = 20_000,
-                 on_batch: Callable[[int, int], None] | None = None):
+    def __init__(
+        self,
+        engine: Engine,
+        max_batch: int = BatchConfig.max_batch,
+        max_wait_ms: float = BatchConfig.max_wait_ms,
+        max_batch_chars: int = BatchConfig.max_batch_chars,
+        on_batch: Callable[[int, int], None] | None = None,
+    ):
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
         self.engine = engine
@@ -63,6 +87,27 @@ class BatchingEngine:
 
     def describe(self) -> dict[str, object]:
         return {**self.engine.describe(), "max_batch": self.max_batch}
+
+    @property
+    def deterministic(self) -> bool:
+        return self.engine.deterministic
+
+    def voice_distance(self, a: Voice, b: Voice) -> float:
+        return self.engine.voice_distance(a, b)
+
+    @classmethod
+    def configured(
+        cls,
+        engine: Engine,
+        config: BatchConfig,
+        wait: bool = True,
+        on_batch: Callable[[int, int], None] | None = None,
+    ) -> BatchingEngine:
+        """A batcher with `config`'s limits; `wait=False` when one caller feeds it (nothing to
+        wait for)."""
+        return cls(
+            engine, config.max_batch, config.max_wait_ms if wait else 0.0, config.max_batch_chars, on_batch
+        )
 
     def synthesize(self, requests: Sequence[SynthesisRequest]) -> list[EngineAudio]:
         """Blocks the calling thread until the worker has synthesized `requests`."""
@@ -98,7 +143,9 @@ class BatchingEngine:
                 if job.future.done():  # failed in an earlier batch: drop the rest of it
                     pending.popleft()
                     continue
-                while job.taken < len(job.requests) and self._fits(len(batch), chars, job.requests[job.taken]):
+                while job.taken < len(job.requests) and self._fits(
+                    len(batch), chars, job.requests[job.taken]
+                ):
                     batch.append((job, job.taken))
                     chars += len(job.requests[job.taken].text)
                     job.taken += 1

@@ -7,58 +7,52 @@ drawn among the voices farthest from those already cast, so that the speakers so
 
 from __future__ import annotations
 
-import hashlib
-import math
-import random
-from typing import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from .domain import Dialog, Voice
+from .engines.base import speaker_distance
 from .errors import VoiceError
+from .seeding import conversation_rng
 
-# Two voices of one recorded speaker are "apart" when their vocal-tract factors differ by about
-# 25% or more (3 steps of the derived set: DESIGN.md measured neighbours 0.1 apart at 0.76-0.85
-# speaker-encoder similarity, 0.8 vs 1.0 vs 1.2 at 0.55-0.63); different speakers always are.
+# The distance (Engine.voice_distance) at which two voices count as apart: about three steps of
+# the embedded voice's derived set (vocal-tract factors 0.08 apart); different people always are.
 MIN_DISTANCE = 0.22
 
 
-def voice_distance(a: Voice, b: Voice) -> float:
-    """How different two voices sound: 1.0 for different recorded speakers (or models), else the
-    log-ratio of vocal-tract factors plus a small share of the speaking-rate log-ratio."""
-    if (a.model, a.meta.get("base_speaker", a.speaker)) != (b.model, b.meta.get("base_speaker", b.speaker)):
-        return 1.0
-    vt = abs(math.log(float(a.params.get("vocal_tract", 1.0)) / float(b.params.get("vocal_tract", 1.0))))
-    rate = abs(math.log(float(a.params.get("length_scale", 1.0)) / float(b.params.get("length_scale", 1.0))))
-    return vt + 0.25 * rate
-
-
-def conversation_rng(seed: int, conversation_id: str, purpose: str) -> random.Random:
-    """A generator private to one conversation and one purpose, independent of run order."""
-    digest = hashlib.sha256(f"{seed}:{purpose}:{conversation_id}".encode()).digest()
-    return random.Random(int.from_bytes(digest[:8], "big"))
-
-
-def cast(dialog: Dialog, catalog: Sequence[Voice], seed: int = 0,
-         override: Mapping[str, str] | None = None) -> dict[str, Voice]:
+def cast(
+    dialog: Dialog,
+    catalog: Sequence[Voice],
+    seed: int = 0,
+    override: Mapping[str, str] | None = None,
+    distance: Callable[[Voice, Voice], float] = speaker_distance,
+) -> dict[str, Voice]:
     """Map each speaker of `dialog` to a Voice. `override` (speaker -> voice id, e.g. from the
-    command line) applies to every dialog; the dialog's own `voices` field wins over it."""
+    command line) applies to every dialog; the dialog's own `voices` field wins over it.
+    `distance` is the engine's `voice_distance`."""
     by_id = {v.id: v for v in catalog}
     speakers = dialog.speakers
     if len(speakers) > len(by_id):
-        raise VoiceError(f"{dialog.conversation_id}: {len(speakers)} speakers but only "
-                         f"{len(by_id)} distinct voices in the catalog")
+        raise VoiceError(
+            f"{dialog.conversation_id}: {len(speakers)} speakers but only "
+            f"{len(by_id)} distinct voices in the catalog"
+        )
     wanted = {**(override or {}), **dialog.voices}
     cast_to: dict[str, Voice] = {}
     for speaker, voice_id in wanted.items():
         if speaker not in speakers:
             continue  # an override for a speaker this dialog doesn't have
         if voice_id not in by_id:
-            raise VoiceError(f"{dialog.conversation_id}: unknown voice {voice_id!r} for speaker "
-                             f"{speaker!r} (see `synth voices`)")
+            raise VoiceError(
+                f"{dialog.conversation_id}: unknown voice {voice_id!r} for speaker "
+                f"{speaker!r} (see `synth voices`)"
+            )
         cast_to[speaker] = by_id[voice_id]
     shared = sorted({v.id for v in cast_to.values() if list(cast_to.values()).count(v) > 1})
     if shared:
-        raise VoiceError(f"{dialog.conversation_id}: voice {shared[0]!r} is given to more than one "
-                         "speaker; every speaker needs a distinct voice")
+        raise VoiceError(
+            f"{dialog.conversation_id}: voice {shared[0]!r} is given to more than one "
+            "speaker; every speaker needs a distinct voice"
+        )
     rng = conversation_rng(seed, dialog.conversation_id, "casting")
     for speaker in speakers:
         if speaker in cast_to:
@@ -66,7 +60,7 @@ def cast(dialog: Dialog, catalog: Sequence[Voice], seed: int = 0,
         used = {v.id for v in cast_to.values()}
         free = [v for v in catalog if v.id not in used]
         if cast_to:
-            score = {v.id: min(voice_distance(v, c) for c in cast_to.values()) for v in free}
+            score = {v.id: min(distance(v, c) for c in cast_to.values()) for v in free}
             bar = min(max(score.values()), MIN_DISTANCE)
             free = [v for v in free if score[v.id] >= bar - 1e-9]
         cast_to[speaker] = rng.choice(free)

@@ -3,15 +3,14 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from .dataset import DatasetError, iter_manifest
-from .errors import SynthError
-from .writer import MANIFEST
+from .errors import ConfigError
+from .records import MANIFEST
 
 SPLITS_DIR = "splits"
 
@@ -31,16 +30,19 @@ def parse_stages(text: str) -> list[int]:
     for part in text.split(","):
         m = re.fullmatch(r"\s*(\d+)\s*([kK]?)\s*", part)
         if not m or int(m.group(1)) <= 0:
-            raise SynthError(f"--stages: {part.strip()!r} is not a positive token count")
+            raise ConfigError("stages", f"{part.strip()!r} is not a positive token count")
         stages.append(int(m.group(1)) * (1024 if m.group(2) else 1))
     for a, b in zip(stages, stages[1:]):
         if b <= a:
-            raise SynthError(f"--stages must be strictly increasing: {b} comes after {a}")
+            raise ConfigError("stages", f"must be strictly increasing: {b} comes after {a}")
     return stages
 
 
-def write_splits(root: Path | str, stages: list[int], out_dir: Path | None = None,
-                 ) -> tuple[list[StageSummary], int]:
+def write_splits(
+    root: Path | str,
+    stages: list[int],
+    out_dir: Path | None = None,
+) -> tuple[list[StageSummary], int]:
     """Write `<root>/splits/stage_<N>.jsonl` for each stage; return the summaries and the number
     of conversations longer than the last stage (in no split)."""
     root = Path(root)
@@ -52,17 +54,17 @@ def write_splits(root: Path | str, stages: list[int], out_dir: Path | None = Non
     too_long = 0
     try:
         for n, entry in iter_manifest(root / MANIFEST):
-            tokens = entry.get("total_tokens")
+            tokens = entry.total_tokens
             if not isinstance(tokens, int):
                 raise DatasetError(f"{root / MANIFEST} line {n}: no total_tokens (run `synth tokenize`)")
             fits = [s for s in stages if tokens <= s]
             too_long += not fits
-            line = json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n"
+            line = entry.to_line()
             for s in fits:
                 handles[s].write(line)
                 c = counts[s]
                 c[0] += 1
-                c[1] += float(entry.get("speech_duration_sec") or entry["duration_sec"]) / 3600
+                c[1] += float(entry.speech_duration_sec or entry.duration_sec) / 3600
                 c[2] += tokens
     finally:
         for h in handles.values():

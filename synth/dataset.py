@@ -1,17 +1,27 @@
-"""Reading a finished dataset: the manifest, each conversation's metadata and samples. Used by
-the training loader, `synth splits`, `synth tokenize` and `synth export`; every error names the
-file that is missing or corrupt."""
+"""Reading a finished dataset: the manifest, each conversation's metadata and samples, as the
+typed records of synth.records. Used by the training loader, `synth splits`, `synth tokenize`,
+`synth check` and `synth export`; every error names the file that is missing or corrupt."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from .errors import SynthError
 from .ids import InvalidConversationId, conversation_dir
-from .writer import MANIFEST
+from .records import (
+    MANIFEST,
+    METADATA_FILE,
+    SAMPLES_FILE,
+    ConversationMetadata,
+    ManifestEntry,
+    RecordError,
+    TurnRecord,
+)
 
 
 class DatasetError(SynthError):
@@ -24,22 +34,51 @@ class ConversationRef:
 
     conversation_id: str
     folder: Path
-    entry: dict[str, Any]
+    entry: ManifestEntry
 
     @property
     def num_turns(self) -> int:
-        return int(self.entry["num_turns"])
+        return self.entry.num_turns
 
     @property
     def total_tokens(self) -> int | None:
-        value = self.entry.get("total_tokens")
-        return None if value is None else int(value)
+        return self.entry.total_tokens
 
-    def metadata(self) -> dict[str, Any]:
-        return read_json(self.folder / "metadata.json")
+    @property
+    def metadata_path(self) -> Path:
+        return self.folder / METADATA_FILE
+
+    def metadata(self) -> ConversationMetadata:
+        path = self.metadata_path
+        try:
+            return ConversationMetadata.from_dict(read_json(path), str(path))
+        except RecordError as exc:
+            raise DatasetError(str(exc)) from None
+
+    def turns(self, meta: ConversationMetadata | None = None) -> list[TurnRecord]:
+        """The turns with `text` and `speaker_id` filled in (from the transcript files and the
+        speakers list where a dataset made elsewhere lacks them)."""
+        meta = meta or self.metadata()
+        out = []
+        for t in meta.turns:
+            text = t.text
+            if text is None:
+                path = self.folder / t.transcript_file
+                try:
+                    text = path.read_text(encoding="utf-8").strip()
+                except FileNotFoundError:
+                    raise DatasetError(f"{path}: missing") from None
+            try:
+                speaker_id = meta.speaker_id(t)
+            except ValueError:
+                raise DatasetError(
+                    f"{self.metadata_path}: turn {t.turn_id}: speaker {t.speaker!r} is not in speakers"
+                ) from None
+            out.append(dataclasses.replace(t, text=text, speaker_id=speaker_id))
+        return out
 
     def samples(self) -> list[dict[str, Any]]:
-        return read_samples(self.folder / "samples.jsonl")
+        return read_samples(self.folder / SAMPLES_FILE)
 
 
 def read_json(path: Path) -> dict[str, Any]:
@@ -68,7 +107,8 @@ def read_samples(path: Path) -> list[dict[str, Any]]:
     return out
 
 
-def iter_manifest(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+def iter_manifest(path: Path) -> Iterator[tuple[int, ManifestEntry]]:
+    """(line number, entry) of every line of a manifest (or a split manifest)."""
     try:
         fh = open(path, "rb")
     except FileNotFoundError:
@@ -78,12 +118,13 @@ def iter_manifest(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             if not line.strip():
                 continue
             try:
-                entry = json.loads(line)
+                obj = json.loads(line)
             except ValueError:
                 raise DatasetError(f"{path} line {n}: not valid JSON") from None
-            if not isinstance(entry, dict) or "conversation_id" not in entry or "num_turns" not in entry:
-                raise DatasetError(f"{path} line {n}: not a manifest entry")
-            yield n, entry
+            try:
+                yield n, ManifestEntry.from_dict(obj, f"{path} line {n}")
+            except RecordError as exc:
+                raise DatasetError(f"{exc} (not a manifest entry)") from None
 
 
 def open_dataset(root: Path | str, manifest: Path | str | None = None) -> list[ConversationRef]:
@@ -96,10 +137,10 @@ def open_dataset(root: Path | str, manifest: Path | str | None = None) -> list[C
     refs = []
     for n, entry in iter_manifest(path):
         try:
-            folder = conversation_dir(root, entry["conversation_id"])
+            folder = conversation_dir(root, entry.conversation_id)
         except InvalidConversationId as exc:
             raise DatasetError(f"{path} line {n}: {exc}") from None
         if not folder.is_dir():
             raise DatasetError(f"{path} line {n}: folder {folder} is missing")
-        refs.append(ConversationRef(entry["conversation_id"], folder, entry))
+        refs.append(ConversationRef(entry.conversation_id, folder, entry))
     return refs

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from .domain import Dialog, Source, Turn
 from .errors import DialogError
@@ -51,26 +52,37 @@ def build_dialog(
         if len(speaker) > 64:
             raise DialogError("speaker is longer than 64 characters", where, f"{field}.speaker", cid)
         if not isinstance(text, str):
-            raise DialogError(f"text must be a string, got {type(text).__name__}", where,
-                              f"{field}.text", cid)
+            raise DialogError(
+                f"text must be a string, got {type(text).__name__}", where, f"{field}.text", cid
+            )
         if len(text) > limits.max_turn_chars:
-            raise DialogError(f"text has {len(text)} characters, the limit is "
-                              f"{limits.max_turn_chars}", where, f"{field}.text", cid)
+            raise DialogError(
+                f"text has {len(text)} characters, the limit is {limits.max_turn_chars}",
+                where,
+                f"{field}.text",
+                cid,
+            )
         total += len(text)
         if total > limits.max_total_chars:
-            raise DialogError(f"dialog has more than {limits.max_total_chars} characters", where,
-                              "turns", cid)
+            raise DialogError(
+                f"dialog has more than {limits.max_total_chars} characters", where, "turns", cid
+            )
         cleaned = clean_text(text) if clean else text.strip()
         if not cleaned:
             raise DialogError("text is empty or whitespace only", where, f"{field}.text", cid)
         if not is_speakable(cleaned):
-            raise DialogError(f"text {cleaned[:40]!r} has no speakable characters (no letter or "
-                              "digit)", where, f"{field}.text", cid)
+            raise DialogError(
+                f"text {cleaned[:40]!r} has no speakable characters (no letter or digit)",
+                where,
+                f"{field}.text",
+                cid,
+            )
         out.append(Turn(speaker=speaker.strip(), text=cleaned))
     if not out:
         raise DialogError("dialog has no turns", where, "turns", cid)
     dialog = Dialog(conversation_id=cid, turns=tuple(out), source=source, voices=dict(voices or {}))
     if len(dialog.speakers) > limits.max_speakers:
-        raise DialogError(f"{len(dialog.speakers)} speakers, the limit is {limits.max_speakers}",
-                          where, "turns", cid)
+        raise DialogError(
+            f"{len(dialog.speakers)} speakers, the limit is {limits.max_speakers}", where, "turns", cid
+        )
     return dialog

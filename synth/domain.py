@@ -3,8 +3,9 @@ comes out (SynthesizedTurn, Conversation). No behaviour beyond small derived pro
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -109,14 +110,16 @@ class SynthesizedTurn:
 
 @dataclass
 class Conversation:
-    """A finished conversation, ready for the writer: turns placed on a timeline, and the
-    metadata extras (engine, seed, source, token counts) that make it reproducible."""
+    """A finished conversation, ready for the writer: turns placed on a timeline, the metadata
+    extras (engine, seed, sample rate, gaps) that make it reproducible, and its training samples
+    with their token counts (None when no sample builder was given)."""
 
     dialog: Dialog
     casting: Mapping[str, Voice]
     turns: list[SynthesizedTurn]
     extra: dict[str, Any] = field(default_factory=dict)
     samples: list[dict[str, Any]] | None = None
+    tokens: dict[str, Any] | None = None
 
     @property
     def conversation_id(self) -> str:

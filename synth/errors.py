@@ -7,6 +7,22 @@ class SynthError(Exception):
     """Base class for errors a user can act on (bad input, bad configuration)."""
 
 
+class ConfigError(SynthError, ValueError):
+    """A setting that is out of range or unknown. `option` is the library's name for it (a config
+    field such as 'on_error'); the command line shows its flag (--on-error) instead."""
+
+    _UNSET = object()
+
+    def __init__(self, option: str, message: str, value: object = _UNSET):
+        self.option, self.message, self.value = option, message, value
+        super().__init__(self.render(option))
+
+    def render(self, name: str) -> str:
+        """The message, naming the option `name` (a command-line flag, or the field itself)."""
+        shown = name if self.value is self._UNSET else f"{name} {self.value!r}"
+        return f"{shown}: {self.message}"
+
+
 class DialogError(SynthError, ValueError):
     """A dialog that cannot be synthesized. `where` names the file and line or dataset index,
     `field` the offending field or turn, so messages read 'dialogs.jsonl line 7: turns[2].text: empty'."""
@@ -23,8 +39,12 @@ class DialogError(SynthError, ValueError):
         return f"{prefix}: {self.message}" if prefix else self.message
 
     def to_dict(self) -> dict[str, str]:
-        return {"where": self.where, "field": self.field, "conversation_id": self.conversation_id,
-                "error": self.message}
+        return {
+            "where": self.where,
+            "field": self.field,
+            "conversation_id": self.conversation_id,
+            "error": self.message,
+        }
 
 
 class VoiceError(SynthError, KeyError):

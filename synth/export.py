@@ -1,4 +1,6 @@
-"""Exports of a dataset for training code that does not read our folder layout.
+"""Exports of a dataset for training code that does not read our folder layout. To add one: a
+function (root, out, manifest, options) -> count, an options dataclass (its fields become the
+flags of `synth export --to NAME`) and one entry in EXPORTS.
 
 - `llama-omni`: LLaMA-Omni's training JSON, one entry per sample:
   `{"id", "speech", "conversations": [{"from": "human", "value": "<speech>"},
@@ -12,35 +14,37 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from .audio import SAMPLE_RATE
 from .dataset import ConversationRef, DatasetError, open_dataset
+from .records import SAMPLES_FILE, TurnRecord
 
-TARGETS = ("llama-omni", "hf")
 
-
-def _turn_rows(refs: list[ConversationRef]) -> Iterator[tuple[ConversationRef, dict[str, Any], dict[str, Any], str]]:
-    """(conversation, metadata turn, sample, target text) for every sample, in order."""
+def _turn_rows(
+    refs: list[ConversationRef],
+) -> Iterator[tuple[ConversationRef, TurnRecord, dict[str, Any], str]]:
+    """(conversation, turn, sample, target text) for every sample, in order."""
     for ref in refs:
-        meta = ref.metadata()
-        turns = meta.get("turns") or []
+        turns = ref.turns()
         samples = ref.samples()
         if len(samples) != len(turns):
-            raise DatasetError(f"{ref.folder / 'samples.jsonl'}: {len(samples)} samples for "
-                               f"{len(turns)} turns (run `synth tokenize`)")
+            raise DatasetError(
+                f"{ref.folder / SAMPLES_FILE}: {len(samples)} samples for "
+                f"{len(turns)} turns (run `synth tokenize`)"
+            )
         for sample, turn in zip(samples, turns):
             i = int(sample["turn_number"])
-            if sample.get("target") == "reply":
-                target = turns[i + 1]["text"]
-            else:
-                target = turns[i]["text"]
-            yield ref, turn, sample, target
+            target = turns[i + 1].text if sample.get("target") == "reply" else turns[i].text
+            yield ref, turn, sample, str(target)
 
 
-def export_llama_omni(root: Path | str, out: Path | str, relative: bool = False,
-                      manifest: Path | None = None) -> int:
+def export_llama_omni(
+    root: Path | str, out: Path | str, relative: bool = False, manifest: Path | None = None
+) -> int:
     root, out = Path(root), Path(out)
     refs = open_dataset(root, manifest)
     tmp = out.with_name(f".{out.name}.tmp")
@@ -48,12 +52,11 @@ def export_llama_omni(root: Path | str, out: Path | str, relative: bool = False,
     with open(tmp, "w", encoding="utf-8") as fh:
         fh.write("[\n")
         for ref, turn, sample, target in _turn_rows(refs):
-            wav = ref.folder / turn["audio_file"]
+            wav = ref.folder / turn.audio_file
             entry = {
                 "id": f"{ref.conversation_id}_turn_{sample['turn_number']}",
                 "speech": str(wav.relative_to(root.resolve())) if relative else str(wav),
-                "conversations": [{"from": "human", "value": "<speech>"},
-                                  {"from": "gpt", "value": target}],
+                "conversations": [{"from": "human", "value": "<speech>"}, {"from": "gpt", "value": target}],
                 "conversation_id": ref.conversation_id,
                 "turn_number": sample["turn_number"],
                 "speaker_id": sample["speaker_id"],
@@ -75,21 +78,73 @@ def export_hf(root: Path | str, out: Path | str, manifest: Path | None = None) -
 
     def rows() -> Iterator[dict[str, Any]]:
         for ref, turn, sample, target in _turn_rows(refs):
-            wav = ref.folder / turn["audio_file"]
-            yield {"audio": {"bytes": wav.read_bytes(), "path": f"{ref.conversation_id}/{turn['audio_file']}"},
-                   "text": turn["text"], "target": target, "conversation_id": ref.conversation_id,
-                   "turn_number": int(sample["turn_number"]), "speaker": turn["speaker"],
-                   "speaker_id": int(sample["speaker_id"]), "duration_sec": float(turn["duration_sec"])}
+            wav = ref.folder / turn.audio_file
+            yield {
+                "audio": {"bytes": wav.read_bytes(), "path": f"{ref.conversation_id}/{turn.audio_file}"},
+                "text": turn.text,
+                "target": target,
+                "conversation_id": ref.conversation_id,
+                "turn_number": int(sample["turn_number"]),
+                "speaker": turn.speaker,
+                "speaker_id": int(sample["speaker_id"]),
+                "duration_sec": float(turn.duration_sec),
+            }
 
-    features = datasets.Features({
-        "audio": {"bytes": datasets.Value("binary"), "path": datasets.Value("string")},
-        "text": datasets.Value("string"), "target": datasets.Value("string"),
-        "conversation_id": datasets.Value("string"), "turn_number": datasets.Value("int32"),
-        "speaker": datasets.Value("string"), "speaker_id": datasets.Value("int32"),
-        "duration_sec": datasets.Value("float32"),
-    })
+    features = datasets.Features(
+        {
+            "audio": {"bytes": datasets.Value("binary"), "path": datasets.Value("string")},
+            "text": datasets.Value("string"),
+            "target": datasets.Value("string"),
+            "conversation_id": datasets.Value("string"),
+            "turn_number": datasets.Value("int32"),
+            "speaker": datasets.Value("string"),
+            "speaker_id": datasets.Value("int32"),
+            "duration_sec": datasets.Value("float32"),
+        }
+    )
     with tempfile.TemporaryDirectory(prefix="synth-hf-") as cache:  # keep ~/.cache clean
         ds = datasets.Dataset.from_generator(rows, features=features, cache_dir=cache)
         ds = ds.cast_column("audio", datasets.Audio(sampling_rate=SAMPLE_RATE))
         ds.save_to_disk(str(out))
         return len(ds)
+
+
+@dataclass(frozen=True)
+class LlamaOmniOptions:
+    relative: bool = field(
+        default=False, metadata={"help": "speech paths relative to the dataset root (default absolute)"}
+    )
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    pass
+
+
+@dataclass(frozen=True)
+class ExportTarget:
+    """An export `synth export --to NAME` knows: what its output is, its settings and writer."""
+
+    name: str
+    output_help: str
+    options: type
+    write: Callable[[Path, Path, Path | None, Any], int]
+
+
+EXPORTS: dict[str, ExportTarget] = {
+    t.name: t
+    for t in (
+        ExportTarget(
+            "llama-omni",
+            "LLaMA-Omni's training JSON file",
+            LlamaOmniOptions,
+            lambda root, out, manifest, o: export_llama_omni(root, out, o.relative, manifest),
+        ),
+        ExportTarget(
+            "hf",
+            "a Hugging Face dataset folder (save_to_disk)",
+            NoOptions,
+            lambda root, out, manifest, o: export_hf(root, out, manifest),
+        ),
+    )
+}

@@ -4,33 +4,35 @@ all go through this object; it does no file I/O (the writer does)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import __version__
+from .assembly import SampleBuilder, assemble, place_turn, provenance
 from .audio import SAMPLE_RATE, join, normalize_loudness, resample, trim_silence
-from .casting import cast, conversation_rng
+from .casting import cast
 from .domain import Conversation, Dialog, SynthesizedTurn, Voice
 from .engines.base import Engine, SynthesisRequest
-from .errors import DialogError, VoiceError
+from .errors import ConfigError, DialogError
 from .text import split_sentences
-from .timeline import GapDistribution
+from .timeline import GapDistribution, Timeline
 
 if TYPE_CHECKING:
     from .asr import AsrCheck
 
 
-class SampleBuilder(Protocol):
-    """Gives a finished conversation its training samples and token counts (synth.samples)."""
-
-    def attach(self, conversation: Conversation) -> None:
-        ...
-
-
 @dataclass(frozen=True)
 class PipelineConfig:
+    """How a dialog becomes a conversation.
+
+    seed: casting and gaps are drawn per conversation from (seed, conversation id).
+    gap: the distribution of the pause between turns.
+    voice_override: speaker label -> voice id, for every dialog (a dialog's own voices win).
+    max_chunk_chars: turns are synthesized in sentence chunks of at most this many characters.
+    sample_rate: the dataset's rate (16 kHz, Whisper's)."""
+
     seed: int = 0
     gap: GapDistribution = field(default_factory=GapDistribution)
     voice_override: Mapping[str, str] = field(default_factory=dict)
@@ -42,8 +44,13 @@ class Pipeline:
     """Casting, synthesis, audio post-processing and the timeline for one conversation at a time.
     Holds the engine (loaded once) and is safe to share between threads if the engine is."""
 
-    def __init__(self, engine: Engine, config: PipelineConfig = PipelineConfig(),
-                 sample_builder: SampleBuilder | None = None, asr_check: "AsrCheck | None" = None):
+    def __init__(
+        self,
+        engine: Engine,
+        config: PipelineConfig = PipelineConfig(),
+        sample_builder: SampleBuilder | None = None,
+        asr_check: AsrCheck | None = None,
+    ):
         self.engine = engine
         self.config = config
         self.sample_builder = sample_builder
@@ -51,10 +58,24 @@ class Pipeline:
         self.catalog: list[Voice] = engine.voices()
         unknown = sorted(set(config.voice_override.values()) - {v.id for v in self.catalog})
         if unknown:
-            raise VoiceError(f"--voice: unknown voice {unknown[0]!r} (see `synth voices`)")
+            raise ConfigError("voice_override", f"unknown voice {unknown[0]!r} (see `synth voices`)")
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the engine's batching worker, if it has one."""
+        close = getattr(self.engine, "close", None)
+        if close is not None:
+            close()
 
     def cast(self, dialog: Dialog) -> dict[str, Voice]:
-        return cast(dialog, self.catalog, self.config.seed, self.config.voice_override)
+        return cast(
+            dialog, self.catalog, self.config.seed, self.config.voice_override, self.engine.voice_distance
+        )
 
     def render(self, text: str, voice: Voice) -> np.ndarray:
         """Speak one turn (see `render_many`)."""
@@ -76,38 +97,52 @@ class Pipeline:
             if piece.size:
                 pieces[i].append(piece)
         pad = np.zeros(int(rate * 0.1), dtype=np.float32)
-        return [normalize_loudness(np.concatenate([pad, join(p, rate), pad]), rate) if p
-                else np.zeros(0, dtype=np.float32) for p in pieces]
+        return [
+            normalize_loudness(np.concatenate([pad, join(p, rate), pad]), rate)
+            if p
+            else np.zeros(0, dtype=np.float32)
+            for p in pieces
+        ]
 
-    def iter_turns(self, dialog: Dialog, casting: Mapping[str, Voice] | None = None,
-                   ) -> Iterator[SynthesizedTurn]:
+    def iter_turns(
+        self,
+        dialog: Dialog,
+        casting: Mapping[str, Voice] | None = None,
+    ) -> Iterator[SynthesizedTurn]:
         """Yield each turn as soon as it is synthesized, already placed on the timeline."""
         casting = casting or self.cast(dialog)
         rendered = (self.render(t.text, casting[t.speaker]) for t in dialog.turns)
         return self._place(dialog, casting, rendered)
 
-    def _place(self, dialog: Dialog, casting: Mapping[str, Voice],
-               rendered: Iterable[np.ndarray]) -> Iterator[SynthesizedTurn]:
+    def _place(
+        self, dialog: Dialog, casting: Mapping[str, Voice], rendered: Iterable[np.ndarray]
+    ) -> Iterator[SynthesizedTurn]:
         """ASR-check each rendered turn (if asked) and put it on the conversation timeline."""
-        rng = conversation_rng(self.config.seed, dialog.conversation_id, "timeline")
-        t = 0.0
+        timeline = Timeline(self.config.gap, self.config.seed, dialog.conversation_id)
         began = time.perf_counter()
         for i, (turn, audio) in enumerate(zip(dialog.turns, rendered)):
-            if i:
-                t += self.config.gap.sample(rng)
             if audio.size == 0:
-                raise DialogError("the engine produced no audio for this text",
-                                  dialog.source.describe(), f"turns[{i}].text", dialog.conversation_id)
+                raise DialogError(
+                    "the engine produced no audio for this text",
+                    dialog.source.describe(),
+                    f"turns[{i}].text",
+                    dialog.conversation_id,
+                )
             extra: dict[str, Any] = {}
             if self.asr_check is not None:
                 audio, extra["asr_check"] = self._checked(audio, turn.text, casting[turn.speaker])
-            st = SynthesizedTurn(turn_id=i, speaker=turn.speaker, voice=casting[turn.speaker],
-                                 text=turn.text, audio=audio, sample_rate=self.config.sample_rate,
-                                 start_time=round(t, 3), synthesis_sec=time.perf_counter() - began,
-                                 extra=extra)
-            t = st.start_time + st.duration_sec
+            yield place_turn(
+                timeline,
+                i,
+                turn.speaker,
+                casting[turn.speaker],
+                turn.text,
+                audio,
+                self.config.sample_rate,
+                began,
+                extra,
+            )
             began = time.perf_counter()
-            yield st
 
     def _checked(self, audio: np.ndarray, text: str, voice: Voice) -> tuple[np.ndarray, dict[str, Any]]:
         """Transcribe; synthesize again while the word error rate is over the threshold (at most
@@ -116,7 +151,7 @@ class Pipeline:
 
         check = self.asr_check
         assert check is not None
-        noisy = self.engine.describe().get("noise_scale") not in (0, 0.0)
+        noisy = not self.engine.deterministic
         best: tuple[float, np.ndarray, str] | None = None
         attempts = 0
         while True:
@@ -129,28 +164,30 @@ class Pipeline:
                 break
             audio = self.render(text, voice)
         score, audio, hyp = best
-        return audio, {"wer": round(score, 4), "hypothesis": hyp, "attempts": attempts,
-                       "passed": score <= check.threshold, **check.recognizer.describe()}
+        return audio, {
+            "wer": round(score, 4),
+            "hypothesis": hyp,
+            "attempts": attempts,
+            "passed": score <= check.threshold,
+            **check.recognizer.describe(),
+        }
 
-    def assemble(self, dialog: Dialog, casting: Mapping[str, Voice],
-                 turns: list[SynthesizedTurn]) -> Conversation:
+    def assemble(
+        self, dialog: Dialog, casting: Mapping[str, Voice], turns: list[SynthesizedTurn]
+    ) -> Conversation:
         """Attach what makes the conversation reproducible, and its training samples."""
-        conv = Conversation(dialog=dialog, casting=dict(casting), turns=turns, extra={
-            "seed": self.config.seed,
-            "sample_rate": self.config.sample_rate,
-            "gap_distribution": self.config.gap.spec(),
-            "engine": self.engine.describe(),
-            "synth_version": __version__,
-        })
+        extra = provenance(self.config.seed, self.config.sample_rate, self.config.gap, self.engine.describe())
         if self.asr_check is not None:
             wers = [t.extra["asr_check"]["wer"] for t in turns if "asr_check" in t.extra]
-            conv.extra["asr_check"] = {
-                **self.asr_check.recognizer.describe(), "threshold": self.asr_check.threshold,
+            extra["asr_check"] = {
+                **self.asr_check.recognizer.describe(),
+                "threshold": self.asr_check.threshold,
                 "mean_wer": round(sum(wers) / len(wers), 4) if wers else None,
-                "failed_turns": [t.turn_id for t in turns if not t.extra.get("asr_check", {}).get("passed", True)]}
-        if self.sample_builder is not None:
-            self.sample_builder.attach(conv)
-        return conv
+                "failed_turns": [
+                    t.turn_id for t in turns if not t.extra.get("asr_check", {}).get("passed", True)
+                ],
+            }
+        return assemble(dialog, casting, turns, extra, self.sample_builder)
 
     def run(self, dialog: Dialog) -> Conversation:
         """The whole conversation, its turns synthesized in one engine call."""

@@ -9,20 +9,20 @@ same seeded distribution as synthesized dialogs."""
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import soundfile as sf
 
-from . import __version__
+from .assembly import SampleBuilder, assemble, place_turn, provenance
 from .audio import SAMPLE_RATE, resample
-from .casting import conversation_rng
 from .domain import Conversation, Dialog, Source, SynthesizedTurn, Turn, Voice
 from .errors import DialogError
 from .text import clean_text, is_speakable
-from .timeline import GapDistribution
+from .timeline import GapDistribution, Timeline
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".opus")
 
@@ -58,22 +58,33 @@ def load_audio(path: Path, where: str) -> np.ndarray:
 
 
 class RecordedProducer:
-    """RecordedGroup -> Conversation (a producer for `synth.generate.generate`)."""
+    """RecordedGroup -> Conversation (a producer for `synth.runner.run`)."""
 
-    def __init__(self, gap: GapDistribution = GapDistribution(), seed: int = 0,
-                 sample_builder: Any = None, recognizer: Any = None):
+    def __init__(
+        self,
+        gap: GapDistribution = GapDistribution(),
+        seed: int = 0,
+        sample_builder: SampleBuilder | None = None,
+        recognizer: Any = None,
+    ):
         self.gap, self.seed = gap, seed
         self.sample_builder = sample_builder
         self.recognizer = recognizer
 
     def __call__(self, group: RecordedGroup) -> Conversation:
         where = group.source.describe()
-        rng = conversation_rng(self.seed, group.conversation_id, "timeline")
-        voices = {s: Voice(id=f"{group.corpus}-{s}", engine="recorded", model=group.corpus, speaker=s,
-                           meta=dict(group.speaker_meta.get(s, {})))
-                  for s in dict.fromkeys(u.speaker for u in group.utterances)}
+        timeline = Timeline(self.gap, self.seed, group.conversation_id)
+        voices = {
+            s: Voice(
+                id=f"{group.corpus}-{s}",
+                engine="recorded",
+                model=group.corpus,
+                speaker=s,
+                meta=dict(group.speaker_meta.get(s, {})),
+            )
+            for s in dict.fromkeys(u.speaker for u in group.utterances)
+        }
         turns: list[SynthesizedTurn] = []
-        t = 0.0
         for i, utt in enumerate(group.utterances):
             began = time.perf_counter()
             audio = load_audio(utt.path, where)
@@ -81,32 +92,38 @@ class RecordedProducer:
             text = utt.text
             if text is None:
                 if self.recognizer is None:
-                    raise DialogError(f"no transcript for {utt.path.name} and no ASR model", where,
-                                      f"turns[{i}]", group.conversation_id)
+                    raise DialogError(
+                        f"no transcript for {utt.path.name} and no ASR model",
+                        where,
+                        f"turns[{i}]",
+                        group.conversation_id,
+                    )
                 result = self.recognizer.transcribe(audio)
                 text = result.text
                 extra["asr"] = {"confidence": result.confidence, "no_speech_prob": result.no_speech_prob}
             text = clean_text(text)
             if not text or not is_speakable(text):
-                raise DialogError(f"{utt.path.name}: empty transcript" + (" (ASR heard no speech)"
-                                  if utt.text is None else ""), where, f"turns[{i}].text",
-                                  group.conversation_id)
-            if i:
-                t += self.gap.sample(rng)
-            turn = SynthesizedTurn(turn_id=i, speaker=utt.speaker, voice=voices[utt.speaker], text=text,
-                                   audio=audio, sample_rate=SAMPLE_RATE, start_time=round(t, 3),
-                                   synthesis_sec=time.perf_counter() - began, extra=extra)
-            t = turn.start_time + turn.duration_sec
-            turns.append(turn)
-        dialog = Dialog(conversation_id=group.conversation_id,
-                        turns=tuple(Turn(tr.speaker, tr.text) for tr in turns), source=group.source)
-        conv = Conversation(dialog=dialog, casting=voices, turns=turns, extra={
-            "seed": self.seed, "sample_rate": SAMPLE_RATE, "gap_distribution": self.gap.spec(),
-            "engine": {"engine": "recorded", "corpus": group.corpus}, "synth_version": __version__,
+                raise DialogError(
+                    f"{utt.path.name}: empty transcript"
+                    + (" (ASR heard no speech)" if utt.text is None else ""),
+                    where,
+                    f"turns[{i}].text",
+                    group.conversation_id,
+                )
+            turns.append(
+                place_turn(
+                    timeline, i, utt.speaker, voices[utt.speaker], text, audio, SAMPLE_RATE, began, extra
+                )
+            )
+        dialog = Dialog(
+            conversation_id=group.conversation_id,
+            turns=tuple(Turn(tr.speaker, tr.text) for tr in turns),
+            source=group.source,
+        )
+        extra = {
+            **provenance(self.seed, SAMPLE_RATE, self.gap, {"engine": "recorded", "corpus": group.corpus}),
             **dict(group.extra),
-        })
+        }
         if self.recognizer is not None and any(u.text is None for u in group.utterances):
-            conv.extra["asr"] = self.recognizer.describe()
-        if self.sample_builder is not None:
-            self.sample_builder.attach(conv)
-        return conv
+            extra["asr"] = self.recognizer.describe()
+        return assemble(dialog, voices, turns, extra, self.sample_builder)

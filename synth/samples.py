@@ -1,4 +1,4 @@
-"""Tokenized training samples (DESIGN.md section 2), as pure functions over turn texts.
+"""Tokenized training samples (docs/dataset-format.md), as pure functions over turn texts.
 
 Template (Llama 3 chat, LLaMA-Omni conventions):
 
@@ -17,18 +17,20 @@ conversation state is carried through the end."""
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
-from .domain import Conversation
-from .errors import SynthError
-from .tokenizer import DEFAULT_TOKENIZER, Tokenizer, load_tokenizer
+from .errors import ConfigError, SynthError
+from .records import TurnRecord
+from .tokenizer import Tokenizer
 
 IGNORE_INDEX = -100
 SPEECH_TOKEN_INDEX = -200
 FORMATS = ("chat", "transcribe")
-DEFAULT_SYSTEM_PROMPT = ("You are a helpful assistant in a spoken conversation. Listen to what "
-                         "the user says and reply naturally.")
+DEFAULT_SYSTEM_PROMPT = (
+    "You are a helpful assistant in a spoken conversation. Listen to what the user says and reply naturally."
+)
 
 
 @dataclass(frozen=True)
@@ -40,22 +42,11 @@ class SampleConfig:
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
-            raise SynthError(f"--format {self.format!r}: choose chat or transcribe")
+            raise ConfigError("format", "choose chat or transcribe", self.format)
         if self.pad_multiple < 1:
-            raise SynthError(f"--pad-multiple {self.pad_multiple}: must be at least 1")
+            raise ConfigError("pad_multiple", "must be at least 1", self.pad_multiple)
         if self.speech_tokens_per_sec <= 0:
-            raise SynthError("--speech-tokens-per-sec must be positive")
-
-
-@dataclass(frozen=True)
-class TurnRecord:
-    """What a sample needs of a turn; built from a Conversation or read back from metadata.json."""
-
-    turn_id: int
-    speaker_id: int
-    text: str
-    audio_file: str
-    duration_sec: float
+            raise ConfigError("speech_tokens_per_sec", "must be positive", self.speech_tokens_per_sec)
 
 
 def speech_positions(duration_sec: float, per_sec: float) -> int:
@@ -69,37 +60,56 @@ class SampleBuilder:
         self.tokenizer = tokenizer
         self.config = config
         sp = tokenizer.special_id
-        bos, start, end, eot = (sp("<|begin_of_text|>"), sp("<|start_header_id|>"),
-                                sp("<|end_header_id|>"), sp("<|eot_id|>"))
+        bos, start, end, eot = (
+            sp("<|begin_of_text|>"),
+            sp("<|start_header_id|>"),
+            sp("<|end_header_id|>"),
+            sp("<|eot_id|>"),
+        )
         system, user, assistant, nl, nl_system = tokenizer.encode_texts(
-            ["system", "user", "assistant", "\n\n", "\n\n" + config.system_prompt])
+            ["system", "user", "assistant", "\n\n", "\n\n" + config.system_prompt]
+        )
         self.eot = eot
         self.pad_id = tokenizer.pad_id
-        self.prefix = ([bos, start] + system + [end] + nl_system + [eot, start] + user + [end] + nl
-                       + [SPEECH_TOKEN_INDEX, eot, start] + assistant + [end] + nl)
+        self.prefix = (
+            [bos, start]
+            + system
+            + [end]
+            + nl_system
+            + [eot, start]
+            + user
+            + [end]
+            + nl
+            + [SPEECH_TOKEN_INDEX, eot, start]
+            + assistant
+            + [end]
+            + nl
+        )
 
     def describe(self) -> dict[str, Any]:
-        return {"tokenizer": self.tokenizer.name, "format": self.config.format,
-                "pad_multiple": self.config.pad_multiple,
-                "speech_tokens_per_sec": self.config.speech_tokens_per_sec,
-                "system_prompt": self.config.system_prompt}
+        return {
+            "tokenizer": self.tokenizer.name,
+            "format": self.config.format,
+            "pad_multiple": self.config.pad_multiple,
+            "speech_tokens_per_sec": self.config.speech_tokens_per_sec,
+            "system_prompt": self.config.system_prompt,
+        }
 
-    def attach(self, conversation: Conversation) -> None:
-        """Set the conversation's samples and record its token counts in its metadata extras."""
-        conversation.samples, conversation.extra["tokens"] = self.build(conversation)
-
-    def build(self, conversation: Conversation) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        speakers = conversation.dialog.speakers
-        records = [TurnRecord(t.turn_id, speakers.index(t.speaker), t.text, f"turn_{t.turn_id}.wav",
-                              t.duration_sec) for t in conversation.turns]
-        return self.build_records(conversation.conversation_id, records)
-
-    def build_records(self, conversation_id: str, turns: Sequence[TurnRecord],
-                      ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-        """Samples of one conversation, in turn order, and its token counts."""
+    def build(
+        self,
+        conversation_id: str,
+        turns: Sequence[TurnRecord],
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        """Samples of one conversation, in turn order, and its token counts (a pure function of
+        the turns' ids, speakers, texts, audio files and durations)."""
+        missing = [t.turn_id for t in turns if t.text is None or t.speaker_id is None]
+        if missing:
+            raise SynthError(
+                f"{conversation_id}: turn {missing[0]} has no text or speaker_id "
+                "(read turns through synth.dataset, which fills them in)"
+            )
         chat = self.config.format == "chat"
-        targets = [turns[i + 1].text if chat and i + 1 < len(turns) else t.text
-                   for i, t in enumerate(turns)]
+        targets = [turns[i + 1].text if chat and i + 1 < len(turns) else t.text for i, t in enumerate(turns)]
         encoded = self.tokenizer.encode_texts(targets)
         samples: list[dict[str, Any]] = []
         text_tokens = speech_tokens = 0
@@ -108,18 +118,24 @@ class SampleBuilder:
             speech = speech_positions(turn.duration_sec, self.config.speech_tokens_per_sec)
             text_tokens += sample["original_length"] - 1  # minus the speech placeholder
             speech_tokens += speech
-            samples.append({
-                "conversation_id": conversation_id,
-                "turn_number": turn.turn_id,
-                "speaker_id": turn.speaker_id,
-                "audio_file": turn.audio_file,
-                "format": self.config.format,
-                "target": "reply" if chat and i + 1 < len(turns) else "transcript",
-                "speech_tokens": speech,
-                **sample,
-            })
-        tokens = {"text_tokens": text_tokens, "speech_tokens": speech_tokens,
-                  "total_tokens": text_tokens + speech_tokens, **self.describe()}
+            samples.append(
+                {
+                    "conversation_id": conversation_id,
+                    "turn_number": turn.turn_id,
+                    "speaker_id": turn.speaker_id,
+                    "audio_file": turn.audio_file,
+                    "format": self.config.format,
+                    "target": "reply" if chat and i + 1 < len(turns) else "transcript",
+                    "speech_tokens": speech,
+                    **sample,
+                }
+            )
+        tokens = {
+            "text_tokens": text_tokens,
+            "speech_tokens": speech_tokens,
+            "total_tokens": text_tokens + speech_tokens,
+            **self.describe(),
+        }
         return samples, tokens
 
     def sample(self, target_ids: Sequence[int]) -> dict[str, Any]:
@@ -129,10 +145,9 @@ class SampleBuilder:
         n = len(ids)
         padded = -(-n // self.config.pad_multiple) * self.config.pad_multiple
         pad = padded - n
-        return {"input_ids": ids + [self.pad_id] * pad, "labels": labels + [IGNORE_INDEX] * pad,
-                "attention_mask": [1] * n + [0] * pad, "original_length": n}
-
-
-def default_sample_builder(tokenizer: str = DEFAULT_TOKENIZER,
-                           config: SampleConfig = SampleConfig()) -> SampleBuilder:
-    return SampleBuilder(load_tokenizer(tokenizer), config)
+        return {
+            "input_ids": ids + [self.pad_id] * pad,
+            "labels": labels + [IGNORE_INDEX] * pad,
+            "attention_mask": [1] * n + [0] * pad,
+            "original_length": n,
+        }

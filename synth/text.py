@@ -10,10 +10,25 @@ import unicodedata
 
 _TRANSLATE = str.maketrans(
     {
-        "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'", "`": "'",
-        "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"', "\u2033": '"',
-        "\u00a0": " ", "\u2009": " ", "\u202f": " ", "\u3000": " ",
-        "\u200b": None, "\u200c": None, "\u200d": None, "\ufeff": None,
+        "\u2018": "'",
+        "\u2019": "'",
+        "\u201a": "'",
+        "\u201b": "'",
+        "\u2032": "'",
+        "`": "'",
+        "\u201c": '"',
+        "\u201d": '"',
+        "\u201e": '"',
+        "\u201f": '"',
+        "\u2033": '"',
+        "\u00a0": " ",
+        "\u2009": " ",
+        "\u202f": " ",
+        "\u3000": " ",
+        "\u200b": None,
+        "\u200c": None,
+        "\u200d": None,
+        "\ufeff": None,
     }
 )
 # Contractions split by a word tokenizer: "it ' s", "don ' t", "we ' ll", "o ' clock".
@@ -46,7 +61,7 @@ def clean_text(text: str) -> str:
 def _join_number(m: re.Match[str]) -> str:
     # "3 . 5" -> "3.5" and "10 : 30" -> "10:30"; a comma only joins digit groups ("1 , 000").
     left, sep, right = m.group(1), m.group(2), m.group(3)
-    if sep == "," and not re.match(r"\d{3}\b", m.string[m.start(3):]):
+    if sep == "," and not re.match(r"\d{3}\b", m.string[m.start(3) :]):
         return f"{left}, {right}"
     return f"{left}{sep}{right}"
 
@@ -57,7 +72,28 @@ def is_speakable(text: str) -> bool:
 
 
 _ABBREVIATIONS = frozenset(
-    "mr mrs ms dr prof st jr sr vs etc no mt ave approx dept est fig inc ltd co".split()
+    [
+        "mr",
+        "mrs",
+        "ms",
+        "dr",
+        "prof",
+        "st",
+        "jr",
+        "sr",
+        "vs",
+        "etc",
+        "no",
+        "mt",
+        "ave",
+        "approx",
+        "dept",
+        "est",
+        "fig",
+        "inc",
+        "ltd",
+        "co",
+    ]
 )
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+")
 
@@ -68,10 +104,10 @@ def split_sentences(text: str, max_chars: int = 400) -> list[str]:
     sentences: list[str] = []
     start = 0
     for m in _SENTENCE_END.finditer(text):
-        word = text[:m.start()].rsplit(" ", 1)[-1].rstrip(".!?").lower()
+        word = text[: m.start()].rsplit(" ", 1)[-1].rstrip(".!?").lower()
         if word in _ABBREVIATIONS or "." in word or (len(word) == 1 and word.isalpha()):
             continue  # "Mr. Smith", "J. Doe", "5 p.m. today": not a sentence end
-        sentences.append(text[start:m.end()].strip())
+        sentences.append(text[start : m.end()].strip())
         start = m.end()
     sentences.append(text[start:].strip())
     chunks: list[str] = []
@@ -88,7 +124,7 @@ def _split_long(sentence: str, max_chars: int) -> list[str]:
         if len(pieces) > 1:
             return _pack(pieces, max_chars)
     # One huge word: cut it (nothing speakable is lost, it was never pronounceable whole).
-    return [sentence[i:i + max_chars] for i in range(0, len(sentence), max_chars)]
+    return [sentence[i : i + max_chars] for i in range(0, len(sentence), max_chars)]
 
 
 def _pack(pieces: list[str], max_chars: int) -> list[str]:

@@ -7,7 +7,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from .errors import SynthError
+from .errors import ConfigError, SynthError
+from .seeding import conversation_rng
 
 KINDS = ("fixed", "uniform", "normal", "lognormal")
 
@@ -24,18 +25,19 @@ class GapDistribution:
     max_sec: float = 2.0
 
     @classmethod
-    def parse(cls, spec: str, min_sec: float = 0.05, max_sec: float = 2.0) -> "GapDistribution":
+    def parse(cls, spec: str, min_sec: float = 0.05, max_sec: float = 2.0) -> GapDistribution:
         kind, _, args = spec.partition(":")
         try:
             values = [float(x) for x in args.split(",")] if args else []
         except ValueError:
-            raise SynthError(f"--gap {spec!r}: parameters must be numbers") from None
+            raise ConfigError("gap", "parameters must be numbers", spec) from None
         need = 1 if kind == "fixed" else 2
         if kind not in KINDS or len(values) != need:
-            raise SynthError(f"--gap {spec!r}: expected fixed:X, uniform:LO,HI, normal:MEAN,STD or "
-                             "lognormal:MEDIAN,SIGMA")
+            raise ConfigError(
+                "gap", "expected fixed:X, uniform:LO,HI, normal:MEAN,STD or lognormal:MEDIAN,SIGMA", spec
+            )
         if any(v < 0 for v in values) or (kind == "uniform" and values[0] > values[1]):
-            raise SynthError(f"--gap {spec!r}: parameters must be non-negative and ordered")
+            raise ConfigError("gap", "parameters must be non-negative and ordered", spec)
         if min_sec < 0 or max_sec < min_sec:
             raise SynthError("gap bounds must satisfy 0 <= min <= max")
         return cls(kind, values[0], values[-1] if need == 2 else 0.0, min_sec, max_sec)
@@ -56,3 +58,21 @@ class GapDistribution:
             value = rng.lognormvariate(math.log(max(self.a, 1e-6)), self.b)
         return round(min(max(value, self.min_sec), self.max_sec), 3)
 
+
+class Timeline:
+    """Places the turns of one conversation one after another: each turn but the first starts a
+    gap (drawn from the conversation's own generator) after the end of the one before."""
+
+    def __init__(self, gap: GapDistribution, seed: int, conversation_id: str):
+        self.gap = gap
+        self.rng = conversation_rng(seed, conversation_id, "timeline")
+        self.end = 0.0
+        self.turns = 0
+
+    def place(self, duration_sec: float) -> float:
+        """The start time of the next turn, which lasts `duration_sec`."""
+        t = self.end + (self.gap.sample(self.rng) if self.turns else 0.0)
+        start = round(t, 3)
+        self.end = start + duration_sec
+        self.turns += 1
+        return start

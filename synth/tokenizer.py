@@ -12,11 +12,12 @@ special token. Template tokens are looked up by name and inserted as ids."""
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
-from .errors import SynthError
+from .errors import ConfigError, SynthError
 
 DEFAULT_TOKENIZER = "meta-llama/Llama-3.1-8B-Instruct"
 LLAMA31_RENAMED = {"<|finetune_right_pad_id|>": 128004, "<|eom_id|>": 128008, "<|python_tag|>": 128010}
@@ -34,12 +35,10 @@ class Tokenizer(Protocol):
         """Encode ordinary text (special-token strings stay text), no BOS added."""
         ...
 
-    def decode(self, ids: Sequence[int]) -> str:
-        ...
+    def decode(self, ids: Sequence[int]) -> str: ...
 
     @property
-    def pad_id(self) -> int:
-        ...
+    def pad_id(self) -> int: ...
 
 
 @dataclass
@@ -70,7 +69,7 @@ class EmbeddedLlama3:
             return [self._enc.encode_ordinary(t) for t in texts]
         tokens, offsets = self._enc.encode_batch(list(texts), 0, False)
         flat = tokens.tolist()
-        return [flat[offsets[i]:offsets[i + 1]] for i in range(len(texts))]
+        return [flat[offsets[i] : offsets[i + 1]] for i in range(len(texts))]
 
     def decode(self, ids: Sequence[int]) -> str:
         names = {v: k for k, v in LLAMA31_RENAMED.items()}
@@ -101,11 +100,11 @@ class HuggingFaceTokenizer:
         path = Path(self.name)
         looks_local = path.exists() or self.name.startswith((".", "/", "~")) or self.name.count("/") > 1
         if looks_local and not path.is_dir():
-            raise SynthError(f"--tokenizer {self.name}: no such folder with tokenizer files")
+            raise ConfigError("tokenizer", "no such folder with tokenizer files", self.name)
         try:
             self._tok = AutoTokenizer.from_pretrained(self.name)
         except Exception as exc:  # OSError, ValueError, hub errors: report the name and cause
-            raise SynthError(f"--tokenizer {self.name!r}: cannot load ({exc})") from exc
+            raise ConfigError("tokenizer", f"cannot load ({exc})", self.name) from exc
 
     @property
     def pad_id(self) -> int:
@@ -151,16 +150,16 @@ def export_llama3_hf(folder: Path | str) -> Path:
     renamed = {v: k for k, v in LLAMA31_RENAMED.items()}
     specials = [renamed.get(i) or enc.decode([i]) for i in range(n_ordinary, enc.max_token_value + 1)]
     backend = FromRanks(vocab_file="quicktok:llama3", extra_special_tokens=specials).converted()
-    tok = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<|begin_of_text|>",
-                                  eos_token="<|eot_id|>", pad_token=PAD_TOKEN)
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=backend, bos_token="<|begin_of_text|>", eos_token="<|eot_id|>", pad_token=PAD_TOKEN
+    )
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     tok.save_pretrained(str(folder))
     return folder
 
 
-_EMBEDDED_NAMES = re.compile(
-    r"^(meta-llama/)?(meta-)?llama-?3(\.[0-3])?(-\d+b)?(-instruct)?$", re.IGNORECASE)
+_EMBEDDED_NAMES = re.compile(r"^(meta-llama/)?(meta-)?llama-?3(\.[0-3])?(-\d+b)?(-instruct)?$", re.IGNORECASE)
 
 
 def load_tokenizer(spec: str = DEFAULT_TOKENIZER) -> Tokenizer:

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import random
 from collections import OrderedDict
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import soundfile as sf
 import torch
@@ -37,8 +38,14 @@ class ConversationDataset(Dataset):
     `None` stands for an idle batch row. Reads WAVs and samples lazily, caching a few
     conversations' samples (each worker process has its own cache)."""
 
-    def __init__(self, root: str | Path, max_total_tokens: int | None = None,
-                 manifest: str | Path | None = None, pad_id: int | None = None, cache_size: int = 64):
+    def __init__(
+        self,
+        root: str | Path,
+        max_total_tokens: int | None = None,
+        manifest: str | Path | None = None,
+        pad_id: int | None = None,
+        cache_size: int = 64,
+    ):
         self.root = Path(root)
         refs = open_dataset(self.root, manifest)
         if max_total_tokens is not None:
@@ -64,8 +71,9 @@ class ConversationDataset(Dataset):
         ref = self.conversations[conv]
         samples = ref.samples()
         if len(samples) != ref.num_turns:
-            raise DatasetError(f"{ref.folder / 'samples.jsonl'}: {len(samples)} samples for "
-                               f"{ref.num_turns} turns")
+            raise DatasetError(
+                f"{ref.folder / 'samples.jsonl'}: {len(samples)} samples for {ref.num_turns} turns"
+            )
         self._cache[conv] = samples
         if len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
@@ -97,10 +105,17 @@ class ConversationDataset(Dataset):
         }
 
     def _idle(self) -> dict[str, Any]:
-        return {"speech": torch.zeros(0), "speech_lengths": torch.tensor([0]),
-                "input_ids": torch.zeros(0, dtype=torch.int64), "labels": torch.zeros(0, dtype=torch.int64),
-                "attention_mask": torch.zeros(0, dtype=torch.bool), "conversation_id": "",
-                "turn_number": -1, "speaker_id": -1, "original_length": 0}
+        return {
+            "speech": torch.zeros(0),
+            "speech_lengths": torch.tensor([0]),
+            "input_ids": torch.zeros(0, dtype=torch.int64),
+            "labels": torch.zeros(0, dtype=torch.int64),
+            "attention_mask": torch.zeros(0, dtype=torch.bool),
+            "conversation_id": "",
+            "turn_number": -1,
+            "speaker_id": -1,
+            "original_length": 0,
+        }
 
     def collate(self, items: Sequence[dict[str, Any]]) -> dict[str, Any]:
         """Pad speech with zeros and text with the pad id / IGNORE_INDEX / False, row by row in
@@ -119,7 +134,9 @@ class ConversationDataset(Dataset):
         return {
             "speech": speech,
             "speech_lengths": torch.cat([it["speech_lengths"] for it in items]),
-            "input_ids": input_ids, "labels": labels, "attention_mask": mask,
+            "input_ids": input_ids,
+            "labels": labels,
+            "attention_mask": mask,
             "conversation_id": [it["conversation_id"] for it in items],
             "turn_number": torch.tensor([it["turn_number"] for it in items]),
             "speaker_id": torch.tensor([it["speaker_id"] for it in items]),
@@ -134,8 +151,16 @@ class ConversationBatchSampler(Sampler[list[TurnIndex | None]]):
     gets a disjoint subset), optionally shuffled per epoch (`set_epoch`). With `drop_last`, stop
     at the first batch that cannot fill every row."""
 
-    def __init__(self, dataset: ConversationDataset, batch_size: int, shuffle: bool = False,
-                 seed: int = 0, rank: int = 0, world_size: int = 1, drop_last: bool = False):
+    def __init__(
+        self,
+        dataset: ConversationDataset,
+        batch_size: int,
+        shuffle: bool = False,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        drop_last: bool = False,
+    ):
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         if world_size < 1 or not 0 <= rank < world_size:
@@ -152,7 +177,7 @@ class ConversationBatchSampler(Sampler[list[TurnIndex | None]]):
         order = list(range(len(self.turns)))
         if self.shuffle:
             random.Random(self.seed * 1_000_003 + self.epoch).shuffle(order)
-        return order[self.rank::self.world_size]
+        return order[self.rank :: self.world_size]
 
     def __iter__(self) -> Iterator[list[TurnIndex | None]]:
         queue = iter(self._order())

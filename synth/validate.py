@@ -13,21 +13,10 @@ import soundfile as sf
 
 from .audio import SAMPLE_RATE
 from .ids import InvalidConversationId, check_conversation_id
+from .records import MANIFEST, ConversationMetadata, ManifestEntry, TurnRecord, field_errors
 from .text import clean_text
-from .writer import MANIFEST
 
 DURATION_TOLERANCE_SEC = 0.01
-_TURN_FIELDS: dict[str, type | tuple[type, ...]] = {
-    "turn_id": int, "speaker": str, "audio_file": str, "transcript_file": str,
-    "duration_sec": (int, float), "start_time": (int, float), "end_time": (int, float),
-}
-_META_FIELDS: dict[str, type | tuple[type, ...]] = {
-    "conversation_id": str, "total_turns": int, "total_duration_sec": (int, float),
-    "speakers": list, "turns": list,
-}
-_MANIFEST_FIELDS: dict[str, type | tuple[type, ...]] = {
-    "conversation_id": str, "path": str, "num_turns": int, "duration_sec": (int, float),
-}
 
 
 @dataclass
@@ -43,8 +32,9 @@ class Report:
         return not self.errors
 
     def format(self, max_lines: int = 50) -> str:
-        lines = [f"{self.conversations} conversations, {self.turns} turns, "
-                 f"{self.audio_sec / 3600:.3f} h of audio"]
+        lines = [
+            f"{self.conversations} conversations, {self.turns} turns, {self.audio_sec / 3600:.3f} h of audio"
+        ]
         for label, items in (("ERROR", self.errors), ("warning", self.warnings)):
             lines += [f"{label}: {m}" for m in items[:max_lines]]
             if len(items) > max_lines:
@@ -53,16 +43,11 @@ class Report:
         return "\n".join(lines)
 
 
-def _typed(obj: dict[str, Any], spec: dict[str, Any], where: str, errors: list[str]) -> bool:
-    ok = True
-    for name, kind in spec.items():
-        if name not in obj:
-            errors.append(f"{where}: missing field {name!r}")
-            ok = False
-        elif isinstance(obj[name], bool) or not isinstance(obj[name], kind):
-            errors.append(f"{where}: field {name!r} has type {type(obj[name]).__name__}")
-            ok = False
-    return ok
+def _typed(obj: Any, record: type, where: str, errors: list[str]) -> bool:
+    """Report every required field of `record` that `obj` lacks or mistypes."""
+    found = field_errors(obj, record, where)
+    errors += found
+    return not found
 
 
 def validate_dataset(root: Path | str) -> Report:
@@ -84,16 +69,20 @@ def validate_dataset(root: Path | str) -> Report:
         report.errors.append(f"{MANIFEST}: {cid!r} has no folder conversations/{cid}")
     for name in folders:
         if name not in listed:
-            report.errors.append(f"conversations/{name}: folder not in {MANIFEST} "
-                                 "(unfinished? run `synth generate` again to clean it up)")
+            report.errors.append(
+                f"conversations/{name}: folder not in {MANIFEST} "
+                "(unfinished? run `synth generate` again to clean it up)"
+            )
     by_id = {e["conversation_id"]: e for e in manifest if "conversation_id" in e}
     for name in folders:
         if (conv_root / name).is_dir():
             _check_conversation(conv_root / name, by_id.get(name), report)
     leftovers = list((root / ".tmp").iterdir()) if (root / ".tmp").is_dir() else []
     if leftovers:
-        report.warnings.append(f".tmp: {len(leftovers)} unfinished conversation(s) of an "
-                               "interrupted run (removed by the next `synth generate`)")
+        report.warnings.append(
+            f".tmp: {len(leftovers)} unfinished conversation(s) of an "
+            "interrupted run (removed by the next `synth generate`)"
+        )
     return report
 
 
@@ -113,10 +102,7 @@ def _read_manifest(root: Path, report: Report) -> list[dict[str, Any]]:
         except (ValueError, UnicodeDecodeError):
             report.errors.append(f"{where}: not valid JSON")
             continue
-        if not isinstance(entry, dict):
-            report.errors.append(f"{where}: not a JSON object")
-            continue
-        if not _typed(entry, _MANIFEST_FIELDS, where, report.errors):
+        if not _typed(entry, ManifestEntry, where, report.errors):
             continue
         if "total_tokens" not in entry:
             report.errors.append(f"{where}: missing field 'total_tokens'")
@@ -140,16 +126,19 @@ def _check_conversation(folder: Path, entry: dict[str, Any] | None, report: Repo
     except (ValueError, UnicodeDecodeError) as exc:
         report.errors.append(f"{where}/metadata.json: not valid JSON ({exc})")
         return
-    if not isinstance(meta, dict) or not _typed(meta, _META_FIELDS, f"{where}/metadata.json", report.errors):
+    if not _typed(meta, ConversationMetadata, f"{where}/metadata.json", report.errors):
         return
     report.conversations += 1
     if meta["conversation_id"] != folder.name:
-        report.errors.append(f"{where}/metadata.json: conversation_id {meta['conversation_id']!r} "
-                             "does not match the folder name")
+        report.errors.append(
+            f"{where}/metadata.json: conversation_id {meta['conversation_id']!r} "
+            "does not match the folder name"
+        )
     turns = meta["turns"]
     if meta["total_turns"] != len(turns):
-        report.errors.append(f"{where}/metadata.json: total_turns {meta['total_turns']} but "
-                             f"{len(turns)} turns listed")
+        report.errors.append(
+            f"{where}/metadata.json: total_turns {meta['total_turns']} but {len(turns)} turns listed"
+        )
     if not turns:
         report.errors.append(f"{where}/metadata.json: no turns")
     speakers = set(meta["speakers"])
@@ -157,7 +146,7 @@ def _check_conversation(folder: Path, entry: dict[str, Any] | None, report: Repo
     expected_files = {"metadata.json", "samples.jsonl"}
     for i, turn in enumerate(turns):
         tw = f"{where}/metadata.json turns[{i}]"
-        if not isinstance(turn, dict) or not _typed(turn, _TURN_FIELDS, tw, report.errors):
+        if not _typed(turn, TurnRecord, tw, report.errors):
             continue
         if turn["turn_id"] != i:
             report.errors.append(f"{tw}: turn_id {turn['turn_id']}, expected {i} (ids must be 0..n-1)")
@@ -170,8 +159,9 @@ def _check_conversation(folder: Path, entry: dict[str, Any] | None, report: Repo
         if duration is not None:
             report.audio_sec += duration
             if abs(duration - turn["duration_sec"]) > DURATION_TOLERANCE_SEC:
-                report.errors.append(f"{tw}: duration_sec {turn['duration_sec']} but the WAV lasts "
-                                     f"{duration:.4f} s")
+                report.errors.append(
+                    f"{tw}: duration_sec {turn['duration_sec']} but the WAV lasts {duration:.4f} s"
+                )
         if abs(turn["end_time"] - turn["start_time"] - turn["duration_sec"]) > DURATION_TOLERANCE_SEC:
             report.errors.append(f"{tw}: end_time - start_time != duration_sec")
         if turn["start_time"] < previous_end - DURATION_TOLERANCE_SEC:
@@ -179,8 +169,10 @@ def _check_conversation(folder: Path, entry: dict[str, Any] | None, report: Repo
         previous_end = turn["end_time"]
     if turns and isinstance(turns[-1], dict) and "end_time" in turns[-1]:
         if abs(meta["total_duration_sec"] - turns[-1]["end_time"]) > DURATION_TOLERANCE_SEC:
-            report.errors.append(f"{where}/metadata.json: total_duration_sec "
-                                 f"{meta['total_duration_sec']} is not the last turn's end_time")
+            report.errors.append(
+                f"{where}/metadata.json: total_duration_sec "
+                f"{meta['total_duration_sec']} is not the last turn's end_time"
+            )
     if (folder / "samples.jsonl").exists():
         _check_samples(folder / "samples.jsonl", f"{where}/samples.jsonl", len(turns), report)
     extra = sorted(p.name for p in folder.iterdir() if p.name not in expected_files)
@@ -188,8 +180,10 @@ def _check_conversation(folder: Path, entry: dict[str, Any] | None, report: Repo
         report.warnings.append(f"{where}: unexpected files {extra}")
     if entry is not None:
         if entry["num_turns"] != meta["total_turns"]:
-            report.errors.append(f"{MANIFEST} {folder.name}: num_turns {entry['num_turns']} but "
-                                 f"metadata has {meta['total_turns']}")
+            report.errors.append(
+                f"{MANIFEST} {folder.name}: num_turns {entry['num_turns']} but "
+                f"metadata has {meta['total_turns']}"
+            )
         if abs(entry["duration_sec"] - meta["total_duration_sec"]) > DURATION_TOLERANCE_SEC:
             report.errors.append(f"{MANIFEST} {folder.name}: duration_sec does not match metadata")
 
@@ -207,11 +201,17 @@ def _check_samples(path: Path, where: str, num_turns: int, report: Report) -> No
         try:
             s = json.loads(line)
             ids, labels, mask = s["input_ids"], s["labels"], s["attention_mask"]
-            ok = (s["turn_number"] == n - 1 and len(ids) == len(labels) == len(mask)
-                  and 0 < s["original_length"] <= len(ids) and sum(mask) == s["original_length"])
+            ok = (
+                s["turn_number"] == n - 1
+                and len(ids) == len(labels) == len(mask)
+                and 0 < s["original_length"] <= len(ids)
+                and sum(mask) == s["original_length"]
+            )
         except (ValueError, KeyError, TypeError):
-            report.errors.append(f"{where} line {n}: not a sample (JSON with input_ids, labels, "
-                                 "attention_mask, turn_number, original_length)")
+            report.errors.append(
+                f"{where} line {n}: not a sample (JSON with input_ids, labels, "
+                "attention_mask, turn_number, original_length)"
+            )
             continue
         if not ok:
             report.errors.append(f"{where} line {n}: turn_number or array lengths are inconsistent")
@@ -238,8 +238,9 @@ def _check_wav(path: Path, where: str, report: Report) -> float | None:
     if info.frames == 0:
         problems.append("no samples")
     if problems:
-        report.errors.append(f"{where}: expected 16 kHz mono PCM16 WAV with audio, got "
-                             + ", ".join(problems))
+        report.errors.append(
+            f"{where}: expected 16 kHz mono PCM16 WAV with audio, got " + ", ".join(problems)
+        )
     return info.frames / info.samplerate if info.samplerate else None
 
 
@@ -258,5 +259,6 @@ def _check_transcript(path: Path, where: str, report: Report) -> None:
     elif "\n" in body:
         report.errors.append(f"{where}: transcript has more than one line")
     elif clean_text(body) != body:
-        report.errors.append(f"{where}: transcript is not clean text (extra spaces, tokenized "
-                             "punctuation or curly quotes)")
+        report.errors.append(
+            f"{where}: transcript is not clean text (extra spaces, tokenized punctuation or curly quotes)"
+        )

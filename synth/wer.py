@@ -10,9 +10,29 @@ from __future__ import annotations
 import re
 import unicodedata
 
-_ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
-         "fifteen sixteen seventeen eighteen nineteen").split()
-_TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
+_ONES = [
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+]
+_TENS = ["_", "_", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
 _SCALES = ((10**9, "billion"), (10**6, "million"), (1000, "thousand"), (100, "hundred"))
 
 
@@ -35,11 +55,19 @@ def normalize(text: str) -> str:
     text = re.sub(r"\$(\d[\d,]*(?:\.\d+)?)", r"\1 dollars", text)
     text = re.sub(r"(\d)\s*%", r"\1 percent", text)
     text = re.sub(r"(?<=\d),(?=\d{3}\b)", "", text)
-    text = re.sub(r"\d+\.\d+", lambda m: " point ".join(
-        [number_words(int(m.group().split(".")[0])), " ".join(_ONES[int(d)] for d in m.group().split(".")[1])]),
-        text)
-    text = re.sub(r"\d+", lambda m: f" {number_words(int(m.group()))} " if len(m.group()) < 13
-                  else m.group(), text)
+    text = re.sub(
+        r"\d+\.\d+",
+        lambda m: " point ".join(
+            [
+                number_words(int(m.group().split(".")[0])),
+                " ".join(_ONES[int(d)] for d in m.group().split(".")[1]),
+            ]
+        ),
+        text,
+    )
+    text = re.sub(
+        r"\d+", lambda m: f" {number_words(int(m.group()))} " if len(m.group()) < 13 else m.group(), text
+    )
     text = re.sub(r"[-\u2013\u2014/]", " ", text)
     text = re.sub(r"(?<![a-z0-9])'|'(?![a-z0-9])", " ", text)
     text = re.sub(r"[^\w\s']", " ", text)

@@ -15,17 +15,25 @@ import os
 import shutil
 import threading
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
 
 from .audio import wav_bytes
 from .domain import Conversation
 from .errors import SynthError
 from .ids import conversation_dir
-from .metadata import build_manifest_entry, build_metadata, metadata_json, samples_jsonl, turn_files
+from .metadata import conversation_metadata
+from .records import (
+    MANIFEST,
+    METADATA_FILE,
+    SAMPLES_FILE,
+    ConversationMetadata,
+    ManifestEntry,
+    samples_jsonl,
+    turn_files,
+)
 
-MANIFEST = "manifest.jsonl"
 TMP = ".tmp"
 LOCK = ".lock"
 
@@ -110,8 +118,10 @@ class DatasetWriter:
             try:
                 self._done.add(json.loads(line)["conversation_id"])
             except (ValueError, KeyError, TypeError):
-                raise SynthError(f"{self.manifest}: unreadable line after byte {self._offset} "
-                                 f"(+{n} lines); fix or remove it") from None
+                raise SynthError(
+                    f"{self.manifest}: unreadable line after byte {self._offset} "
+                    f"(+{n} lines); fix or remove it"
+                ) from None
         self._offset += end
 
     def done_ids(self) -> set[str]:
@@ -146,27 +156,27 @@ class DatasetWriter:
                     report.orphans_removed.append(entry.name)
         return report
 
-    def write(self, conv: Conversation) -> dict[str, Any]:
+    def write(self, conv: Conversation) -> ManifestEntry:
         """Write the folder atomically and append its manifest line; return that line.
         Raises AlreadyWritten if the id is already in the manifest."""
         return self.write_with_metadata(conv)[1]
 
-    def write_with_metadata(self, conv: Conversation) -> tuple[dict[str, Any], dict[str, Any]]:
+    def write_with_metadata(self, conv: Conversation) -> tuple[ConversationMetadata, ManifestEntry]:
         """`write`, also returning the metadata.json that was written."""
-        meta = build_metadata(conv)
+        meta = conversation_metadata(conv)
         files: dict[str, bytes] = {}
         for turn in conv.turns:
             wav, txt = turn_files(turn.turn_id)
             files[wav] = wav_bytes(turn.audio, turn.sample_rate)
             files[txt] = (turn.text + "\n").encode("utf-8")
-        files["metadata.json"] = metadata_json(meta).encode("utf-8")
+        files[METADATA_FILE] = meta.to_json().encode("utf-8")
         if conv.samples is not None:
-            files["samples.jsonl"] = samples_jsonl(conv.samples).encode("utf-8")
-        entry = build_manifest_entry(meta)
+            files[SAMPLES_FILE] = samples_jsonl(conv.samples).encode("utf-8")
+        entry = ManifestEntry.from_metadata(meta)
         self.write_files(conv.conversation_id, files, entry)
         return meta, entry
 
-    def write_files(self, conversation_id: str, files: dict[str, bytes], entry: dict[str, Any]) -> None:
+    def write_files(self, conversation_id: str, files: dict[str, bytes], entry: ManifestEntry) -> None:
         """Write a conversation given as file name -> bytes (e.g. streamed from a server), with its
         manifest line, by the same staging, rename and locked append as `write`."""
         final = conversation_dir(self.root, conversation_id)
@@ -186,12 +196,12 @@ class DatasetWriter:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
 
-    def _commit(self, staging: Path, final: Path, entry: dict[str, Any]) -> None:
-        line = (json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+    def _commit(self, staging: Path, final: Path, entry: ManifestEntry) -> None:
+        line = entry.to_line().encode()
         with self.locked():
             self._refresh()
-            if entry["conversation_id"] in self._done:
-                raise AlreadyWritten(f"{entry['conversation_id']} is already in the manifest")
+            if entry.conversation_id in self._done:
+                raise AlreadyWritten(f"{entry.conversation_id} is already in the manifest")
             if final.exists():  # an orphan of a crashed run: replace it
                 shutil.rmtree(final)
             os.rename(staging, final)
@@ -200,5 +210,5 @@ class DatasetWriter:
                 fh.write(line)
                 fh.flush()
                 os.fsync(fh.fileno())
-            self._done.add(entry["conversation_id"])
+            self._done.add(entry.conversation_id)
             self._offset += len(line)

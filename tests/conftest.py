@@ -19,15 +19,15 @@ EXAMPLES = REPO / "examples" / "dialogs.jsonl"
 def engine():
     from synth.engines import load_engine
 
-    return load_engine("piper")
+    return load_engine()
 
 
 @pytest.fixture(scope="session")
 def quiet_engine():
     """The embedded voice with VITS noise off: audio is a deterministic function of the text."""
-    from synth.engines import load_engine
+    from synth.engines import PiperConfig, load_engine
 
-    return load_engine("piper", noise_scale=0.0, noise_w_scale=0.0)
+    return load_engine(PiperConfig(noise_scale=0.0, noise_w_scale=0.0))
 
 
 def write_jsonl(path: Path, records: list[Any]) -> Path:
@@ -41,8 +41,7 @@ def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str
     """Run the installed `synth` entry point in a child process, as a user would."""
     script = Path(sys.executable).with_name("synth")
     cmd = [str(script)] if script.exists() else [sys.executable, "-m", "synth.cli"]
-    return subprocess.run([*cmd, *args], capture_output=True,
-                          text=True, timeout=timeout, cwd=REPO)
+    return subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=timeout, cwd=REPO)
 
 
 @pytest.fixture(scope="session")

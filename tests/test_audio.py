@@ -1,8 +1,17 @@
 import numpy as np
 import soundfile as sf
 
-from synth.audio import (SAMPLE_RATE, active_dbfs, join, normalize_loudness, resample, to_pcm16,
-                         trim_silence, wav_bytes, write_wav)
+from synth.audio import (
+    SAMPLE_RATE,
+    active_dbfs,
+    join,
+    normalize_loudness,
+    resample,
+    to_pcm16,
+    trim_silence,
+    wav_bytes,
+    write_wav,
+)
 
 
 def tone(freq: float, sec: float, rate: int, amp: float = 0.5) -> np.ndarray:

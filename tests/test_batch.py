@@ -14,11 +14,11 @@ from collections import Counter
 from pathlib import Path
 
 import grpc
+from conftest import REPO, run_cli, write_jsonl
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from conftest import REPO, run_cli, write_jsonl
-from synth_client import SynthClient
 from synth.validate import validate_dataset
+from synth_client import SynthClient
 
 SYNTH = str(Path(sys.executable).with_name("synth"))
 
@@ -30,15 +30,33 @@ def free_port() -> int:
 
 
 def start_server(out: Path, port: int, *extra: str) -> subprocess.Popen:
-    proc = subprocess.Popen([SYNTH, "serve", "--host", "127.0.0.1", "--port", str(port), "--out", str(out),
-                             "--metrics-port", "-1", *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [
+            SYNTH,
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--out",
+            str(out),
+            "--metrics-port",
+            "-1",
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     channel = grpc.insecure_channel(f"127.0.0.1:{port}")
     stub = health_pb2_grpc.HealthStub(channel)
     deadline = time.time() + 120
     while time.time() < deadline:
         try:
-            if stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status == health_pb2.HealthCheckResponse.SERVING:
+            if (
+                stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status
+                == health_pb2.HealthCheckResponse.SERVING
+            ):
                 channel.close()
                 return proc
         except grpc.RpcError:
@@ -57,7 +75,9 @@ def test_sigterm_drains_requests_in_flight(tmp_path):
     proc = start_server(tmp_path / "ds", port)
     up = run_cli("health", "--server", f"127.0.0.1:{port}")
     assert up.returncode == 0 and "SERVING" in up.stdout
-    turns = [("A" if i % 2 == 0 else "B", f"Turn {i}: the meeting moved to the third floor.") for i in range(8)]
+    turns = [
+        ("A" if i % 2 == 0 else "B", f"Turn {i}: the meeting moved to the third floor.") for i in range(8)
+    ]
     with SynthClient(f"127.0.0.1:{port}") as c:
         stream = c.synthesize(turns, conversation_id="drained")
         first = next(stream)
@@ -72,17 +92,39 @@ def test_sigterm_drains_requests_in_flight(tmp_path):
 
 
 def test_server_killed_mid_batch_then_rerun_gives_each_conversation_once(tmp_path):
-    records = [{"conversation_id": f"b{i:02d}", "turns": [f"Batch dialog {i} begins here.",
-                                                          "And it ends with this reply."]}
-               for i in range(10)]
+    records = [
+        {
+            "conversation_id": f"b{i:02d}",
+            "turns": [f"Batch dialog {i} begins here.", "And it ends with this reply."],
+        }
+        for i in range(10)
+    ]
     dialogs = write_jsonl(tmp_path / "dialogs.jsonl", records)
     server_out, local = tmp_path / "server_ds", tmp_path / "local_ds"
     port = free_port()
     proc = start_server(server_out, port)
-    batch = subprocess.Popen([SYNTH, "batch", "--server", f"127.0.0.1:{port}", "--dialogs", str(dialogs),
-                              "--concurrency", "2", "--out", str(local), "--quiet",
-                              "--failures", str(tmp_path / "failures.jsonl"), "--timeout", "60"],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    batch = subprocess.Popen(
+        [
+            SYNTH,
+            "batch",
+            "--server",
+            f"127.0.0.1:{port}",
+            "--dialogs",
+            str(dialogs),
+            "--concurrency",
+            "2",
+            "--out",
+            str(local),
+            "--quiet",
+            "--failures",
+            str(tmp_path / "failures.jsonl"),
+            "--timeout",
+            "60",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 120
     while time.time() < deadline and len(manifest_ids(server_out)) < 3:
         time.sleep(0.05)
@@ -96,9 +138,20 @@ def test_server_killed_mid_batch_then_rerun_gives_each_conversation_once(tmp_pat
 
     proc = start_server(server_out, port)
     try:
-        res = run_cli("batch", "--server", f"127.0.0.1:{port}", "--dialogs", str(dialogs),
-                      "--concurrency", "3", "--out", str(local), "--quiet",
-                      "--failures", str(tmp_path / "failures.jsonl"))
+        res = run_cli(
+            "batch",
+            "--server",
+            f"127.0.0.1:{port}",
+            "--dialogs",
+            str(dialogs),
+            "--concurrency",
+            "3",
+            "--out",
+            str(local),
+            "--quiet",
+            "--failures",
+            str(tmp_path / "failures.jsonl"),
+        )
         assert res.returncode == 0, res.stderr
         assert "skipped" in res.stdout
     finally:
@@ -112,21 +165,35 @@ def test_server_killed_mid_batch_then_rerun_gives_each_conversation_once(tmp_pat
 
 
 def test_batch_reports_bad_dialogs_and_round_robins(tmp_path):
-    dialogs = write_jsonl(tmp_path / "d.jsonl", [
-        {"conversation_id": "rr1", "turns": ["One.", "Two."]}, "{nope",
-        {"conversation_id": "rr2", "turns": ["Three.", "Four."]},
-        {"conversation_id": "rr3", "turns": ["Five.", "Six."]}])
+    dialogs = write_jsonl(
+        tmp_path / "d.jsonl",
+        [
+            {"conversation_id": "rr1", "turns": ["One.", "Two."]},
+            "{nope",
+            {"conversation_id": "rr2", "turns": ["Three.", "Four."]},
+            {"conversation_id": "rr3", "turns": ["Five.", "Six."]},
+        ],
+    )
     ports = [free_port(), free_port()]
     procs = [start_server(tmp_path / f"s{i}", p) for i, p in enumerate(ports)]
     try:
-        res = run_cli("batch", *sum((["--server", f"127.0.0.1:{p}"] for p in ports), []),
-                      "--dialogs", str(dialogs), "--quiet", "--failures", str(tmp_path / "f.jsonl"))
+        res = run_cli(
+            "batch",
+            *sum((["--server", f"127.0.0.1:{p}"] for p in ports), []),
+            "--dialogs",
+            str(dialogs),
+            "--quiet",
+            "--failures",
+            str(tmp_path / "f.jsonl"),
+        )
     finally:
         for p in procs:
             p.send_signal(signal.SIGTERM)
             p.wait(timeout=60)
     assert res.returncode == 3 and "d.jsonl line 2" in res.stderr
-    assert [json.loads(l)["code"] for l in (tmp_path / "f.jsonl").read_text().splitlines()] == ["INVALID_INPUT"]
+    assert [json.loads(l)["code"] for l in (tmp_path / "f.jsonl").read_text().splitlines()] == [
+        "INVALID_INPUT"
+    ]
     served = [manifest_ids(tmp_path / f"s{i}") for i in range(2)]
     assert sorted(sum(served, [])) == ["rr1", "rr2", "rr3"] and all(served)  # both servers got work
 
@@ -135,7 +202,9 @@ def test_client_imports_and_works_with_only_grpcio_and_protobuf(tmp_path, engine
     """The client in a child process where numpy, torch, piper and friends cannot be imported."""
     from synth_server import ServerOptions, ServiceConfig, SynthServer
 
-    srv = SynthServer(engine, ServiceConfig(out=tmp_path / "ds"), ServerOptions(host="127.0.0.1", port=0)).start()
+    srv = SynthServer(
+        engine, ServiceConfig(out=tmp_path / "ds"), ServerOptions(host="127.0.0.1", port=0)
+    ).start()
     code = textwrap.dedent(f"""
         import sys
         BLOCKED = {{"numpy", "torch", "piper", "onnxruntime", "soundfile", "soxr", "transformers",
@@ -152,7 +221,9 @@ def test_client_imports_and_works_with_only_grpcio_and_protobuf(tmp_path, engine
         print("ok", len(events))
     """)
     try:
-        res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
+        res = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO
+        )
     finally:
         srv.stop(grace=0)
     assert res.returncode == 0, res.stderr

@@ -16,7 +16,9 @@ def test_concurrent_callers_get_their_own_audio(quiet_engine):
     texts = [f"Caller {i} says hello number {i}." for i in range(12)]
     expected = [quiet_engine.synthesize([SynthesisRequest(t, voices[i % 6])])[0] for i, t in enumerate(texts)]
     sizes = []
-    batching = BatchingEngine(quiet_engine, max_batch=8, max_wait_ms=50, on_batch=lambda n, d: sizes.append(n))
+    batching = BatchingEngine(
+        quiet_engine, max_batch=8, max_wait_ms=50, on_batch=lambda n, d: sizes.append(n)
+    )
     got = [None] * len(texts)
     barrier = threading.Barrier(len(texts))
 
@@ -115,8 +117,9 @@ def test_callers_are_served_in_arrival_order(quiet_engine):
     calls = [["Zero."], ["First a.", "First b."], ["Second a.", "Second b."], ["Third."]]
     threads = []
     for texts in calls:  # "Zero." blocks the worker while the others queue in order
-        threads.append(threading.Thread(target=batching.synthesize,
-                                        args=([SynthesisRequest(t, voice) for t in texts],)))
+        threads.append(
+            threading.Thread(target=batching.synthesize, args=([SynthesisRequest(t, voice) for t in texts],))
+        )
         threads[-1].start()
         time.sleep(0.3)
     gate.set()

@@ -2,7 +2,7 @@ from collections import Counter
 
 import pytest
 
-from synth.casting import MIN_DISTANCE, cast, voice_distance
+from synth.casting import MIN_DISTANCE, cast
 from synth.dialogs import build_dialog
 from synth.domain import Source
 from synth.errors import VoiceError
@@ -24,6 +24,12 @@ def test_distinct_and_stable_per_speaker(catalog):
     assert len({v.id for v in casting.values()}) == 3
 
 
+def test_without_a_distance_every_voice_is_another_person(catalog):
+    # the default distance treats derived voices of one speaker as one person: no preference
+    d = dialog("c1", ["A", "B"])
+    assert len({v.id for v in cast(d, catalog, seed=2).values()}) == 2
+
+
 def test_deterministic_for_seed_and_id(catalog):
     d = dialog("c1", ["A", "B"])
     assert cast(d, catalog, seed=1) == cast(d, catalog, seed=1)
@@ -31,14 +37,18 @@ def test_deterministic_for_seed_and_id(catalog):
     assert len(draws) > 5  # the seed matters
 
 
-def test_speakers_of_a_conversation_are_far_apart(catalog):
+def test_speakers_of_a_conversation_are_far_apart(catalog, engine):
     for i in range(100):
-        a, b = cast(dialog(f"c{i}", ["A", "B"]), catalog, seed=0).values()
-        assert voice_distance(a, b) >= MIN_DISTANCE - 1e-9
+        a, b = cast(dialog(f"c{i}", ["A", "B"]), catalog, seed=0, distance=engine.voice_distance).values()
+        assert engine.voice_distance(a, b) >= MIN_DISTANCE - 1e-9
 
 
-def test_spread_across_catalog(catalog):
-    used = Counter(v.id for i in range(600) for v in cast(dialog(f"d{i}", ["A", "B"]), catalog).values())
+def test_spread_across_catalog(catalog, engine):
+    used = Counter(
+        v.id
+        for i in range(600)
+        for v in cast(dialog(f"d{i}", ["A", "B"]), catalog, distance=engine.voice_distance).values()
+    )
     assert set(used) == {v.id for v in catalog}
     assert max(used.values()) < 4 * min(used.values())
 

@@ -10,8 +10,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-
 from conftest import EXAMPLES, run_cli, write_jsonl
+
 from synth.validate import validate_dataset
 
 
@@ -20,8 +20,23 @@ def manifest_ids(out: Path) -> list[str]:
     return [json.loads(l)["conversation_id"] for l in path.read_text().splitlines()] if path.exists() else []
 
 
-@pytest.mark.parametrize("command", ["generate", "voices", "validate", "splits", "tokenize", "export",
-                                     "serve", "batch", "health", "convert", "transcribe", "check"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        "generate",
+        "voices",
+        "validate",
+        "splits",
+        "tokenize",
+        "export",
+        "serve",
+        "batch",
+        "health",
+        "convert",
+        "transcribe",
+        "check",
+    ],
+)
 def test_help_on_every_subcommand(command):
     res = run_cli(command, "--help")
     assert res.returncode == 0 and "usage: synth " + command in res.stdout
@@ -34,28 +49,35 @@ def test_voices_lists_catalog_as_json():
 
 
 def test_example_run_resumes_without_duplicates(example_dataset):
-    assert sorted(manifest_ids(example_dataset)) == ["bakery_morning", "dialogs_000003",
-                                                     "lost_umbrella", "team_standup"]
+    assert sorted(manifest_ids(example_dataset)) == [
+        "bakery_morning",
+        "dialogs_000003",
+        "lost_umbrella",
+        "team_standup",
+    ]
     again = run_cli("generate", "--dialogs", str(EXAMPLES), "--out", str(example_dataset), "--quiet")
     assert again.returncode == 0 and "skipped 4 already in the manifest" in again.stdout
     assert len(manifest_ids(example_dataset)) == 4
-    refused = run_cli("generate", "--dialogs", str(EXAMPLES), "--out", str(example_dataset),
-                      "--no-resume", "--quiet")
+    refused = run_cli(
+        "generate", "--dialogs", str(EXAMPLES), "--out", str(example_dataset), "--no-resume", "--quiet"
+    )
     assert refused.returncode == 1 and "already holds 4 conversation(s)" in refused.stderr
 
 
 def test_bad_input_skip_and_fail(tmp_path):
-    dialogs = write_jsonl(tmp_path / "mixed.jsonl", [
-        {"conversation_id": "good1", "turns": ["Hello there.", "Hi."]},
-        "{oops",
-        {"conversation_id": "good1", "turns": ["Same id again."]},
-        {"conversation_id": "empty_turn", "turns": ["Fine.", ""]},
-        {"conversation_id": "good2", "turns": ["Bye now."], "voices": {"A": "joe-vt0.80"}},
-        {"conversation_id": "badvoice", "turns": ["Who am I?"], "voices": {"A": "ghost"}},
-    ])
+    dialogs = write_jsonl(
+        tmp_path / "mixed.jsonl",
+        [
+            {"conversation_id": "good1", "turns": ["Hello there.", "Hi."]},
+            "{oops",
+            {"conversation_id": "good1", "turns": ["Same id again."]},
+            {"conversation_id": "empty_turn", "turns": ["Fine.", ""]},
+            {"conversation_id": "good2", "turns": ["Bye now."], "voices": {"A": "joe-vt0.80"}},
+            {"conversation_id": "badvoice", "turns": ["Who am I?"], "voices": {"A": "ghost"}},
+        ],
+    )
     out = tmp_path / "skip"
-    res = run_cli("generate", "--dialogs", str(dialogs), "--out", str(out), "--quiet",
-                  "--gap", "fixed:0.3")
+    res = run_cli("generate", "--dialogs", str(dialogs), "--out", str(out), "--quiet", "--gap", "fixed:0.3")
     assert res.returncode == 3, res.stderr
     assert "mixed.jsonl line 2: invalid JSON" in res.stderr
     assert "line 3: conversation_id: duplicate conversation_id 'good1'" in res.stderr
@@ -69,16 +91,14 @@ def test_bad_input_skip_and_fail(tmp_path):
     assert meta["voices"]["A"]["id"] == "joe-vt0.80" and meta["gap_distribution"] == "fixed:0.3"
 
     out2 = tmp_path / "fail"
-    res = run_cli("generate", "--dialogs", str(dialogs), "--out", str(out2), "--quiet",
-                  "--on-error", "fail")
+    res = run_cli("generate", "--dialogs", str(dialogs), "--out", str(out2), "--quiet", "--on-error", "fail")
     assert res.returncode == 1 and "mixed.jsonl line 2: invalid JSON" in res.stderr
     assert manifest_ids(out2) == ["good1"]
     assert validate_dataset(out2).ok
 
 
 def test_usage_errors_name_the_option(tmp_path):
-    res = run_cli("generate", "--dialogs", str(EXAMPLES), "--out", str(tmp_path / "o"),
-                  "--voice", "A=nobody")
+    res = run_cli("generate", "--dialogs", str(EXAMPLES), "--out", str(tmp_path / "o"), "--voice", "A=nobody")
     assert res.returncode == 1 and "--voice: unknown voice 'nobody'" in res.stderr
     res = run_cli("generate", "--dialogs", str(EXAMPLES), "--out", str(tmp_path / "o"), "--gap", "x")
     assert res.returncode == 1 and "--gap 'x'" in res.stderr
@@ -90,12 +110,21 @@ def test_dailydialog_sources_through_the_cli(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    pq.write_table(pa.table({"dialog": [["Good evening , sir .", "Evening ! Table for two ?"],
-                                        ["I ' d like a coffee .", "Right away ."]]}),
-                   tmp_path / "train.parquet")
+    pq.write_table(
+        pa.table(
+            {
+                "dialog": [
+                    ["Good evening , sir .", "Evening ! Table for two ?"],
+                    ["I ' d like a coffee .", "Right away ."],
+                ]
+            }
+        ),
+        tmp_path / "train.parquet",
+    )
     out = tmp_path / "hf"
-    res = run_cli("generate", "--dialogs", str(tmp_path / "train.parquet"), "--limit", "1",
-                  "--out", str(out), "--quiet")
+    res = run_cli(
+        "generate", "--dialogs", str(tmp_path / "train.parquet"), "--limit", "1", "--out", str(out), "--quiet"
+    )
     assert res.returncode == 0, res.stderr
     assert manifest_ids(out) == ["train_train_000000"]
     txt = out / "conversations" / "train_train_000000" / "turn_1.txt"
@@ -108,14 +137,24 @@ def test_dailydialog_sources_through_the_cli(tmp_path):
 
 
 def test_sigkill_mid_run_then_rerun_gives_each_conversation_once(tmp_path):
-    records = [{"conversation_id": f"k{i:02d}",
-                "turns": [f"This is conversation number {i}, first turn.",
-                          "And here comes the answer, in a second turn."]} for i in range(8)]
+    records = [
+        {
+            "conversation_id": f"k{i:02d}",
+            "turns": [
+                f"This is conversation number {i}, first turn.",
+                "And here comes the answer, in a second turn.",
+            ],
+        }
+        for i in range(8)
+    ]
     dialogs = write_jsonl(tmp_path / "k.jsonl", records)
     out = tmp_path / "killed"
     script = Path(sys.executable).with_name("synth")
-    proc = subprocess.Popen([str(script), "generate", "--dialogs", str(dialogs), "--out", str(out),
-                             "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [str(script), "generate", "--dialogs", str(dialogs), "--out", str(out), "--quiet"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 120
     while time.time() < deadline and len(manifest_ids(out)) < 2:
         time.sleep(0.05)

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-
 from conftest import run_cli
+
 from synth.audio import resample
 from synth.engines import SynthesisRequest
 from synth.validate import validate_dataset
@@ -44,7 +44,8 @@ def librispeech(quiet_engine, tmp_path_factory) -> Path:
     subset.mkdir(parents=True)
     (root / "SPEAKERS.TXT").write_text(
         "; ID |SEX| SUBSET | MINUTES | NAME\n19 | F | dev-tiny | 1.0 | Reader One\n"
-        "250 | M | dev-tiny | 1.0 | Reader Two\n")
+        "250 | M | dev-tiny | 1.0 | Reader Two\n"
+    )
     layout = {("19", "198"): SENTENCES[:3], ("19", "227"): SENTENCES[3:5], ("250", "3"): SENTENCES[5:8]}
     for (spk, chap), texts in layout.items():
         folder = subset / spk / chap
@@ -64,7 +65,10 @@ def test_librispeech_conversion(librispeech, tmp_path):
     assert res.returncode == 0, res.stderr
     entries = manifest(out)
     assert sorted(e["conversation_id"] for e in entries) == [
-        "librispeech_19_198_000", "librispeech_19_227_000", "librispeech_250_3_000"]
+        "librispeech_19_198_000",
+        "librispeech_19_227_000",
+        "librispeech_250_3_000",
+    ]
     report = validate_dataset(out)
     assert report.ok, report.format()
     meta = json.loads((out / "conversations" / "librispeech_19_198_000" / "metadata.json").read_text())
@@ -80,8 +84,17 @@ def test_librispeech_conversion(librispeech, tmp_path):
 
 def test_librispeech_truecase_and_chunks(librispeech, tmp_path):
     out = tmp_path / "ds"
-    res = run_cli("convert", "librispeech", str(librispeech), "--out", str(out), "--quiet",
-                  "--truecase", "--min-duration", "5")
+    res = run_cli(
+        "convert",
+        "librispeech",
+        str(librispeech),
+        "--out",
+        str(out),
+        "--quiet",
+        "--truecase",
+        "--min-duration",
+        "5",
+    )
     assert res.returncode == 0, res.stderr
     ids = sorted(e["conversation_id"] for e in manifest(out))
     assert all(e["duration_sec"] >= 5 for e in manifest(out))
@@ -118,8 +131,13 @@ def commonvoice(quiet_engine, tmp_path_factory) -> Path:
     for i, text in enumerate(SENTENCES):
         client = clients[i % 3] if i < 6 else clients[0]
         name = f"common_voice_en_{i}.mp3"
-        sf.write(str(root / "clips" / name), speak(quiet_engine, text, i % 6, 48000), 48000,
-                 format="MP3", subtype="MPEG_LAYER_III")
+        sf.write(
+            str(root / "clips" / name),
+            speak(quiet_engine, text, i % 6, 48000),
+            48000,
+            format="MP3",
+            subtype="MPEG_LAYER_III",
+        )
         rows.append(f"{client}\t{name}\t{text}\t2\t0\tthirties\t{'female' if i % 2 else 'male'}\t\ten\t")
     (root / "train.tsv").write_text("\n".join(rows) + "\n")
     (root / "dev.tsv").write_text("client_id\tfilename\ttext\n")
@@ -128,8 +146,20 @@ def commonvoice(quiet_engine, tmp_path_factory) -> Path:
 
 def test_commonvoice_conversion(commonvoice, tmp_path):
     out = tmp_path / "ds"
-    res = run_cli("convert", "commonvoice", str(commonvoice), "--split", "train", "--out", str(out),
-                  "--turns", "4", "--speakers", "2", "--quiet")
+    res = run_cli(
+        "convert",
+        "commonvoice",
+        str(commonvoice),
+        "--split",
+        "train",
+        "--out",
+        str(out),
+        "--turns",
+        "4",
+        "--speakers",
+        "2",
+        "--quiet",
+    )
     assert res.returncode == 0, res.stderr
     report = validate_dataset(out)
     assert report.ok, report.format()
@@ -164,10 +194,13 @@ def test_transcribe_wav_folders(quiet_engine, tmp_path):
         (rec / folder).mkdir(parents=True)
         for i, text in enumerate(texts):
             who = "alice" if i % 2 == 0 else "bob"
-            sf.write(str(rec / folder / f"{i + 1:02d}_{who}.wav"), speak(quiet_engine, text, i * 3, 22050), 22050)
+            sf.write(
+                str(rec / folder / f"{i + 1:02d}_{who}.wav"), speak(quiet_engine, text, i * 3, 22050), 22050
+            )
     out = tmp_path / "ds"
-    res = run_cli("transcribe", str(rec), "--out", str(out), "--quiet",
-                  "--speaker-pattern", r"_(?P<speaker>[a-z]+)$")
+    res = run_cli(
+        "transcribe", str(rec), "--out", str(out), "--quiet", "--speaker-pattern", r"_(?P<speaker>[a-z]+)$"
+    )
     assert res.returncode == 0, res.stderr
     assert validate_dataset(out).ok
     assert sorted(e["conversation_id"] for e in manifest(out)) == ["meeting_a", "meeting_b"]
@@ -194,7 +227,8 @@ def test_check_asr_catches_a_wrong_transcript(example_dataset, tmp_path):
     meta = json.loads((ds / "conversations" / "lost_umbrella" / "metadata.json").read_text())
     assert meta["asr_check"]["mean_wer"] < 0.2 and "wer" in meta["turns"][0]["asr_check"]
     (ds / "conversations" / "lost_umbrella" / "turn_2.txt").write_text(
-        "Penguins prefer cold water and rarely visit the desert.\n")
+        "Penguins prefer cold water and rarely visit the desert.\n"
+    )
     res = run_cli("check", str(ds), "--asr", "--worst", "1")
     assert res.returncode == 1
     worst = res.stdout.split("worst turns:")[1].strip()
@@ -206,8 +240,15 @@ def test_check_asr_catches_a_wrong_transcript(example_dataset, tmp_path):
 def test_generate_with_asr_check(tmp_path):
     from conftest import write_jsonl
 
-    dialogs = write_jsonl(tmp_path / "d.jsonl", [{"conversation_id": "checked", "turns": [
-        "The museum closes at six today.", "Then we should hurry to see the paintings."]}])
+    dialogs = write_jsonl(
+        tmp_path / "d.jsonl",
+        [
+            {
+                "conversation_id": "checked",
+                "turns": ["The museum closes at six today.", "Then we should hurry to see the paintings."],
+            }
+        ],
+    )
     out = tmp_path / "ds"
     res = run_cli("generate", "--dialogs", str(dialogs), "--out", str(out), "--quiet", "--asr-check")
     assert res.returncode == 0, res.stderr

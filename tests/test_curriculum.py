@@ -2,8 +2,8 @@ import json
 import shutil
 
 import pytest
-
 from conftest import run_cli
+
 from synth.curriculum import parse_stages, write_splits
 from synth.errors import SynthError
 
@@ -11,8 +11,13 @@ from synth.errors import SynthError
 def test_parse_stages():
     assert parse_stages("8192,16384") == [8192, 16384]
     assert parse_stages("8k, 16K,32k") == [8192, 16384, 32768]
-    for bad, msg in (("16k,8k", "strictly increasing"), ("8k,8k", "strictly increasing"),
-                     ("8k,x", "'x' is not"), ("0", "'0' is not"), ("", "'' is not")):
+    for bad, msg in (
+        ("16k,8k", "strictly increasing"),
+        ("8k,8k", "strictly increasing"),
+        ("8k,x", "'x' is not"),
+        ("0", "'0' is not"),
+        ("", "'' is not"),
+    ):
         with pytest.raises(SynthError, match=msg):
             parse_stages(bad)
 
@@ -28,7 +33,8 @@ def test_splits_hold_the_conversations_that_fit(tmp_path, example_dataset):
     for summary in summaries:
         got = [json.loads(l) for l in summary.path.read_text().splitlines()]
         assert sorted(e["conversation_id"] for e in got) == sorted(
-            e["conversation_id"] for e in entries if e["total_tokens"] <= summary.stage)
+            e["conversation_id"] for e in entries if e["total_tokens"] <= summary.stage
+        )
         assert summary.conversations == len(got)
     assert [s.conversations for s in summaries] == [2, 3, 4]
     res = run_cli("splits", str(ds), "--stages", f"{tokens[0] - 1}")
@@ -38,9 +44,14 @@ def test_splits_hold_the_conversations_that_fit(tmp_path, example_dataset):
 
 
 def test_splits_reject_a_corrupt_manifest(tmp_path):
-    (tmp_path / "manifest.jsonl").write_text('{"conversation_id": "a", "num_turns": 1}\n{bad\n')
+    (tmp_path / "manifest.jsonl").write_text(
+        '{"conversation_id": "a", "path": "conversations/a", "num_turns": 1, "duration_sec": 1.0}\n{bad\n'
+    )
     with pytest.raises(SynthError, match="manifest.jsonl line 1: no total_tokens"):
         write_splits(tmp_path, [10])
-    (tmp_path / "manifest.jsonl").write_text('{bad\n')
+    (tmp_path / "manifest.jsonl").write_text('{"conversation_id": "a", "num_turns": 1}\n')
+    with pytest.raises(SynthError, match="manifest.jsonl line 1: missing field 'path'"):
+        write_splits(tmp_path, [10])
+    (tmp_path / "manifest.jsonl").write_text("{bad\n")
     with pytest.raises(SynthError, match="manifest.jsonl line 1: not valid JSON"):
         write_splits(tmp_path, [10])

@@ -12,29 +12,32 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import run_cli, write_jsonl
-from synth.engines import SynthesisRequest, load_engine
+
+from synth.engines import CoquiConfig, SynthesisRequest, load_engine
 from synth.engines.coqui_build import build_random_vits
 from synth.errors import SynthError
 from synth.validate import validate_dataset
 
-INFO = {"p225": {"age": "23", "gender": "F", "accent": "English", "region": "Southern England"},
-        "p226": {"age": "22", "gender": "M", "accent": "English", "region": "Surrey"},
-        "p245": {"age": "25", "gender": "M", "accent": "Irish", "region": "Dublin"},
-        "p294": {"age": "33", "gender": "F", "accent": "American", "region": "San Francisco"}}
+INFO = {
+    "p225": {"age": "23", "gender": "F", "accent": "English", "region": "Southern England"},
+    "p226": {"age": "22", "gender": "M", "accent": "English", "region": "Surrey"},
+    "p245": {"age": "25", "gender": "M", "accent": "Irish", "region": "Dublin"},
+    "p294": {"age": "33", "gender": "F", "accent": "American", "region": "San Francisco"},
+}
 ORDER = ["p294", "p245", "p225", "p226"]  # model indices differ from the table's order
 
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory) -> Path:
-    return build_random_vits(tmp_path_factory.mktemp("vits") / "tiny_vctk", list(INFO),
-                             speaker_info=INFO, speaker_order=ORDER)
+    return build_random_vits(
+        tmp_path_factory.mktemp("vits") / "tiny_vctk", list(INFO), speaker_info=INFO, speaker_order=ORDER
+    )
 
 
 @pytest.fixture(scope="module")
 def coqui(tiny_model):
-    return load_engine("coqui", str(tiny_model), device="cpu", noise_scale=0.0, noise_w_scale=0.0)
+    return load_engine(CoquiConfig(str(tiny_model), device="cpu", noise_scale=0.0, noise_w_scale=0.0))
 
 
 def test_speakers_become_voices_with_metadata_by_name(coqui):
@@ -50,8 +53,14 @@ def test_speakers_become_voices_with_metadata_by_name(coqui):
 
 def test_batched_equals_alone(coqui):
     voices = coqui.voices()
-    texts = ["good morning to you all.", "yes.", "the train to the coast leaves from platform nine today.",
-             "see you tomorrow then", "a", "what a long and winding road this has been, my friend."]
+    texts = [
+        "good morning to you all.",
+        "yes.",
+        "the train to the coast leaves from platform nine today.",
+        "see you tomorrow then",
+        "a",
+        "what a long and winding road this has been, my friend.",
+    ]
     reqs = [SynthesisRequest(t, voices[i % len(voices)]) for i, t in enumerate(texts)]
     batched = coqui.synthesize(reqs)
     for req, got in zip(reqs, batched):
@@ -73,8 +82,13 @@ def test_alone_equals_coquis_own_inference_and_speakers_differ(coqui):
     for voice in coqui.voices():
         (ours,) = coqui.synthesize([SynthesisRequest(text, voice)])
         with torch.inference_mode():
-            ref = coqui.net.inference(ids, aux_input={"x_lengths": torch.tensor([ids.shape[1]]),
-                                                      "speaker_ids": torch.tensor([voice.params["speaker_index"]])})
+            ref = coqui.net.inference(
+                ids,
+                aux_input={
+                    "x_lengths": torch.tensor([ids.shape[1]]),
+                    "speaker_ids": torch.tensor([voice.params["speaker_index"]]),
+                },
+            )
         expected = ref["model_outputs"][0, 0].numpy()
         np.testing.assert_allclose(ours.samples, expected[: len(ours.samples)], atol=1e-6)
         assert len(ours.samples) == len(expected)
@@ -89,14 +103,36 @@ def test_synth_voices_and_generate_with_a_model_folder(tiny_model, tmp_path):
     assert res.returncode == 0, res.stderr
     listed = {v["speaker"]: v for v in map(json.loads, res.stdout.splitlines())}
     assert listed["p245"]["meta"]["accent"] == "Irish" and listed["p245"]["id"] == "tiny_vctk-p245"
-    dialogs = write_jsonl(tmp_path / "d.jsonl", [
-        {"conversation_id": "c1", "turns": ["hello there.", "hi, how are you?", "fine, thanks."]},
-        {"conversation_id": "c2", "turns": [{"speaker": "x", "text": "one"}, {"speaker": "y", "text": "two"},
-                                            {"speaker": "z", "text": "three"}],
-         "voices": {"x": "tiny_vctk-p225"}}])
+    dialogs = write_jsonl(
+        tmp_path / "d.jsonl",
+        [
+            {"conversation_id": "c1", "turns": ["hello there.", "hi, how are you?", "fine, thanks."]},
+            {
+                "conversation_id": "c2",
+                "turns": [
+                    {"speaker": "x", "text": "one"},
+                    {"speaker": "y", "text": "two"},
+                    {"speaker": "z", "text": "three"},
+                ],
+                "voices": {"x": "tiny_vctk-p225"},
+            },
+        ],
+    )
     out = tmp_path / "ds"
-    res = run_cli("generate", "--engine", "coqui", "--model", str(tiny_model), "--device", "cpu",
-                  "--dialogs", str(dialogs), "--out", str(out), "--quiet")
+    res = run_cli(
+        "generate",
+        "--engine",
+        "coqui",
+        "--model",
+        str(tiny_model),
+        "--device",
+        "cpu",
+        "--dialogs",
+        str(dialogs),
+        "--out",
+        str(out),
+        "--quiet",
+    )
     assert res.returncode == 0, res.stderr
     assert validate_dataset(out).ok
     meta = json.loads((out / "conversations" / "c2" / "metadata.json").read_text())
@@ -109,16 +145,47 @@ def test_generate_batches_turns_across_conversations_in_flight(tiny_model, tmp_p
     batches; with noise off the dataset sounds the same as one conversation at a time."""
     import soundfile as sf
 
-    dialogs = write_jsonl(tmp_path / "d.jsonl", [
-        {"conversation_id": f"c{i}", "turns": [f"conversation {i} begins here.", "a reply.",
-                                               f"and turn three of {i}, which is longer than the others."]}
-        for i in range(6)])
+    dialogs = write_jsonl(
+        tmp_path / "d.jsonl",
+        [
+            {
+                "conversation_id": f"c{i}",
+                "turns": [
+                    f"conversation {i} begins here.",
+                    "a reply.",
+                    f"and turn three of {i}, which is longer than the others.",
+                ],
+            }
+            for i in range(6)
+        ],
+    )
     outs = {}
     for in_flight in ("1", "4"):
         out = outs[in_flight] = tmp_path / f"ds{in_flight}"
-        res = run_cli("generate", "--engine", "coqui", "--model", str(tiny_model), "--device", "cpu",
-                      "--dialogs", str(dialogs), "--out", str(out), "--quiet", "--noise-scale", "0",
-                      "--noise-w", "0", "--in-flight", in_flight, "--max-batch", "8", "--max-wait-ms", "200")
+        res = run_cli(
+            "generate",
+            "--engine",
+            "coqui",
+            "--model",
+            str(tiny_model),
+            "--device",
+            "cpu",
+            "--dialogs",
+            str(dialogs),
+            "--out",
+            str(out),
+            "--quiet",
+            "--noise-scale",
+            "0",
+            "--noise-w",
+            "0",
+            "--in-flight",
+            in_flight,
+            "--max-batch",
+            "8",
+            "--max-wait-ms",
+            "200",
+        )
         assert res.returncode == 0, res.stderr
         assert validate_dataset(out).ok
     for i in range(6):
@@ -135,15 +202,19 @@ def test_conversations_in_flight_share_batches(coqui, tmp_path):
     from synth.batcher import BatchingEngine
     from synth.dialogs import build_dialog
     from synth.domain import Source
-    from synth.generate import generate
     from synth.pipeline import Pipeline
+    from synth.runner import run_producer
     from synth.writer import DatasetWriter
 
     sizes = []
-    batching = BatchingEngine(coqui, max_batch=16, max_wait_ms=200, on_batch=lambda n, _depth: sizes.append(n))
-    dialogs = [build_dialog([("A", "hi there."), ("B", "hello."), ("A", "bye now.")], f"k{i}", Source("test"))
-               for i in range(4)]
-    summary = generate(dialogs, Pipeline(batching), DatasetWriter(tmp_path / "ds"), workers=4)
+    batching = BatchingEngine(
+        coqui, max_batch=16, max_wait_ms=200, on_batch=lambda n, _depth: sizes.append(n)
+    )
+    dialogs = [
+        build_dialog([("A", "hi there."), ("B", "hello."), ("A", "bye now.")], f"k{i}", Source("test"))
+        for i in range(4)
+    ]
+    summary = run_producer(dialogs, Pipeline(batching), DatasetWriter(tmp_path / "ds"), workers=4)
     batching.close()
     assert summary.generated == 4 and validate_dataset(tmp_path / "ds").ok
     assert max(sizes) > 3  # more turns than one conversation has
@@ -152,37 +223,40 @@ def test_conversations_in_flight_share_batches(coqui, tmp_path):
 def test_model_by_name_from_the_model_cache(tiny_model, tmp_path):
     cache = tmp_path / "cache"
     shutil.copytree(tiny_model, cache / "tts" / "tts_models--en--vctk--vits")
-    engine = load_engine("coqui", "tts_models/en/vctk/vits", device="cpu", model_cache=str(cache))
+    engine = load_engine(CoquiConfig("tts_models/en/vctk/vits", device="cpu", model_cache=str(cache)))
     assert engine.model == "tts_models/en/vctk/vits"
     assert {v.id for v in engine.voices()} == {f"vctk-{s}" for s in INFO}
 
 
 def test_bad_models(tmp_path, tiny_model):
-    with pytest.raises(SynthError, match="needs --model"):
-        load_engine("coqui", None)
+    with pytest.raises(SynthError, match="model: the coqui engine needs one"):
+        load_engine(CoquiConfig(None))
+    res = run_cli("voices", "--engine", "coqui")
+    assert res.returncode == 1 and "--model: the coqui engine needs one" in res.stderr
     (tmp_path / "empty").mkdir()
     with pytest.raises(SynthError, match="no config.json"):
-        load_engine("coqui", str(tmp_path / "empty"), device="cpu")
+        load_engine(CoquiConfig(str(tmp_path / "empty"), device="cpu"))
     broken = tmp_path / "broken"
     shutil.copytree(tiny_model, broken)
     (broken / "model_file.pth").unlink()
     with pytest.raises(SynthError, match="no checkpoint"):
-        load_engine("coqui", str(broken), device="cpu")
+        load_engine(CoquiConfig(str(broken), device="cpu"))
     import torch
     from TTS.config import load_config
 
     torch.save({"model": {}, "config": load_config(str(broken / "config.json"))}, broken / "model_file.pth")
     with pytest.raises(SynthError, match="pickled Python object .*VitsConfig"):
-        load_engine("coqui", str(broken), device="cpu")
+        load_engine(CoquiConfig(str(broken), device="cpu"))
     with pytest.raises(SynthError, match="cannot load it by name"):
-        load_engine("coqui", "tts_models/xx/nothing/vits", device="cpu", model_cache=str(tmp_path / "c"))
+        load_engine(CoquiConfig("tts_models/xx/nothing/vits", device="cpu", model_cache=str(tmp_path / "c")))
 
 
 def test_server_batches_concurrent_streams(coqui, tmp_path):
+    from synth.batcher import BatchConfig
     from synth_client import SynthClient
     from synth_server import ServerOptions, ServiceConfig, SynthServer
 
-    config = ServiceConfig(out=tmp_path / "ds", max_batch=16, max_wait_ms=50)
+    config = ServiceConfig(out=tmp_path / "ds", batch=BatchConfig(max_batch=16, max_wait_ms=50))
     srv = SynthServer(coqui, config, ServerOptions(host="127.0.0.1", port=0, metrics_port=0)).start()
     results: dict[int, list] = {}
     barrier = threading.Barrier(8)
@@ -190,8 +264,12 @@ def test_server_batches_concurrent_streams(coqui, tmp_path):
     def run(i: int) -> None:
         with SynthClient(f"127.0.0.1:{srv.port}") as c:
             barrier.wait()
-            results[i] = list(c.synthesize([("A", f"stream {i} says hello."), ("B", "and goodbye."),
-                                            ("A", f"number {i} again.")], conversation_id=f"s{i}"))
+            results[i] = list(
+                c.synthesize(
+                    [("A", f"stream {i} says hello."), ("B", "and goodbye."), ("A", f"number {i} again.")],
+                    conversation_id=f"s{i}",
+                )
+            )
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(8)]
     for t in threads:
@@ -205,8 +283,11 @@ def test_server_batches_concurrent_streams(coqui, tmp_path):
         assert events[-1].conversation_id == f"s{i}"
         assert events[0].transcript == f"stream {i} says hello."
     assert len(results) == 8 and validate_dataset(tmp_path / "ds").ok
-    buckets = {line.split('le="')[1].split('"')[0]: float(line.split()[-1])
-               for line in text.splitlines() if line.startswith("synth_batch_size_bucket")}
+    buckets = {
+        line.split('le="')[1].split('"')[0]: float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith("synth_batch_size_bucket")
+    }
     batches = buckets["+Inf"]
     assert batches < 8 * 3 + 1  # 24 turns (+ the warm-up) in fewer engine calls
     assert buckets["1.0"] < batches  # some batch held more than one turn
@@ -246,8 +327,11 @@ def test_models_saved_other_ways_load(tmp_path):
     shutil.copy(run / "my_speakers.json", folder / "my_speakers.json")
     torch.save(model.state_dict(), folder / "checkpoint_500.pth")
     torch.save(model.state_dict(), folder / "checkpoint_90.pth")
-    engine = load_engine("coqui", str(folder), device="cpu")
-    assert [(v.id, v.params["speaker_index"]) for v in engine.voices()] == [("exported-alice", 0), ("exported-bob", 1)]
+    engine = load_engine(CoquiConfig(str(folder), device="cpu"))
+    assert [(v.id, v.params["speaker_index"]) for v in engine.voices()] == [
+        ("exported-alice", 0),
+        ("exported-bob", 1),
+    ]
     (audio,) = engine.synthesize([SynthesisRequest("hello world", engine.voices()[1])])
     assert audio.samples.size > 0
 
@@ -257,7 +341,7 @@ def test_models_saved_other_ways_load(tmp_path):
     model = Vits(config)
     config.save_json(str(single / "config.json"))
     torch.save({"model": model.state_dict()}, single / "best_model.pth")
-    engine = load_engine("coqui", str(single), device="cpu")
+    engine = load_engine(CoquiConfig(str(single), device="cpu"))
     assert [v.id for v in engine.voices()] == ["single-default"]
     assert engine.synthesize([SynthesisRequest("one voice", engine.voices()[0])])[0].samples.size > 0
 
@@ -279,17 +363,19 @@ def test_older_and_d_vector_models_load(tmp_path):
     config.speakers = []
     config.save_json(str(old / "config.json"))
     torch.save({"model": model.state_dict()}, old / "model.pth")
-    engine = load_engine("coqui", str(old), device="cpu")
+    engine = load_engine(CoquiConfig(str(old), device="cpu"))
     assert [v.speaker for v in engine.voices()] == ["speaker0", "speaker1", "speaker2"]
     (old / "speaker_ids.json").write_text(json.dumps({"a": 0, "b": 1}))
     with pytest.raises(SynthError, match="emb_g"):
-        load_engine("coqui", str(old), device="cpu")
+        load_engine(CoquiConfig(str(old), device="cpu"))
 
     dvec = tmp_path / "dvec"
     dvec.mkdir()
     rng = np.random.default_rng(3)
-    clips = {f"clip{i}.wav": {"name": ["nora", "omar", "pia"][i % 3], "embedding": rng.normal(size=32).tolist()}
-             for i in range(9)}
+    clips = {
+        f"clip{i}.wav": {"name": ["nora", "omar", "pia"][i % 3], "embedding": rng.normal(size=32).tolist()}
+        for i in range(9)
+    }
     (dvec / "speakers.json").write_text(json.dumps(clips))
     config = _tiny_config()
     config.model_args.use_d_vector_file = True
@@ -299,10 +385,13 @@ def test_older_and_d_vector_models_load(tmp_path):
     config.model_args.d_vector_file = ["/training/box/speakers.json"]
     config.save_json(str(dvec / "config.json"))
     torch.save({"model": model.state_dict()}, dvec / "best_model.pth")
-    engine = load_engine("coqui", str(dvec), device="cpu", noise_scale=0.0, noise_w_scale=0.0)
+    engine = load_engine(CoquiConfig(str(dvec), device="cpu", noise_scale=0.0, noise_w_scale=0.0))
     voices = engine.voices()
     assert [v.speaker for v in voices] == ["nora", "omar", "pia"]
-    reqs = [SynthesisRequest(t, v) for t, v in zip(["one two three.", "a much longer sentence than that.", "ok"], voices)]
+    reqs = [
+        SynthesisRequest(t, v)
+        for t, v in zip(["one two three.", "a much longer sentence than that.", "ok"], voices)
+    ]
     batched = engine.synthesize(reqs)
     for req, got in zip(reqs, batched):
         (alone,) = engine.synthesize([req])
@@ -316,4 +405,4 @@ def test_older_and_d_vector_models_load(tmp_path):
         np.testing.assert_allclose(seen[-1].numpy(), mean / np.linalg.norm(mean), atol=1e-6)
     (dvec / "speakers.json").unlink()
     with pytest.raises(SynthError, match="d_vector_file"):
-        load_engine("coqui", str(dvec), device="cpu")
+        load_engine(CoquiConfig(str(dvec), device="cpu"))

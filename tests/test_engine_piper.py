@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from synth.audio import SAMPLE_RATE, resample
-from synth.engines import SynthesisRequest, load_engine
+from synth.engines import PiperConfig, SynthesisRequest, load_engine
 from synth.engines.piper import SPEAKING_RATES, VOCAL_TRACT_FACTORS, embedded_model_path
 from synth.errors import SynthError
 
@@ -19,10 +19,10 @@ def f0(x: np.ndarray, rate: int) -> float:
     lo, hi = rate // 400, rate // 60
     pitches = []
     for start in range(0, len(x) - n, hop):
-        frame = x[start:start + n] - x[start:start + n].mean()
-        if np.sqrt(np.mean(frame ** 2)) < 0.02:
+        frame = x[start : start + n] - x[start : start + n].mean()
+        if np.sqrt(np.mean(frame**2)) < 0.02:
             continue
-        ac = np.correlate(frame, frame, "full")[n - 1:]
+        ac = np.correlate(frame, frame, "full")[n - 1 :]
         lag = lo + int(np.argmax(ac[lo:hi]))
         if ac[lag] > 0.5 * ac[0]:
             pitches.append(rate / lag)
@@ -72,13 +72,13 @@ def _copy_model(tmp_path: Path, name: str) -> Path:
 
 def test_user_model_by_path(tmp_path: Path):
     model = _copy_model(tmp_path, "en_GB-tester-low.onnx")
-    eng = load_engine("piper", str(model))
+    eng = load_engine(PiperConfig(str(model)))
     assert eng.voices()[0].id.startswith("tester-vt")
     with pytest.raises(SynthError, match="does not exist"):
-        load_engine("piper", str(tmp_path / "missing.onnx"))
+        load_engine(PiperConfig(str(tmp_path / "missing.onnx")))
     (tmp_path / "noconf.onnx").write_bytes(b"x")
     with pytest.raises(SynthError, match="config"):
-        load_engine("piper", str(tmp_path / "noconf.onnx"))
+        load_engine(PiperConfig(str(tmp_path / "noconf.onnx")))
 
 
 def test_multi_speaker_model_exposes_each_speaker(tmp_path: Path):
@@ -101,7 +101,7 @@ def test_multi_speaker_model_exposes_each_speaker(tmp_path: Path):
     config = json.loads(Path(f"{embedded_model_path()}.json").read_text())
     config.update(num_speakers=3, speaker_id_map={"ann": 0, "bob": 1, "cyd": 2})
     Path(f"{path}.json").write_text(json.dumps(config))
-    eng = load_engine("piper", str(path))
+    eng = load_engine(PiperConfig(str(path)))
     voices = eng.voices()
     assert [v.id for v in voices] == ["trio-ann", "trio-bob", "trio-cyd"]
     assert [v.params["speaker_index"] for v in voices] == [0, 1, 2]

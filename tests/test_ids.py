@@ -5,8 +5,25 @@ import pytest
 from synth.ids import InvalidConversationId, check_conversation_id, conversation_dir, derived_id
 
 
-@pytest.mark.parametrize("bad", ["", "../../etc", "/etc/passwd", "a/b", "a\\b", ".hidden", "..",
-                                 "x..y", "a b", "nul\x00", "é", "x" * 129, 42, None])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        "../../etc",
+        "/etc/passwd",
+        "a/b",
+        "a\\b",
+        ".hidden",
+        "..",
+        "x..y",
+        "a b",
+        "nul\x00",
+        "é",
+        "x" * 129,
+        42,
+        None,
+    ],
+)
 def test_rejects_unsafe_ids(bad):
     with pytest.raises(InvalidConversationId):
         check_conversation_id(bad)

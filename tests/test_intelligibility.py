@@ -4,9 +4,9 @@ package) and by pitch: intelligible, and the speakers of a conversation sound ap
 import json
 
 import pytest
+from test_engine_piper import f0
 
 from synth.wer import normalize, word_errors
-from test_engine_piper import f0
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,9 @@ def test_asr_transcribes_generated_turns(example_dataset, asr):
 
 
 def test_wer_normalization():
-    assert normalize("It's 12 o'clock - 50% off, $3!") == "it's twelve o'clock fifty percent off three dollars"
+    assert (
+        normalize("It's 12 o'clock - 50% off, $3!") == "it's twelve o'clock fifty percent off three dollars"
+    )
     assert word_errors("Hello there, friend.", "hello there friend") == (0, 3)
     assert word_errors("one two three", "one three four") == (2, 3)
     assert normalize("That will be $4.50.") == normalize("That will be four dollars and fifty cents.")
@@ -48,6 +50,8 @@ def test_speakers_of_a_conversation_differ_in_pitch(example_dataset, quiet_engin
     sentence = "We walked along the river until the sun went down behind the hills."
     for folder in sorted((example_dataset / "conversations").iterdir()):
         meta = json.loads((folder / "metadata.json").read_text())
-        pitches = sorted(f0(pipeline.render(sentence, by_id[v["id"]]), 16000) for v in meta["voices"].values())
+        pitches = sorted(
+            f0(pipeline.render(sentence, by_id[v["id"]]), 16000) for v in meta["voices"].values()
+        )
         ratios = [b / a for a, b in zip(pitches, pitches[1:])]
         assert min(ratios) > 1.12, (folder.name, meta["voices"].keys(), pitches)

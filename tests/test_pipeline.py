@@ -4,13 +4,15 @@ import pytest
 from synth.audio import SAMPLE_RATE, active_dbfs
 from synth.dialogs import build_dialog
 from synth.domain import Source
-from synth.errors import VoiceError
+from synth.errors import ConfigError
 from synth.pipeline import Pipeline, PipelineConfig
 from synth.timeline import GapDistribution
 
-TURNS = [("A", "Could you pass me the salt, please?"),
-         ("B", "Sure, here you go. Careful, the shaker is almost empty."),
-         ("A", "Thanks.")]
+TURNS = [
+    ("A", "Could you pass me the salt, please?"),
+    ("B", "Sure, here you go. Careful, the shaker is almost empty."),
+    ("A", "Thanks."),
+]
 
 
 def make_dialog(cid="p1", turns=TURNS, voices=None):
@@ -54,15 +56,16 @@ def test_noise_free_synthesis_is_reproducible(quiet_engine):
 
 
 def test_samples_and_token_counts_are_attached(quiet_engine):
-    from synth.samples import default_sample_builder
+    from synth import sample_builder
 
-    conv = Pipeline(quiet_engine, sample_builder=default_sample_builder()).run(make_dialog())
-    tokens = conv.extra["tokens"]
+    conv = Pipeline(quiet_engine, sample_builder=sample_builder()).run(make_dialog())
+    tokens = conv.tokens
+    assert "tokens" not in conv.extra
     assert len(conv.samples) == 3
     assert tokens["total_tokens"] == tokens["text_tokens"] + tokens["speech_tokens"]
     assert tokens["speech_tokens"] >= int(conv.speech_duration_sec * 10)
 
 
 def test_unknown_override_fails_early(quiet_engine):
-    with pytest.raises(VoiceError, match="unknown voice 'nobody'"):
+    with pytest.raises(ConfigError, match="voice_override: unknown voice 'nobody'"):
         Pipeline(quiet_engine, PipelineConfig(voice_override={"A": "nobody"}))

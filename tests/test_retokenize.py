@@ -3,18 +3,26 @@ import shutil
 
 from conftest import run_cli
 from llama3_hf import build_llama3_tokenizer_dir
+
 from synth.validate import validate_dataset
 
 
 def test_tokenize_rewrites_samples_metadata_and_manifest(tmp_path, example_dataset):
     ds = tmp_path / "ds"
     shutil.copytree(example_dataset, ds)
-    before = {json.loads(l)["conversation_id"]: json.loads(l) for l in (ds / "manifest.jsonl").read_text().splitlines()}
+    before = {
+        json.loads(l)["conversation_id"]: json.loads(l)
+        for l in (ds / "manifest.jsonl").read_text().splitlines()
+    }
     tok = build_llama3_tokenizer_dir(tmp_path / "tok")
-    res = run_cli("tokenize", str(ds), "--tokenizer", str(tok), "--format", "transcribe",
-                  "--pad-multiple", "32")
+    res = run_cli(
+        "tokenize", str(ds), "--tokenizer", str(tok), "--format", "transcribe", "--pad-multiple", "32"
+    )
     assert res.returncode == 0, res.stderr
-    after = {json.loads(l)["conversation_id"]: json.loads(l) for l in (ds / "manifest.jsonl").read_text().splitlines()}
+    after = {
+        json.loads(l)["conversation_id"]: json.loads(l)
+        for l in (ds / "manifest.jsonl").read_text().splitlines()
+    }
     assert list(after) == list(before)
     folder = ds / "conversations" / "bakery_morning"
     samples = [json.loads(l) for l in (folder / "samples.jsonl").read_text().splitlines()]

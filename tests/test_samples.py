@@ -1,21 +1,40 @@
 """Training samples: template, labels, padding, and ids equal to transformers'."""
 
 import pytest
-
 from llama3_hf import build_llama3_tokenizer_dir
-from synth.samples import (IGNORE_INDEX, SPEECH_TOKEN_INDEX, SampleBuilder, SampleConfig,
-                           TurnRecord, speech_positions)
+
+from synth.records import TurnRecord
+from synth.samples import IGNORE_INDEX, SPEECH_TOKEN_INDEX, SampleBuilder, SampleConfig, speech_positions
 from synth.tokenizer import EmbeddedLlama3, HuggingFaceTokenizer
 
-TURNS = [TurnRecord(0, 0, "Did you water the plants?", "turn_0.wav", 1.52),
-         TurnRecord(1, 1, "Yes, twice. They look much happier now.", "turn_1.wav", 2.31),
-         TurnRecord(2, 0, "Great, thank you!", "turn_2.wav", 0.97)]
+
+def turn(turn_id: int, speaker_id: int, text: str, duration: float) -> TurnRecord:
+    return TurnRecord(
+        turn_id=turn_id,
+        speaker="AB"[speaker_id],
+        speaker_id=speaker_id,
+        text=text,
+        audio_file=f"turn_{turn_id}.wav",
+        transcript_file=f"turn_{turn_id}.txt",
+        duration_sec=duration,
+        start_time=0.0,
+        end_time=duration,
+    )
+
+
+TURNS = [
+    turn(0, 0, "Did you water the plants?", 1.52),
+    turn(1, 1, "Yes, twice. They look much happier now.", 2.31),
+    turn(2, 0, "Great, thank you!", 0.97),
+]
 
 
 def template(system: str, target: str) -> str:
-    return ("<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n" + system + "<|eot_id|>"
-            "<|start_header_id|>user<|end_header_id|>\n\n<speech><|eot_id|>"
-            "<|start_header_id|>assistant<|end_header_id|>\n\n" + target + "<|eot_id|>")
+    return (
+        "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\n" + system + "<|eot_id|>"
+        "<|start_header_id|>user<|end_header_id|>\n\n<speech><|eot_id|>"
+        "<|start_header_id|>assistant<|end_header_id|>\n\n" + target + "<|eot_id|>"
+    )
 
 
 def hf_reference(tok, text: str) -> list[int]:
@@ -35,7 +54,7 @@ def hf_tok(tmp_path_factory):
 @pytest.mark.parametrize("fmt", ["chat", "transcribe"])
 def test_samples_follow_the_template(fmt, hf_tok):
     builder = SampleBuilder(EmbeddedLlama3(), SampleConfig(format=fmt))
-    samples, tokens = builder.build_records("conv", TURNS)
+    samples, tokens = builder.build("conv", TURNS)
     assert [s["turn_number"] for s in samples] == [0, 1, 2]
     assert [s["speaker_id"] for s in samples] == [0, 1, 0]
     for i, s in enumerate(samples):
@@ -59,14 +78,14 @@ def test_samples_follow_the_template(fmt, hf_tok):
 
 def test_embedded_and_hf_tokenizer_give_identical_samples(tmp_path):
     folder = build_llama3_tokenizer_dir(tmp_path / "tok")
-    a, ta = SampleBuilder(EmbeddedLlama3()).build_records("c", TURNS)
-    b, tb = SampleBuilder(HuggingFaceTokenizer(str(folder))).build_records("c", TURNS)
+    a, ta = SampleBuilder(EmbeddedLlama3()).build("c", TURNS)
+    b, tb = SampleBuilder(HuggingFaceTokenizer(str(folder))).build("c", TURNS)
     assert [s["input_ids"] for s in a] == [s["input_ids"] for s in b]
     assert ta["total_tokens"] == tb["total_tokens"]
 
 
 def test_pad_multiple_and_speech_rate_are_configurable():
     builder = SampleBuilder(EmbeddedLlama3(), SampleConfig(pad_multiple=16, speech_tokens_per_sec=25))
-    samples, tokens = builder.build_records("c", TURNS[:1])
+    samples, tokens = builder.build("c", TURNS[:1])
     assert len(samples[0]["input_ids"]) % 16 == 0 and len(samples[0]["input_ids"]) < 64 + 16
     assert tokens["speech_tokens"] == 38  # ceil(1.52 * 25)

@@ -15,15 +15,20 @@ import pytest
 import soundfile as sf
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from synth.validate import validate_dataset
 from synth_client import AsyncSynthClient, Backoff, SummaryEvent, SynthClient, TurnEvent
 from synth_client.v1 import synth_pb2 as pb
 from synth_server import ServerOptions, ServiceConfig, SynthServer
-from synth.validate import validate_dataset
 
-DIALOG = [("A", "Good afternoon, is this seat taken?"), ("B", "No, please sit down."),
-          ("A", "Thank you. The train is very full today.")]
-LONG = [("A" if i % 2 == 0 else "B", f"This is turn number {i} of a long conversation about trains.")
-        for i in range(30)]
+DIALOG = [
+    ("A", "Good afternoon, is this seat taken?"),
+    ("B", "No, please sit down."),
+    ("A", "Thank you. The train is very full today."),
+]
+LONG = [
+    ("A" if i % 2 == 0 else "B", f"This is turn number {i} of a long conversation about trains.")
+    for i in range(30)
+]
 NO_RETRY = Backoff(attempts=1)
 
 
@@ -84,8 +89,11 @@ def test_twenty_concurrent_streams(server):
     def run(i: int) -> None:
         try:
             with SynthClient(target(server)) as c:
-                results[i] = list(c.synthesize([("A", f"Hello number {i}."), ("B", "Hello back.")],
-                                               conversation_id=f"conc_{i:02d}"))
+                results[i] = list(
+                    c.synthesize(
+                        [("A", f"Hello number {i}."), ("B", "Hello back.")], conversation_id=f"conc_{i:02d}"
+                    )
+                )
         except BaseException as exc:  # collected and reported below
             errors.append(exc)
 
@@ -142,8 +150,11 @@ def test_cancel_and_deadline_leave_nothing(engine, tmp_path):
 
 def _raw_call(srv, payload: bytes, metadata=()):
     channel = grpc.insecure_channel(target(srv))
-    call = channel.unary_stream("/synth.v1.Synth/Synthesize", request_serializer=lambda b: b,
-                                response_deserializer=pb.SynthesizeResponse.FromString)
+    call = channel.unary_stream(
+        "/synth.v1.Synth/Synthesize",
+        request_serializer=lambda b: b,
+        response_deserializer=pb.SynthesizeResponse.FromString,
+    )
     try:
         return list(call(payload, metadata=metadata, timeout=30))
     finally:
@@ -158,10 +169,17 @@ def test_bad_requests_get_the_right_code_and_write_nothing(server):
         (dict(dialog=[("A", "Hi."), ("B", "   ")]), grpc.StatusCode.INVALID_ARGUMENT, "turns[1].text"),
         (dict(dialog=[("A", "x" * 3000)]), grpc.StatusCode.INVALID_ARGUMENT, "limit is 2000"),
         (dict(dialog=[("A", "y" * (10 * 1024 * 1024))]), grpc.StatusCode.RESOURCE_EXHAUSTED, ""),
-        (dict(dialog=DIALOG, conversation_id="../../etc"), grpc.StatusCode.INVALID_ARGUMENT, "conversation_id"),
+        (
+            dict(dialog=DIALOG, conversation_id="../../etc"),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "conversation_id",
+        ),
         (dict(dialog=DIALOG, voices={"B": "ghost"}), grpc.StatusCode.NOT_FOUND, "unknown voice 'ghost'"),
-        (dict(dialog=DIALOG, voices={"A": "joe-vt0.80", "B": "joe-vt0.80"}), grpc.StatusCode.INVALID_ARGUMENT,
-         "more than one speaker"),
+        (
+            dict(dialog=DIALOG, voices={"A": "joe-vt0.80", "B": "joe-vt0.80"}),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "more than one speaker",
+        ),
         (dict(dialog=DIALOG, conversation_id="srv_one"), grpc.StatusCode.ALREADY_EXISTS, "already"),
     ]
     with SynthClient(target(server), backoff=NO_RETRY) as c:
@@ -210,10 +228,28 @@ def test_tls(engine, tmp_path):
     import subprocess
 
     key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
-                    "-out", str(cert), "-days", "1", "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-                   check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )
     srv = start(engine, tmp_path / "ds", tls_cert=cert, tls_key=key)
     try:
         with SynthClient(f"localhost:{srv.port}", root_certificates=cert.read_bytes()) as c:
@@ -248,8 +284,13 @@ def test_health_reflection_and_metrics(engine, tmp_path):
     text = urllib.request.urlopen(f"http://127.0.0.1:{srv.metrics_port}/metrics", timeout=10).read().decode()
     assert "synth_turns_total 3.0" in text
     assert 'synth_requests_total{code="OK",method="Synthesize"} 1.0' in text
-    for name in ("synth_audio_seconds_total", "synth_synthesis_seconds_total", "synth_queue_depth",
-                 "synth_requests_in_flight", "synth_errors_total"):
+    for name in (
+        "synth_audio_seconds_total",
+        "synth_synthesis_seconds_total",
+        "synth_queue_depth",
+        "synth_requests_in_flight",
+        "synth_errors_total",
+    ):
         assert name in text
     srv.service.draining.set()  # what stop() does first
     with SynthClient(target(srv), backoff=NO_RETRY) as c:
@@ -291,5 +332,7 @@ def test_stubs_are_generated_from_the_proto():
     import sys
 
     repo = Path(__file__).resolve().parents[1]
-    res = subprocess.run([sys.executable, "proto/generate.py", "--check"], cwd=repo, capture_output=True, text=True)
+    res = subprocess.run(
+        [sys.executable, "proto/generate.py", "--check"], cwd=repo, capture_output=True, text=True
+    )
     assert res.returncode == 0, res.stderr

@@ -2,12 +2,11 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import write_jsonl
 
 from synth.domain import Dialog
 from synth.errors import DialogError, SynthError
 from synth.sources import open_dialogs, read_dailydialog_text, read_huggingface, read_jsonl
-
-from conftest import write_jsonl
 
 
 def _split(items):
@@ -17,12 +16,17 @@ def _split(items):
 
 
 def test_jsonl_reads_ids_turns_and_derives_missing_ids(tmp_path: Path):
-    path = write_jsonl(tmp_path / "talks.jsonl", [
-        {"conversation_id": "c1", "turns": [{"speaker": "A", "text": "Hi there ."},
-                                            {"speaker": "B", "text": "it ' s you !"}]},
-        "",
-        {"turns": ["One.", "Two.", "Three."], "voices": {"A": "joe-vt0.80"}},
-    ])
+    path = write_jsonl(
+        tmp_path / "talks.jsonl",
+        [
+            {
+                "conversation_id": "c1",
+                "turns": [{"speaker": "A", "text": "Hi there ."}, {"speaker": "B", "text": "it ' s you !"}],
+            },
+            "",
+            {"turns": ["One.", "Two.", "Three."], "voices": {"A": "joe-vt0.80"}},
+        ],
+    )
     dialogs, errors = _split(list(read_jsonl(path)))
     assert not errors
     assert [d.conversation_id for d in dialogs] == ["c1", "talks_000003"]
@@ -36,16 +40,16 @@ def test_jsonl_bad_lines_name_the_line_and_field(tmp_path: Path):
     path = tmp_path / "bad.jsonl"
     lines = [
         b'{"conversation_id": "ok", "turns": ["Fine."]}',
-        b'{"turns": [',                                            # 2 invalid JSON
-        b'{"turns": ["caf\xe9"]}',                                 # 3 invalid UTF-8
-        b'{"turns": []}',                                          # 4 empty dialog
-        b'{"turns": ["Hello.", "   "]}',                           # 5 whitespace turn
-        b'{"turns": ["Hello.", "?!"]}',                            # 6 nothing speakable
-        b'{"conversation_id": "../../etc", "turns": ["Hi."]}',     # 7 unsafe id
-        b'{"turns": ["Hi."], "turnz": 1}',                         # 8 unknown field
-        b'{"turns": [{"speaker": "", "text": "Hi."}]}',            # 9 empty speaker
-        b'[1, 2]',                                                 # 10 not an object
-        b'{"turns": [{"speaker": "A", "text": 5}]}',               # 11 text not a string
+        b'{"turns": [',  # 2 invalid JSON
+        b'{"turns": ["caf\xe9"]}',  # 3 invalid UTF-8
+        b'{"turns": []}',  # 4 empty dialog
+        b'{"turns": ["Hello.", "   "]}',  # 5 whitespace turn
+        b'{"turns": ["Hello.", "?!"]}',  # 6 nothing speakable
+        b'{"conversation_id": "../../etc", "turns": ["Hi."]}',  # 7 unsafe id
+        b'{"turns": ["Hi."], "turnz": 1}',  # 8 unknown field
+        b'{"turns": [{"speaker": "", "text": "Hi."}]}',  # 9 empty speaker
+        b"[1, 2]",  # 10 not an object
+        b'{"turns": [{"speaker": "A", "text": 5}]}',  # 11 text not a string
     ]
     path.write_bytes(b"\n".join(lines) + b"\n")
     items = list(read_jsonl(path))
@@ -53,10 +57,16 @@ def test_jsonl_bad_lines_name_the_line_and_field(tmp_path: Path):
     assert [d.conversation_id for d in dialogs] == ["ok"]
     msgs = [str(e) for e in errors]
     expect = [
-        ("line 2", "invalid JSON"), ("line 3", "invalid UTF-8"), ("line 4", "no turns"),
+        ("line 2", "invalid JSON"),
+        ("line 3", "invalid UTF-8"),
+        ("line 4", "no turns"),
         ("line 5", "turns[1].text: text is empty or whitespace only"),
-        ("line 6", "turns[1].text"), ("line 7", "conversation_id"), ("line 8", "turnz"),
-        ("line 9", "turns[0].speaker"), ("line 10", "JSON object"), ("line 11", "turns[0].text"),
+        ("line 6", "turns[1].text"),
+        ("line 7", "conversation_id"),
+        ("line 8", "turnz"),
+        ("line 9", "turns[0].speaker"),
+        ("line 10", "JSON object"),
+        ("line 11", "turns[0].text"),
     ]
     assert len(msgs) == len(expect)
     for msg, (line, what) in zip(msgs, expect):
@@ -109,12 +119,17 @@ def test_dailydialog_text(tmp_path: Path):
         "Are you coming to the party tonight ? __eou__ I can ' t , I have work . __eou__\n"
         "What time is it ? __eou__ Half past six . __eou__ Thanks ! __eou__\n"
         " __eou__ \n",
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     dialogs, errors = _split(list(read_dailydialog_text(path)))
-    assert [d.conversation_id for d in dialogs] == ["dailydialog_validation_000000",
-                                                   "dailydialog_validation_000001"]
-    assert [t.text for t in dialogs[0].turns] == ["Are you coming to the party tonight?",
-                                                 "I can't, I have work."]
+    assert [d.conversation_id for d in dialogs] == [
+        "dailydialog_validation_000000",
+        "dailydialog_validation_000001",
+    ]
+    assert [t.text for t in dialogs[0].turns] == [
+        "Are you coming to the party tonight?",
+        "I can't, I have work.",
+    ]
     assert [t.speaker for t in dialogs[1].turns] == ["A", "B", "A"]
     assert len(errors) == 1 and "line 3" in str(errors[0])
     assert len(list(read_dailydialog_text(path, limit=1))) == 1
@@ -124,15 +139,23 @@ def _write_parquet(path: Path, dialogs: list[list[str]]) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    table = pa.table({"dialog": dialogs, "act": [[1] * len(d) for d in dialogs],
-                      "emotion": [[0] * len(d) for d in dialogs]})
+    table = pa.table(
+        {
+            "dialog": dialogs,
+            "act": [[1] * len(d) for d in dialogs],
+            "emotion": [[0] * len(d) for d in dialogs],
+        }
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, path)
 
 
 def test_huggingface_local_parquet_with_split_and_limit(tmp_path: Path):
-    rows = [["Where is the station ?", "Two blocks north ."], ["Nice hat !", "Thank you ."],
-            ["Is it raining ?", "Not yet ."]]
+    rows = [
+        ["Where is the station ?", "Two blocks north ."],
+        ["Nice hat !", "Thank you ."],
+        ["Is it raining ?", "Not yet ."],
+    ]
     # the hub's parquet-conversion layout: default/<split>/0000.parquet
     _write_parquet(tmp_path / "hub" / "default" / "test" / "0000.parquet", rows)
     got = list(read_huggingface(str(tmp_path / "hub"), split="test", limit=2))

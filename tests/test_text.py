@@ -3,18 +3,21 @@ import pytest
 from synth.text import clean_text, is_speakable, split_sentences
 
 
-@pytest.mark.parametrize("raw,clean", [
-    ("Hello , how are you ?", "Hello, how are you?"),
-    ("it ' s fine , isn ' t it ?", "it's fine, isn't it?"),
-    ("I ' m sure we ' ll go , they ' ve said so .", "I'm sure we'll go, they've said so."),
-    ("\u201cQuoted\u201d and \u2018single\u2019 don\u2019t", "\"Quoted\" and 'single' don't"),
-    ("too    many\t spaces \n here", "too many spaces here"),
-    ("It costs $ 3 . 50 , or 1 , 000 yen .", "It costs $3.50, or 1,000 yen."),
-    ("Meet at 10 : 30 ( sharp ) !", "Meet at 10:30 (sharp)!"),
-    ('He said " wait here " and left .', 'He said "wait here" and left.'),
-    ("Already clean, isn't it?", "Already clean, isn't it?"),
-    ("zero\u200bwidth\u00a0space", "zerowidth space"),
-])
+@pytest.mark.parametrize(
+    "raw,clean",
+    [
+        ("Hello , how are you ?", "Hello, how are you?"),
+        ("it ' s fine , isn ' t it ?", "it's fine, isn't it?"),
+        ("I ' m sure we ' ll go , they ' ve said so .", "I'm sure we'll go, they've said so."),
+        ("\u201cQuoted\u201d and \u2018single\u2019 don\u2019t", "\"Quoted\" and 'single' don't"),
+        ("too    many\t spaces \n here", "too many spaces here"),
+        ("It costs $ 3 . 50 , or 1 , 000 yen .", "It costs $3.50, or 1,000 yen."),
+        ("Meet at 10 : 30 ( sharp ) !", "Meet at 10:30 (sharp)!"),
+        ('He said " wait here " and left .', 'He said "wait here" and left.'),
+        ("Already clean, isn't it?", "Already clean, isn't it?"),
+        ("zero\u200bwidth\u00a0space", "zerowidth space"),
+    ],
+)
 def test_clean_text(raw, clean):
     assert clean_text(raw) == clean
 
@@ -34,8 +37,12 @@ def test_is_speakable():
 
 def test_split_sentences_keeps_abbreviations_and_bounds_length():
     text = "Mr. Smith arrived. Dr. Jones left at 5 p.m. today! Did you see? Yes."
-    assert split_sentences(text) == ["Mr. Smith arrived.", "Dr. Jones left at 5 p.m. today!",
-                                     "Did you see?", "Yes."]
+    assert split_sentences(text) == [
+        "Mr. Smith arrived.",
+        "Dr. Jones left at 5 p.m. today!",
+        "Did you see?",
+        "Yes.",
+    ]
     long = ", ".join(["this is one clause of many"] * 40) + "."
     chunks = split_sentences(long, max_chars=100)
     assert all(len(c) <= 100 for c in chunks)

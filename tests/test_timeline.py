@@ -1,8 +1,9 @@
 import random
+import re
 
 import pytest
 
-from synth.errors import SynthError
+from synth.errors import ConfigError
 from synth.timeline import GapDistribution
 
 
@@ -21,5 +22,6 @@ def test_fixed_is_fixed():
 
 @pytest.mark.parametrize("bad", ["gauss:1,2", "normal:1", "fixed:a", "uniform:2,1", "normal:-1,1"])
 def test_bad_specs(bad):
-    with pytest.raises(SynthError, match="--gap"):
+    with pytest.raises(ConfigError, match=re.escape(f"gap {bad!r}: ")) as info:
         GapDistribution.parse(bad)
+    assert info.value.option == "gap"  # the CLI shows it as --gap (test_cli)

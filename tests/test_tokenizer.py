@@ -3,15 +3,20 @@
 from pathlib import Path
 
 import pytest
-
 from llama3_hf import build_llama3_tokenizer_dir
+
 from synth.errors import SynthError
 from synth.tokenizer import EmbeddedLlama3, HuggingFaceTokenizer, load_tokenizer
 
 TEXTS = [
-    "Hello, how are you?", "it's 12345 o'clock", "  leading and   inner  spaces ",
-    "Unicode: héllo naïve café — “quotes” 日本語 🎉", "line\nbreaks\r\n\n and tabs\t.",
-    "<|eot_id|> typed by a user is text", "I'VE SEEN 1,000,000 THINGS!!!", "",
+    "Hello, how are you?",
+    "it's 12345 o'clock",
+    "  leading and   inner  spaces ",
+    "Unicode: héllo naïve café — “quotes” 日本語 🎉",
+    "line\nbreaks\r\n\n and tabs\t.",
+    "<|eot_id|> typed by a user is text",
+    "I'VE SEEN 1,000,000 THINGS!!!",
+    "",
 ]
 
 
@@ -29,8 +34,13 @@ def test_embedded_matches_transformers_on_text(hf_dir):
 
 def test_special_tokens_and_pad(hf_dir):
     emb, hf = EmbeddedLlama3(), HuggingFaceTokenizer(str(hf_dir))
-    for name in ("<|begin_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>",
-                 "<|finetune_right_pad_id|>"):
+    for name in (
+        "<|begin_of_text|>",
+        "<|start_header_id|>",
+        "<|end_header_id|>",
+        "<|eot_id|>",
+        "<|finetune_right_pad_id|>",
+    ):
         assert emb.special_id(name) == hf.special_id(name)
     assert emb.pad_id == hf.pad_id == 128004
     assert emb.decode([128000, 9125, 128004]) == "<|begin_of_text|>system<|finetune_right_pad_id|>"

@@ -122,7 +122,9 @@ def test_dataloader_with_workers_keeps_rows(example_dataset):
 
 
 def test_token_budget_and_bad_datasets(tmp_path, example_dataset):
-    tokens = sorted(json.loads(l)["total_tokens"] for l in (example_dataset / "manifest.jsonl").read_text().splitlines())
+    tokens = sorted(
+        json.loads(l)["total_tokens"] for l in (example_dataset / "manifest.jsonl").read_text().splitlines()
+    )
     assert len(ConversationDataset(example_dataset, max_total_tokens=tokens[1]).conversations) == 2
     with pytest.raises(DatasetError, match="not a folder"):
         ConversationDataset(tmp_path / "none")

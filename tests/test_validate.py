@@ -34,8 +34,7 @@ def test_generated_dataset_is_valid(example_dataset):
 
 
 def test_wrong_wav_format(dataset):
-    sf.write(str(first(dataset) / "turn_0.wav"), np.zeros((8000, 2), np.float32), 22050,
-             subtype="FLOAT")
+    sf.write(str(first(dataset) / "turn_0.wav"), np.zeros((8000, 2), np.float32), 22050, subtype="FLOAT")
     msg = errors(dataset)
     assert "bakery_morning/turn_0.wav" in msg and "22050 Hz" in msg and "2 channels" in msg
 
@@ -65,9 +64,18 @@ def test_missing_files_and_fields(dataset):
 def test_manifest_mismatches(dataset):
     manifest = dataset / "manifest.jsonl"
     lines = manifest.read_text().splitlines()
-    manifest.write_text("\n".join(lines[1:] + [lines[1], '{"conversation_id": "ghost", "path": '
-                                               '"conversations/ghost", "num_turns": 1, '
-                                               '"duration_sec": 1.0, "total_tokens": 5}']) + "\n")
+    manifest.write_text(
+        "\n".join(
+            lines[1:]
+            + [
+                lines[1],
+                '{"conversation_id": "ghost", "path": '
+                '"conversations/ghost", "num_turns": 1, '
+                '"duration_sec": 1.0, "total_tokens": 5}',
+            ]
+        )
+        + "\n"
+    )
     msg = errors(dataset)
     assert "bakery_morning: folder not in manifest.jsonl" in msg
     assert "'lost_umbrella' listed 2 times" in msg

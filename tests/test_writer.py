@@ -12,11 +12,12 @@ from synth.writer import AlreadyWritten, DatasetWriter
 
 @pytest.fixture(scope="module")
 def conversation(quiet_engine):
-    from synth.samples import default_sample_builder
+    from synth import sample_builder
 
-    dialog = build_dialog([("A", "Is the library open today?"), ("B", "Until eight tonight.")],
-                          "w1", Source("test"))
-    return Pipeline(quiet_engine, sample_builder=default_sample_builder()).run(dialog)
+    dialog = build_dialog(
+        [("A", "Is the library open today?"), ("B", "Until eight tonight.")], "w1", Source("test")
+    )
+    return Pipeline(quiet_engine, sample_builder=sample_builder()).run(dialog)
 
 
 def test_write_is_complete_and_listed_once(tmp_path, conversation):
@@ -24,10 +25,16 @@ def test_write_is_complete_and_listed_once(tmp_path, conversation):
     entry = writer.write(conversation)
     folder = tmp_path / "conversations" / "w1"
     assert sorted(p.name for p in folder.iterdir()) == [
-        "metadata.json", "samples.jsonl", "turn_0.txt", "turn_0.wav", "turn_1.txt", "turn_1.wav"]
+        "metadata.json",
+        "samples.jsonl",
+        "turn_0.txt",
+        "turn_0.wav",
+        "turn_1.txt",
+        "turn_1.wav",
+    ]
     assert (folder / "turn_1.txt").read_text() == "Until eight tonight.\n"
-    assert entry["path"] == "conversations/w1" and entry["num_turns"] == 2
-    assert entry["total_tokens"] > 0
+    assert entry.path == "conversations/w1" and entry.num_turns == 2
+    assert entry.total_tokens > 0
     with pytest.raises(AlreadyWritten):
         writer.write(conversation)
     assert DatasetWriter(tmp_path).done_ids() == {"w1"}  # a second writer (process) sees it
@@ -66,12 +73,31 @@ def test_live_process_temp_folders_are_kept(tmp_path):
 def test_metadata_contract(tmp_path, conversation):
     DatasetWriter(tmp_path).write(conversation)
     meta = json.loads((tmp_path / "conversations" / "w1" / "metadata.json").read_text())
-    for key in ("conversation_id", "total_turns", "total_duration_sec", "speakers", "turns",
-                "voices", "engine", "seed", "sample_rate", "source", "total_tokens",
-                "text_tokens", "speech_tokens"):
+    for key in (
+        "conversation_id",
+        "total_turns",
+        "total_duration_sec",
+        "speakers",
+        "turns",
+        "voices",
+        "engine",
+        "seed",
+        "sample_rate",
+        "source",
+        "total_tokens",
+        "text_tokens",
+        "speech_tokens",
+    ):
         assert key in meta, key
     t0, t1 = meta["turns"]
-    assert {"turn_id", "speaker", "audio_file", "transcript_file", "duration_sec", "start_time",
-            "end_time"} <= set(t0)
+    assert {
+        "turn_id",
+        "speaker",
+        "audio_file",
+        "transcript_file",
+        "duration_sec",
+        "start_time",
+        "end_time",
+    } <= set(t0)
     assert t1["start_time"] > t0["end_time"] and meta["total_duration_sec"] == t1["end_time"]
     assert meta["voices"]["A"]["id"] == t0["voice"]

@@ -9,6 +9,15 @@ its own distribution: `pip install ./client`).
 
 from .aio import AsyncSynthClient
 from .events import Backoff, SummaryEvent, TurnEvent, build_request
+from .health import check_health
 from .sync import SynthClient
 
-__all__ = ["AsyncSynthClient", "Backoff", "SummaryEvent", "SynthClient", "TurnEvent", "build_request"]
+__all__ = [
+    "AsyncSynthClient",
+    "Backoff",
+    "SummaryEvent",
+    "SynthClient",
+    "TurnEvent",
+    "build_request",
+    "check_health",
+]

@@ -3,37 +3,54 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any, AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
 import grpc
 import grpc.aio
 
+from .events import (
+    RETRYABLE,
+    Backoff,
+    DialogLike,
+    EventAssembler,
+    SummaryEvent,
+    TurnEvent,
+    build_request,
+    voice_dict,
+)
+from .sync import CHANNEL_OPTIONS
 from .v1 import synth_pb2 as pb
 from .v1 import synth_pb2_grpc as pb_grpc
-from .sync import CHANNEL_OPTIONS
-from .events import (RETRYABLE, Backoff, DialogLike, EventAssembler, SummaryEvent, TurnEvent,
-                     build_request, voice_dict)
 
 
 class AsyncSynthClient:
     """
-        async with AsyncSynthClient("localhost:50051") as c:
-            async for event in c.synthesize(dialog):
-                ...
+    async with AsyncSynthClient("localhost:50051") as c:
+        async for event in c.synthesize(dialog):
+            ...
     """
 
-    def __init__(self, target: str, token: str | None = None, tls: bool = False,
-                 root_certificates: bytes | None = None, backoff: Backoff | None = None):
+    def __init__(
+        self,
+        target: str,
+        token: str | None = None,
+        tls: bool = False,
+        root_certificates: bytes | None = None,
+        backoff: Backoff | None = None,
+    ):
         options = CHANNEL_OPTIONS
         if tls or root_certificates:
-            self.channel = grpc.aio.secure_channel(target, grpc.ssl_channel_credentials(root_certificates), options)
+            self.channel = grpc.aio.secure_channel(
+                target, grpc.ssl_channel_credentials(root_certificates), options
+            )
         else:
             self.channel = grpc.aio.insecure_channel(target, options)
         self.stub = pb_grpc.SynthStub(self.channel)
         self.metadata = [("authorization", f"Bearer {token}")] if token else []
         self.backoff = backoff or Backoff()
 
-    async def __aenter__(self) -> "AsyncSynthClient":
+    async def __aenter__(self) -> AsyncSynthClient:
         return self
 
     async def __aexit__(self, *exc: Any) -> None:
@@ -45,8 +62,9 @@ class AsyncSynthClient:
     async def list_voices(self, timeout: float | None = 30.0) -> list[dict[str, Any]]:
         for attempt in range(self.backoff.attempts):
             try:
-                reply = await self.stub.ListVoices(pb.ListVoicesRequest(), timeout=timeout,
-                                                   metadata=self.metadata)
+                reply = await self.stub.ListVoices(
+                    pb.ListVoicesRequest(), timeout=timeout, metadata=self.metadata
+                )
                 return [voice_dict(v) for v in reply.voices]
             except grpc.RpcError as exc:
                 if exc.code() not in RETRYABLE or attempt + 1 == self.backoff.attempts:
@@ -54,10 +72,17 @@ class AsyncSynthClient:
                 await asyncio.sleep(self.backoff.delay(attempt))
         raise AssertionError("unreachable")
 
-    async def synthesize(self, dialog: DialogLike, voices: Mapping[str, str] | None = None, *,
-                         conversation_id: str | None = None, seed: int | None = None,
-                         sample_format: str | None = None, stream_only: bool = False,
-                         timeout: float | None = None) -> AsyncIterator[TurnEvent | SummaryEvent]:
+    async def synthesize(
+        self,
+        dialog: DialogLike,
+        voices: Mapping[str, str] | None = None,
+        *,
+        conversation_id: str | None = None,
+        seed: int | None = None,
+        sample_format: str | None = None,
+        stream_only: bool = False,
+        timeout: float | None = None,
+    ) -> AsyncIterator[TurnEvent | SummaryEvent]:
         request = build_request(dialog, voices, conversation_id, seed, sample_format, stream_only)
         for attempt in range(self.backoff.attempts):
             call = self.stub.Synthesize(request, timeout=timeout, metadata=self.metadata)

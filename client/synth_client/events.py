@@ -5,20 +5,24 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence, Union
+from typing import Any
 
 import grpc
 
 from .v1 import synth_pb2 as pb
 
 RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED)
-FORMATS = {None: pb.SAMPLE_FORMAT_UNSPECIFIED, "chat": pb.SAMPLE_FORMAT_CHAT,
-           "transcribe": pb.SAMPLE_FORMAT_TRANSCRIBE}
+FORMATS = {
+    None: pb.SAMPLE_FORMAT_UNSPECIFIED,
+    "chat": pb.SAMPLE_FORMAT_CHAT,
+    "transcribe": pb.SAMPLE_FORMAT_TRANSCRIBE,
+}
 
 # A dialog: [("A", "Hi."), ...], [{"speaker": "A", "text": "Hi."}, ...], {"conversation_id": ...,
 # "turns": [...]} or any object with `turns` (speaker/text attributes) and `conversation_id`.
-DialogLike = Union[Sequence[Any], Mapping[str, Any], Any]
+DialogLike = Sequence[Any] | Mapping[str, Any] | Any
 
 
 @dataclass(frozen=True)
@@ -62,7 +66,7 @@ class Backoff:
     rng: random.Random = field(default_factory=random.Random)
 
     def delay(self, attempt: int) -> float:
-        return self.rng.uniform(0, min(self.maximum, self.initial * self.multiplier ** attempt))
+        return self.rng.uniform(0, min(self.maximum, self.initial * self.multiplier**attempt))
 
 
 def _turn_pairs(turns: Iterable[Any]) -> list[tuple[str, str]]:
@@ -79,9 +83,14 @@ def _turn_pairs(turns: Iterable[Any]) -> list[tuple[str, str]]:
     return out
 
 
-def build_request(dialog: DialogLike, voices: Mapping[str, str] | None = None,
-                  conversation_id: str | None = None, seed: int | None = None,
-                  sample_format: str | None = None, stream_only: bool = False) -> pb.SynthesizeRequest:
+def build_request(
+    dialog: DialogLike,
+    voices: Mapping[str, str] | None = None,
+    conversation_id: str | None = None,
+    seed: int | None = None,
+    sample_format: str | None = None,
+    stream_only: bool = False,
+) -> pb.SynthesizeRequest:
     if isinstance(dialog, Mapping):
         cid = conversation_id or dialog.get("conversation_id") or ""
         turns = dialog.get("turns", [])
@@ -95,8 +104,12 @@ def build_request(dialog: DialogLike, voices: Mapping[str, str] | None = None,
     if sample_format not in FORMATS:
         raise ValueError(f"sample_format {sample_format!r}: choose chat or transcribe")
     request = pb.SynthesizeRequest(
-        conversation_id=cid, turns=[pb.Turn(speaker=s, text=t) for s, t in _turn_pairs(turns)],
-        voices=dict(voices or {}), sample_format=FORMATS[sample_format], stream_only=stream_only)
+        conversation_id=cid,
+        turns=[pb.Turn(speaker=s, text=t) for s, t in _turn_pairs(turns)],
+        voices=dict(voices or {}),
+        sample_format=FORMATS[sample_format],
+        stream_only=stream_only,
+    )
     if seed is not None:
         request.seed = seed
     return request
@@ -104,8 +117,14 @@ def build_request(dialog: DialogLike, voices: Mapping[str, str] | None = None,
 
 def voice_dict(v: pb.Voice) -> dict[str, Any]:
     """A ListVoices entry as a plain dict (params and meta decoded from JSON)."""
-    return {"id": v.id, "engine": v.engine, "model": v.model, "speaker": v.speaker,
-            "params": json.loads(v.params_json or "{}"), "meta": json.loads(v.meta_json or "{}")}
+    return {
+        "id": v.id,
+        "engine": v.engine,
+        "model": v.model,
+        "speaker": v.speaker,
+        "params": json.loads(v.params_json or "{}"),
+        "meta": json.loads(v.meta_json or "{}"),
+    }
 
 
 class EventAssembler:
@@ -117,13 +136,19 @@ class EventAssembler:
     def feed(self, message: pb.SynthesizeResponse) -> TurnEvent | SummaryEvent | None:
         if message.HasField("summary"):
             s = message.summary
-            return SummaryEvent(s.conversation_id, json.loads(s.metadata_json or "{}"),
-                                json.loads(s.manifest_line_json or "{}"), s.path, s.written,
-                                s.samples_jsonl)
+            return SummaryEvent(
+                s.conversation_id,
+                json.loads(s.metadata_json or "{}"),
+                json.loads(s.manifest_line_json or "{}"),
+                s.path,
+                s.written,
+                s.samples_jsonl,
+            )
         t = message.turn
         self._chunks.append(t.wav_chunk)
         if not t.last_chunk:
             return None
         wav, self._chunks = b"".join(self._chunks), []
-        return TurnEvent(t.turn_id, t.speaker, t.voice, t.transcript, t.duration_sec,
-                         t.start_time, t.end_time, wav)
+        return TurnEvent(
+            t.turn_id, t.speaker, t.voice, t.transcript, t.duration_sec, t.start_time, t.end_time, wav
+        )

@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import grpc
 
+from .events import (
+    RETRYABLE,
+    Backoff,
+    DialogLike,
+    EventAssembler,
+    SummaryEvent,
+    TurnEvent,
+    build_request,
+    voice_dict,
+)
 from .v1 import synth_pb2 as pb
 from .v1 import synth_pb2_grpc as pb_grpc
-from .events import (RETRYABLE, Backoff, DialogLike, EventAssembler, SummaryEvent, TurnEvent,
-                     build_request, voice_dict)
-
 
 CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", 8 * 1024 * 1024),
@@ -38,15 +46,21 @@ class SynthClient:
     Retries with backoff on UNAVAILABLE and RESOURCE_EXHAUSTED only, and only before the first
     message of a stream arrived (so a retry never duplicates turns)."""
 
-    def __init__(self, target: str, token: str | None = None, tls: bool = False,
-                 root_certificates: bytes | None = None, backoff: Backoff | None = None):
+    def __init__(
+        self,
+        target: str,
+        token: str | None = None,
+        tls: bool = False,
+        root_certificates: bytes | None = None,
+        backoff: Backoff | None = None,
+    ):
         self.target = target
         self.channel = channel_for(target, tls, root_certificates)
         self.stub = pb_grpc.SynthStub(self.channel)
         self.metadata = [("authorization", f"Bearer {token}")] if token else []
         self.backoff = backoff or Backoff()
 
-    def __enter__(self) -> "SynthClient":
+    def __enter__(self) -> SynthClient:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -59,14 +73,22 @@ class SynthClient:
         grpc.channel_ready_future(self.channel).result(timeout=timeout)
 
     def list_voices(self, timeout: float | None = 30.0) -> list[dict[str, Any]]:
-        reply = self._retry(lambda: self.stub.ListVoices(pb.ListVoicesRequest(), timeout=timeout,
-                                                         metadata=self.metadata))
+        reply = self._retry(
+            lambda: self.stub.ListVoices(pb.ListVoicesRequest(), timeout=timeout, metadata=self.metadata)
+        )
         return [voice_dict(v) for v in reply.voices]
 
-    def synthesize(self, dialog: DialogLike, voices: Mapping[str, str] | None = None, *,
-                   conversation_id: str | None = None, seed: int | None = None,
-                   sample_format: str | None = None, stream_only: bool = False,
-                   timeout: float | None = None) -> Iterator[TurnEvent | SummaryEvent]:
+    def synthesize(
+        self,
+        dialog: DialogLike,
+        voices: Mapping[str, str] | None = None,
+        *,
+        conversation_id: str | None = None,
+        seed: int | None = None,
+        sample_format: str | None = None,
+        stream_only: bool = False,
+        timeout: float | None = None,
+    ) -> Iterator[TurnEvent | SummaryEvent]:
         request = build_request(dialog, voices, conversation_id, seed, sample_format, stream_only)
         for attempt in range(self.backoff.attempts):
             call = self.stub.Synthesize(request, timeout=timeout, metadata=self.metadata)

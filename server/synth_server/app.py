@@ -8,17 +8,18 @@ import hmac
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from synth_client.v1 import synth_pb2, synth_pb2_grpc
 from synth.engines.base import Engine
+from synth_client.v1 import synth_pb2, synth_pb2_grpc
 
 from .metrics import Metrics
 from .service import ServiceConfig, SynthService
@@ -75,34 +76,45 @@ class SynthServer:
         self.server = grpc.server(
             futures.ThreadPoolExecutor(max_workers=config.max_in_flight + 8, thread_name_prefix="synth-rpc"),
             interceptors=interceptors,
-            options=[("grpc.max_receive_message_length", options.max_message_bytes),
-                     ("grpc.max_send_message_length", options.max_message_bytes)])
+            options=[
+                ("grpc.max_receive_message_length", options.max_message_bytes),
+                ("grpc.max_send_message_length", options.max_message_bytes),
+            ],
+        )
         synth_pb2_grpc.add_SynthServicer_to_server(self.service, self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
-            (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-             reflection.SERVICE_NAME), self.server)
+            (
+                SERVICE_NAME,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ),
+            self.server,
+        )
         address = f"{options.host}:{options.port}"
         if options.tls_cert and options.tls_key:
-            creds = grpc.ssl_server_credentials([(options.tls_key.read_bytes(), options.tls_cert.read_bytes())])
+            creds = grpc.ssl_server_credentials(
+                [(options.tls_key.read_bytes(), options.tls_cert.read_bytes())]
+            )
             self.port = self.server.add_secure_port(address, creds)
         else:
             self.port = self.server.add_insecure_port(address)
         if self.port == 0:
             raise OSError(f"cannot listen on {address}")
-        self.metrics_port = (self.metrics.serve_http(options.metrics_port)
-                             if options.metrics_port is not None else None)
+        self.metrics_port = (
+            self.metrics.serve_http(options.metrics_port) if options.metrics_port is not None else None
+        )
         self._stopped = threading.Event()
         self._listening = False
 
-    def listen(self) -> "SynthServer":
+    def listen(self) -> SynthServer:
         """Accept calls; health says NOT_SERVING until `start()` has warmed the model up."""
         if not self._listening:
             self.server.start()
             self._listening = True
         return self
 
-    def start(self, warm_up: bool = True) -> "SynthServer":
+    def start(self, warm_up: bool = True) -> SynthServer:
         self.listen()
         if warm_up:
             self.service.warm_up()

@@ -11,16 +11,19 @@ import grpc
 from google.protobuf.message import Message
 from google.protobuf.unknown_fields import UnknownFieldSet
 
-from synth_client.v1 import synth_pb2 as pb
 from synth.audio import wav_bytes
 from synth.dialogs import DialogLimits, build_dialog
 from synth.domain import Dialog, Source, SynthesizedTurn, Voice
 from synth.errors import DialogError
-from synth.metadata import samples_jsonl
+from synth.records import ConversationMetadata, ManifestEntry, samples_jsonl
+from synth_client.v1 import synth_pb2 as pb
 
 CHUNK_BYTES = 1 << 20  # 1 MiB of WAV per message: far below gRPC's 4 MB default
-FORMATS = {pb.SAMPLE_FORMAT_UNSPECIFIED: "chat", pb.SAMPLE_FORMAT_CHAT: "chat",
-           pb.SAMPLE_FORMAT_TRANSCRIBE: "transcribe"}
+FORMATS = {
+    pb.SAMPLE_FORMAT_UNSPECIFIED: "chat",
+    pb.SAMPLE_FORMAT_CHAT: "chat",
+    pb.SAMPLE_FORMAT_TRANSCRIBE: "transcribe",
+}
 
 
 class RequestError(Exception):
@@ -34,8 +37,9 @@ class RequestError(Exception):
 
 def unknown_fields(message: Message, path: str = "") -> list[str]:
     """Field numbers the server's contract does not know, anywhere in the message."""
-    found = [f"{path or message.DESCRIPTOR.name}: field number {f.field_number}"
-             for f in UnknownFieldSet(message)]
+    found = [
+        f"{path or message.DESCRIPTOR.name}: field number {f.field_number}" for f in UnknownFieldSet(message)
+    ]
     for field, value in message.ListFields():
         if field.message_type is None or field.message_type.GetOptions().map_entry:
             continue
@@ -58,21 +62,28 @@ def derived_conversation_id(request: pb.SynthesizeRequest) -> str:
 def request_to_dialog(request: pb.SynthesizeRequest, limits: DialogLimits, voice_ids: set[str]) -> Dialog:
     unknown = unknown_fields(request)
     if unknown:
-        raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
-                           f"unknown field(s) in the request: {', '.join(unknown)}")
+        raise RequestError(
+            grpc.StatusCode.INVALID_ARGUMENT, f"unknown field(s) in the request: {', '.join(unknown)}"
+        )
     if len(request.turns) > limits.max_turns:
-        raise RequestError(grpc.StatusCode.INVALID_ARGUMENT,
-                           f"turns: {len(request.turns)} turns, the limit is {limits.max_turns}")
+        raise RequestError(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"turns: {len(request.turns)} turns, the limit is {limits.max_turns}",
+        )
     for speaker, voice in request.voices.items():
         if voice not in voice_ids:
-            raise RequestError(grpc.StatusCode.NOT_FOUND,
-                               f"voices[{speaker!r}]: unknown voice {voice!r} (see ListVoices)")
+            raise RequestError(
+                grpc.StatusCode.NOT_FOUND, f"voices[{speaker!r}]: unknown voice {voice!r} (see ListVoices)"
+            )
     cid = request.conversation_id or derived_conversation_id(request)
     try:
-        return build_dialog([(t.speaker or ("A" if i % 2 == 0 else "B"), t.text)
-                             for i, t in enumerate(request.turns)],
-                            cid, Source(dataset="grpc", original_id=request.conversation_id or None),
-                            dict(request.voices), limits)
+        return build_dialog(
+            [(t.speaker or ("A" if i % 2 == 0 else "B"), t.text) for i, t in enumerate(request.turns)],
+            cid,
+            Source(dataset="grpc", original_id=request.conversation_id or None),
+            dict(request.voices),
+            limits,
+        )
     except DialogError as exc:
         field = f"{exc.field}: " if exc.field else ""
         raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"{field}{exc.message}") from None
@@ -80,24 +91,47 @@ def request_to_dialog(request: pb.SynthesizeRequest, limits: DialogLimits, voice
 
 def turn_messages(turn: SynthesizedTurn) -> list[pb.SynthesizeResponse]:
     data = wav_bytes(turn.audio, turn.sample_rate)
-    chunks = [data[i:i + CHUNK_BYTES] for i in range(0, len(data), CHUNK_BYTES)] or [b""]
-    return [pb.SynthesizeResponse(turn=pb.TurnAudio(
-        turn_id=turn.turn_id, speaker=turn.speaker, voice=turn.voice.id, transcript=turn.text,
-        duration_sec=turn.duration_sec, start_time=turn.start_time, end_time=turn.end_time,
-        wav_chunk=chunk, chunk_index=i, last_chunk=i == len(chunks) - 1))
-        for i, chunk in enumerate(chunks)]
+    chunks = [data[i : i + CHUNK_BYTES] for i in range(0, len(data), CHUNK_BYTES)] or [b""]
+    return [
+        pb.SynthesizeResponse(
+            turn=pb.TurnAudio(
+                turn_id=turn.turn_id,
+                speaker=turn.speaker,
+                voice=turn.voice.id,
+                transcript=turn.text,
+                duration_sec=turn.duration_sec,
+                start_time=turn.start_time,
+                end_time=turn.end_time,
+                wav_chunk=chunk,
+                chunk_index=i,
+                last_chunk=i == len(chunks) - 1,
+            )
+        )
+        for i, chunk in enumerate(chunks)
+    ]
 
 
-def summary_message(metadata: dict[str, Any], entry: dict[str, Any], written: bool,
-                    samples: list[dict[str, Any]] | None) -> pb.SynthesizeResponse:
-    return pb.SynthesizeResponse(summary=pb.ConversationSummary(
-        conversation_id=metadata["conversation_id"],
-        metadata_json=json.dumps(metadata, ensure_ascii=False),
-        manifest_line_json=json.dumps(entry, ensure_ascii=False),
-        path=entry["path"] if written else "", written=written,
-        samples_jsonl=samples_jsonl(samples or [])))
+def summary_message(
+    metadata: ConversationMetadata, entry: ManifestEntry, written: bool, samples: list[dict[str, Any]] | None
+) -> pb.SynthesizeResponse:
+    return pb.SynthesizeResponse(
+        summary=pb.ConversationSummary(
+            conversation_id=metadata.conversation_id,
+            metadata_json=json.dumps(metadata.to_dict(), ensure_ascii=False),
+            manifest_line_json=json.dumps(entry.to_dict(), ensure_ascii=False),
+            path=entry.path if written else "",
+            written=written,
+            samples_jsonl=samples_jsonl(samples or []),
+        )
+    )
 
 
 def voice_message(voice: Voice) -> pb.Voice:
-    return pb.Voice(id=voice.id, engine=voice.engine, model=voice.model, speaker=voice.speaker,
-                    params_json=json.dumps(dict(voice.params)), meta_json=json.dumps(dict(voice.meta)))
+    return pb.Voice(
+        id=voice.id,
+        engine=voice.engine,
+        model=voice.model,
+        speaker=voice.speaker,
+        params_json=json.dumps(dict(voice.params)),
+        meta_json=json.dumps(dict(voice.meta)),
+    )

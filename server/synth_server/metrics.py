@@ -9,21 +9,28 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        self.requests = Counter("synth_requests", "RPCs finished, by method and status code",
-                                ["method", "code"], registry=r)
-        self.errors = Counter("synth_errors", "RPCs that ended with an error, by status code",
-                              ["code"], registry=r)
+        self.requests = Counter(
+            "synth_requests", "RPCs finished, by method and status code", ["method", "code"], registry=r
+        )
+        self.errors = Counter(
+            "synth_errors", "RPCs that ended with an error, by status code", ["code"], registry=r
+        )
         self.turns = Counter("synth_turns", "Turns synthesized", registry=r)
         self.audio_seconds = Counter("synth_audio_seconds", "Seconds of speech produced", registry=r)
-        self.synthesis_seconds = Counter("synth_synthesis_seconds", "Wall seconds spent synthesizing",
-                                         registry=r)
-        self.turn_latency = Histogram("synth_turn_synthesis_seconds", "Synthesis time per turn",
-                                      buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30), registry=r)
+        self.synthesis_seconds = Counter(
+            "synth_synthesis_seconds", "Wall seconds spent synthesizing", registry=r
+        )
+        self.turn_latency = Histogram(
+            "synth_turn_synthesis_seconds",
+            "Synthesis time per turn",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30),
+            registry=r,
+        )
         self.in_flight = Gauge("synth_requests_in_flight", "Synthesize calls being served", registry=r)
-        self.queue_depth = Gauge("synth_queue_depth", "Turns waiting for the synthesis worker",
-                                 registry=r)
-        self.batch_size = Histogram("synth_batch_size", "Turns per engine call",
-                                    buckets=(1, 2, 4, 8, 16, 32, 64), registry=r)
+        self.queue_depth = Gauge("synth_queue_depth", "Turns waiting for the synthesis worker", registry=r)
+        self.batch_size = Histogram(
+            "synth_batch_size", "Turns per engine call", buckets=(1, 2, 4, 8, 16, 32, 64), registry=r
+        )
 
     def serve_http(self, port: int, addr: str = "0.0.0.0") -> int:
         """Expose /metrics on `port` (0 picks a free one); return the port."""

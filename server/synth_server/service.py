@@ -8,24 +8,25 @@ turn, so a request that is cancelled or times out leaves no folder and no manife
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterator
 
 import grpc
 
-from synth_client.v1 import synth_pb2 as pb
-from synth_client.v1 import synth_pb2_grpc as pb_grpc
 from synth.asr import AsrCheck
-from synth.batcher import BatchingEngine
+from synth.batcher import BatchConfig, BatchingEngine
 from synth.dialogs import DialogLimits
 from synth.engines.base import Engine, SynthesisRequest
 from synth.errors import VoiceError
-from synth.metadata import build_manifest_entry, build_metadata
+from synth.metadata import conversation_metadata
 from synth.pipeline import Pipeline, PipelineConfig
+from synth.records import ManifestEntry
 from synth.samples import SampleBuilder, SampleConfig
-from synth.tokenizer import Tokenizer, load_tokenizer
+from synth.tokenizer import DEFAULT_TOKENIZER, Tokenizer, load_tokenizer
 from synth.writer import AlreadyWritten, DatasetWriter
+from synth_client.v1 import synth_pb2 as pb
+from synth_client.v1 import synth_pb2_grpc as pb_grpc
 
 from .convert import FORMATS, RequestError, request_to_dialog, summary_message, turn_messages, voice_message
 from .metrics import Metrics
@@ -35,15 +36,19 @@ SERVER_LIMITS = DialogLimits(max_turns=200, max_turn_chars=2000, max_total_chars
 
 @dataclass
 class ServiceConfig:
+    """The service's settings. `max_in_flight` bounds the calls served at once (their turns wait
+    in the batcher's queue), so threads and memory stay bounded; `samples` is the sample
+    configuration (each request picks its format); `asr_check` transcribes every turn and
+    synthesizes failing ones again."""
+
     out: Path
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     limits: DialogLimits = SERVER_LIMITS
-    max_in_flight: int = 64  # requests wait in the batcher queue; this bounds threads and memory
-    max_batch: int = 16
-    max_wait_ms: float = 5.0
-    max_batch_chars: int = 20_000
-    tokenizer: str = "meta-llama/Llama-3.1-8B-Instruct"
-    asr_check: AsrCheck | None = None  # transcribe every turn, re-synthesize failing ones
+    max_in_flight: int = 64
+    batch: BatchConfig = field(default_factory=BatchConfig)
+    samples: SampleConfig = field(default_factory=SampleConfig)
+    tokenizer: str = DEFAULT_TOKENIZER
+    asr_check: AsrCheck | None = None
 
 
 class SynthService(pb_grpc.SynthServicer):
@@ -56,10 +61,11 @@ class SynthService(pb_grpc.SynthServicer):
             self.metrics.queue_depth.set(depth)
 
         # Turns of every stream go through one queue and one engine worker (synth.batcher).
-        self.engine = BatchingEngine(engine, config.max_batch, config.max_wait_ms,
-                                     config.max_batch_chars, on_batch=observe)
+        self.engine = BatchingEngine.configured(engine, config.batch, on_batch=observe)
         tokenizer: Tokenizer = load_tokenizer(config.tokenizer)
-        self.builders = {fmt: SampleBuilder(tokenizer, SampleConfig(format=fmt)) for fmt in ("chat", "transcribe")}
+        self.builders = {
+            fmt: SampleBuilder(tokenizer, replace(config.samples, format=fmt)) for fmt in FORMATS.values()
+        }
         self.catalog = engine.voices()
         self.voice_ids = {v.id for v in self.catalog}
         self.writer = DatasetWriter(config.out)
@@ -78,9 +84,11 @@ class SynthService(pb_grpc.SynthServicer):
             raise RequestError(grpc.StatusCode.UNAVAILABLE, "server is draining; retry on another replica")
         with self._lock:
             if self._in_flight >= self.config.max_in_flight:
-                raise RequestError(grpc.StatusCode.RESOURCE_EXHAUSTED,
-                                   f"{self._in_flight} requests in flight (limit "
-                                   f"{self.config.max_in_flight}); retry with backoff")
+                raise RequestError(
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    f"{self._in_flight} requests in flight (limit "
+                    f"{self.config.max_in_flight}); retry with backoff",
+                )
             self._in_flight += 1
             self.metrics.in_flight.set(self._in_flight)
 
@@ -99,12 +107,17 @@ class SynthService(pb_grpc.SynthServicer):
             self.metrics.errors.labels(code.name).inc()
 
     # -- RPCs --------------------------------------------------------------------------------
-    def ListVoices(self, request: pb.ListVoicesRequest, context: grpc.ServicerContext) -> pb.ListVoicesResponse:
+    def ListVoices(
+        self, request: pb.ListVoicesRequest, context: grpc.ServicerContext
+    ) -> pb.ListVoicesResponse:
         self._finish("ListVoices", grpc.StatusCode.OK)
         return pb.ListVoicesResponse(voices=[voice_message(v) for v in self.catalog])
 
-    def Synthesize(self, request: pb.SynthesizeRequest, context: grpc.ServicerContext,
-                   ) -> Iterator[pb.SynthesizeResponse]:
+    def Synthesize(
+        self,
+        request: pb.SynthesizeRequest,
+        context: grpc.ServicerContext,
+    ) -> Iterator[pb.SynthesizeResponse]:
         code = grpc.StatusCode.OK
         try:
             self._admit()
@@ -128,16 +141,23 @@ class SynthService(pb_grpc.SynthServicer):
             self._release()
             self._finish("Synthesize", code)
 
-    def _synthesize(self, request: pb.SynthesizeRequest, context: grpc.ServicerContext,
-                    ) -> Iterator[pb.SynthesizeResponse]:
+    def _synthesize(
+        self,
+        request: pb.SynthesizeRequest,
+        context: grpc.ServicerContext,
+    ) -> Iterator[pb.SynthesizeResponse]:
         dialog = request_to_dialog(request, self.config.limits, self.voice_ids)
         write = not request.stream_only
         if write and dialog.conversation_id in self.writer.done_ids():
-            raise RequestError(grpc.StatusCode.ALREADY_EXISTS,
-                               f"conversation_id {dialog.conversation_id!r} is already in the dataset")
+            raise RequestError(
+                grpc.StatusCode.ALREADY_EXISTS,
+                f"conversation_id {dialog.conversation_id!r} is already in the dataset",
+            )
         fmt = FORMATS.get(request.sample_format)
         if fmt is None:
-            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"sample_format: unknown value {request.sample_format}")
+            raise RequestError(
+                grpc.StatusCode.INVALID_ARGUMENT, f"sample_format: unknown value {request.sample_format}"
+            )
         config = self.config.pipeline
         if request.HasField("seed"):
             config = replace(config, seed=request.seed)
@@ -165,6 +185,6 @@ class SynthService(pb_grpc.SynthServicer):
             except AlreadyWritten as exc:
                 raise RequestError(grpc.StatusCode.ALREADY_EXISTS, str(exc)) from None
         else:
-            meta = build_metadata(conv)
-            entry = build_manifest_entry(meta)
+            meta = conversation_metadata(conv)
+            entry = ManifestEntry.from_metadata(meta)
         yield summary_message(meta, entry, written=write, samples=conv.samples)

@@ -12,11 +12,11 @@ from __future__ import annotations
 import csv
 import hashlib
 from collections import OrderedDict, deque
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from ..domain import Source
-from ..errors import DialogError, SynthError
+from ..errors import ConfigError, DialogError, SynthError
 from ..recorded import RecordedGroup, Utterance
 
 REQUIRED = ("client_id", "path", "sentence")
@@ -27,15 +27,20 @@ def _speaker_label(client_id: str) -> str:
     return "cv" + hashlib.sha1(client_id.encode()).hexdigest()[:8]
 
 
-def read_commonvoice(root: Path, split: str = "train", turns: int = 8, speakers: int = 2,
-                     max_buffer: int = 20_000, min_turns: int = 2,
-                     ) -> Iterator[RecordedGroup | DialogError]:
+def read_commonvoice(
+    root: Path,
+    split: str = "train",
+    turns: int = 8,
+    speakers: int = 2,
+    max_buffer: int = 20_000,
+    min_turns: int = 2,
+) -> Iterator[RecordedGroup | DialogError]:
     root = Path(root)
     tsv = root / f"{split}.tsv"
     if not tsv.is_file():
         raise SynthError(f"{tsv}: missing (Common Voice splits: {', '.join(SPLITS)})")
     if turns < 1 or speakers < 1:
-        raise SynthError("--turns and --speakers must be at least 1")
+        raise ConfigError("turns", "turns and speakers per conversation must be at least 1")
     clips = root / "clips"
     per_turn = -(-turns // speakers)
     buffers: OrderedDict[str, deque[tuple[int, dict[str, str]]]] = OrderedDict()
@@ -64,11 +69,12 @@ def read_commonvoice(root: Path, split: str = "train", turns: int = 8, speakers:
                 buffers.pop(s, None)
         group = RecordedGroup(
             conversation_id=f"commonvoice_{split}_{index:06d}",
-            source=Source(dataset="commonvoice", split=split, index=index, path=str(tsv),
-                          line=rows[0]),
-            corpus="commonvoice", utterances=tuple(utts),
+            source=Source(dataset="commonvoice", split=split, index=index, path=str(tsv), line=rows[0]),
+            corpus="commonvoice",
+            utterances=tuple(utts),
             speaker_meta={s: meta[s] for s in dict.fromkeys(u.speaker for u in utts)},
-            extra={"transcript_style": "commonvoice", "tsv_lines": rows})
+            extra={"transcript_style": "commonvoice", "tsv_lines": rows},
+        )
         index += 1
         return group
 
@@ -86,8 +92,9 @@ def read_commonvoice(root: Path, split: str = "train", turns: int = 8, speakers:
                 yield DialogError("row without client_id, path or sentence", f"{tsv} line {line}")
                 continue
             label = _speaker_label(row["client_id"])
-            meta.setdefault(label, {k: row[k] for k in ("gender", "age", "accents", "accent", "locale")
-                                    if row.get(k)})
+            meta.setdefault(
+                label, {k: row[k] for k in ("gender", "age", "accents", "accent", "locale") if row.get(k)}
+            )
             buffers.setdefault(label, deque()).append((line, row))
             buffered += 1
             chosen = ready()

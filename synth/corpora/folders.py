@@ -6,11 +6,11 @@ name with `speaker_pattern`, a regular expression with a named group `speaker`
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from ..domain import Source
-from ..errors import DialogError, SynthError
+from ..errors import ConfigError, DialogError, SynthError
 from ..ids import slug
 from ..recorded import AUDIO_SUFFIXES, RecordedGroup, Utterance
 
@@ -19,26 +19,31 @@ def _natural(path: Path) -> list[object]:
     return [int(p) if p.isdigit() else p.lower() for p in re.split(r"(\d+)", path.name)]
 
 
-def read_audio_folders(root: Path, speaker_pattern: str | None = None,
-                       ) -> Iterator[RecordedGroup | DialogError]:
+def read_audio_folders(
+    root: Path,
+    speaker_pattern: str | None = None,
+) -> Iterator[RecordedGroup | DialogError]:
     root = Path(root)
     if not root.is_dir():
         raise SynthError(f"{root}: not a folder")
     try:
         pattern = re.compile(speaker_pattern) if speaker_pattern else None
     except re.error as exc:
-        raise SynthError(f"--speaker-pattern: {exc}") from None
+        raise ConfigError("speaker_pattern", str(exc)) from None
     if pattern is not None and "speaker" not in pattern.groupindex:
-        raise SynthError("--speaker-pattern needs a named group (?P<speaker>...)")
-    folders = sorted({p.parent for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file()},
-                     key=lambda p: _natural(p) if p != root else [])
+        raise ConfigError("speaker_pattern", "needs a named group (?P<speaker>...)")
+    folders = sorted(
+        {p.parent for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file()},
+        key=lambda p: _natural(p) if p != root else [],
+    )
     if not folders:
         raise SynthError(f"{root}: no audio files ({', '.join(AUDIO_SUFFIXES)})")
     for n, folder in enumerate(folders):
         rel = folder.relative_to(root)
         cid = slug(str(rel)) if str(rel) != "." else slug(root.name)
-        files = sorted((p for p in folder.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file()),
-                       key=_natural)
+        files = sorted(
+            (p for p in folder.iterdir() if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file()), key=_natural
+        )
         utts = []
         try:
             for f in files:
@@ -52,6 +57,10 @@ def read_audio_folders(root: Path, speaker_pattern: str | None = None,
         except DialogError as exc:
             yield exc
             continue
-        yield RecordedGroup(conversation_id=cid, source=Source(dataset="folder", index=n, path=str(folder)),
-                            corpus="recordings", utterances=tuple(utts),
-                            extra={"transcript_style": "asr"})
+        yield RecordedGroup(
+            conversation_id=cid,
+            source=Source(dataset="folder", index=n, path=str(folder)),
+            corpus="recordings",
+            utterances=tuple(utts),
+            extra={"transcript_style": "asr"},
+        )

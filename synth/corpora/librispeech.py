@@ -8,8 +8,8 @@ metadata says which (`transcript_style`). Speaker gender comes from SPEAKERS.TXT
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import soundfile as sf
 
@@ -36,8 +36,11 @@ def _speakers_file(root: Path) -> dict[str, dict[str, str]]:
                     continue
                 parts = [p.strip() for p in line.split("|")]
                 if len(parts) >= 3 and parts[0].isdigit():
-                    meta[parts[0]] = {"gender": {"F": "female", "M": "male"}.get(parts[1], parts[1]),
-                                      "subset": parts[2], **({"name": parts[4]} if len(parts) > 4 else {})}
+                    meta[parts[0]] = {
+                        "gender": {"F": "female", "M": "male"}.get(parts[1], parts[1]),
+                        "subset": parts[2],
+                        **({"name": parts[4]} if len(parts) > 4 else {}),
+                    }
             return meta
     return {}
 
@@ -58,15 +61,20 @@ def _key(path: Path) -> tuple[int, ...]:
     return tuple(int(x) if x.isdigit() else 0 for x in re.split(r"[-_]", path.name.split(".")[0]))
 
 
-def read_librispeech(root: Path, min_duration: float | None = None, truecased: bool = False,
-                     ) -> Iterator[RecordedGroup | DialogError]:
+def read_librispeech(
+    root: Path,
+    min_duration: float | None = None,
+    truecased: bool = False,
+) -> Iterator[RecordedGroup | DialogError]:
     root = Path(root)
     if not root.is_dir():
         raise SynthError(f"{root}: not a folder")
     trans_files = sorted(root.rglob("*.trans.txt"), key=_key)
     if not trans_files:
-        raise SynthError(f"{root}: no *.trans.txt files (expected LibriSpeech's "
-                         "<speaker>/<chapter>/<speaker>-<chapter>.trans.txt layout)")
+        raise SynthError(
+            f"{root}: no *.trans.txt files (expected LibriSpeech's "
+            "<speaker>/<chapter>/<speaker>-<chapter>.trans.txt layout)"
+        )
     speakers = _speakers_file(root)
     style = "truecased" if truecased else "librispeech-uppercase"
     for trans in trans_files:
@@ -74,11 +82,16 @@ def read_librispeech(root: Path, min_duration: float | None = None, truecased: b
         where = str(trans)
         try:
             texts = _read_transcripts(trans)
-            audio = {p.name.split(".")[0]: p for p in trans.parent.iterdir()
-                     if p.suffix.lower() in (".flac", ".wav")}
+            audio = {
+                p.name.split(".")[0]: p
+                for p in trans.parent.iterdir()
+                if p.suffix.lower() in (".flac", ".wav")
+            }
             missing_text = sorted(set(audio) - set(texts))
             if missing_text:
-                raise DialogError(f"no transcript line for {audio[missing_text[0]].name} in {trans.name}", where)
+                raise DialogError(
+                    f"no transcript line for {audio[missing_text[0]].name} in {trans.name}", where
+                )
             missing_audio = sorted(set(texts) - set(audio))
             if missing_audio:
                 raise DialogError(f"transcript line {missing_audio[0]} has no audio file", where)
@@ -94,14 +107,17 @@ def read_librispeech(root: Path, min_duration: float | None = None, truecased: b
                 conversation_id=cid,
                 source=Source(dataset="librispeech", split=root.name, index=n, path=where),
                 corpus="librispeech",
-                utterances=tuple(Utterance(speaker, audio[u], truecase(texts[u]) if truecased else texts[u])
-                                 for u in ids),
+                utterances=tuple(
+                    Utterance(speaker, audio[u], truecase(texts[u]) if truecased else texts[u]) for u in ids
+                ),
                 speaker_meta=meta,
-                extra={"transcript_style": style, "chapter": chapter})
+                extra={"transcript_style": style, "chapter": chapter},
+            )
 
 
-def _chunks(ordered: list[str], audio: dict[str, Path], min_duration: float | None,
-            where: str) -> list[list[str]]:
+def _chunks(
+    ordered: list[str], audio: dict[str, Path], min_duration: float | None, where: str
+) -> list[list[str]]:
     """The whole chapter, or consecutive chunks of at least `min_duration` seconds (the
     remainder joins the last chunk); a chapter shorter than `min_duration` gives none."""
     if not min_duration:

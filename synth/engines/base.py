@@ -5,8 +5,9 @@ many turns; an engine that cannot batch simply loops."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, Sequence, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -44,3 +45,20 @@ class Engine(Protocol):
     def describe(self) -> dict[str, object]:
         """Engine, model and settings, recorded in metadata for reproducibility."""
         ...
+
+    @property
+    def deterministic(self) -> bool:
+        """True when a text and voice always give the same audio (no sampling noise): then a
+        second synthesis cannot fix a turn the ASR check rejects."""
+        ...
+
+    def voice_distance(self, a: Voice, b: Voice) -> float:
+        """How different two voices of this engine sound, 0 (same) to 1 (different people).
+        Casting keeps the speakers of one conversation apart by it."""
+        ...
+
+
+def speaker_distance(a: Voice, b: Voice) -> float:
+    """The distance of voices that are each a different person (a multi-speaker model's
+    speakers, recorded speakers): 1.0 between any two, 0.0 to itself."""
+    return 0.0 if (a.model, a.speaker) == (b.model, b.speaker) else 1.0

@@ -21,15 +21,17 @@ from __future__ import annotations
 import pickle  # only for its exception type: checkpoints load with weights_only
 import re
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from ..domain import Voice
-from ..errors import SynthError
+from ..errors import ConfigError, SynthError
 from ..ids import slug
-from .base import EngineAudio, SynthesisRequest
+from .base import EngineAudio, SynthesisRequest, speaker_distance
+from .config import CoquiConfig
 
 CHECKPOINT_NAMES = ("model_file.pth", "model_file.pth.tar", "best_model.pth", "model.pth", "checkpoint.pth")
 SPEAKER_FILES = ("speaker_ids.json", "speakers.json", "speakers.pth")
@@ -87,30 +89,37 @@ def _find(folder: Path, names: Sequence[str]) -> Path | None:
 class CoquiEngine:
     name = "coqui"
 
-    def __init__(self, model: str, device: str = "auto", half: bool = False,
-                 noise_scale: float | None = None, noise_w_scale: float | None = None,
-                 speaker_info: Path | None = None, model_cache: Path | None = None, max_batch: int = 64):
+    def __init__(self, config: CoquiConfig, max_batch: int = 64):
         try:
             import torch
             from TTS.config import load_config
             from TTS.tts.models.vits import Vits
         except ImportError as exc:
-            raise SynthError("the coqui engine needs coqui-tts with torch and torchaudio: "
-                             "pip install 'synth[coqui]'") from exc
+            raise SynthError(
+                "the coqui engine needs coqui-tts with torch and torchaudio: pip install 'synth[coqui]'"
+            ) from exc
         self._torch = torch
-        folder, model_name = self._resolve(model, model_cache)
+        self.settings = config
+        model, device, half = config.model, config.device, config.half
+        noise_scale, noise_w_scale = config.noise_scale, config.noise_w_scale
+        speaker_info = Path(config.speaker_info) if config.speaker_info else None
+        folder, model_name = self._resolve(model, Path(config.model_cache) if config.model_cache else None)
         config_path = folder / "config.json"
         if not config_path.is_file():
             raise SynthError(f"{folder}: no config.json")
         checkpoint = self._checkpoint(folder)
         config = load_config(str(config_path))
         if getattr(config, "model", "") != "vits":
-            raise SynthError(f"{config_path}: model {getattr(config, 'model', '?')!r}; the coqui engine runs VITS")
+            raise SynthError(
+                f"{config_path}: model {getattr(config, 'model', '?')!r}; the coqui engine runs VITS"
+            )
         weights = self._read_weights(checkpoint)
         args = config.model_args
         if getattr(args, "use_language_embedding", False):
-            raise SynthError(f"{config_path}: a multilingual VITS (language embedding); the coqui engine "
-                             "runs single-language models")
+            raise SynthError(
+                f"{config_path}: a multilingual VITS (language embedding); the coqui engine "
+                "runs single-language models"
+            )
         self._configure_speakers(config, folder, weights)
         args.init_discriminator = False  # inference only
         try:
@@ -120,16 +129,20 @@ class CoquiEngine:
         try:
             missing, unexpected = self.net.load_state_dict(weights, strict=False)
         except RuntimeError as exc:  # shapes differ: another architecture, or a speakers file of another size
-            raise SynthError(f"{checkpoint}: weights do not match config.json and the speakers "
-                             f"file: {str(exc).strip().splitlines()[-1].strip()}") from exc
+            raise SynthError(
+                f"{checkpoint}: weights do not match config.json and the speakers "
+                f"file: {str(exc).strip().splitlines()[-1].strip()}"
+            ) from exc
         if missing or unexpected:
-            raise SynthError(f"{checkpoint}: weights do not match config.json (missing {missing[:3]}, "
-                             f"unexpected {unexpected[:3]})")
+            raise SynthError(
+                f"{checkpoint}: weights do not match config.json (missing {missing[:3]}, "
+                f"unexpected {unexpected[:3]})"
+            )
         self._dvectors = self._speaker_dvectors()
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         if device == "cuda" and not torch.cuda.is_available():
-            raise SynthError("--device cuda: no CUDA device is available")
+            raise SynthError("device cuda: no CUDA device is available")
         self.device = torch.device(device)
         self.half = bool(half and device == "cuda")
         self.net.to(self.device)
@@ -153,7 +166,9 @@ class CoquiEngine:
         self._install_decoder_masks()
         info_path = speaker_info or _find(folder, SPEAKER_INFO_FILES)
         self._speaker_meta = read_speaker_info(info_path) if info_path else {}
-        self._voices = self._build_voices(slug(model_name.split("/")[-2] if "/" in model_name else model_name))
+        self._voices = self._build_voices(
+            slug(model_name.split("/")[-2] if "/" in model_name else model_name)
+        )
 
     @staticmethod
     def _resolve(model: str, cache: Path | None) -> tuple[Path, str]:
@@ -161,15 +176,19 @@ class CoquiEngine:
         if path.is_dir():
             return path.resolve(), path.name
         if path.exists() or model.startswith((".", "/", "~")):
-            raise SynthError(f"--model {model}: expected a folder with config.json and a checkpoint")
+            raise ConfigError("model", "expected a folder with config.json and a checkpoint", model)
         from TTS.utils.manage import ModelManager
 
         try:
             manager = ModelManager(output_prefix=str(cache) if cache else None, progress_bar=False)
             checkpoint, _config, _item = manager.download_model(model)
         except Exception as exc:  # unknown name, or no network to download it
-            raise SynthError(f"--model {model!r}: cannot load it by name ({exc}); give a local "
-                             "model folder, or run once where the model hub is reachable") from exc
+            raise ConfigError(
+                "model",
+                f"cannot load it by name ({exc}); give a local "
+                "model folder, or run once where the model hub is reachable",
+                model,
+            ) from exc
         return Path(checkpoint).parent, model
 
     @staticmethod
@@ -178,15 +197,16 @@ class CoquiEngine:
         found = _find(folder, CHECKPOINT_NAMES)
         if found:
             return found
-        numbered = sorted(folder.glob("checkpoint_*.pth"),
-                          key=lambda p: int(re.sub(r"\D", "", p.stem) or 0))
+        numbered = sorted(folder.glob("checkpoint_*.pth"), key=lambda p: int(re.sub(r"\D", "", p.stem) or 0))
         if numbered:
             return numbered[-1]
         others = [p for p in folder.glob("*.pth") if p.name not in ("speakers.pth", "d_vector_file.pth")]
         if len(others) == 1:
             return others[0]
-        raise SynthError(f"{folder}: no checkpoint ({', '.join(CHECKPOINT_NAMES)} or checkpoint_*.pth)"
-                         + (f"; several candidates: {sorted(p.name for p in others)}" if others else ""))
+        raise SynthError(
+            f"{folder}: no checkpoint ({', '.join(CHECKPOINT_NAMES)} or checkpoint_*.pth)"
+            + (f"; several candidates: {sorted(p.name for p in others)}" if others else "")
+        )
 
     @staticmethod
     def _speakers_file(folder: Path, configured: str | None, defaults: Sequence[str]) -> Path | None:
@@ -222,8 +242,10 @@ class CoquiEngine:
             first = configured[0] if isinstance(configured, list) and configured else configured
             found = self._speakers_file(folder, first, ("speakers.pth", "speakers.json", "d_vector_file.pth"))
             if found is None:
-                raise SynthError(f"{folder}: the model takes d-vectors but its d_vector_file "
-                                 f"({configured}) is neither there nor in the model folder")
+                raise SynthError(
+                    f"{folder}: the model takes d-vectors but its d_vector_file "
+                    f"({configured}) is neither there nor in the model folder"
+                )
             args.d_vector_file = str(found)
             config.d_vector_file = str(found)
 
@@ -235,7 +257,9 @@ class CoquiEngine:
         names = sorted(manager.name_to_id, key=manager.name_to_id.get)
         if not names:
             raise SynthError(f"{self.net.args.d_vector_file}: no speakers in the d-vector file")
-        return self._torch.tensor(np.stack([manager.get_mean_embedding(n) for n in names]), dtype=self._torch.float32)
+        return self._torch.tensor(
+            np.stack([manager.get_mean_embedding(n) for n in names]), dtype=self._torch.float32
+        )
 
     def _read_weights(self, checkpoint: Path) -> dict[str, Any]:
         from trainer.io import load_fsspec  # coqui-tts-trainer: how coqui itself loads checkpoints
@@ -244,10 +268,12 @@ class CoquiEngine:
             state = load_fsspec(str(checkpoint), map_location=self._torch.device("cpu"))
         except pickle.UnpicklingError as exc:
             found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
-            raise SynthError(f"{checkpoint}: holds a pickled Python object ({found.group(1) if found else '?'}); "
-                             "checkpoints load weights-only, as coqui loads them, so that a file cannot run "
-                             "code: save the config as a dict (config.to_dict(), as coqui's trainer does) "
-                             "or only {'model': state_dict}") from None
+            raise SynthError(
+                f"{checkpoint}: holds a pickled Python object ({found.group(1) if found else '?'}); "
+                "checkpoints load weights-only, as coqui loads them, so that a file cannot run "
+                "code: save the config as a dict (config.to_dict(), as coqui's trainer does) "
+                "or only {'model': state_dict}"
+            ) from None
         except Exception as exc:
             raise SynthError(f"{checkpoint}: cannot read the checkpoint ({exc})") from exc
         weights = state.get("model", state) if isinstance(state, dict) else None
@@ -272,9 +298,14 @@ class CoquiEngine:
 
         # The speaker conditioning (`cond_layer`, `conds`) sees one global frame, not time: masking
         # it would silence the speaker in the decoder.
-        speaker_conds = {id(m) for name, m in decoder.named_modules() if name.split(".")[0] in ("cond_layer", "conds")}
+        speaker_conds = {
+            id(m) for name, m in decoder.named_modules() if name.split(".")[0] in ("cond_layer", "conds")
+        }
         for module in decoder.modules():
-            if isinstance(module, (torch.nn.Conv1d, torch.nn.ConvTranspose1d)) and id(module) not in speaker_conds:
+            if (
+                isinstance(module, (torch.nn.Conv1d, torch.nn.ConvTranspose1d))
+                and id(module) not in speaker_conds
+            ):
                 module.register_forward_pre_hook(mask)
 
     def _build_voices(self, prefix: str) -> list[Voice]:
@@ -289,18 +320,40 @@ class CoquiEngine:
         voices = []
         for name, idx in sorted(names.items(), key=lambda kv: (kv[1] is None, kv[1])):
             meta = dict(self._speaker_meta.get(speaker_key(name), {}))
-            voices.append(Voice(id=f"{prefix}-{name}", engine=self.name, model=self.model, speaker=name,
-                                params={"speaker_index": idx}, meta={"base_speaker": name, **meta}))
+            voices.append(
+                Voice(
+                    id=f"{prefix}-{name}",
+                    engine=self.name,
+                    model=self.model,
+                    speaker=name,
+                    params={"speaker_index": idx},
+                    meta={"base_speaker": name, **meta},
+                )
+            )
         return voices
 
     def voices(self) -> list[Voice]:
         return list(self._voices)
 
+    @property
+    def deterministic(self) -> bool:
+        """Whether a text and voice always give the same audio (VITS noise off)."""
+        return self.net.inference_noise_scale == 0 and self.net.inference_noise_scale_dp == 0
+
+    def voice_distance(self, a: Voice, b: Voice) -> float:
+        """Speakers of the model are different people: 1.0 apart, 0.0 to themselves."""
+        return speaker_distance(a, b)
+
     def describe(self) -> dict[str, object]:
-        return {"engine": self.name, "model": self.model, "device": str(self.device),
-                "half": self.half, "native_sample_rate": self.sample_rate,
-                "noise_scale": float(self.net.inference_noise_scale),
-                "noise_w_scale": float(self.net.inference_noise_scale_dp)}
+        return {
+            "engine": self.name,
+            "model": self.model,
+            "device": str(self.device),
+            "half": self.half,
+            "native_sample_rate": self.sample_rate,
+            "noise_scale": float(self.net.inference_noise_scale),
+            "noise_w_scale": float(self.net.inference_noise_scale_dp),
+        }
 
     def synthesize(self, requests: Sequence[SynthesisRequest]) -> list[EngineAudio]:
         if not requests:
@@ -310,9 +363,11 @@ class CoquiEngine:
         out: list[EngineAudio | None] = [None] * len(requests)
         with self._lock:
             for start in range(0, len(order), self.max_batch):
-                chunk = order[start:start + self.max_batch]
-                audio = self._forward([encoded[i] for i in chunk],
-                                      [requests[i].voice.params.get("speaker_index") for i in chunk])
+                chunk = order[start : start + self.max_batch]
+                audio = self._forward(
+                    [encoded[i] for i in chunk],
+                    [requests[i].voice.params.get("speaker_index") for i in chunk],
+                )
                 for i, a in zip(chunk, audio):
                     out[i] = EngineAudio(samples=a, sample_rate=float(self.sample_rate))
         return [a for a in out if a is not None]
@@ -322,7 +377,7 @@ class CoquiEngine:
         lengths = torch.tensor([max(1, len(x)) for x in ids], dtype=torch.long)
         x = torch.zeros(len(ids), int(lengths.max()), dtype=torch.long)
         for i, seq in enumerate(ids):
-            x[i, :len(seq)] = torch.tensor(seq, dtype=torch.long)
+            x[i, : len(seq)] = torch.tensor(seq, dtype=torch.long)
         aux: dict[str, Any] = {"x_lengths": lengths.to(self.device)}
         if any(s is not None for s in speakers):
             index = torch.tensor([s or 0 for s in speakers], dtype=torch.long, device=self.device)

@@ -6,13 +6,18 @@ deployment smoke checks on machines without the model hub: `tiny` is a few MB an
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 
-def build_random_vits(folder: Path | str, speakers: Sequence[str], size: str = "tiny",
-                      speaker_info: Mapping[str, Mapping[str, str]] | None = None, seed: int = 0,
-                      speaker_order: Sequence[str] | None = None) -> Path:
+def build_random_vits(
+    folder: Path | str,
+    speakers: Sequence[str],
+    size: str = "tiny",
+    speaker_info: Mapping[str, Mapping[str, str]] | None = None,
+    seed: int = 0,
+    speaker_order: Sequence[str] | None = None,
+) -> Path:
     """`speaker_order` sets the model's speaker indices (default: `speakers` order), so tests can
     make index order differ from the metadata table's order."""
     import torch
@@ -56,7 +61,9 @@ def build_random_vits(folder: Path | str, speakers: Sequence[str], size: str = "
     torch.save({"model": model.state_dict()}, folder / "model_file.pth")
     if speaker_info:
         rows = ["ID  AGE  GENDER  ACCENTS  REGION"]
-        rows += [f"{name}  {m.get('age', '')}  {m.get('gender', '')}  {m.get('accent', '')}  {m.get('region', '')}"
-                 for name, m in speaker_info.items()]
+        rows += [
+            f"{name}  {m.get('age', '')}  {m.get('gender', '')}  {m.get('accent', '')}  {m.get('region', '')}"
+            for name, m in speaker_info.items()
+        ]
         (folder / "speaker-info.txt").write_text("\n".join(rows) + "\n")
     return folder

@@ -9,16 +9,16 @@ multiplies `length_scale` on top. Multi-speaker models expose each speaker as a 
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
+import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from ..domain import Voice
 from ..errors import SynthError
 from .base import EngineAudio, SynthesisRequest
+from .config import PiperConfig
 
 # Vocal-tract factors and speaking rates of the documented derived voices. Neighbouring factors
 # are 0.08 apart; speakers of one conversation are cast at least two steps apart when possible.
@@ -38,32 +38,29 @@ def short_model_name(model_path: Path) -> str:
     return parts[1] if len(parts) == 3 else model_path.name.removesuffix(".onnx")
 
 
-@dataclass
 class PiperEngine:
     """Loads one Piper voice model once; synthesizes with any of its (derived) voices."""
 
-    model_path: Path | None = None
-    use_cuda: bool = False
-    noise_scale: float | None = None
-    noise_w_scale: float | None = None
-    derived: bool | None = None  # derived voices; default: only for single-speaker models
-    name: str = field(default="piper", init=False)
+    name = "piper"
 
-    def __post_init__(self) -> None:
+    def __init__(self, config: PiperConfig = PiperConfig()):
         from piper import PiperVoice
 
-        self.model_path = Path(self.model_path) if self.model_path else embedded_model_path()
+        self.config = config
+        self.model_path = Path(config.model) if config.model else embedded_model_path()
+        self.use_cuda = config.device == "cuda" or (config.device == "auto" and _onnx_has_cuda())
+        self.noise_scale, self.noise_w_scale = config.noise_scale, config.noise_w_scale
         config_path = Path(f"{self.model_path}.json")
         if not self.model_path.is_file():
             raise SynthError(f"Piper model {self.model_path} does not exist")
         if not config_path.is_file():
-            raise SynthError(f"Piper model config {config_path} does not exist (Piper voices "
-                             "ship as NAME.onnx with NAME.onnx.json beside it)")
+            raise SynthError(
+                f"Piper model config {config_path} does not exist (Piper voices "
+                "ship as NAME.onnx with NAME.onnx.json beside it)"
+            )
         try:
             self._voice = PiperVoice.load(self.model_path, config_path, use_cuda=self.use_cuda)
-        except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
-            raise SynthError(f"cannot load Piper model {self.model_path}: {exc}") from exc
-        except Exception as exc:  # onnxruntime raises its own exception types
+        except Exception as exc:  # onnxruntime and json raise their own exception types
             raise SynthError(f"cannot load Piper model {self.model_path}: {exc}") from exc
         self.model = self.model_path.name
         self._voices = self._build_voices()
@@ -80,7 +77,7 @@ class PiperEngine:
             speakers = [(by_id.get(i, str(i)), i) for i in range(cfg.num_speakers)]
         else:
             speakers = [(base, None)]
-        derived = self.derived if self.derived is not None else cfg.num_speakers <= 1
+        derived = self.config.derived if self.config.derived is not None else cfg.num_speakers <= 1
         voices: list[Voice] = []
         for speaker, sid in speakers:
             prefix = base if sid is None else f"{base}-{speaker}"
@@ -95,22 +92,53 @@ class PiperEngine:
     def _voice_of(self, vid: str, speaker: str, sid: int | None, r: float, rate: float) -> Voice:
         pitch = "low" if r < 0.92 else "high" if r > 1.08 else "mid"
         return Voice(
-            id=vid, engine=self.name, model=self.model, speaker=speaker,
+            id=vid,
+            engine=self.name,
+            model=self.model,
+            speaker=speaker,
             params={"speaker_index": sid, "vocal_tract": r, "length_scale": rate},
-            meta={"base_speaker": speaker, "pitch": pitch,
-                  "rate": {0.85: "fast", 1.2: "slow"}.get(rate, "normal")},
+            meta={
+                "base_speaker": speaker,
+                "pitch": pitch,
+                "rate": {0.85: "fast", 1.2: "slow"}.get(rate, "normal"),
+            },
         )
 
     def voices(self) -> list[Voice]:
         return list(self._voices)
 
+    @property
+    def deterministic(self) -> bool:
+        """Whether a text and voice always give the same audio (VITS noise off)."""
+        d = self.describe()
+        return d["noise_scale"] == 0 and d["noise_w_scale"] == 0
+
+    def voice_distance(self, a: Voice, b: Voice) -> float:
+        """How different two voices sound: 1.0 for different recorded speakers (or models), else
+        the log-ratio of vocal-tract factors plus a small share of the speaking-rate log-ratio
+        (measured: factors 0.1 apart sound like neighbours, 0.8 vs 1.2 like other people)."""
+        if (a.model, a.meta.get("base_speaker", a.speaker)) != (
+            b.model,
+            b.meta.get("base_speaker", b.speaker),
+        ):
+            return 1.0
+        vt = abs(math.log(float(a.params.get("vocal_tract", 1.0)) / float(b.params.get("vocal_tract", 1.0))))
+        rate = abs(
+            math.log(float(a.params.get("length_scale", 1.0)) / float(b.params.get("length_scale", 1.0)))
+        )
+        return vt + 0.25 * rate
+
     def describe(self) -> dict[str, object]:
         cfg = self._voice.config
-        return {"engine": self.name, "model": self.model, "model_path": str(self.model_path),
-                "native_sample_rate": self.native_rate,
-                "noise_scale": cfg.noise_scale if self.noise_scale is None else self.noise_scale,
-                "noise_w_scale": cfg.noise_w_scale if self.noise_w_scale is None else self.noise_w_scale,
-                "device": "cuda" if self.use_cuda else "cpu"}
+        return {
+            "engine": self.name,
+            "model": self.model,
+            "model_path": str(self.model_path),
+            "native_sample_rate": self.native_rate,
+            "noise_scale": cfg.noise_scale if self.noise_scale is None else self.noise_scale,
+            "noise_w_scale": cfg.noise_w_scale if self.noise_w_scale is None else self.noise_w_scale,
+            "device": "cuda" if self.use_cuda else "cpu",
+        }
 
     def synthesize(self, requests: Sequence[SynthesisRequest]) -> list[EngineAudio]:
         return [self._one(req) for req in requests]
@@ -123,10 +151,16 @@ class PiperEngine:
         syn = SynthesisConfig(
             speaker_id=p.get("speaker_index"),
             length_scale=self._voice.config.length_scale * float(p.get("length_scale", 1.0)) * r,
-            noise_scale=self.noise_scale, noise_w_scale=self.noise_w_scale,
+            noise_scale=self.noise_scale,
+            noise_w_scale=self.noise_w_scale,
             normalize_audio=False,  # loudness is normalized per turn downstream
         )
         chunks = [c.audio_float_array for c in self._voice.synthesize(req.text, syn)]
         audio = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
-        return EngineAudio(samples=audio.astype(np.float32, copy=False),
-                           sample_rate=self.native_rate * r)
+        return EngineAudio(samples=audio.astype(np.float32, copy=False), sample_rate=self.native_rate * r)
+
+
+def _onnx_has_cuda() -> bool:
+    import onnxruntime
+
+    return "CUDAExecutionProvider" in onnxruntime.get_available_providers()

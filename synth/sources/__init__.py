@@ -4,12 +4,12 @@ iteration and a million dialogs are never held in memory."""
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 from ..dialogs import DEFAULT_LIMITS, DialogLimits
 from ..domain import Dialog
-from ..errors import DialogError, SynthError
+from ..errors import ConfigError, DialogError
 from .dailydialog import HF_DATASET_ID, read_dailydialog_text, read_huggingface
 from .jsonl import read_jsonl
 
@@ -23,8 +23,12 @@ def detect_format(spec: str) -> str:
         return "hf"
     path = Path(spec)
     if not path.exists():
-        raise SynthError(f"--dialogs {spec!r}: no such file; give a .jsonl file, DailyDialog's "
-                         "dialogues_*.txt, a parquet file or folder, 'dailydialog' or 'hf:<id>'")
+        raise ConfigError(
+            "dialogs",
+            "no such file; give a .jsonl file, DailyDialog's "
+            "dialogues_*.txt, a parquet file or folder, 'dailydialog' or 'hf:<id>'",
+            spec,
+        )
     if path.is_dir() or path.suffix == ".parquet":
         return "hf"
     if path.suffix == ".txt":
@@ -32,13 +36,17 @@ def detect_format(spec: str) -> str:
     return "jsonl"
 
 
-def open_dialogs(spec: str, fmt: str = "auto", split: str | None = None,
-                 limit: int | None = None, limits: DialogLimits = DEFAULT_LIMITS,
-                 ) -> Iterator[Dialog | DialogError]:
+def open_dialogs(
+    spec: str,
+    fmt: str = "auto",
+    split: str | None = None,
+    limit: int | None = None,
+    limits: DialogLimits = DEFAULT_LIMITS,
+) -> Iterator[Dialog | DialogError]:
     """Open a dialog source by what the user typed: a path, 'dailydialog' (the hub dataset) or
     'hf:<dataset id>'. `limit` bounds the number of records read (good or bad)."""
     if fmt not in FORMATS:
-        raise SynthError(f"--format {fmt!r}: choose one of {', '.join(FORMATS)}")
+        raise ConfigError("format", f"choose one of {', '.join(FORMATS)}", fmt)
     if fmt == "auto":
         fmt = detect_format(spec)
     if fmt == "jsonl":

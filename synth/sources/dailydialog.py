@@ -10,8 +10,9 @@ Both are tokenized text ("it ' s"), cleaned by `synth.text.clean_text` in `build
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from ..dialogs import DEFAULT_LIMITS, DialogLimits, build_dialog
 from ..domain import Dialog, Source
@@ -28,8 +29,9 @@ def alternate(utterances: list[str]) -> list[tuple[str, str]]:
     return [("A" if i % 2 == 0 else "B", u) for i, u in enumerate(utterances)]
 
 
-def read_dailydialog_text(path: Path, split: str | None = None, limit: int | None = None,
-                          limits: DialogLimits = DEFAULT_LIMITS) -> Iterator[Dialog | DialogError]:
+def read_dailydialog_text(
+    path: Path, split: str | None = None, limit: int | None = None, limits: DialogLimits = DEFAULT_LIMITS
+) -> Iterator[Dialog | DialogError]:
     """Yield one Dialog per line of the original release (index = 0-based line number)."""
     m = _SPLIT_IN_NAME.search(path.name)
     split = split or (m.group(1) if m else None)
@@ -39,8 +41,7 @@ def read_dailydialog_text(path: Path, split: str | None = None, limit: int | Non
             if limit is not None and count >= limit:
                 return
             count += 1
-            source = Source(dataset="dailydialog", split=split, index=index, path=str(path),
-                            line=index + 1)
+            source = Source(dataset="dailydialog", split=split, index=index, path=str(path), line=index + 1)
             try:
                 try:
                     line = raw.decode("utf-8").removeprefix("\ufeff")
@@ -49,15 +50,20 @@ def read_dailydialog_text(path: Path, split: str | None = None, limit: int | Non
                 parts = [p for p in line.rstrip("\r\n").split(EOU)]
                 if parts and not parts[-1].strip():
                     parts.pop()  # the line ends with __eou__
-                yield build_dialog(alternate(parts), derived_id("dailydialog", index, split),
-                                   source, limits=limits)
+                yield build_dialog(
+                    alternate(parts), derived_id("dailydialog", index, split), source, limits=limits
+                )
             except DialogError as exc:
                 yield exc
 
 
-def read_huggingface(name_or_path: str, split: str = "train", limit: int | None = None,
-                     revision: str | None = None, limits: DialogLimits = DEFAULT_LIMITS,
-                     ) -> Iterator[Dialog | DialogError]:
+def read_huggingface(
+    name_or_path: str,
+    split: str = "train",
+    limit: int | None = None,
+    revision: str | None = None,
+    limits: DialogLimits = DEFAULT_LIMITS,
+) -> Iterator[Dialog | DialogError]:
     """Stream DailyDialog-shaped rows (`dialog`: list of utterances) from the hub or local parquet.
 
     `name_or_path` is a hub id (default revision: the parquet conversion), a `.parquet` file, or a
@@ -89,8 +95,9 @@ def _load_streaming(datasets: Any, name_or_path: str, split: str, revision: str 
             files = [path]
         else:
             raise SynthError(f"{path}: expected a .parquet file or a folder of them")
-        return datasets.load_dataset("parquet", data_files={split: [str(f) for f in files]},
-                                     split=split, streaming=True)
+        return datasets.load_dataset(
+            "parquet", data_files={split: [str(f) for f in files]}, split=split, streaming=True
+        )
     if revision is None and name_or_path == HF_DATASET_ID:
         revision = HF_REVISION
     try:

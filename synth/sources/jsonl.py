@@ -9,8 +9,9 @@ list of plain strings, spoken alternately by speakers A and B."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO
 
 from ..dialogs import DEFAULT_LIMITS, DialogLimits, build_dialog
 from ..domain import Dialog, Source
@@ -22,8 +23,9 @@ MAX_LINE_BYTES = 8 * 1024 * 1024  # one dialog; a longer line is rejected withou
 _TURN_KEYS = {"speaker", "text"}
 
 
-def read_jsonl(path: Path, limits: DialogLimits = DEFAULT_LIMITS,
-               id_prefix: str | None = None) -> Iterator[Dialog | DialogError]:
+def read_jsonl(
+    path: Path, limits: DialogLimits = DEFAULT_LIMITS, id_prefix: str | None = None
+) -> Iterator[Dialog | DialogError]:
     """Yield a Dialog per non-blank line, or the DialogError that names the line and field."""
     prefix = id_prefix or path.stem
     with open(path, "rb") as fh:
@@ -54,8 +56,9 @@ def _lines(fh: BinaryIO) -> Iterator[bytes | None]:
         yield line
 
 
-def parse_record(raw: bytes | str, source: Source, default_id: str,
-                 limits: DialogLimits = DEFAULT_LIMITS) -> Dialog:
+def parse_record(
+    raw: bytes | str, source: Source, default_id: str, limits: DialogLimits = DEFAULT_LIMITS
+) -> Dialog:
     """One JSON record (bytes or text) into a Dialog, with errors naming the field."""
     where = source.describe()
     try:
@@ -70,8 +73,9 @@ def parse_record(raw: bytes | str, source: Source, default_id: str,
     return dialog_from_dict(record, source, default_id, limits)
 
 
-def dialog_from_dict(record: Any, source: Source, default_id: str,
-                     limits: DialogLimits = DEFAULT_LIMITS) -> Dialog:
+def dialog_from_dict(
+    record: Any, source: Source, default_id: str, limits: DialogLimits = DEFAULT_LIMITS
+) -> Dialog:
     where = source.describe()
     if not isinstance(record, dict):
         raise DialogError(f"expected a JSON object, got {type(record).__name__}", where)
@@ -85,8 +89,9 @@ def dialog_from_dict(record: Any, source: Source, default_id: str,
     if not isinstance(turns, list):
         raise DialogError("missing or not a list", where, "turns")
     voices = record.get("voices") or {}
-    if not isinstance(voices, dict) or not all(isinstance(k, str) and isinstance(v, str)
-                                               for k, v in voices.items()):
+    if not isinstance(voices, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in voices.items()
+    ):
         raise DialogError("must map speaker names to voice ids", where, "voices")
     pairs = [_turn_pair(t, i, where) for i, t in enumerate(turns)]
     src = Source(**{**source.to_dict(), "original_id": str(cid)})
@@ -97,8 +102,7 @@ def _turn_pair(turn: Any, i: int, where: str) -> tuple[Any, Any]:
     if isinstance(turn, str):
         return ("A" if i % 2 == 0 else "B", turn)
     if not isinstance(turn, dict):
-        raise DialogError("must be an object with speaker and text, or a string", where,
-                          f"turns[{i}]")
+        raise DialogError("must be an object with speaker and text, or a string", where, f"turns[{i}]")
     unknown = sorted(set(turn) - _TURN_KEYS)
     if unknown:
         raise DialogError(f"unknown field(s) {unknown}", where, f"turns[{i}]")

@@ -1,5 +1,5 @@
-"""Running a producer (the TTS pipeline, or a corpus converter) over a source into a dataset
-folder: resume, duplicate ids, `--on-error`, progress, parallel workers, and a writer thread that
+"""The resumable runner: a producer (the TTS pipeline, or a corpus converter) over a source into
+a dataset folder: resume, duplicate ids, `--on-error`, progress, parallel workers, and a writer thread that
 overlaps file I/O with production."""
 
 from __future__ import annotations
@@ -8,13 +8,15 @@ import json
 import sys
 import time
 from collections import deque
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Protocol, TextIO
+from typing import Any, Protocol, TextIO
 
 from .domain import Conversation, Source
-from .errors import DialogError, SynthError, VoiceError
+from .errors import ConfigError, DialogError, VoiceError
 from .pipeline import Pipeline
+from .records import ManifestEntry
 from .writer import DatasetWriter, Recovery
 
 FAILURES = "failures.jsonl"
@@ -32,15 +34,19 @@ class RunSummary:
 
     def format(self) -> str:
         rtf = self.audio_sec / self.wall_sec if self.wall_sec else 0.0
-        lines = [f"generated {self.generated} conversation(s), {self.audio_sec / 3600:.3f} h of "
-                 f"audio in {self.wall_sec:.1f} s ({rtf:.1f}x real time)"]
+        lines = [
+            f"generated {self.generated} conversation(s), {self.audio_sec / 3600:.3f} h of "
+            f"audio in {self.wall_sec:.1f} s ({rtf:.1f}x real time)"
+        ]
         if self.skipped_existing:
             lines.append(f"skipped {self.skipped_existing} already in the manifest (resume)")
         rec = self.recovery
         if rec.temp_removed or rec.orphans_removed or rec.manifest_tail_truncated:
-            lines.append(f"cleaned up an interrupted run: {len(rec.temp_removed)} temporary and "
-                         f"{len(rec.orphans_removed)} unlisted folder(s)"
-                         + (", a cut manifest line" if rec.manifest_tail_truncated else ""))
+            lines.append(
+                f"cleaned up an interrupted run: {len(rec.temp_removed)} temporary and "
+                f"{len(rec.orphans_removed)} unlisted folder(s)"
+                + (", a cut manifest line" if rec.manifest_tail_truncated else "")
+            )
         if self.failed:
             lines.append(f"FAILED {self.failed} dialog(s); reasons in {FAILURES}")
         return "\n".join(lines)
@@ -58,8 +64,9 @@ class _Progress:
 
     def update(self, summary: RunSummary) -> None:
         if self.bar is not None:
-            self.bar.set_postfix(audio_h=f"{summary.audio_sec / 3600:.3f}", failed=summary.failed,
-                                 refresh=False)
+            self.bar.set_postfix(
+                audio_h=f"{summary.audio_sec / 3600:.3f}", failed=summary.failed, refresh=False
+            )
             self.bar.update(1)
 
     def close(self) -> None:
@@ -75,27 +82,37 @@ class Item(Protocol):
     source: Source
 
 
-def generate(items: Iterable[Item | DialogError], produce: Pipeline | Callable[[Any], Conversation],
-             writer: DatasetWriter, on_error: str = "skip", resume: bool = True,
-             progress: bool = False, total: int | None = None, workers: int = 1,
-             log: TextIO = sys.stderr) -> RunSummary:
+def run_producer(
+    items: Iterable[Item | DialogError],
+    produce: Pipeline | Callable[[Any], Conversation],
+    writer: DatasetWriter,
+    on_error: str = "skip",
+    resume: bool = True,
+    progress: bool = False,
+    total: int | None = None,
+    workers: int = 1,
+    log: TextIO = sys.stderr,
+) -> RunSummary:
     """Produce and write every item not yet in the dataset. `produce` is a Pipeline (its `run`)
     or any callable item -> Conversation; `workers` run it in parallel threads (for converters;
     a TTS engine uses its own threads). Writing happens on one more thread, overlapping the next
     production. With on_error='fail' the first bad item raises (after the conversations already
     finished are committed); with 'skip' it is logged to `<out>/failures.jsonl` and the run goes on."""
     if on_error not in ("skip", "fail"):
-        raise SynthError(f"--on-error {on_error!r}: choose skip or fail")
+        raise ConfigError("on_error", "choose skip or fail", on_error)
     if workers < 1:
-        raise SynthError("--workers must be at least 1")
+        raise ConfigError("workers", "must be at least 1", workers)
     run = produce.run if isinstance(produce, Pipeline) else produce
     summary = RunSummary()
     began = time.perf_counter()
     summary.recovery = writer.recover()
     done = writer.done_ids()
     if done and not resume:
-        raise SynthError(f"{writer.root} already holds {len(done)} conversation(s); use --resume "
-                         "to continue it, or another --out")
+        raise ConfigError(
+            "resume",
+            f"off, but {writer.root} already holds {len(done)} "
+            "conversation(s): resume it, or write elsewhere",
+        )
     seen: dict[str, str] = {}
     bar = _Progress(progress, total, log)
     failures_path = writer.root / FAILURES
@@ -107,8 +124,10 @@ def generate(items: Iterable[Item | DialogError], produce: Pipeline | Callable[[
         summary.failures.append(err)
         with open(failures_path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(err, ensure_ascii=False) + "\n")
-        print(f"error: {err['where']}: {err.get('field') + ': ' if err.get('field') else ''}"
-              f"{err['error']}", file=log)
+        print(
+            f"error: {err['where']}: {err.get('field') + ': ' if err.get('field') else ''}{err['error']}",
+            file=log,
+        )
         bar.update(summary)
         if on_error == "fail" and exc is not None and not stop:
             stop.append(exc)
@@ -116,20 +135,24 @@ def generate(items: Iterable[Item | DialogError], produce: Pipeline | Callable[[
     def error_dict(item: Any, exc: BaseException, field: str = "") -> dict[str, str]:
         if isinstance(exc, DialogError):
             return exc.to_dict()
-        return {"where": item.source.describe(), "field": field,
-                "conversation_id": item.conversation_id, "error": str(exc)}
+        return {
+            "where": item.source.describe(),
+            "field": field,
+            "conversation_id": item.conversation_id,
+            "error": str(exc),
+        }
 
-    def written(fut: Future[dict[str, Any]], item: Any) -> None:
+    def written(fut: Future[ManifestEntry], item: Any) -> None:
         try:
             entry = fut.result()
         except Exception as exc:  # bad input, disk errors, or a concurrent writer got there first
             fail(error_dict(item, exc, "voices" if isinstance(exc, VoiceError) else ""), exc)
             return
         summary.generated += 1
-        summary.audio_sec += float(entry["speech_duration_sec"] or 0.0)
+        summary.audio_sec += float(entry.speech_duration_sec or 0.0)
         bar.update(summary)
 
-    def produced(fut: Future[Conversation], item: Any) -> Future[dict[str, Any]] | None:
+    def produced(fut: Future[Conversation], item: Any) -> Future[ManifestEntry] | None:
         try:
             conv = fut.result()
         except (DialogError, VoiceError) as exc:
@@ -146,7 +169,7 @@ def generate(items: Iterable[Item | DialogError], produce: Pipeline | Callable[[
         return writer.write(conv) if inline else conv
 
     producing: deque[tuple[Future[Any], Any]] = deque()
-    writing: deque[tuple[Future[dict[str, Any]], Any]] = deque()
+    writing: deque[tuple[Future[ManifestEntry], Any]] = deque()
 
     def drain(limit: int) -> None:
         """Hand finished productions to the writer, oldest first, until at most `limit` are
@@ -165,8 +188,10 @@ def generate(items: Iterable[Item | DialogError], produce: Pipeline | Callable[[
             while writing:
                 written(*writing.popleft())
 
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="synth-produce") as work_pool, \
-            ThreadPoolExecutor(max_workers=1, thread_name_prefix="synth-writer") as io_pool:
+    with (
+        ThreadPoolExecutor(max_workers=workers, thread_name_prefix="synth-produce") as work_pool,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="synth-writer") as io_pool,
+    ):
         try:
             for item in items:
                 if stop:
@@ -179,9 +204,12 @@ def generate(items: Iterable[Item | DialogError], produce: Pipeline | Callable[[
                     continue
                 first = seen.setdefault(item.conversation_id, item.source.describe())
                 if first != item.source.describe():
-                    err = DialogError(f"duplicate conversation_id {item.conversation_id!r} "
-                                      f"(first at {first})", item.source.describe(),
-                                      "conversation_id", item.conversation_id)
+                    err = DialogError(
+                        f"duplicate conversation_id {item.conversation_id!r} (first at {first})",
+                        item.source.describe(),
+                        "conversation_id",
+                        item.conversation_id,
+                    )
                     fail(err.to_dict(), err)
                     continue
                 drain(2 * workers)  # bound memory: a few conversations in flight
@@ -193,4 +221,3 @@ def generate(items: Iterable[Item | DialogError], produce: Pipeline | Callable[[
     if stop:
         raise stop[0]
     return summary
-

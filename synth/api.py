@@ -1,0 +1,125 @@
+"""The public API: what a Python user (and the CLI, the server and the benchmarks) builds with.
+
+    import synth
+
+    options = synth.GenerateOptions(pipeline=synth.PipelineConfig(seed=7))
+    summary = synth.generate("examples/dialogs.jsonl", "dataset/", options)
+    assert synth.validate_dataset("dataset/").ok
+
+One options object describes a run; every default lives in its config dataclasses, and the CLI
+shows them in `--help`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .batcher import BatchConfig, BatchingEngine
+from .dialogs import DialogLimits
+from .domain import Dialog
+from .engines import Engine, EngineConfig, PiperConfig, load_engine
+from .errors import ConfigError, DialogError
+from .pipeline import Pipeline, PipelineConfig
+from .runner import RunSummary, run_producer
+from .samples import SampleBuilder, SampleConfig
+from .tokenizer import DEFAULT_TOKENIZER, load_tokenizer
+from .writer import DatasetWriter
+
+ON_ERROR = ("skip", "fail")
+
+
+@dataclass(frozen=True)
+class AsrCheckConfig:
+    """Transcribe every synthesized turn with faster-whisper and synthesize it again while its
+    word error rate is over `threshold` (at most `retries` times, only when the engine's output
+    is not deterministic). `model`: a faster-whisper model name or path, None for the embedded
+    Whisper tiny.en."""
+
+    model: str | None = None
+    threshold: float = 0.3
+    retries: int = 2
+
+
+@dataclass(frozen=True)
+class GenerateOptions:
+    """Everything a `generate` run needs besides its dialogs and output folder.
+
+    samples: the training-sample format; None writes no samples.jsonl and no token counts.
+    in_flight: conversations synthesized at once; their turns share engine batches (a GPU).
+    on_error: 'skip' lists a bad dialog in failures.jsonl and goes on; 'fail' stops at it.
+    resume: skip conversations already in the manifest (off: refuse a non-empty output)."""
+
+    engine: EngineConfig = field(default_factory=PiperConfig)
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    samples: SampleConfig | None = field(default_factory=SampleConfig)
+    tokenizer: str = DEFAULT_TOKENIZER
+    limits: DialogLimits = field(default_factory=DialogLimits)
+    batch: BatchConfig = field(default_factory=BatchConfig)
+    in_flight: int = 1
+    asr_check: AsrCheckConfig | None = None
+    on_error: str = "skip"
+    resume: bool = True
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        if self.in_flight < 1:
+            raise ConfigError("in_flight", "must be at least 1", self.in_flight)
+        if self.on_error not in ON_ERROR:
+            raise ConfigError("on_error", "choose skip or fail", self.on_error)
+
+
+def sample_builder(config: SampleConfig | None = None, tokenizer: str = DEFAULT_TOKENIZER) -> SampleBuilder:
+    """The training-sample builder for a format and a tokenizer (a Llama 3 name is embedded)."""
+    return SampleBuilder(load_tokenizer(tokenizer), config or SampleConfig())
+
+
+def asr_check(config: AsrCheckConfig):  # -> synth.asr.AsrCheck (faster-whisper is optional)
+    from .asr import AsrCheck, Recognizer
+
+    return AsrCheck(Recognizer(config.model), config.threshold, config.retries)
+
+
+def build_pipeline(options: GenerateOptions = GenerateOptions(), engine: Engine | None = None) -> Pipeline:
+    """A Pipeline over a batching engine (loaded from `options.engine` unless given); close it
+    (or use it in a `with` block) to stop the batcher's worker."""
+    base = engine if engine is not None else load_engine(options.engine)
+    # With one conversation in flight there is nothing to wait for in the batcher.
+    batching = BatchingEngine.configured(base, options.batch, wait=options.in_flight > 1)
+    try:
+        builder = sample_builder(options.samples, options.tokenizer) if options.samples else None
+        checker = asr_check(options.asr_check) if options.asr_check else None
+        return Pipeline(batching, options.pipeline, builder, checker)
+    except BaseException:
+        batching.close()
+        raise
+
+
+def generate(
+    dialogs: str | Path | Iterable[Dialog | DialogError],
+    out: str | Path,
+    options: GenerateOptions = GenerateOptions(),
+    engine: Engine | None = None,
+    *,
+    split: str | None = None,
+    fmt: str = "auto",
+    limit: int | None = None,
+) -> RunSummary:
+    """Synthesize dialogs into the dataset folder `out` (resumable). `dialogs` is a source as
+    `synth generate --dialogs` takes it (a path, 'dailydialog', 'hf:<id>') or Dialogs already
+    built (synth.sources, synth.dialogs.build_dialog)."""
+    if isinstance(dialogs, (str, Path)):
+        from .sources import open_dialogs
+
+        dialogs = open_dialogs(str(dialogs), fmt, split, limit, options.limits)
+    with build_pipeline(options, engine) as pipeline:
+        return run_producer(
+            dialogs,
+            pipeline,
+            DatasetWriter(out),
+            on_error=options.on_error,
+            resume=options.resume,
+            progress=options.progress,
+            total=limit,
+            workers=options.in_flight,
+        )

@@ -1,0 +1,56 @@
+"""The `synth` command line: one module per command group, each adding its parsers and calling
+the library (synth.api). Errors the library raises are printed with the command's flag names.
+
+To add a command: a function in the group's module (or a new module with `register(sub)`, listed
+in GROUPS) that parses, calls the library, prints, and returns an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from .. import __version__
+from ..errors import SynthError
+from . import corpora, dataset, generate, service
+from .common import EXIT_ERROR, error_message
+
+GROUPS = (generate, dataset, corpora, service)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="synth", description="Turn text dialogs into multi-speaker conversational speech datasets."
+    )
+    parser.add_argument("--version", action="version", version=f"synth {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for group in GROUPS:
+        group.register(sub)
+    return parser
+
+
+def _command_parser(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.ArgumentParser:
+    """The subparser that parsed the command (for its flag names in error messages)."""
+    node = parser
+    for word in list(argv if argv is not None else sys.argv[1:]):
+        subs = [a for a in node._actions if isinstance(a, argparse._SubParsersAction)]
+        if not subs or word not in subs[0].choices:
+            if word.startswith("-"):
+                continue
+            break
+        node = subs[0].choices[word]
+    return node
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except (SynthError, OSError) as exc:
+        message = error_message(_command_parser(parser, argv), exc)
+        print(f"synth {args.command}: error: {message}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print(f"synth {args.command}: interrupted; run it again to resume", file=sys.stderr)
+        return 130

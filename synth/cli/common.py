@@ -1,0 +1,303 @@
+"""What the command groups share: option groups whose defaults come from the library's config
+dataclasses (so `--help` shows them and each lives once), flags generated from an options
+dataclass, and the translation of parsed arguments into those configs."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from typing import Any
+
+from ..api import AsrCheckConfig
+from ..batcher import BatchConfig
+from ..dialogs import DialogLimits
+from ..engines import ENGINES, EngineConfig, PiperConfig, engine_config
+from ..engines.config import DEVICES
+from ..errors import ConfigError
+from ..samples import FORMATS, SampleConfig
+from ..sources import FORMATS as SOURCE_FORMATS
+from ..timeline import GapDistribution
+from ..tokenizer import DEFAULT_TOKENIZER
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
+DEFAULT_GAP = GapDistribution().spec()
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows each option's default (unless it is None or a flag that is off)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "%(default)" in text:
+            return text
+        return super()._get_help_string(action) or text
+
+
+def env(name: str, default: Any) -> Any:
+    """A default that an environment variable SYNTH_<NAME> overrides (for containers)."""
+    value = os.environ.get(f"SYNTH_{name}")
+    if value is None:
+        return default
+    return (
+        type(default)(value) if isinstance(default, (int, float)) and not isinstance(default, bool) else value
+    )
+
+
+def add_parser(sub: Any, name: str, help: str, description: str) -> argparse.ArgumentParser:
+    return sub.add_parser(name, help=help, description=description, formatter_class=HelpFormatter)
+
+
+def add_options(parser: argparse.ArgumentParser | Any, options: type) -> None:
+    """One flag per field of an options dataclass (--field-name), with its default and help."""
+    for f in dataclasses.fields(options):
+        flag = "--" + f.name.replace("_", "-")
+        help_text = f.metadata.get("help", "")
+        if str(f.type) == "bool":
+            parser.add_argument(flag, action="store_true", help=help_text)
+            continue
+        kind = {"int": int, "float": float}.get(str(f.type).split(" ")[0], str)
+        parser.add_argument(flag, type=kind, default=f.default, help=help_text)
+
+
+def options_from(args: argparse.Namespace, options: type) -> Any:
+    return options(**{f.name: getattr(args, f.name) for f in dataclasses.fields(options)})
+
+
+# -- engine ------------------------------------------------------------------------------------
+def add_engine_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("engine")
+    g.add_argument("--engine", default=env("ENGINE", "piper"), choices=ENGINES, help="TTS engine")
+    g.add_argument(
+        "--model",
+        default=env("MODEL", None),
+        help="piper: NAME.onnx (with NAME.onnx.json), default the embedded "
+        "en_US-joe-medium voice; coqui: a model name (tts_models/en/vctk/vits) or "
+        "a folder with config.json, checkpoint and speaker_ids.json",
+    )
+    g.add_argument(
+        "--device",
+        default=env("DEVICE", PiperConfig.device),
+        choices=DEVICES,
+        help="where the engine runs (auto: CUDA when available)",
+    )
+    g.add_argument(
+        "--half", action="store_true", default=env("HALF", "") == "1", help="coqui: float16 on CUDA"
+    )
+    g.add_argument(
+        "--speaker-info",
+        default=env("SPEAKER_INFO", None),
+        help="coqui: VCTK-style speaker table (ID AGE GENDER ACCENTS REGION) for voice "
+        "metadata, matched by speaker name (default: speaker-info.txt beside the model)",
+    )
+    g.add_argument(
+        "--model-cache",
+        default=env("MODEL_CACHE", None),
+        help="coqui: where models loaded by name are downloaded and looked up",
+    )
+
+
+def add_noise_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--noise-scale",
+        type=float,
+        default=None,
+        help="VITS noise (default: the model's); 0 with --noise-w 0 makes audio deterministic",
+    )
+    p.add_argument(
+        "--noise-w",
+        dest="noise_w_scale",
+        type=float,
+        default=None,
+        help="VITS duration noise (default: the model's)",
+    )
+
+
+def engine_from(args: argparse.Namespace) -> EngineConfig:
+    return engine_config(
+        args.engine,
+        model=args.model,
+        device=args.device,
+        half=args.half,
+        speaker_info=args.speaker_info,
+        model_cache=args.model_cache,
+        noise_scale=getattr(args, "noise_scale", None),
+        noise_w_scale=getattr(args, "noise_w_scale", None),
+    )
+
+
+# -- dialogs -----------------------------------------------------------------------------------
+def add_source_args(p: argparse.ArgumentParser, limits: DialogLimits = DialogLimits()) -> None:
+    g = p.add_argument_group("dialogs")
+    g.add_argument(
+        "--dialogs",
+        required=True,
+        help="a .jsonl file, DailyDialog's dialogues_*.txt, a parquet file or folder, "
+        "'dailydialog' (Hugging Face hub) or 'hf:<dataset id>'",
+    )
+    g.add_argument("--format", default="auto", choices=SOURCE_FORMATS, help="the source's format")
+    g.add_argument("--split", default=None, help="dataset split (Hugging Face sources: default train)")
+    g.add_argument("--limit", type=int, default=None, help="read at most this many dialogs")
+    add_limit_args(g, limits)
+
+
+def add_limit_args(g: Any, limits: DialogLimits, from_env: bool = False) -> None:
+    def default(name: str, value: int) -> int:
+        return env(name, value) if from_env else value
+
+    g.add_argument(
+        "--max-turns",
+        type=int,
+        default=default("MAX_TURNS", limits.max_turns),
+        help="reject dialogs with more turns",
+    )
+    g.add_argument(
+        "--max-turn-chars",
+        type=int,
+        default=default("MAX_TURN_CHARS", limits.max_turn_chars),
+        help="reject turns with more characters",
+    )
+    g.add_argument(
+        "--max-total-chars",
+        type=int,
+        default=default("MAX_TOTAL_CHARS", limits.max_total_chars),
+        help="reject dialogs with more characters in all",
+    )
+
+
+def limits_from(args: argparse.Namespace) -> DialogLimits:
+    return DialogLimits(
+        max_turns=args.max_turns, max_turn_chars=args.max_turn_chars, max_total_chars=args.max_total_chars
+    )
+
+
+# -- training samples --------------------------------------------------------------------------
+def add_sample_args(p: argparse.ArgumentParser, *format_flags: str) -> None:
+    g = p.add_argument_group("training samples")
+    g.add_argument(
+        "--tokenizer",
+        default=DEFAULT_TOKENIZER,
+        help="a Llama 3 name (embedded, offline), a local tokenizer folder or a hub id",
+    )
+    g.add_argument(
+        *format_flags,
+        dest="sample_format",
+        default=SampleConfig.format,
+        choices=FORMATS,
+        help="chat: target = next turn; transcribe: target = the turn's own words",
+    )
+    g.add_argument(
+        "--pad-multiple",
+        type=int,
+        default=SampleConfig.pad_multiple,
+        help="pad sequences to a multiple of this",
+    )
+    g.add_argument(
+        "--speech-tokens-per-sec",
+        type=float,
+        default=SampleConfig.speech_tokens_per_sec,
+        help="speech positions per second of audio in total_tokens",
+    )
+
+
+def samples_from(args: argparse.Namespace) -> SampleConfig:
+    return SampleConfig(
+        format=args.sample_format,
+        pad_multiple=args.pad_multiple,
+        speech_tokens_per_sec=args.speech_tokens_per_sec,
+    )
+
+
+# -- batching, ASR check, runs -----------------------------------------------------------------
+def add_batch_args(p: argparse.ArgumentParser, across: str) -> None:
+    p.add_argument(
+        "--max-batch",
+        type=int,
+        default=env("MAX_BATCH", BatchConfig.max_batch),
+        help=f"turns (sentence chunks) per engine call {across} (dynamic batching)",
+    )
+    p.add_argument(
+        "--max-wait-ms",
+        type=float,
+        default=env("MAX_WAIT_MS", BatchConfig.max_wait_ms),
+        help="longest wait for a batch to fill",
+    )
+    p.add_argument(
+        "--max-batch-chars",
+        type=int,
+        default=env("MAX_BATCH_CHARS", BatchConfig.max_batch_chars),
+        help="characters per engine call (bounds GPU memory)",
+    )
+
+
+def batch_from(args: argparse.Namespace) -> BatchConfig:
+    return BatchConfig(args.max_batch, args.max_wait_ms, args.max_batch_chars)
+
+
+def add_asr_check_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("ASR check")
+    g.add_argument(
+        "--asr-check",
+        action="store_true",
+        help="transcribe each synthesized turn and re-synthesize it if its word error "
+        "rate is over --asr-threshold (results in metadata)",
+    )
+    g.add_argument("--asr-model", default=None, help="faster-whisper model (default: embedded tiny.en)")
+    g.add_argument(
+        "--asr-threshold",
+        type=float,
+        default=AsrCheckConfig.threshold,
+        help="word error rate that fails a turn",
+    )
+    g.add_argument(
+        "--asr-retries", type=int, default=AsrCheckConfig.retries, help="re-syntheses per failing turn"
+    )
+
+
+def asr_check_from(args: argparse.Namespace) -> AsrCheckConfig | None:
+    if not args.asr_check:
+        return None
+    return AsrCheckConfig(args.asr_model, args.asr_threshold, args.asr_retries)
+
+
+def add_gap_args(p: argparse.ArgumentParser, seed_help: str, from_env: bool = False) -> None:
+    p.add_argument("--seed", type=int, default=env("SEED", 0) if from_env else 0, help=seed_help)
+    p.add_argument(
+        "--gap",
+        default=env("GAP", DEFAULT_GAP) if from_env else DEFAULT_GAP,
+        help="gap between turns in seconds: fixed:X, uniform:LO,HI, normal:MEAN,STD or "
+        "lognormal:MEDIAN,SIGMA (clipped to [0.05, 2])",
+    )
+
+
+def add_run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--on-error",
+        default="skip",
+        choices=("skip", "fail"),
+        help="skip: list a bad item in failures.jsonl and go on (exit 3 at the end); "
+        "fail: stop at the first one (exit 1)",
+    )
+    p.add_argument(
+        "--resume",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="skip conversations already in the manifest and clean up an interrupted "
+        "run; --no-resume refuses a non-empty --out",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def flag_for(parser: argparse.ArgumentParser, option: str) -> str:
+    """The command-line flag of a library option name (a config field), or the name itself."""
+    dest = {"servers": "server", "voice_override": "voice"}.get(option, option)
+    for action in parser._actions:
+        if action.dest == dest and action.option_strings:
+            return action.option_strings[0]
+    return option
+
+
+def error_message(parser: argparse.ArgumentParser, exc: Exception) -> str:
+    if isinstance(exc, ConfigError):
+        return exc.render(flag_for(parser, exc.option))
+    return str(exc)

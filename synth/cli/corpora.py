@@ -1,0 +1,108 @@
+"""`synth convert` (recorded-speech corpora, from the registry in synth.corpora) and
+`synth transcribe` (folders of audio files, with ASR)."""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from .. import api
+from ..corpora import CORPORA
+from ..recorded import RecordedProducer
+from ..runner import run_producer
+from ..timeline import GapDistribution
+from ..writer import DatasetWriter
+from .common import (
+    EXIT_OK,
+    EXIT_PARTIAL,
+    add_gap_args,
+    add_options,
+    add_parser,
+    add_run_args,
+    add_sample_args,
+    options_from,
+    samples_from,
+)
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", required=True, help="dataset root folder")
+    p.add_argument("--limit", type=int, default=None, help="at most this many conversations")
+    p.add_argument("--workers", type=int, default=2, help="parallel decoding workers")
+    add_gap_args(p, "seed for turn gaps")
+    add_run_args(p)
+    add_sample_args(p, "--sample-format")
+
+
+def register(sub: Any) -> None:
+    cv = add_parser(
+        sub,
+        "convert",
+        "turn a recorded-speech corpus into a dataset",
+        "Convert a recorded-speech corpus into the dataset contract (16 kHz PCM16 "
+        "turns, transcripts, metadata, samples). Corpora: " + ", ".join(CORPORA) + ".",
+    )
+    corpora = cv.add_subparsers(dest="corpus", required=True, metavar="CORPUS")
+    for corpus in CORPORA.values():
+        c = add_parser(
+            corpora, corpus.name, f"convert {corpus.name}", f"Convert {corpus.name} into a dataset."
+        )
+        c.add_argument("path", help=corpus.path_help)
+        _add_common(c)
+        add_options(c.add_argument_group(corpus.name), corpus.options)
+        c.set_defaults(run=cmd_convert)
+
+    tr = add_parser(
+        sub,
+        "transcribe",
+        "turn folders of audio files into a dataset with ASR",
+        "Every folder with audio files becomes a conversation, its files (natural "
+        "order) the turns, transcribed by faster-whisper.",
+    )
+    tr.add_argument("path", help="folder of recordings")
+    tr.add_argument(
+        "--asr-model", default=None, help="faster-whisper model name or path (default: the embedded tiny.en)"
+    )
+    tr.add_argument(
+        "--speaker-pattern",
+        default=None,
+        help="regex with (?P<speaker>...) applied to file names; default: one speaker",
+    )
+    _add_common(tr)
+    tr.set_defaults(run=cmd_transcribe)
+
+
+def _run(args: argparse.Namespace, groups: Iterable[Any], recognizer: Any = None) -> int:
+    producer = RecordedProducer(
+        GapDistribution.parse(args.gap),
+        args.seed,
+        api.sample_builder(samples_from(args), args.tokenizer),
+        recognizer,
+    )
+    summary = run_producer(
+        itertools.islice(groups, args.limit),
+        producer,
+        DatasetWriter(args.out),
+        on_error=args.on_error,
+        resume=args.resume,
+        progress=not args.quiet,
+        total=args.limit,
+        workers=args.workers,
+    )
+    print(summary.format())
+    return EXIT_PARTIAL if summary.failed else EXIT_OK
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    corpus = CORPORA[args.corpus]
+    return _run(args, corpus.read(Path(args.path), options_from(args, corpus.options)))
+
+
+def cmd_transcribe(args: argparse.Namespace) -> int:
+    from ..asr import Recognizer
+    from ..corpora.folders import read_audio_folders
+
+    return _run(args, read_audio_folders(Path(args.path), args.speaker_pattern), Recognizer(args.asr_model))

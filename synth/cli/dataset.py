@@ -1,0 +1,148 @@
+"""Commands over a finished dataset: validate, splits, tokenize, export, check."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from .. import api
+from ..asr_check import check_dataset
+from ..curriculum import parse_stages, write_splits
+from ..export import EXPORTS
+from ..retokenize import retokenize
+from ..validate import validate_dataset
+from .common import EXIT_ERROR, EXIT_OK, add_options, add_parser, add_sample_args, options_from, samples_from
+
+
+def register(sub: Any) -> None:
+    val = add_parser(
+        sub,
+        "validate",
+        "check a dataset folder against the contract",
+        "Check WAV format, transcripts, metadata, turn ids, durations and the manifest; exit 1 on any error.",
+    )
+    val.add_argument("dataset", help="dataset root folder")
+    val.add_argument("--json", action="store_true", help="print the report as JSON")
+    val.set_defaults(run=cmd_validate)
+
+    sp = add_parser(
+        sub,
+        "splits",
+        "write curriculum manifests by token budget",
+        "Write <dataset>/splits/stage_<N>.jsonl: the manifest lines of the "
+        "conversations whose total_tokens fit each stage.",
+    )
+    sp.add_argument("dataset", help="dataset root folder")
+    sp.add_argument(
+        "--stages",
+        default="8192,16384,32768,65536",
+        help="increasing token budgets, e.g. 8192,16384 or 8k,16k",
+    )
+    sp.add_argument("--out", default=None, help="folder for the split manifests (default <dataset>/splits)")
+    sp.set_defaults(run=cmd_splits)
+
+    tk = add_parser(
+        sub,
+        "tokenize",
+        "rewrite the training samples of a dataset",
+        "Rebuild samples.jsonl and token counts of every conversation with another tokenizer or format.",
+    )
+    tk.add_argument("dataset", help="dataset root folder")
+    add_sample_args(tk, "--format", "--sample-format")
+    tk.set_defaults(run=cmd_tokenize)
+
+    ex = add_parser(
+        sub,
+        "export",
+        "export a dataset for other training code",
+        "Export a dataset for training code that does not read its folder layout. "
+        "Targets: " + "; ".join(f"{t.name}: {t.output_help}" for t in EXPORTS.values()) + ".",
+    )
+    ex.add_argument("dataset", help="dataset root folder")
+    ex.add_argument("output", help="the export's output (see --to)")
+    ex.add_argument("--to", required=True, choices=tuple(EXPORTS), help="export target")
+    ex.add_argument("--manifest", default=None, help="export only this split manifest")
+    for target in EXPORTS.values():
+        add_options(ex.add_argument_group(f"--to {target.name}"), target.options)
+    ex.set_defaults(run=cmd_export)
+
+    ck = add_parser(
+        sub,
+        "check",
+        "check a dataset's speech against its transcripts with ASR",
+        "Transcribe every turn, compute word error rate against its transcript "
+        "(synth.wer normalization), record it in metadata, report the worst turns; "
+        "exit 1 if any turn is over the threshold.",
+    )
+    ck.add_argument("dataset", help="dataset root folder")
+    ck.add_argument("--asr", action="store_true", required=True, help="run the ASR check")
+    ck.add_argument("--asr-model", default=None, help="faster-whisper model (default: embedded tiny.en)")
+    ck.add_argument(
+        "--threshold",
+        type=float,
+        default=api.AsrCheckConfig.threshold,
+        help="word error rate that fails a turn",
+    )
+    ck.add_argument("--worst", type=int, default=10, help="how many of the worst turns to list")
+    ck.add_argument("--no-write", action="store_true", help="do not record results in metadata.json")
+    ck.set_defaults(run=cmd_check)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    report = validate_dataset(args.dataset)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "ok": report.ok,
+                    "errors": report.errors,
+                    "warnings": report.warnings,
+                    "conversations": report.conversations,
+                    "turns": report.turns,
+                    "audio_sec": round(report.audio_sec, 3),
+                },
+                indent=2,
+            )
+        )
+    else:
+        print(report.format())
+    return EXIT_OK if report.ok else EXIT_ERROR
+
+
+def cmd_splits(args: argparse.Namespace) -> int:
+    summaries, too_long = write_splits(
+        args.dataset, parse_stages(args.stages), Path(args.out) if args.out else None
+    )
+    for s in summaries:
+        print(f"stage {s.stage:>7}: {s.conversations:6d} conversations {s.hours:8.3f} h  -> {s.path}")
+    if too_long:
+        print(f"{too_long} conversation(s) exceed the last stage and are in no split")
+    return EXIT_OK
+
+
+def cmd_tokenize(args: argparse.Namespace) -> int:
+    n = retokenize(args.dataset, api.sample_builder(samples_from(args), args.tokenizer))
+    print(f"tokenized {n} conversation(s) with {args.tokenizer} ({args.sample_format})")
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    target = EXPORTS[args.to]
+    n = target.write(
+        Path(args.dataset),
+        Path(args.output),
+        Path(args.manifest) if args.manifest else None,
+        options_from(args, target.options),
+    )
+    print(f"exported {n} sample(s) to {args.output} ({args.to})")
+    return EXIT_OK
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from ..asr import Recognizer
+
+    report = check_dataset(args.dataset, Recognizer(args.asr_model), args.threshold, write=not args.no_write)
+    print(report.format(args.worst))
+    return EXIT_ERROR if report.failed else EXIT_OK

@@ -1,0 +1,120 @@
+"""`synth generate` and `synth voices`: dialogs to a dataset, and the voice catalog."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from .. import api
+from ..errors import ConfigError
+from ..pipeline import PipelineConfig
+from ..timeline import GapDistribution
+from .common import (
+    EXIT_OK,
+    EXIT_PARTIAL,
+    add_asr_check_args,
+    add_batch_args,
+    add_engine_args,
+    add_gap_args,
+    add_noise_args,
+    add_parser,
+    add_run_args,
+    add_sample_args,
+    add_source_args,
+    asr_check_from,
+    batch_from,
+    engine_from,
+    limits_from,
+    samples_from,
+)
+
+
+def register(sub: Any) -> None:
+    g = add_parser(
+        sub,
+        "generate",
+        "synthesize dialogs into a dataset folder",
+        "Synthesize dialogs into <out>/conversations/<id>/ with manifest.jsonl; "
+        "resumes an interrupted run by default.",
+    )
+    add_source_args(g)
+    g.add_argument("--out", required=True, help="dataset root folder")
+    add_engine_args(g)
+    add_noise_args(g)
+    add_gap_args(g, "seed for casting and turn gaps")
+    g.add_argument(
+        "--voice",
+        action="append",
+        default=[],
+        metavar="SPEAKER=VOICE",
+        help="cast SPEAKER to VOICE in every dialog (repeatable); see `synth voices`",
+    )
+    add_run_args(g)
+    g.add_argument(
+        "--in-flight",
+        type=int,
+        default=api.GenerateOptions.in_flight,
+        help="conversations synthesized at once; their turns share engine batches, which "
+        "keeps a GPU busy (coqui); 1: one conversation's turns per batch",
+    )
+    add_batch_args(g, "across the conversations in flight")
+    add_asr_check_args(g)
+    add_sample_args(g, "--sample-format")
+    g.set_defaults(run=cmd_generate)
+
+    v = add_parser(
+        sub,
+        "voices",
+        "list the voice catalog",
+        "List every voice of the engine's model, with its parameters.",
+    )
+    add_engine_args(v)
+    v.add_argument("--json", action="store_true", help="one JSON object per line")
+    v.set_defaults(run=cmd_voices)
+
+
+def parse_voice_override(items: list[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in items:
+        speaker, sep, voice = item.partition("=")
+        if not sep or not speaker or not voice:
+            raise ConfigError("voice", "expected SPEAKER=VOICE", item)
+        out[speaker] = voice
+    return out
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    options = api.GenerateOptions(
+        engine=engine_from(args),
+        pipeline=PipelineConfig(
+            seed=args.seed,
+            gap=GapDistribution.parse(args.gap),
+            voice_override=parse_voice_override(args.voice),
+        ),
+        samples=samples_from(args),
+        tokenizer=args.tokenizer,
+        limits=limits_from(args),
+        batch=batch_from(args),
+        in_flight=args.in_flight,
+        asr_check=asr_check_from(args),
+        on_error=args.on_error,
+        resume=args.resume,
+        progress=not args.quiet,
+    )
+    summary = api.generate(
+        args.dialogs, args.out, options, split=args.split, fmt=args.format, limit=args.limit
+    )
+    print(summary.format())
+    return EXIT_PARTIAL if summary.failed else EXIT_OK
+
+
+def cmd_voices(args: argparse.Namespace) -> int:
+    for voice in api.load_engine(engine_from(args)).voices():
+        if args.json:
+            print(json.dumps(voice.to_dict()))
+        else:
+            params = " ".join(f"{k}={v}" for k, v in voice.params.items() if v is not None)
+            meta = " ".join(f"{k}={v}" for k, v in voice.meta.items())
+            print(f"{voice.id:28s} {voice.engine:6s} {voice.model:24s} {params}  {meta}")
+    return EXIT_OK

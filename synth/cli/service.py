@@ -1,0 +1,201 @@
+"""The service commands: `synth serve` (the gRPC server), `synth batch` (dialogs to servers)
+and `synth health` (a probe for container health checks)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from .. import api
+from ..errors import ConfigError
+from ..pipeline import PipelineConfig
+from ..timeline import GapDistribution
+from .common import (
+    EXIT_ERROR,
+    EXIT_OK,
+    EXIT_PARTIAL,
+    add_asr_check_args,
+    add_batch_args,
+    add_engine_args,
+    add_gap_args,
+    add_limit_args,
+    add_parser,
+    add_sample_args,
+    add_source_args,
+    asr_check_from,
+    batch_from,
+    engine_from,
+    env,
+    limits_from,
+    samples_from,
+)
+
+
+def register(sub: Any) -> None:
+    from synth_server import SERVER_LIMITS, ServerOptions, ServiceConfig
+
+    sv = add_parser(
+        sub,
+        "serve",
+        "run the gRPC synthesis service",
+        "Serve synth.v1.Synth over gRPC with health checking, reflection and "
+        "Prometheus metrics. Every option also reads an environment variable "
+        "(SYNTH_<OPTION>), for containers.",
+    )
+    sv.add_argument("--host", default=env("HOST", ServerOptions.host), help="address to listen on")
+    sv.add_argument("--port", type=int, default=env("PORT", ServerOptions.port), help="gRPC port")
+    sv.add_argument("--out", default=env("OUT", "dataset"), help="dataset root the server writes to")
+    add_engine_args(sv)
+    add_gap_args(sv, "seed for casting and turn gaps (a request may give its own)", from_env=True)
+    sv.add_argument(
+        "--max-in-flight",
+        type=int,
+        default=env("MAX_IN_FLIGHT", ServiceConfig.max_in_flight),
+        help="Synthesize calls served at once; more get RESOURCE_EXHAUSTED",
+    )
+    add_batch_args(sv, "across all streams")
+    add_limit_args(sv.add_argument_group("request limits"), SERVER_LIMITS, from_env=True)
+    add_sample_args(sv, "--sample-format")
+    sv.add_argument(
+        "--auth-token",
+        default=env("AUTH_TOKEN", None),
+        help="require 'authorization: Bearer TOKEN' on every call (default: off)",
+    )
+    sv.add_argument("--tls-cert", default=env("TLS_CERT", None), help="PEM certificate chain (TLS on)")
+    sv.add_argument("--tls-key", default=env("TLS_KEY", None), help="PEM private key")
+    sv.add_argument(
+        "--metrics-port",
+        type=int,
+        default=env("METRICS_PORT", 9090),
+        help="Prometheus /metrics port (-1: off)",
+    )
+    sv.add_argument(
+        "--drain-seconds",
+        type=float,
+        default=env("DRAIN_SECONDS", ServerOptions.drain_seconds),
+        help="on SIGTERM, time given to calls in flight",
+    )
+    add_asr_check_args(sv)
+    sv.set_defaults(run=cmd_serve)
+
+    b = add_parser(
+        sub,
+        "batch",
+        "send dialogs to synth servers",
+        "Send every dialog of a source to one or more `synth serve` servers (round "
+        "robin) with bounded concurrency; resumable.",
+    )
+    b.add_argument(
+        "--server",
+        action="append",
+        required=True,
+        metavar="HOST:PORT",
+        help="server address (repeatable: round robin across them)",
+    )
+    add_source_args(b)
+    b.add_argument("--concurrency", type=int, default=8, help="dialogs in flight")
+    b.add_argument(
+        "--out",
+        default=None,
+        help="also write every streamed conversation here (a local copy); conversations "
+        "already in its manifest are not sent again",
+    )
+    b.add_argument(
+        "--failures", default="batch_failures.jsonl", help="where to list failed dialogs with their reasons"
+    )
+    b.add_argument("--token", default=os.environ.get("SYNTH_AUTH_TOKEN"), help="bearer token")
+    b.add_argument("--tls", action="store_true", help="connect with TLS")
+    b.add_argument("--seed", type=int, default=None, help="seed sent with every request")
+    b.add_argument("--timeout", type=float, default=600.0, help="deadline per dialog in seconds")
+    b.add_argument("--quiet", action="store_true", help="no progress bar")
+    b.set_defaults(run=cmd_batch)
+
+    h = add_parser(
+        sub,
+        "health",
+        "check a server's gRPC health (exit 0 when SERVING)",
+        "Ask the standard grpc.health.v1 service; for container HEALTHCHECKs.",
+    )
+    h.add_argument("--server", default="localhost:50051", help="server address")
+    h.add_argument("--service", default="synth.v1.Synth", help="'' for the whole server")
+    h.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the answer")
+    h.add_argument("--tls", action="store_true", help="connect with TLS")
+    h.add_argument("--root-cert", default=None, help="PEM file of the CA to trust (TLS)")
+    h.set_defaults(run=cmd_health)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from synth_server import ServerOptions, ServiceConfig, SynthServer, serve_forever
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if bool(args.tls_cert) != bool(args.tls_key):
+        raise ConfigError("tls_cert", "--tls-cert and --tls-key go together")
+    check = asr_check_from(args)
+    config = ServiceConfig(
+        out=Path(args.out),
+        pipeline=PipelineConfig(seed=args.seed, gap=GapDistribution.parse(args.gap)),
+        limits=limits_from(args),
+        max_in_flight=args.max_in_flight,
+        batch=batch_from(args),
+        samples=samples_from(args),
+        tokenizer=args.tokenizer,
+        asr_check=api.asr_check(check) if check else None,
+    )
+    options = ServerOptions(
+        host=args.host,
+        port=args.port,
+        auth_token=args.auth_token or None,
+        tls_cert=Path(args.tls_cert) if args.tls_cert else None,
+        tls_key=Path(args.tls_key) if args.tls_key else None,
+        metrics_port=None if args.metrics_port < 0 else args.metrics_port,
+        drain_seconds=args.drain_seconds,
+    )
+    server = SynthServer(api.load_engine(engine_from(args)), config, options).start()
+    print(
+        f"synth serve: listening on {args.host}:{server.port}"
+        + (f", metrics on :{server.metrics_port}/metrics" if server.metrics_port else ""),
+        flush=True,
+    )
+    serve_forever(server)
+    return EXIT_OK
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    from ..batch import run_batch
+    from ..sources import open_dialogs
+
+    dialogs = open_dialogs(args.dialogs, args.format, args.split, args.limit, limits_from(args))
+    failures = Path(args.failures) if args.failures else None
+    summary = run_batch(
+        dialogs,
+        args.server,
+        args.concurrency,
+        Path(args.out) if args.out else None,
+        token=args.token,
+        tls=args.tls,
+        failures_path=failures,
+        timeout=args.timeout,
+        seed=args.seed,
+        progress=not args.quiet,
+    )
+    print(summary.format(failures))
+    return EXIT_PARTIAL if summary.failed else EXIT_OK
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    import grpc
+
+    from synth_client import check_health
+
+    roots = Path(args.root_cert).read_bytes() if args.root_cert else None
+    try:
+        status = check_health(args.server, args.service, args.timeout, args.tls, roots)
+    except grpc.RpcError as exc:
+        print(f"{args.server}: {exc.code().name}: {exc.details()}", file=sys.stderr)
+        return EXIT_ERROR
+    print(f"{args.server}: {status}")
+    return EXIT_OK if status == "SERVING" else EXIT_ERROR

@@ -1,0 +1,81 @@
+"""One documented configuration dataclass per engine. `load_engine` takes one of them; the CLI,
+the server and the benchmarks build them through `engine_config` from the same fields."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+from ..errors import ConfigError
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class PiperConfig:
+    """A Piper voice (VITS exported to ONNX).
+
+    model: NAME.onnx with NAME.onnx.json beside it; None is the embedded en_US-joe-medium voice.
+    device: auto uses CUDA when onnxruntime has its provider.
+    noise_scale, noise_w_scale: VITS sampling noise (None: the model's); both 0 make the audio a
+        deterministic function of text and voice (Piper's ONNX noise cannot be seeded).
+    derived: vocal-tract-scaled voices (default: only for single-speaker models)."""
+
+    model: str | None = None
+    device: str = "auto"
+    noise_scale: float | None = None
+    noise_w_scale: float | None = None
+    derived: bool | None = None
+
+    name = "piper"
+
+    def __post_init__(self) -> None:
+        _check_device(self.device)
+
+
+@dataclass(frozen=True)
+class CoquiConfig:
+    """A Coqui (coqui-tts) multi-speaker VITS.
+
+    model: a model name (tts_models/en/vctk/vits, fetched into model_cache) or a folder with
+        config.json, a checkpoint and a speakers file.
+    half: float16 on CUDA.
+    speaker_info: a VCTK-style speaker table for gender/accent metadata (default: beside the model).
+    model_cache: where models loaded by name are downloaded and looked up."""
+
+    model: str | None = None
+    device: str = "auto"
+    noise_scale: float | None = None
+    noise_w_scale: float | None = None
+    half: bool = False
+    speaker_info: str | None = None
+    model_cache: str | None = None
+
+    name = "coqui"
+
+    def __post_init__(self) -> None:
+        _check_device(self.device)
+        if not self.model:
+            raise ConfigError(
+                "model", "the coqui engine needs one (a name like tts_models/en/vctk/vits, or a model folder)"
+            )
+
+
+EngineConfig = PiperConfig | CoquiConfig
+CONFIGS: dict[str, type[PiperConfig] | type[CoquiConfig]] = {"piper": PiperConfig, "coqui": CoquiConfig}
+ENGINES = tuple(CONFIGS)
+
+
+def _check_device(device: str) -> None:
+    if device not in DEVICES:
+        raise ConfigError("device", f"choose one of {', '.join(DEVICES)}", device)
+
+
+def engine_config(engine: str = "piper", **settings: Any) -> EngineConfig:
+    """The config of engine `engine` from the settings it knows; settings that are None or that
+    belong to another engine (the CLI's shared options) are left at their defaults."""
+    cls = CONFIGS.get(engine)
+    if cls is None:
+        raise ConfigError("engine", f"choose one of {', '.join(ENGINES)}", engine)
+    known = {f.name for f in fields(cls)}
+    return cls(**{k: v for k, v in settings.items() if k in known and v is not None})
