@@ -41,11 +41,12 @@ class RunSummary:
         if self.skipped_existing:
             lines.append(f"skipped {self.skipped_existing} already in the manifest (resume)")
         rec = self.recovery
-        if rec.temp_removed or rec.orphans_removed or rec.manifest_tail_truncated:
+        if rec.temp_removed or rec.orphans_removed or rec.manifest_tail_truncated or rec.torn_lines_removed:
             lines.append(
                 f"cleaned up an interrupted run: {len(rec.temp_removed)} temporary and "
                 f"{len(rec.orphans_removed)} unlisted folder(s)"
                 + (", a cut manifest line" if rec.manifest_tail_truncated else "")
+                + (f", torn manifest line(s) {rec.torn_lines_removed}" if rec.torn_lines_removed else "")
             )
         if self.failed:
             lines.append(f"FAILED {self.failed} dialog(s); reasons in {FAILURES}")

@@ -94,13 +94,19 @@ def _read_manifest(root: Path, report: Report) -> list[dict[str, Any]]:
     entries = []
     data = path.read_bytes()
     if data and not data.endswith(b"\n"):
-        report.errors.append(f"{MANIFEST}: last line is unterminated (interrupted write)")
+        report.errors.append(
+            f"{MANIFEST}: last line is unterminated (an interrupted or failed write; the next "
+            "`synth generate` or `synth serve` on this folder repairs it)"
+        )
     for n, raw in enumerate(data.splitlines(), start=1):
         where = f"{MANIFEST} line {n}"
         try:
             entry = json.loads(raw)
         except (ValueError, UnicodeDecodeError):
-            report.errors.append(f"{where}: not valid JSON")
+            report.errors.append(
+                f"{where}: not valid JSON (a torn write, e.g. a full disk; the next `synth generate` "
+                "or `synth serve` on this folder repairs it)"
+            )
             continue
         if not _typed(entry, ManifestEntry, where, report.errors):
             continue

@@ -4,7 +4,14 @@ Each conversation is written into `<out>/.tmp/`, fsynced, then renamed into
 `<out>/conversations/<id>`; its manifest line is appended after the rename. Rename and append
 happen under one file lock, shared by every process writing to the same root, so a crash leaves
 at worst a temporary folder or a renamed folder without its line, both removed by `recover()`,
-never a half-written conversation or a duplicated line."""
+never a half-written conversation or a duplicated line.
+
+Faults: an append that fails (a full disk) is undone at once (the manifest cut back to its
+previous length, the folder taken back out); a torn line left anyway (a kill during the append,
+an undo that failed too) is repaired under the lock wherever it is, by whichever writer meets it
+first. Staging folders are named with the host, process and a random token, and each holds an
+flock on its `.lock` while it is written, so a writer starting on a shared volume (replicas that
+are all PID 1 in their containers) removes only staging folders whose owner is gone."""
 
 from __future__ import annotations
 
@@ -13,7 +20,9 @@ import fcntl
 import json
 import os
 import shutil
+import socket
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -36,10 +45,18 @@ from .records import (
 
 TMP = ".tmp"
 LOCK = ".lock"
+STAGING_LOCK = ".lock"  # <staging folder name>.lock beside it in .tmp/
+# A staging folder without its lock file was left by a writer that did not lock (an older synth);
+# it is removed once it is old.
+STALE_UNLOCKED_SEC = 600.0
 
 
 class AlreadyWritten(SynthError):
     """The conversation is already in the manifest (another worker or an earlier run wrote it)."""
+
+
+class WriteFailed(SynthError, OSError):
+    """A conversation could not be committed (a full or read-only disk); nothing of it is listed."""
 
 
 @dataclass
@@ -49,6 +66,37 @@ class Recovery:
     temp_removed: list[str] = field(default_factory=list)
     orphans_removed: list[str] = field(default_factory=list)
     manifest_tail_truncated: bool = False
+    torn_lines_removed: list[int] = field(default_factory=list)  # manifest line numbers
+
+
+def repair_manifest_lines(data: bytes) -> tuple[bytes, list[int], bool]:
+    """The manifest with every torn line dropped: (repaired bytes, numbers of the lines dropped,
+    whether an unterminated tail was cut). A line is kept when it is a JSON object with a
+    conversation_id; a fragment glued in front of a whole line keeps the whole line."""
+    out: list[bytes] = []
+    dropped: list[int] = []
+    body, cut = data, False
+    if data and not data.endswith(b"\n"):
+        body, cut = data[: data.rfind(b"\n") + 1], True
+    for n, line in enumerate(body.splitlines(), start=1):
+        if not line.strip():
+            continue
+        good = _entry_line(line)
+        if good is None:
+            start = line.rfind(b'{"conversation_id"')
+            good = _entry_line(line[start:]) if start > 0 else None
+            dropped.append(n)
+        if good is not None:
+            out.append(good + b"\n")
+    return b"".join(out), dropped, cut
+
+
+def _entry_line(line: bytes) -> bytes | None:
+    try:
+        obj = json.loads(line)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return line if isinstance(obj, dict) and isinstance(obj.get("conversation_id"), str) else None
 
 
 def _fsync_dir(path: Path) -> None:
@@ -61,24 +109,59 @@ def _fsync_dir(path: Path) -> None:
 
 def replace_text(path: Path, text: str) -> None:
     """Replace one file of a finished dataset whole: write a hidden sibling, fsync, rename."""
+    replace_bytes(path, text.encode("utf-8"))
+
+
+def replace_bytes(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.new")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _lock_of(staging: Path) -> Path:
+    return staging.with_name(staging.name + STAGING_LOCK)
+
+
+def _abandoned(staging: Path) -> bool:
+    """True when no live writer owns a staging folder: its lock file (beside it, taken before the
+    folder is made and removed after it is gone) can be locked, or is missing and the folder old."""
+    try:
+        fd = os.open(_lock_of(staging), os.O_RDONLY)
+    except FileNotFoundError:
+        try:
+            return time.time() - staging.stat().st_mtime > STALE_UNLOCKED_SEC
+        except FileNotFoundError:
+            return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         return True
-    return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def _stale_lock(path: Path) -> bool:
+    """A lock file whose folder is gone: stale once nobody holds it and it is old."""
+    try:
+        if time.time() - path.stat().st_mtime < STALE_UNLOCKED_SEC:
+            return False
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
 
 
 class DatasetWriter:
@@ -92,6 +175,9 @@ class DatasetWriter:
         self._mutex = threading.Lock()
         self._done: set[str] = set()
         self._offset = 0
+        self._inode: int | None = None
+        # unique across hosts and PID namespaces (every container's server is PID 1)
+        self._token = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
@@ -104,25 +190,49 @@ class DatasetWriter:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
     def _refresh(self) -> None:
-        """Read manifest lines appended since the last look (by any process). Caller holds the lock."""
-        if not self.manifest.exists():
-            self._done, self._offset = set(), 0
+        """Read manifest lines appended since the last look (by any process), repairing torn
+        lines first if there are any. Caller holds the lock, so no append is in progress: an
+        unterminated tail or an unreadable line is a failed or killed write."""
+        try:
+            st = os.stat(self.manifest)
+        except FileNotFoundError:
+            self._done, self._offset, self._inode = set(), 0, None
             return
+        if st.st_ino != self._inode or st.st_size < self._offset:  # replaced or cut: read anew
+            self._done, self._offset, self._inode = set(), 0, st.st_ino
         with open(self.manifest, "rb") as fh:
             fh.seek(self._offset)
             data = fh.read()
-        end = data.rfind(b"\n") + 1  # an unterminated tail is a write in progress or a crash
-        for n, line in enumerate(data[:end].splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
+        if data and (
+            not data.endswith(b"\n") or any(_entry_line(x) is None for x in data.splitlines() if x.strip())
+        ):
+            self._repair()
+            return self._refresh()
+        for line in data.splitlines():
+            if line.strip():
                 self._done.add(json.loads(line)["conversation_id"])
-            except (ValueError, KeyError, TypeError):
-                raise SynthError(
-                    f"{self.manifest}: unreadable line after byte {self._offset} "
-                    f"(+{n} lines); fix or remove it"
-                ) from None
-        self._offset += end
+        self._offset += len(data)
+
+    def _repair(self) -> Recovery:
+        """Rewrite the manifest without its torn lines (atomically). Caller holds the lock."""
+        report = Recovery()
+        data = self.manifest.read_bytes()
+        repaired, report.torn_lines_removed, report.manifest_tail_truncated = repair_manifest_lines(data)
+        if repaired != data:
+            replace_bytes(self.manifest, repaired)
+            self._done, self._offset, self._inode = set(), 0, None
+        return report
+
+    def probe(self) -> None:
+        """Raise OSError unless a file can be written and fsynced in this dataset now."""
+        path = self.tmp / f".probe.{self._token}"
+        try:
+            with open(path, "wb") as fh:
+                fh.write(b"\0" * 4096)
+                fh.flush()
+                os.fsync(fh.fileno())
+        finally:
+            path.unlink(missing_ok=True)
 
     def done_ids(self) -> set[str]:
         with self.locked():
@@ -130,26 +240,20 @@ class DatasetWriter:
             return set(self._done)
 
     def recover(self) -> Recovery:
-        """Clean up after an interrupted run: cut an unterminated manifest tail, remove temporary
-        folders of processes that are gone, and remove conversation folders that have no manifest
-        line (renamed into place, then killed before the append): they are synthesized again."""
-        report = Recovery()
+        """Clean up after an interrupted run: repair torn manifest lines, remove staging folders
+        whose writer is gone, and remove conversation folders that have no manifest line
+        (renamed into place, then killed before the append): they are synthesized again."""
         with self.locked():
-            if self.manifest.exists():
-                data = self.manifest.read_bytes()
-                if data and not data.endswith(b"\n"):
-                    with open(self.manifest, "r+b") as fh:
-                        fh.truncate(data.rfind(b"\n") + 1)
-                        os.fsync(fh.fileno())
-                    report.manifest_tail_truncated = True
-            self._done, self._offset = set(), 0
+            report = self._repair() if self.manifest.exists() else Recovery()
+            self._done, self._offset, self._inode = set(), 0, None
             self._refresh()
             for entry in sorted(self.tmp.iterdir()):
-                parts = entry.name.rsplit(".", 2)
-                pid = int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else -1
-                if pid == os.getpid() or not _pid_alive(pid):
+                if entry.is_dir() and _abandoned(entry):
                     shutil.rmtree(entry, ignore_errors=True)
+                    _lock_of(entry).unlink(missing_ok=True)
                     report.temp_removed.append(entry.name)
+                elif entry.name.endswith(STAGING_LOCK) and _stale_lock(entry):
+                    entry.unlink(missing_ok=True)
             for entry in sorted(self.conversations.iterdir()):
                 if entry.name not in self._done:
                     shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink()
@@ -180,8 +284,10 @@ class DatasetWriter:
         """Write a conversation given as file name -> bytes (e.g. streamed from a server), with its
         manifest line, by the same staging, rename and locked append as `write`."""
         final = conversation_dir(self.root, conversation_id)
-        staging = self.tmp / f"{conversation_id}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+        staging = self.tmp / f"{conversation_id}.{self._token}.{uuid.uuid4().hex[:6]}"
+        owner = open(_lock_of(staging), "wb")  # held until the folder is committed or removed
         try:
+            fcntl.flock(owner, fcntl.LOCK_EX)
             staging.mkdir()
             for name, data in files.items():
                 if "/" in name or name.startswith("."):
@@ -195,6 +301,8 @@ class DatasetWriter:
         finally:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
+            _lock_of(staging).unlink(missing_ok=True)
+            owner.close()
 
     def _commit(self, staging: Path, final: Path, entry: ManifestEntry) -> None:
         line = entry.to_line().encode()
@@ -206,9 +314,28 @@ class DatasetWriter:
                 shutil.rmtree(final)
             os.rename(staging, final)
             _fsync_dir(self.conversations)
-            with open(self.manifest, "ab") as fh:
-                fh.write(line)
-                fh.flush()
-                os.fsync(fh.fileno())
+            size = self.manifest.stat().st_size if self.manifest.exists() else 0
+            try:
+                with open(self.manifest, "ab") as fh:
+                    fh.write(line)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            except OSError as exc:
+                self._undo_append(size, final, staging)
+                raise WriteFailed(
+                    f"{entry.conversation_id}: cannot append to {self.manifest} "
+                    f"({exc.strerror or exc}); nothing of it was kept"
+                ) from exc
             self._done.add(entry.conversation_id)
-            self._offset += len(line)
+            self._offset = size + len(line)
+            self._inode = self.manifest.stat().st_ino
+
+    def _undo_append(self, size: int, final: Path, staging: Path) -> None:
+        """Cut the manifest back to `size` and take the folder back out (into staging, which the
+        caller removes). If even that fails, the torn line is repaired by the next writer."""
+        with contextlib.suppress(OSError):
+            with open(self.manifest, "r+b") as fh:
+                fh.truncate(size)
+                os.fsync(fh.fileno())
+        with contextlib.suppress(OSError):
+            os.rename(final, staging)

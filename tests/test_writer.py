@@ -1,5 +1,8 @@
 import json
 import os
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -48,26 +51,69 @@ def test_recover_cleans_every_kind_of_leftover(tmp_path, conversation):
     writer.write(conversation)
     # 1. a temp folder of a dead process, 2. a renamed folder without its manifest line,
     # 3. a manifest line cut in the middle
-    dead = tmp_path / ".tmp" / "x1.999999999.abcd1234"
+    dead = tmp_path / ".tmp" / "x1.host-1-abcd1234.ab12cd"  # its writer was killed: lock not held
     dead.mkdir()
+    (tmp_path / ".tmp" / "x1.host-1-abcd1234.ab12cd.lock").write_bytes(b"")
     (dead / "turn_0.wav").write_bytes(b"partial")
+    old = tmp_path / ".tmp" / "x2.host-1-abcd1234.ef34ab"  # killed before taking its lock, long ago
+    old.mkdir()
+    os.utime(old, (time.time() - 3600, time.time() - 3600))
     orphan = tmp_path / "conversations" / "orphan"
     orphan.mkdir()
     with open(tmp_path / "manifest.jsonl", "ab") as fh:
         fh.write(b'{"conversation_id": "half')
     report = DatasetWriter(tmp_path).recover()
-    assert report.temp_removed == ["x1.999999999.abcd1234"]
+    assert report.temp_removed == ["x1.host-1-abcd1234.ab12cd", "x2.host-1-abcd1234.ef34ab"]
     assert report.orphans_removed == ["orphan"]
     assert report.manifest_tail_truncated
     assert validate_dataset(tmp_path).ok
 
 
-def test_live_process_temp_folders_are_kept(tmp_path):
+def test_staging_folders_of_live_writers_are_kept(tmp_path):
+    """Another process (any PID, any host on the volume) holds its staging folder's lock."""
     writer = DatasetWriter(tmp_path)
-    live = tmp_path / ".tmp" / f"busy.{os.getppid()}.abcd1234"
+    live = tmp_path / ".tmp" / "busy.otherhost-1-abcd1234.ab12cd"
     live.mkdir()
-    writer.recover()
-    assert live.exists()
+    lock = tmp_path / ".tmp" / "busy.otherhost-1-abcd1234.ab12cd.lock"
+    lock.write_bytes(b"")
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(lock)], stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout.readline() == b"locked\n"
+        fresh = tmp_path / ".tmp" / "new.otherhost-1-abcd1234.cd34ef"  # no lock file, but new
+        fresh.mkdir()
+        assert writer.recover().temp_removed == []
+        assert live.exists() and fresh.exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert writer.recover().temp_removed == ["busy.otherhost-1-abcd1234.ab12cd"]
+
+
+HOLD_LOCK = """
+import fcntl, sys, time
+fh = open(sys.argv[1], "rb")
+fcntl.flock(fh, fcntl.LOCK_EX)
+print("locked", flush=True)
+time.sleep(60)
+"""
+
+
+def test_torn_manifest_lines_anywhere_are_repaired(tmp_path, conversation):
+    from synth.writer import repair_manifest_lines
+
+    good = b'{"conversation_id":"a","path":"conversations/a","num_turns":1,"duration_sec":1}\n'
+    glued = b'{"conversation_id":"b","pa' + good.replace(b'"a"', b'"c"').replace(b"/a", b"/c")
+    data = good + b"garbage\n" + glued + b'{"conversation_id":"d'
+    repaired, dropped, cut = repair_manifest_lines(data)
+    assert dropped == [2, 3] and cut
+    assert repaired == good + good.replace(b'"a"', b'"c"').replace(b"/a", b"/c")
+    # a writer meeting a torn line in the middle repairs it under the lock instead of failing
+    writer = DatasetWriter(tmp_path)
+    writer.write(conversation)
+    with open(tmp_path / "manifest.jsonl", "ab") as fh:
+        fh.write(b'{"conversation_id": "torn\n')
+    assert writer.done_ids() == {"w1"}
+    assert validate_dataset(tmp_path).ok
 
 
 def test_metadata_contract(tmp_path, conversation):
