@@ -7,16 +7,21 @@ turn, so a request that is cancelled or times out leaves no folder and no manife
 
 from __future__ import annotations
 
+import json
+import logging
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import grpc
+from google.protobuf.message import DecodeError
 
 from synth.asr import AsrCheck
 from synth.batcher import BatchConfig, BatchingEngine
 from synth.dialogs import DialogLimits
+from synth.domain import Dialog
 from synth.engines.base import Engine, SynthesisRequest
 from synth.errors import VoiceError
 from synth.metadata import conversation_metadata
@@ -31,6 +36,7 @@ from synth_client.v1 import synth_pb2_grpc as pb_grpc
 from .convert import FORMATS, RequestError, request_to_dialog, summary_message, turn_messages, voice_message
 from .metrics import Metrics
 
+LOG = logging.getLogger("synth_server")
 SERVER_LIMITS = DialogLimits(max_turns=200, max_turn_chars=2000, max_total_chars=50_000, max_speakers=16)
 
 
@@ -49,6 +55,44 @@ class ServiceConfig:
     samples: SampleConfig = field(default_factory=SampleConfig)
     tokenizer: str = DEFAULT_TOKENIZER
     asr_check: AsrCheck | None = None
+    log_json: bool = False  # one log line per call, as JSON (for log collectors) or key=value
+
+
+@dataclass
+class CallLog:
+    """What one call did, for its log line."""
+
+    began: float
+    conversation_id: str = ""
+    turns: int = 0
+    audio_sec: float = 0.0
+
+
+@dataclass(frozen=True)
+class UndecodableRequest:
+    """A request whose bytes are not a valid message (e.g. a string field that is not UTF-8)."""
+
+    message: str
+
+
+def decode_request(data: bytes) -> pb.SynthesizeRequest | UndecodableRequest:
+    """The request deserializer: a bad message becomes INVALID_ARGUMENT instead of INTERNAL."""
+    try:
+        return pb.SynthesizeRequest.FromString(data)
+    except DecodeError as exc:
+        return UndecodableRequest(
+            f"the request is not a valid synth.v1.SynthesizeRequest (text fields must be UTF-8): {exc}"
+        )
+
+
+def _stopped_code(context: grpc.ServicerContext) -> grpc.StatusCode:
+    """Why a call stopped early: its deadline passed, or the client cancelled it."""
+    remaining = context.time_remaining()
+    return (
+        grpc.StatusCode.DEADLINE_EXCEEDED
+        if remaining is not None and remaining <= 0
+        else grpc.StatusCode.CANCELLED
+    )
 
 
 class SynthService(pb_grpc.SynthServicer):
@@ -72,7 +116,14 @@ class SynthService(pb_grpc.SynthServicer):
         self.writer.recover()
         self._lock = threading.Lock()
         self._in_flight = 0
+        self._claimed: set[str] = set()  # ids being synthesized here, claimed when a call starts
         self.draining = threading.Event()
+        self.writable = threading.Event()
+        self.writable.set()
+        self.write_error = ""
+        # called with the error when a write fails (the server reports NOT_SERVING until a probe
+        # write succeeds again)
+        self.on_write_failure: Callable[[BaseException], None] = lambda exc: None
 
     def warm_up(self) -> None:
         """One synthesis before declaring SERVING, so the first caller does not pay for it."""
@@ -115,24 +166,26 @@ class SynthService(pb_grpc.SynthServicer):
 
     def Synthesize(
         self,
-        request: pb.SynthesizeRequest,
+        request: pb.SynthesizeRequest | UndecodableRequest,
         context: grpc.ServicerContext,
     ) -> Iterator[pb.SynthesizeResponse]:
-        code = grpc.StatusCode.OK
+        call = CallLog(time.perf_counter())
         try:
             self._admit()
         except RequestError as exc:
             self._finish("Synthesize", exc.code)
+            self._log(call, exc.code)
             context.abort(exc.code, exc.message)
+        code = grpc.StatusCode.OK
         try:
-            yield from self._synthesize(request, context)
+            yield from self._synthesize(request, context, call)
             if not context.is_active():  # stopped between turns: cancelled or past its deadline
-                code = grpc.StatusCode.CANCELLED
+                code = _stopped_code(context)
         except RequestError as exc:
             code = exc.code
             context.abort(exc.code, exc.message)
         except GeneratorExit:  # the client went away: nothing was written
-            code = grpc.StatusCode.CANCELLED
+            code = _stopped_code(context)
             raise
         except Exception as exc:  # a bug or an engine failure: report it, keep serving
             code = grpc.StatusCode.INTERNAL
@@ -140,19 +193,70 @@ class SynthService(pb_grpc.SynthServicer):
         finally:
             self._release()
             self._finish("Synthesize", code)
+            self._log(call, code)
+
+    def _log(self, call: CallLog, code: grpc.StatusCode) -> None:
+        record = {
+            "method": "Synthesize",
+            "conversation_id": call.conversation_id,
+            "code": code.name,
+            "turns": call.turns,
+            "audio_sec": round(call.audio_sec, 3),
+            "latency_sec": round(time.perf_counter() - call.began, 3),
+        }
+        if self.config.log_json:
+            LOG.info(json.dumps(record))
+        else:
+            LOG.info(" ".join(f"{k}={v}" for k, v in record.items()))
+
+    def _claim(self, conversation_id: str) -> None:
+        with self._lock:
+            if conversation_id in self._claimed:
+                raise RequestError(
+                    grpc.StatusCode.ALREADY_EXISTS,
+                    f"conversation_id {conversation_id!r} is being synthesized by another call",
+                )
+            self._claimed.add(conversation_id)
 
     def _synthesize(
         self,
-        request: pb.SynthesizeRequest,
+        request: pb.SynthesizeRequest | UndecodableRequest,
         context: grpc.ServicerContext,
+        call: CallLog,
     ) -> Iterator[pb.SynthesizeResponse]:
+        if isinstance(request, UndecodableRequest):
+            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, request.message)
         dialog = request_to_dialog(request, self.config.limits, self.voice_ids)
+        call.conversation_id = dialog.conversation_id
         write = not request.stream_only
-        if write and dialog.conversation_id in self.writer.done_ids():
+        if write and not self.writable.is_set():
             raise RequestError(
-                grpc.StatusCode.ALREADY_EXISTS,
-                f"conversation_id {dialog.conversation_id!r} is already in the dataset",
+                grpc.StatusCode.UNAVAILABLE,
+                f"the dataset volume cannot be written ({self.write_error}); retry on another replica",
             )
+        if not write:
+            yield from self._run(request, dialog, context, call, write)
+            return
+        self._claim(dialog.conversation_id)
+        try:
+            if dialog.conversation_id in self.writer.done_ids():
+                raise RequestError(
+                    grpc.StatusCode.ALREADY_EXISTS,
+                    f"conversation_id {dialog.conversation_id!r} is already in the dataset",
+                )
+            yield from self._run(request, dialog, context, call, write)
+        finally:
+            with self._lock:
+                self._claimed.discard(dialog.conversation_id)
+
+    def _run(
+        self,
+        request: pb.SynthesizeRequest,
+        dialog: Dialog,
+        context: grpc.ServicerContext,
+        call: CallLog,
+        write: bool,
+    ) -> Iterator[pb.SynthesizeResponse]:
         fmt = FORMATS.get(request.sample_format)
         if fmt is None:
             raise RequestError(
@@ -175,6 +279,8 @@ class SynthService(pb_grpc.SynthServicer):
             self.metrics.synthesis_seconds.inc(turn.synthesis_sec)
             self.metrics.turn_latency.observe(turn.synthesis_sec)
             turns.append(turn)
+            call.turns += 1
+            call.audio_sec += turn.duration_sec
             yield from turn_messages(turn)
         conv = pipeline.assemble(dialog, casting, turns)
         if not context.is_active():
@@ -184,6 +290,14 @@ class SynthService(pb_grpc.SynthServicer):
                 meta, entry = self.writer.write_with_metadata(conv)
             except AlreadyWritten as exc:
                 raise RequestError(grpc.StatusCode.ALREADY_EXISTS, str(exc)) from None
+            except OSError as exc:  # a full or read-only volume: nothing of it was kept
+                self.write_error = str(exc)
+                self.writable.clear()
+                self.on_write_failure(exc)
+                raise RequestError(
+                    grpc.StatusCode.UNAVAILABLE,
+                    f"cannot write the conversation ({exc}); nothing was kept, retry later or elsewhere",
+                ) from None
         else:
             meta = conversation_metadata(conv)
             entry = ManifestEntry.from_metadata(meta)
