@@ -119,7 +119,7 @@ def test_server_killed_mid_batch_then_rerun_gives_each_conversation_once(tmp_pat
             "--failures",
             str(tmp_path / "failures.jsonl"),
             "--timeout",
-            "60",
+            "10",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -192,7 +192,7 @@ def test_batch_reports_bad_dialogs_and_round_robins(tmp_path):
             p.wait(timeout=60)
     assert res.returncode == 3 and "d.jsonl line 2" in res.stderr
     assert [json.loads(l)["code"] for l in (tmp_path / "f.jsonl").read_text().splitlines()] == [
-        "INVALID_INPUT"
+        "INVALID_ARGUMENT"
     ]
     served = [manifest_ids(tmp_path / f"s{i}") for i in range(2)]
     assert sorted(sum(served, [])) == ["rr1", "rr2", "rr3"] and all(served)  # both servers got work

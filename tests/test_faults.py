@@ -413,3 +413,32 @@ def test_one_id_twice_at_once_and_drain_keeps_the_port(engine, tmp_path):
     stopper.join()
     assert not isinstance(results["first"], Exception)
     assert listed(tmp_path / "ds") == ["same"]
+
+
+def test_overload_never_drops_a_dialog_and_the_local_copy_is_complete(engine, tmp_path):
+    """A batch wider than the server's limit (concurrency 8 against max_in_flight 2): every
+    dialog is made, none fails. A second batch with a local copy fetches what the server had."""
+    from synth.batch import run_batch
+    from synth.sources import open_dialogs
+
+    dialogs = write_jsonl(
+        tmp_path / "d.jsonl",
+        [
+            {"conversation_id": f"o{i:02d}", "turns": [f"Overload dialog {i} is here.", "Fine, thanks."]}
+            for i in range(16)
+        ],
+    )
+    srv = _serve(engine, tmp_path / "server", max_in_flight=2)
+    try:
+        summary = run_batch(open_dialogs(str(dialogs)), [f"127.0.0.1:{srv.port}"], concurrency=8, timeout=300)
+        assert summary.failed == 0 and summary.done == 16, summary.failures
+        assert summary.retried > 0  # the server did push back
+        local = tmp_path / "local"
+        again = run_batch(
+            open_dialogs(str(dialogs)), [f"127.0.0.1:{srv.port}"], concurrency=4, local_out=local, timeout=120
+        )
+    finally:
+        srv.stop(grace=0)
+    assert again.failed == 0 and again.skipped_existing == 16
+    assert sorted(listed(local)) == sorted(listed(tmp_path / "server"))
+    assert validate_dataset(local).ok and validate_dataset(tmp_path / "server").ok

@@ -8,11 +8,27 @@ its own distribution: `pip install ./client`).
 """
 
 from .aio import AsyncSynthClient
+from .errors import (
+    AlreadyExists,
+    DeadlineExceeded,
+    InvalidRequest,
+    ServerError,
+    SynthRpcError,
+    Unauthenticated,
+    Unavailable,
+)
 from .events import Backoff, SummaryEvent, TurnEvent, build_request
 from .health import check_health
 from .sync import SynthClient
 
 __all__ = [
+    "AlreadyExists",
+    "DeadlineExceeded",
+    "InvalidRequest",
+    "ServerError",
+    "SynthRpcError",
+    "Unauthenticated",
+    "Unavailable",
     "AsyncSynthClient",
     "Backoff",
     "SummaryEvent",

@@ -9,6 +9,7 @@ from typing import Any
 import grpc
 import grpc.aio
 
+from .errors import translate
 from .events import (
     RETRYABLE,
     Backoff,
@@ -68,7 +69,7 @@ class AsyncSynthClient:
                 return [voice_dict(v) for v in reply.voices]
             except grpc.RpcError as exc:
                 if exc.code() not in RETRYABLE or attempt + 1 == self.backoff.attempts:
-                    raise
+                    raise translate(exc) from None
                 await asyncio.sleep(self.backoff.delay(attempt))
         raise AssertionError("unreachable")
 
@@ -97,7 +98,7 @@ class AsyncSynthClient:
                 return
             except grpc.RpcError as exc:
                 if received or exc.code() not in RETRYABLE or attempt + 1 == self.backoff.attempts:
-                    raise
+                    raise translate(exc) from None
                 await asyncio.sleep(self.backoff.delay(attempt))
             finally:
                 call.cancel()

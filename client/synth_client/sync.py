@@ -9,6 +9,7 @@ from typing import Any
 
 import grpc
 
+from .errors import translate
 from .events import (
     RETRYABLE,
     Backoff,
@@ -90,8 +91,21 @@ class SynthClient:
         timeout: float | None = None,
     ) -> Iterator[TurnEvent | SummaryEvent]:
         request = build_request(dialog, voices, conversation_id, seed, sample_format, stream_only)
+        return self._stream(lambda: self.stub.Synthesize(request, timeout=timeout, metadata=self.metadata))
+
+    def get_conversation(
+        self, conversation_id: str, *, timeout: float | None = None
+    ) -> Iterator[TurnEvent | SummaryEvent]:
+        """A conversation already in the server's dataset, streamed like `synthesize` streams it
+        (NOT_FOUND, as InvalidRequest, when the dataset does not list it)."""
+        request = pb.GetConversationRequest(conversation_id=conversation_id)
+        return self._stream(
+            lambda: self.stub.GetConversation(request, timeout=timeout, metadata=self.metadata)
+        )
+
+    def _stream(self, start: Any) -> Iterator[TurnEvent | SummaryEvent]:
         for attempt in range(self.backoff.attempts):
-            call = self.stub.Synthesize(request, timeout=timeout, metadata=self.metadata)
+            call = start()
             assembler = EventAssembler()
             received = False
             try:
@@ -103,7 +117,7 @@ class SynthClient:
                 return
             except grpc.RpcError as exc:
                 if received or exc.code() not in RETRYABLE or attempt + 1 == self.backoff.attempts:
-                    raise
+                    raise translate(exc) from None
                 time.sleep(self.backoff.delay(attempt))
             finally:
                 call.cancel()  # no-op when finished; stops the server's work if we were abandoned
@@ -114,6 +128,6 @@ class SynthClient:
                 return fn()
             except grpc.RpcError as exc:
                 if exc.code() not in RETRYABLE or attempt + 1 == self.backoff.attempts:
-                    raise
+                    raise translate(exc) from None
                 time.sleep(self.backoff.delay(attempt))
         raise AssertionError("unreachable")

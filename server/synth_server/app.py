@@ -46,7 +46,7 @@ class BearerTokenInterceptor(grpc.ServerInterceptor):
                 self._metrics.errors.labels("UNAUTHENTICATED").inc()
             context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
 
-        if method == "Synthesize":
+        if method in ("Synthesize", "GetConversation"):
             return grpc.unary_stream_rpc_method_handler(deny)
         return grpc.unary_unary_rpc_method_handler(deny)
 
@@ -201,6 +201,11 @@ def _add_synth_service(service: SynthService, server: grpc.Server) -> None:
         "Synthesize": grpc.unary_stream_rpc_method_handler(
             service.Synthesize,
             request_deserializer=decode_request,
+            response_serializer=synth_pb2.SynthesizeResponse.SerializeToString,
+        ),
+        "GetConversation": grpc.unary_stream_rpc_method_handler(
+            service.GetConversation,
+            request_deserializer=synth_pb2.GetConversationRequest.FromString,
             response_serializer=synth_pb2.SynthesizeResponse.SerializeToString,
         ),
     }

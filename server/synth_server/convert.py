@@ -15,7 +15,7 @@ from synth.audio import wav_bytes
 from synth.dialogs import DialogLimits, build_dialog
 from synth.domain import Dialog, Source, SynthesizedTurn, Voice
 from synth.errors import DialogError
-from synth.records import ConversationMetadata, ManifestEntry, samples_jsonl
+from synth.records import ConversationMetadata, ManifestEntry, TurnRecord, samples_jsonl
 from synth_client.v1 import synth_pb2 as pb
 
 CHUNK_BYTES = 1 << 20  # 1 MiB of WAV per message: far below gRPC's 4 MB default
@@ -90,25 +90,46 @@ def request_to_dialog(request: pb.SynthesizeRequest, limits: DialogLimits, voice
 
 
 def turn_messages(turn: SynthesizedTurn) -> list[pb.SynthesizeResponse]:
-    data = wav_bytes(turn.audio, turn.sample_rate)
+    return wav_messages(
+        pb.TurnAudio(
+            turn_id=turn.turn_id,
+            speaker=turn.speaker,
+            voice=turn.voice.id,
+            transcript=turn.text,
+            duration_sec=turn.duration_sec,
+            start_time=turn.start_time,
+            end_time=turn.end_time,
+        ),
+        wav_bytes(turn.audio, turn.sample_rate),
+    )
+
+
+def stored_turn_messages(turn: TurnRecord, wav: bytes) -> list[pb.SynthesizeResponse]:
+    """A turn of a conversation already on disk, as Synthesize would have streamed it."""
+    return wav_messages(
+        pb.TurnAudio(
+            turn_id=turn.turn_id,
+            speaker=turn.speaker,
+            voice=turn.voice or "",
+            transcript=turn.text or "",
+            duration_sec=turn.duration_sec,
+            start_time=turn.start_time,
+            end_time=turn.end_time,
+        ),
+        wav,
+    )
+
+
+def wav_messages(head: pb.TurnAudio, data: bytes) -> list[pb.SynthesizeResponse]:
+    """A turn's WAV in chunks far below gRPC's 4 MB message limit, each with the turn's fields."""
     chunks = [data[i : i + CHUNK_BYTES] for i in range(0, len(data), CHUNK_BYTES)] or [b""]
-    return [
-        pb.SynthesizeResponse(
-            turn=pb.TurnAudio(
-                turn_id=turn.turn_id,
-                speaker=turn.speaker,
-                voice=turn.voice.id,
-                transcript=turn.text,
-                duration_sec=turn.duration_sec,
-                start_time=turn.start_time,
-                end_time=turn.end_time,
-                wav_chunk=chunk,
-                chunk_index=i,
-                last_chunk=i == len(chunks) - 1,
-            )
-        )
-        for i, chunk in enumerate(chunks)
-    ]
+    out = []
+    for i, chunk in enumerate(chunks):
+        message = pb.TurnAudio()
+        message.CopyFrom(head)
+        message.wav_chunk, message.chunk_index, message.last_chunk = chunk, i, i == len(chunks) - 1
+        out.append(pb.SynthesizeResponse(turn=message))
+    return out
 
 
 def summary_message(

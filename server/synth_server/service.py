@@ -20,20 +20,30 @@ from google.protobuf.message import DecodeError
 
 from synth.asr import AsrCheck
 from synth.batcher import BatchConfig, BatchingEngine
+from synth.dataset import ConversationRef
 from synth.dialogs import DialogLimits
 from synth.domain import Dialog
 from synth.engines.base import Engine, SynthesisRequest
-from synth.errors import VoiceError
+from synth.errors import SynthError, VoiceError
+from synth.ids import InvalidConversationId, conversation_dir
 from synth.metadata import conversation_metadata
 from synth.pipeline import Pipeline, PipelineConfig
-from synth.records import ManifestEntry
+from synth.records import SAMPLES_FILE, ManifestEntry
 from synth.samples import SampleBuilder, SampleConfig
 from synth.tokenizer import DEFAULT_TOKENIZER, Tokenizer, load_tokenizer
 from synth.writer import AlreadyWritten, DatasetWriter
 from synth_client.v1 import synth_pb2 as pb
 from synth_client.v1 import synth_pb2_grpc as pb_grpc
 
-from .convert import FORMATS, RequestError, request_to_dialog, summary_message, turn_messages, voice_message
+from .convert import (
+    FORMATS,
+    RequestError,
+    request_to_dialog,
+    stored_turn_messages,
+    summary_message,
+    turn_messages,
+    voice_message,
+)
 from .metrics import Metrics
 
 LOG = logging.getLogger("synth_server")
@@ -64,6 +74,7 @@ class CallLog:
 
     began: float
     conversation_id: str = ""
+    method: str = "Synthesize"
     turns: int = 0
     audio_sec: float = 0.0
 
@@ -194,6 +205,41 @@ class SynthService(pb_grpc.SynthServicer):
             self._release()
             self._finish("Synthesize", code)
             self._log(call, code)
+
+    def GetConversation(
+        self, request: pb.GetConversationRequest, context: grpc.ServicerContext
+    ) -> Iterator[pb.SynthesizeResponse]:
+        call = CallLog(time.perf_counter(), request.conversation_id, method="GetConversation")
+        code = grpc.StatusCode.OK
+        try:
+            yield from self._stored(request.conversation_id, call)
+        except RequestError as exc:
+            code = exc.code
+            context.abort(exc.code, exc.message)
+        except (OSError, SynthError) as exc:  # a folder that cannot be read back
+            code = grpc.StatusCode.INTERNAL
+            context.abort(code, f"cannot read conversation {request.conversation_id!r}: {exc}")
+        finally:
+            self._finish("GetConversation", code)
+            self._log(call, code)
+
+    def _stored(self, conversation_id: str, call: CallLog) -> Iterator[pb.SynthesizeResponse]:
+        try:
+            folder = conversation_dir(self.config.out, conversation_id)
+        except InvalidConversationId as exc:
+            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"conversation_id: {exc}") from None
+        if conversation_id not in self.writer.done_ids():
+            raise RequestError(
+                grpc.StatusCode.NOT_FOUND, f"conversation {conversation_id!r} is not in the dataset"
+            )
+        ref = ConversationRef(conversation_id, folder, ManifestEntry(conversation_id, "", 0, 0.0))
+        meta = ref.metadata()
+        for turn in ref.turns(meta):
+            call.turns += 1
+            call.audio_sec += turn.duration_sec
+            yield from stored_turn_messages(turn, (folder / turn.audio_file).read_bytes())
+        samples = ref.samples() if (folder / SAMPLES_FILE).exists() else None
+        yield summary_message(meta, ManifestEntry.from_metadata(meta), written=True, samples=samples)
 
     def _log(self, call: CallLog, code: grpc.StatusCode) -> None:
         record = {

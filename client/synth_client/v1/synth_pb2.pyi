@@ -17,6 +17,12 @@ SAMPLE_FORMAT_UNSPECIFIED: SampleFormat
 SAMPLE_FORMAT_CHAT: SampleFormat
 SAMPLE_FORMAT_TRANSCRIBE: SampleFormat
 
+class GetConversationRequest(_message.Message):
+    __slots__ = ("conversation_id",)
+    CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
+    conversation_id: str
+    def __init__(self, conversation_id: _Optional[str] = ...) -> None: ...
+
 class ListVoicesRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...

@@ -45,6 +45,11 @@ class SynthStub:
                 request_serializer=synth_dot_v1_dot_synth__pb2.SynthesizeRequest.SerializeToString,
                 response_deserializer=synth_dot_v1_dot_synth__pb2.SynthesizeResponse.FromString,
                 _registered_method=True)
+        self.GetConversation = channel.unary_stream(
+                '/synth.v1.Synth/GetConversation',
+                request_serializer=synth_dot_v1_dot_synth__pb2.GetConversationRequest.SerializeToString,
+                response_deserializer=synth_dot_v1_dot_synth__pb2.SynthesizeResponse.FromString,
+                _registered_method=True)
 
 
 class SynthServicer:
@@ -67,6 +72,15 @@ class SynthServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetConversation(self, request, context):
+        """A conversation already in the server's dataset, streamed as Synthesize streams it (each
+        turn's WAV, then the summary), e.g. for a local copy of one made earlier. NOT_FOUND when the
+        dataset does not list it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SynthServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -78,6 +92,11 @@ def add_SynthServicer_to_server(servicer, server):
             'Synthesize': grpc.unary_stream_rpc_method_handler(
                     servicer.Synthesize,
                     request_deserializer=synth_dot_v1_dot_synth__pb2.SynthesizeRequest.FromString,
+                    response_serializer=synth_dot_v1_dot_synth__pb2.SynthesizeResponse.SerializeToString,
+            ),
+            'GetConversation': grpc.unary_stream_rpc_method_handler(
+                    servicer.GetConversation,
+                    request_deserializer=synth_dot_v1_dot_synth__pb2.GetConversationRequest.FromString,
                     response_serializer=synth_dot_v1_dot_synth__pb2.SynthesizeResponse.SerializeToString,
             ),
     }
@@ -134,6 +153,33 @@ class Synth:
             target,
             '/synth.v1.Synth/Synthesize',
             synth_dot_v1_dot_synth__pb2.SynthesizeRequest.SerializeToString,
+            synth_dot_v1_dot_synth__pb2.SynthesizeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetConversation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/synth.v1.Synth/GetConversation',
+            synth_dot_v1_dot_synth__pb2.GetConversationRequest.SerializeToString,
             synth_dot_v1_dot_synth__pb2.SynthesizeResponse.FromString,
             options,
             channel_credentials,
