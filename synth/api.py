@@ -23,6 +23,7 @@ from .errors import ConfigError, DialogError
 from .pipeline import Pipeline, PipelineConfig
 from .runner import RunSummary, run_producer
 from .samples import SampleBuilder, SampleConfig
+from .sharding import Shard
 from .tokenizer import DEFAULT_TOKENIZER, load_tokenizer
 from .writer import DatasetWriter
 
@@ -48,7 +49,8 @@ class GenerateOptions:
     samples: the training-sample format; None writes no samples.jsonl and no token counts.
     in_flight: conversations synthesized at once; their turns share engine batches (a GPU).
     on_error: 'skip' lists a bad dialog in failures.jsonl and goes on; 'fail' stops at it.
-    resume: skip conversations already in the manifest (off: refuse a non-empty output)."""
+    resume: skip conversations already in the manifest (off: refuse a non-empty output).
+    shard: make only this shard's share of the source (a stable partition by conversation id)."""
 
     engine: EngineConfig = field(default_factory=PiperConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
@@ -61,6 +63,7 @@ class GenerateOptions:
     on_error: str = "skip"
     resume: bool = True
     progress: bool = False
+    shard: Shard | None = None
 
     def __post_init__(self) -> None:
         if self.in_flight < 1:
@@ -122,4 +125,5 @@ def generate(
             progress=options.progress,
             total=limit,
             workers=options.in_flight,
+            shard=options.shard,
         )

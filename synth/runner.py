@@ -17,6 +17,7 @@ from .domain import Conversation, Source
 from .errors import ConfigError, DialogError, VoiceError
 from .pipeline import Pipeline
 from .records import ManifestEntry
+from .sharding import Shard
 from .writer import DatasetWriter, Recovery
 
 FAILURES = "failures.jsonl"
@@ -26,6 +27,7 @@ FAILURES = "failures.jsonl"
 class RunSummary:
     generated: int = 0
     skipped_existing: int = 0
+    other_shards: int = 0
     failed: int = 0
     audio_sec: float = 0.0
     wall_sec: float = 0.0
@@ -40,6 +42,8 @@ class RunSummary:
         ]
         if self.skipped_existing:
             lines.append(f"skipped {self.skipped_existing} already in the manifest (resume)")
+        if self.other_shards:
+            lines.append(f"left {self.other_shards} to the other shards")
         rec = self.recovery
         if rec.temp_removed or rec.orphans_removed or rec.manifest_tail_truncated or rec.torn_lines_removed:
             lines.append(
@@ -93,12 +97,14 @@ def run_producer(
     total: int | None = None,
     workers: int = 1,
     log: TextIO = sys.stderr,
+    shard: Shard | None = None,
 ) -> RunSummary:
     """Produce and write every item not yet in the dataset. `produce` is a Pipeline (its `run`)
     or any callable item -> Conversation; `workers` run it in parallel threads (for converters;
     a TTS engine uses its own threads). Writing happens on one more thread, overlapping the next
     production. With on_error='fail' the first bad item raises (after the conversations already
-    finished are committed); with 'skip' it is logged to `<out>/failures.jsonl` and the run goes on."""
+    finished are committed); with 'skip' it is logged to `<out>/failures.jsonl` and the run goes on.
+    With `shard`, only the items whose id the shard owns are made."""
     if on_error not in ("skip", "fail"):
         raise ConfigError("on_error", "choose skip or fail", on_error)
     if workers < 1:
@@ -197,6 +203,10 @@ def run_producer(
             for item in items:
                 if stop:
                     break
+                # a bad record without an id belongs to the shard of its location
+                if shard is not None and not shard.owns(item.conversation_id or getattr(item, "where", "")):
+                    summary.other_shards += 1
+                    continue
                 if isinstance(item, DialogError):
                     fail(item.to_dict(), item)
                     continue

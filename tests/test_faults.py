@@ -442,3 +442,44 @@ def test_overload_never_drops_a_dialog_and_the_local_copy_is_complete(engine, tm
     assert again.failed == 0 and again.skipped_existing == 16
     assert sorted(listed(local)) == sorted(listed(tmp_path / "server"))
     assert validate_dataset(local).ok and validate_dataset(tmp_path / "server").ok
+
+
+def test_shards_into_one_folder_and_merged_from_separate_ones(tmp_path):
+    """Three `synth generate --shard I/3` processes at once into one shared folder; and the same
+    shards into separate folders joined by `synth merge` (twice: the second copies nothing)."""
+    dialogs = write_jsonl(
+        tmp_path / "d.jsonl",
+        [{"conversation_id": f"s{i:02d}", "turns": [f"Shard dialog {i}.", "Understood."]} for i in range(12)],
+    )
+    synth = Path(sys.executable).with_name("synth")
+    common = ["--dialogs", str(dialogs), "--quiet", "--noise-scale", "0", "--noise-w", "0"]
+    procs = [
+        subprocess.Popen(
+            [synth, "generate", *common, "--out", str(tmp_path / "shared"), "--shard", f"{i}/3"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(3)
+    ]
+    outputs = [p.communicate(timeout=600) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outputs
+    assert sorted(listed(tmp_path / "shared")) == [f"s{i:02d}" for i in range(12)]
+    assert validate_dataset(tmp_path / "shared").ok
+    parts = []
+    for i in range(3):
+        out = tmp_path / f"part{i}"
+        res = subprocess.run(
+            [synth, "generate", *common, "--out", str(out), "--shard", f"{i}/3"],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert res.returncode == 0, res.stderr
+        parts.append(str(out))
+    res = subprocess.run([synth, "merge", str(tmp_path / "merged"), *parts], capture_output=True, text=True)
+    assert res.returncode == 0 and "merged 12 conversation(s)" in res.stdout, res.stderr
+    res = subprocess.run([synth, "merge", str(tmp_path / "merged"), *parts], capture_output=True, text=True)
+    assert res.returncode == 0 and "merged 0 conversation(s)" in res.stdout and "skipped 12" in res.stdout
+    assert sorted(listed(tmp_path / "merged")) == [f"s{i:02d}" for i in range(12)]
+    assert validate_dataset(tmp_path / "merged").ok

@@ -16,6 +16,7 @@ from ..engines import ENGINES, EngineConfig, PiperConfig, engine_config
 from ..engines.config import DEVICES
 from ..errors import ConfigError
 from ..samples import FORMATS, SampleConfig
+from ..sharding import Shard
 from ..sources import FORMATS as SOURCE_FORMATS
 from ..timeline import GapDistribution
 from ..tokenizer import DEFAULT_TOKENIZER
@@ -286,6 +287,17 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
         "run; --no-resume refuses a non-empty --out",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--shard",
+        default=None,
+        metavar="I/N",
+        help="make only shard I of N of the source (a stable partition by conversation id; "
+        "N machines, one shard each, into one shared or N separate datasets)",
+    )
+
+
+def shard_from(args: argparse.Namespace) -> Shard | None:
+    return Shard.parse(args.shard) if args.shard else None
 
 
 def flag_for(parser: argparse.ArgumentParser, option: str) -> str:

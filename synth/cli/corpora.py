@@ -25,6 +25,7 @@ from .common import (
     add_sample_args,
     options_from,
     samples_from,
+    shard_from,
 )
 
 
@@ -91,6 +92,7 @@ def _run(args: argparse.Namespace, groups: Iterable[Any], recognizer: Any = None
         progress=not args.quiet,
         total=args.limit,
         workers=args.workers,
+        shard=shard_from(args),
     )
     print(summary.format())
     return EXIT_PARTIAL if summary.failed else EXIT_OK

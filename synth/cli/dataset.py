@@ -11,6 +11,7 @@ from .. import api
 from ..asr_check import check_dataset
 from ..curriculum import parse_stages, write_splits
 from ..export import EXPORTS
+from ..merge import merge_datasets
 from ..retokenize import retokenize
 from ..validate import validate_dataset
 from .common import EXIT_ERROR, EXIT_OK, add_options, add_parser, add_sample_args, options_from, samples_from
@@ -67,6 +68,18 @@ def register(sub: Any) -> None:
     for target in EXPORTS.values():
         add_options(ex.add_argument_group(f"--to {target.name}"), target.options)
     ex.set_defaults(run=cmd_export)
+
+    mg = add_parser(
+        sub,
+        "merge",
+        "join datasets (e.g. per-shard ones) into one",
+        "Copy every conversation of the input datasets into OUT through the atomic "
+        "writer: each exactly once, resumable; ids found in two inputs are taken from "
+        "the first and reported.",
+    )
+    mg.add_argument("out", help="the merged dataset's root folder (created or resumed)")
+    mg.add_argument("inputs", nargs="+", help="dataset root folders to merge, in order of precedence")
+    mg.set_defaults(run=cmd_merge)
 
     ck = add_parser(
         sub,
@@ -137,6 +150,12 @@ def cmd_export(args: argparse.Namespace) -> int:
         options_from(args, target.options),
     )
     print(f"exported {n} sample(s) to {args.output} ({args.to})")
+    return EXIT_OK
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    summary = merge_datasets(args.out, args.inputs)
+    print(summary.format(Path(args.out)))
     return EXIT_OK
 
 

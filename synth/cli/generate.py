@@ -27,6 +27,7 @@ from .common import (
     engine_from,
     limits_from,
     samples_from,
+    shard_from,
 )
 
 
@@ -101,6 +102,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         on_error=args.on_error,
         resume=args.resume,
         progress=not args.quiet,
+        shard=shard_from(args),
     )
     summary = api.generate(
         args.dialogs, args.out, options, split=args.split, fmt=args.format, limit=args.limit
