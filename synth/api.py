@@ -111,9 +111,13 @@ def generate(
     """Synthesize dialogs into the dataset folder `out` (resumable). `dialogs` is a source as
     `synth generate --dialogs` takes it (a path, 'dailydialog', 'hf:<id>') or Dialogs already
     built (synth.sources, synth.dialogs.build_dialog)."""
+    total = limit
     if isinstance(dialogs, (str, Path)):
-        from .sources import open_dialogs
+        from .sources import count_records, open_dialogs
 
+        if options.progress and options.shard is None:
+            counted = count_records(str(dialogs), fmt)
+            total = counted if limit is None or counted is None else min(counted, limit)
         dialogs = open_dialogs(str(dialogs), fmt, split, limit, options.limits)
     with build_pipeline(options, engine) as pipeline:
         return run_producer(
@@ -123,7 +127,7 @@ def generate(
             on_error=options.on_error,
             resume=options.resume,
             progress=options.progress,
-            total=limit,
+            total=total,
             workers=options.in_flight,
             shard=options.shard,
         )

@@ -48,6 +48,7 @@ class CheckReport:
             f"{len(self.turns)} turns checked: word error rate {self.mean_wer:.3f} "
             f"({self.errors} errors / {self.words} words); "
             f"{len(self.failed)} turn(s) over {self.threshold}"
+            + (" (marked in metadata asr_check; exit 3)" if self.failed else "")
         ]
         ranked = sorted(self.turns, key=lambda t: -t.wer)[:worst]
         if ranked:

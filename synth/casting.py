@@ -32,26 +32,19 @@ def cast(
     by_id = {v.id: v for v in catalog}
     speakers = dialog.speakers
     if len(speakers) > len(by_id):
-        raise VoiceError(
-            f"{dialog.conversation_id}: {len(speakers)} speakers but only "
-            f"{len(by_id)} distinct voices in the catalog"
-        )
+        raise VoiceError(f"{len(speakers)} speakers but only {len(by_id)} distinct voices in the catalog")
     wanted = {**(override or {}), **dialog.voices}
     cast_to: dict[str, Voice] = {}
     for speaker, voice_id in wanted.items():
         if speaker not in speakers:
             continue  # an override for a speaker this dialog doesn't have
         if voice_id not in by_id:
-            raise VoiceError(
-                f"{dialog.conversation_id}: unknown voice {voice_id!r} for speaker "
-                f"{speaker!r} (see `synth voices`)"
-            )
+            raise VoiceError(f"unknown voice {voice_id!r} for speaker {speaker!r} (see `synth voices`)")
         cast_to[speaker] = by_id[voice_id]
     shared = sorted({v.id for v in cast_to.values() if list(cast_to.values()).count(v) > 1})
     if shared:
         raise VoiceError(
-            f"{dialog.conversation_id}: voice {shared[0]!r} is given to more than one "
-            "speaker; every speaker needs a distinct voice"
+            f"voice {shared[0]!r} is given to more than one speaker; every speaker needs a distinct voice"
         )
     rng = conversation_rng(seed, dialog.conversation_id, "casting")
     for speaker in speakers:

@@ -21,6 +21,7 @@ from typing import Any
 
 from .audio import SAMPLE_RATE
 from .dataset import ConversationRef, DatasetError, open_dataset
+from .errors import SynthError
 from .records import SAMPLES_FILE, TurnRecord
 
 
@@ -71,7 +72,12 @@ def export_llama_omni(
 def export_hf(root: Path | str, out: Path | str, manifest: Path | None = None) -> int:
     """Rows are built as `{bytes, path}` structs and cast to `Audio`, so writing needs no audio
     codec; reading decodes with whatever backend `datasets` uses on the training machine."""
-    import datasets
+    try:
+        import datasets
+    except ImportError:
+        raise SynthError(
+            "the hf export needs the Hugging Face datasets library: pip install 'synth[hf]'"
+        ) from None
 
     root = Path(root)
     refs = open_dataset(root, manifest)

@@ -33,13 +33,22 @@ class RunSummary:
     wall_sec: float = 0.0
     failures: list[dict[str, str]] = field(default_factory=list)
     recovery: Recovery = field(default_factory=Recovery)
+    asr_failed: list[str] = field(default_factory=list)  # "<id>/turn_<n>" over the ASR threshold
+    asr_threshold: float | None = None
+    failures_path: str = FAILURES
+
+    @property
+    def complete(self) -> bool:
+        """No rejected item and no turn over the ASR threshold (exit code 0, else 3)."""
+        return not self.failed and not self.asr_failed
 
     def format(self) -> str:
         rtf = self.audio_sec / self.wall_sec if self.wall_sec else 0.0
-        lines = [
-            f"generated {self.generated} conversation(s), {self.audio_sec / 3600:.3f} h of "
-            f"audio in {self.wall_sec:.1f} s ({rtf:.1f}x real time)"
-        ]
+        lines = [f"generated {self.generated} conversation(s)"]
+        if self.generated:
+            lines[0] += (
+                f", {self.audio_sec / 3600:.3f} h of audio in {self.wall_sec:.1f} s ({rtf:.1f}x real time)"
+            )
         if self.skipped_existing:
             lines.append(f"skipped {self.skipped_existing} already in the manifest (resume)")
         if self.other_shards:
@@ -52,8 +61,14 @@ class RunSummary:
                 + (", a cut manifest line" if rec.manifest_tail_truncated else "")
                 + (f", torn manifest line(s) {rec.torn_lines_removed}" if rec.torn_lines_removed else "")
             )
+        if self.asr_failed:
+            shown = ", ".join(self.asr_failed[:5]) + (" ..." if len(self.asr_failed) > 5 else "")
+            lines.append(
+                f"ASR CHECK: {len(self.asr_failed)} turn(s) still over word error rate "
+                f"{self.asr_threshold} after the retries, kept and marked in metadata (asr_check): {shown}"
+            )
         if self.failed:
-            lines.append(f"FAILED {self.failed} dialog(s); reasons in {FAILURES}")
+            lines.append(f"FAILED {self.failed} item(s); reasons in {self.failures_path}")
         return "\n".join(lines)
 
 
@@ -61,13 +76,14 @@ class _Progress:
     """A tqdm bar with conversations and audio hours, or nothing when disabled."""
 
     def __init__(self, enabled: bool, total: int | None, stream: TextIO):
-        self.bar = None
-        if enabled:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, unit="conv", file=stream, dynamic_ncols=True)
+        self.enabled, self.total, self.stream = enabled, total, stream
+        self.bar: Any = None
 
     def update(self, summary: RunSummary) -> None:
+        if self.enabled and self.bar is None:  # made at the first item: no empty bar before an error
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=self.total, unit="conv", file=self.stream, dynamic_ncols=True)
         if self.bar is not None:
             self.bar.set_postfix(
                 audio_h=f"{summary.audio_sec / 3600:.3f}", failed=summary.failed, refresh=False
@@ -123,6 +139,7 @@ def run_producer(
     seen: dict[str, str] = {}
     bar = _Progress(progress, total, log)
     failures_path = writer.root / FAILURES
+    summary.failures_path = str(failures_path)
     failures_path.unlink(missing_ok=True)
     stop: list[BaseException] = []
 
@@ -173,6 +190,12 @@ def run_producer(
 
     def task(item: Any) -> Any:
         conv = run(item)
+        check = conv.extra.get("asr_check")
+        if check:
+            summary.asr_threshold = check.get("threshold")
+            summary.asr_failed.extend(
+                f"{conv.conversation_id}/turn_{i}" for i in check.get("failed_turns", [])
+            )
         return writer.write(conv) if inline else conv
 
     producing: deque[tuple[Future[Any], Any]] = deque()

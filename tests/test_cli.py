@@ -169,3 +169,51 @@ def test_sigkill_mid_run_then_rerun_gives_each_conversation_once(tmp_path):
     assert set(counts.values()) == {1}
     report = validate_dataset(out)
     assert report.ok and not report.warnings, report.format()
+
+
+def test_first_hour_basics(tmp_path, example_dataset):
+    """Bare `synth` shows the overview; every option of every command says what it does;
+    a closed pipe is not an error; the hf export without `datasets` gives the install hint."""
+    import argparse
+    import subprocess
+    import sys
+
+    from synth.cli import build_parser
+
+    res = run_cli()
+    assert res.returncode == 2 and "generate" in res.stdout and "error" not in res.stderr
+    undocumented = []
+
+    def walk(parser: argparse.ArgumentParser, path: str) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    walk(sub, f"{path} {name}")
+            elif action.option_strings and action.dest != "help" and not action.help:
+                undocumented.append(f"{path} {action.option_strings[0]}")
+
+    walk(build_parser(), "synth")
+    assert undocumented == []
+    shell = subprocess.run(
+        f"'{sys.executable}' -m synth.cli voices --json | head -3",
+        shell=True,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert len(shell.stdout.splitlines()) == 3 and "Error" not in shell.stderr, shell.stderr
+    blocked = (
+        "import sys, importlib.abc\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, *a):\n"
+        "        if name.split('.')[0] == 'datasets': raise ImportError('no datasets here')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from synth.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", blocked, "export", str(example_dataset), str(tmp_path / "hf"), "--to", "hf"],
+        capture_output=True,
+        text=True,
+    )
+    assert res.returncode == 1 and "pip install 'synth[hf]'" in res.stderr and "Traceback" not in res.stderr

@@ -103,6 +103,20 @@ def test_librispeech_truecase_and_chunks(librispeech, tmp_path):
     assert meta["transcript_style"] == "truecased"
     assert meta["turns"][0]["text"][0].isupper() and meta["turns"][0]["text"][1:].islower()
     assert validate_dataset(out).ok
+    # chapters shorter than the minimum are not dropped silently: each is named, exit 3
+    res = run_cli(
+        "convert",
+        "librispeech",
+        str(librispeech),
+        "--out",
+        str(tmp_path / "long"),
+        "--quiet",
+        "--min-duration",
+        "600",
+    )
+    assert res.returncode == 3 and "generated 0 conversation(s)" in res.stdout
+    assert "shorter than the minimum duration 600 s; skipped" in res.stderr
+    assert "real time" not in res.stdout
 
 
 def test_librispeech_bad_input_names_the_file(librispeech, tmp_path):
@@ -229,8 +243,8 @@ def test_check_asr_catches_a_wrong_transcript(example_dataset, tmp_path):
     (ds / "conversations" / "lost_umbrella" / "turn_2.txt").write_text(
         "Penguins prefer cold water and rarely visit the desert.\n"
     )
-    res = run_cli("check", str(ds), "--asr", "--worst", "1")
-    assert res.returncode == 1
+    res = run_cli("check", str(ds), "--worst", "1")  # --asr is the default (and only) check
+    assert res.returncode == 3
     worst = res.stdout.split("worst turns:")[1].strip()
     assert "lost_umbrella/turn_2" in worst and float(worst.split()[0]) >= 0.9
     meta = json.loads((ds / "conversations" / "lost_umbrella" / "metadata.json").read_text())

@@ -7,13 +7,14 @@ in GROUPS) that parses, calls the library, prints, and returns an exit code."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
 from .. import __version__
 from ..errors import SynthError
 from . import corpora, dataset, generate, service
-from .common import EXIT_ERROR, error_message
+from .common import EXIT_ERROR, EXIT_OK, EXIT_USAGE, error_message
 
 GROUPS = (generate, dataset, corpora, service)
 
@@ -44,9 +45,16 @@ def _command_parser(parser: argparse.ArgumentParser, argv: Sequence[str] | None)
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    if not words:  # bare `synth`: the overview, not an error
+        parser.print_help()
+        return EXIT_USAGE
+    args = parser.parse_args(words)
     try:
         return args.run(args)
+    except BrokenPipeError:  # `synth voices --json | head -3`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except (SynthError, OSError) as exc:
         message = error_message(_command_parser(parser, argv), exc)
         print(f"synth {args.command}: error: {message}", file=sys.stderr)

@@ -95,7 +95,7 @@ def _run(args: argparse.Namespace, groups: Iterable[Any], recognizer: Any = None
         shard=shard_from(args),
     )
     print(summary.format())
-    return EXIT_PARTIAL if summary.failed else EXIT_OK
+    return EXIT_OK if summary.complete else EXIT_PARTIAL
 
 
 def cmd_convert(args: argparse.Namespace) -> int:

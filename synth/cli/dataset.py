@@ -14,7 +14,16 @@ from ..export import EXPORTS
 from ..merge import merge_datasets
 from ..retokenize import retokenize
 from ..validate import validate_dataset
-from .common import EXIT_ERROR, EXIT_OK, add_options, add_parser, add_sample_args, options_from, samples_from
+from .common import (
+    EXIT_ERROR,
+    EXIT_OK,
+    EXIT_PARTIAL,
+    add_options,
+    add_parser,
+    add_sample_args,
+    options_from,
+    samples_from,
+)
 
 
 def register(sub: Any) -> None:
@@ -86,11 +95,12 @@ def register(sub: Any) -> None:
         "check",
         "check a dataset's speech against its transcripts with ASR",
         "Transcribe every turn, compute word error rate against its transcript "
-        "(synth.wer normalization), record it in metadata, report the worst turns; "
-        "exit 1 if any turn is over the threshold.",
+        "(synth.wer normalization), record it in metadata, report the worst turns. The same "
+        "policy as generate --asr-check: turns over the threshold are kept, marked and listed, "
+        "and the command exits 3.",
     )
     ck.add_argument("dataset", help="dataset root folder")
-    ck.add_argument("--asr", action="store_true", required=True, help="run the ASR check")
+    ck.add_argument("--asr", action="store_true", help="run the ASR check (the only check; the default)")
     ck.add_argument("--asr-model", default=None, help="faster-whisper model (default: embedded tiny.en)")
     ck.add_argument(
         "--threshold",
@@ -164,4 +174,4 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     report = check_dataset(args.dataset, Recognizer(args.asr_model), args.threshold, write=not args.no_write)
     print(report.format(args.worst))
-    return EXIT_ERROR if report.failed else EXIT_OK
+    return EXIT_PARTIAL if report.failed else EXIT_OK

@@ -108,7 +108,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         args.dialogs, args.out, options, split=args.split, fmt=args.format, limit=args.limit
     )
     print(summary.format())
-    return EXIT_PARTIAL if summary.failed else EXIT_OK
+    return EXIT_OK if summary.complete else EXIT_PARTIAL
 
 
 def cmd_voices(args: argparse.Namespace) -> int:

@@ -79,6 +79,12 @@ def register(sub: Any) -> None:
         default=env("DRAIN_SECONDS", ServerOptions.drain_seconds),
         help="on SIGTERM, time given to calls in flight",
     )
+    sv.add_argument(
+        "--log-json",
+        action="store_true",
+        default=env("LOG_JSON", "") == "1",
+        help="log one JSON object per line (for log collectors)",
+    )
     add_asr_check_args(sv)
     sv.set_defaults(run=cmd_serve)
 
@@ -131,7 +137,9 @@ def register(sub: Any) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     from synth_server import ServerOptions, ServiceConfig, SynthServer, serve_forever
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(message)s" if args.log_json else "%(asctime)s %(name)s %(message)s"
+    )
     if bool(args.tls_cert) != bool(args.tls_key):
         raise ConfigError("tls_cert", "--tls-cert and --tls-key go together")
     check = asr_check_from(args)
@@ -144,6 +152,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         samples=samples_from(args),
         tokenizer=args.tokenizer,
         asr_check=api.asr_check(check) if check else None,
+        log_json=args.log_json,
     )
     options = ServerOptions(
         host=args.host,

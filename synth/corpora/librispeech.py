@@ -137,4 +137,10 @@ def _chunks(
             current, total = [], 0.0
     if current and chunks:
         chunks[-1].extend(current)
+    if not chunks:
+        raise DialogError(
+            f"chapter lasts {total:.1f} s, shorter than the minimum duration {min_duration:g} s; "
+            "skipped (lower min_duration to keep it)",
+            where,
+        )
     return chunks

@@ -36,6 +36,17 @@ def detect_format(spec: str) -> str:
     return "jsonl"
 
 
+def count_records(spec: str, fmt: str = "auto") -> int | None:
+    """How many records a local file source holds (its non-empty lines), for a progress bar's
+    total; None for Hugging Face sources (streamed, not counted ahead)."""
+    if fmt == "auto":
+        fmt = detect_format(spec)
+    if fmt not in ("jsonl", "dailydialog-txt"):
+        return None
+    with open(spec, "rb") as fh:
+        return sum(1 for line in fh if line.strip())
+
+
 def open_dialogs(
     spec: str,
     fmt: str = "auto",
