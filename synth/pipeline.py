@@ -4,7 +4,7 @@ all go through this object; it does no file I/O (the writer does)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +21,10 @@ from .timeline import GapDistribution, Timeline
 
 if TYPE_CHECKING:
     from .asr import AsrCheck
+
+
+class Stopped(Exception):
+    """Synthesis was stopped between sentence chunks because the caller went away."""
 
 
 @dataclass(frozen=True)
@@ -77,14 +81,17 @@ class Pipeline:
             dialog, self.catalog, self.config.seed, self.config.voice_override, self.engine.voice_distance
         )
 
-    def render(self, text: str, voice: Voice) -> np.ndarray:
+    def render(self, text: str, voice: Voice, should_stop: Callable[[], bool] | None = None) -> np.ndarray:
         """Speak one turn (see `render_many`)."""
-        return self.render_many([(text, voice)])[0]
+        return self.render_many([(text, voice)], should_stop)[0]
 
-    def render_many(self, turns: list[tuple[str, Voice]]) -> list[np.ndarray]:
+    def render_many(
+        self, turns: list[tuple[str, Voice]], should_stop: Callable[[], bool] | None = None
+    ) -> list[np.ndarray]:
         """Speak turns in one engine call (a batching engine runs them in one forward pass):
         each turn's sentence chunks are resampled and trimmed, joined with short pauses, then
-        loudness-normalized as a whole."""
+        loudness-normalized as a whole. With `should_stop` (a caller whose deadline may pass),
+        chunks go to the engine one call each and Stopped is raised between them."""
         rate = self.config.sample_rate
         requests, owner = [], []
         for i, (text, voice) in enumerate(turns):
@@ -92,7 +99,15 @@ class Pipeline:
                 requests.append(SynthesisRequest(chunk, voice))
                 owner.append(i)
         pieces: list[list[np.ndarray]] = [[] for _ in turns]
-        for i, audio in zip(owner, self.engine.synthesize(requests)):
+        if should_stop is None:
+            audios = self.engine.synthesize(requests)
+        else:
+            audios = []
+            for request in requests:
+                if should_stop():
+                    raise Stopped("the caller stopped waiting (cancelled or past its deadline)")
+                audios += self.engine.synthesize([request])
+        for i, audio in zip(owner, audios):
             piece = trim_silence(resample(audio.samples, audio.sample_rate, rate), rate, 0.03)
             if piece.size:
                 pieces[i].append(piece)
@@ -108,10 +123,12 @@ class Pipeline:
         self,
         dialog: Dialog,
         casting: Mapping[str, Voice] | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> Iterator[SynthesizedTurn]:
-        """Yield each turn as soon as it is synthesized, already placed on the timeline."""
+        """Yield each turn as soon as it is synthesized, already placed on the timeline;
+        `should_stop` is asked between sentence chunks (Stopped is raised when it says so)."""
         casting = casting or self.cast(dialog)
-        rendered = (self.render(t.text, casting[t.speaker]) for t in dialog.turns)
+        rendered = (self.render(t.text, casting[t.speaker], should_stop) for t in dialog.turns)
         return self._place(dialog, casting, rendered)
 
     def _place(

@@ -366,7 +366,9 @@ def test_bad_bytes_deadlines_auth_and_metrics_host(engine, tmp_path):
             with pytest.raises(grpc.RpcError) as info:
                 list(stub(long, timeout=5))  # no token
             assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
-        time.sleep(2.0)  # the deadlined call finishes its turn, then stops
+        deadline = time.time() + 30  # the deadlined call notices between sentences, then is counted
+        while srv.service.in_flight and time.time() < deadline:
+            time.sleep(0.05)
         text = (
             urllib.request.urlopen(f"http://127.0.0.1:{srv.metrics_port}/metrics", timeout=5).read().decode()
         )
@@ -483,3 +485,25 @@ def test_shards_into_one_folder_and_merged_from_separate_ones(tmp_path):
     assert res.returncode == 0 and "merged 0 conversation(s)" in res.stdout and "skipped 12" in res.stdout
     assert sorted(listed(tmp_path / "merged")) == [f"s{i:02d}" for i in range(12)]
     assert validate_dataset(tmp_path / "merged").ok
+
+
+def test_a_deadline_inside_one_long_turn_stops_between_sentences(engine, tmp_path):
+    import grpc
+
+    from synth_client import Backoff, SynthClient
+
+    srv = _serve(engine, tmp_path / "ds")
+    long_turn = " ".join(f"This is sentence number {i} of one very long turn." for i in range(40))
+    try:
+        with SynthClient(f"127.0.0.1:{srv.port}", backoff=Backoff(attempts=1)) as c:
+            began = time.perf_counter()
+            with pytest.raises(grpc.RpcError) as info:
+                list(c.synthesize([("A", long_turn)], conversation_id="long", timeout=1.0))
+            assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+            while srv.service.in_flight and time.perf_counter() - began < 30:
+                time.sleep(0.05)
+            # the server let go within a sentence or two of the deadline, not after 40 sentences
+            assert time.perf_counter() - began < 3.0
+    finally:
+        srv.stop(grace=0)
+    assert listed(tmp_path / "ds") == []

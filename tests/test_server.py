@@ -200,6 +200,11 @@ def test_bad_requests_get_the_right_code_and_write_nothing(server):
     with pytest.raises(grpc.RpcError) as err:
         _raw_call(server, nested)
     assert "turns[0]: field number 9" in err.value.details()
+    entry = bytes([0x0A, 1]) + b"A" + bytes([0x12, 10]) + b"joe-vt0.80" + bytes([0x28, 0x07])  # + field 5
+    in_map = valid + bytes([0x1A, len(entry)]) + entry
+    with pytest.raises(grpc.RpcError) as err:
+        _raw_call(server, in_map)
+    assert "voices: field number 5" in err.value.details(), err.value.details()
     assert manifest_ids(root) == before
 
 

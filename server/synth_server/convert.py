@@ -36,10 +36,22 @@ class RequestError(Exception):
 
 
 def unknown_fields(message: Message, path: str = "") -> list[str]:
-    """Field numbers the server's contract does not know, anywhere in the message."""
-    found = [
-        f"{path or message.DESCRIPTOR.name}: field number {f.field_number}" for f in UnknownFieldSet(message)
-    ]
+    """Field numbers the server's contract does not know, anywhere in the message. A map entry or
+    sub-message holding an unknown field is not parsed into its known field at all (it arrives
+    as an unknown field with the known field's number), so its bytes are read to name the
+    unknown number inside it ('voices: field number 5')."""
+    here = path or message.DESCRIPTOR.name
+    found = []
+    for f in UnknownFieldSet(message):
+        known = message.DESCRIPTOR.fields_by_number.get(f.field_number)
+        inner = _field_numbers(f.data) if known is not None and isinstance(f.data, bytes) else None
+        if known is not None and known.message_type is not None and inner is not None:
+            expected = set(known.message_type.fields_by_number)
+            extra = sorted(set(inner) - expected)
+            where = f"{path + '.' if path else ''}{known.name}"
+            found += [f"{where}: field number {n}" for n in extra] or [f"{where}: a malformed entry"]
+        else:
+            found.append(f"{here}: field number {f.field_number}")
     for field, value in message.ListFields():
         if field.message_type is None or field.message_type.GetOptions().map_entry:
             continue
@@ -49,6 +61,46 @@ def unknown_fields(message: Message, path: str = "") -> list[str]:
             sub = f"{path + '.' if path else ''}{field.name}" + (f"[{i}]" if repeated else "")
             found += unknown_fields(item, sub)
     return found
+
+
+def _field_numbers(data: bytes) -> list[int] | None:
+    """The field numbers of a serialized message's top level, or None if it is not one."""
+    numbers, i = [], 0
+
+    def varint() -> int:
+        nonlocal i
+        value = shift = 0
+        while True:
+            if i >= len(data) or shift > 63:
+                raise ValueError
+            byte = data[i]
+            i += 1
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                return value
+
+    try:
+        while i < len(data):
+            tag = varint()
+            number, wire = tag >> 3, tag & 7
+            numbers.append(number)
+            if wire == 0:
+                varint()
+            elif wire == 1:
+                i += 8
+            elif wire == 2:
+                length = varint()  # read before `i` is used: varint() moves it
+                i += length
+            elif wire == 5:
+                i += 4
+            else:
+                return None
+            if i > len(data):
+                return None
+    except ValueError:
+        return None
+    return numbers
 
 
 def derived_conversation_id(request: pb.SynthesizeRequest) -> str:

@@ -2,7 +2,7 @@
 each turn as soon as it is ready, and writes the folder through the shared DatasetWriter.
 
 Runs on the gRPC server's worker threads (synthesis never runs on gRPC's polling threads).
-Cancellation and deadlines are checked between turns; the folder is written only after the last
+Cancellation and deadlines are checked between turns and between a turn's sentence chunks; the folder is written only after the last
 turn, so a request that is cancelled or times out leaves no folder and no manifest line."""
 
 from __future__ import annotations
@@ -22,12 +22,12 @@ from synth.asr import AsrCheck
 from synth.batcher import BatchConfig, BatchingEngine
 from synth.dataset import ConversationRef
 from synth.dialogs import DialogLimits
-from synth.domain import Dialog
+from synth.domain import Dialog, SynthesizedTurn
 from synth.engines.base import Engine, SynthesisRequest
 from synth.errors import SynthError, VoiceError
 from synth.ids import InvalidConversationId, conversation_dir
 from synth.metadata import conversation_metadata
-from synth.pipeline import Pipeline, PipelineConfig
+from synth.pipeline import Pipeline, PipelineConfig, Stopped
 from synth.records import SAMPLES_FILE, ManifestEntry
 from synth.samples import SampleBuilder, SampleConfig
 from synth.tokenizer import DEFAULT_TOKENIZER, Tokenizer, load_tokenizer
@@ -202,9 +202,9 @@ class SynthService(pb_grpc.SynthServicer):
             code = grpc.StatusCode.INTERNAL
             context.abort(grpc.StatusCode.INTERNAL, f"synthesis failed: {type(exc).__name__}: {exc}")
         finally:
-            self._release()
             self._finish("Synthesize", code)
             self._log(call, code)
+            self._release()  # last: a drain that waits for in_flight == 0 sees the call counted
 
     def GetConversation(
         self, request: pb.GetConversationRequest, context: grpc.ServicerContext
@@ -240,6 +240,14 @@ class SynthService(pb_grpc.SynthServicer):
             yield from stored_turn_messages(turn, (folder / turn.audio_file).read_bytes())
         samples = ref.samples() if (folder / SAMPLES_FILE).exists() else None
         yield summary_message(meta, ManifestEntry.from_metadata(meta), written=True, samples=samples)
+
+    def _count(self, turn: SynthesizedTurn, call: CallLog) -> None:
+        self.metrics.turns.inc()
+        self.metrics.audio_seconds.inc(turn.duration_sec)
+        self.metrics.synthesis_seconds.inc(turn.synthesis_sec)
+        self.metrics.turn_latency.observe(turn.synthesis_sec)
+        call.turns += 1
+        call.audio_sec += turn.duration_sec
 
     def _log(self, call: CallLog, code: grpc.StatusCode) -> None:
         record = {
@@ -317,17 +325,19 @@ class SynthService(pb_grpc.SynthServicer):
         except VoiceError as exc:
             raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"voices: {exc}") from None
         turns = []
-        for turn in pipeline.iter_turns(dialog, casting):
-            if not context.is_active():
-                return  # cancelled or past its deadline: stop, write nothing
-            self.metrics.turns.inc()
-            self.metrics.audio_seconds.inc(turn.duration_sec)
-            self.metrics.synthesis_seconds.inc(turn.synthesis_sec)
-            self.metrics.turn_latency.observe(turn.synthesis_sec)
-            turns.append(turn)
-            call.turns += 1
-            call.audio_sec += turn.duration_sec
-            yield from turn_messages(turn)
+
+        def stopped() -> bool:  # asked between turns and between a turn's sentence chunks
+            return not context.is_active()
+
+        try:
+            for turn in pipeline.iter_turns(dialog, casting, stopped):
+                if stopped():
+                    return  # cancelled or past its deadline: stop, write nothing
+                self._count(turn, call)
+                turns.append(turn)
+                yield from turn_messages(turn)
+        except Stopped:
+            return
         conv = pipeline.assemble(dialog, casting, turns)
         if not context.is_active():
             return
