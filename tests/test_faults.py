@@ -507,3 +507,76 @@ def test_a_deadline_inside_one_long_turn_stops_between_sentences(engine, tmp_pat
     finally:
         srv.stop(grace=0)
     assert listed(tmp_path / "ds") == []
+
+
+def test_two_servers_on_one_folder_and_one_restarting(engine, tmp_path):
+    """Two `synth serve` processes on one dataset folder, batches against both; one is killed
+    with -9 and started again while the other writes. Every dialog once; the folder validates."""
+    import socket
+
+    from synth.batch import run_batch
+    from synth.sources import open_dialogs
+
+    def free_port() -> int:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return s.getsockname()[1]
+
+    synth = Path(sys.executable).with_name("synth")
+    out = tmp_path / "shared"
+
+    def serve(port: int) -> subprocess.Popen:
+        p = subprocess.Popen(
+            [
+                synth,
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--out",
+                str(out),
+                "--metrics-port",
+                "-1",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert "listening" in p.stdout.readline()
+        return p
+
+    ports = [free_port(), free_port()]
+    servers = [serve(p) for p in ports]
+    dialogs = write_jsonl(
+        tmp_path / "d.jsonl",
+        [
+            {"conversation_id": f"t{i:02d}", "turns": [f"Two servers, dialog {i}.", "Noted."]}
+            for i in range(24)
+        ],
+    )
+    try:
+        import threading
+
+        result = {}
+        worker = threading.Thread(
+            target=lambda: result.setdefault(
+                "s",
+                run_batch(
+                    open_dialogs(str(dialogs)), [f"127.0.0.1:{p}" for p in ports], concurrency=6, timeout=120
+                ),
+            )
+        )
+        worker.start()
+        time.sleep(1.5)
+        servers[0].kill()  # -9 while both serve the batch
+        servers[0].wait()
+        servers[0] = serve(ports[0])  # starts up (recover) beside the other, which keeps writing
+        worker.join()
+    finally:
+        for p in servers:
+            p.terminate()
+            p.wait(timeout=60)
+    assert result["s"].failed == 0, result["s"].failures
+    assert sorted(listed(out)) == [f"t{i:02d}" for i in range(24)]
+    assert validate_dataset(out).ok

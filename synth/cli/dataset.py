@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
+
+from tqdm import tqdm
 
 from .. import api
 from ..asr_check import check_dataset
 from ..curriculum import parse_stages, write_splits
+from ..dataset import open_dataset
 from ..export import EXPORTS
 from ..merge import merge_datasets
 from ..retokenize import retokenize
@@ -110,6 +114,7 @@ def register(sub: Any) -> None:
     )
     ck.add_argument("--worst", type=int, default=10, help="how many of the worst turns to list")
     ck.add_argument("--no-write", action="store_true", help="do not record results in metadata.json")
+    ck.add_argument("--quiet", action="store_true", help="no progress bar")
     ck.set_defaults(run=cmd_check)
 
 
@@ -172,6 +177,19 @@ def cmd_merge(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     from ..asr import Recognizer
 
-    report = check_dataset(args.dataset, Recognizer(args.asr_model), args.threshold, write=not args.no_write)
+    recognizer = Recognizer(args.asr_model)
+    total = len(open_dataset(args.dataset))
+    bar = None if args.quiet else tqdm(total=total, unit="conv", file=sys.stderr, dynamic_ncols=True)
+    try:
+        report = check_dataset(
+            args.dataset,
+            recognizer,
+            args.threshold,
+            write=not args.no_write,
+            progress=(lambda _cid: bar.update(1)) if bar is not None else None,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
     print(report.format(args.worst))
     return EXIT_PARTIAL if report.failed else EXIT_OK
