@@ -12,7 +12,7 @@ shows them in `--help`."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .batcher import BatchConfig, BatchingEngine
@@ -83,6 +83,15 @@ def asr_check(config: AsrCheckConfig):  # -> synth.asr.AsrCheck (faster-whisper 
     return AsrCheck(Recognizer(config.model), config.threshold, config.retries)
 
 
+def profile_limits(pipeline: PipelineConfig, samples: SampleConfig | None) -> PipelineConfig:
+    """The pipeline config with the speech profile's turn limit (LLaMA-Omni: 30 s, Whisper's
+    window), unless the pipeline sets its own."""
+    limit = samples.profile.max_turn_sec if samples is not None else None
+    if limit is not None and pipeline.max_turn_sec is None:
+        return replace(pipeline, max_turn_sec=limit)
+    return pipeline
+
+
 def build_pipeline(options: GenerateOptions = GenerateOptions(), engine: Engine | None = None) -> Pipeline:
     """A Pipeline over a batching engine (loaded from `options.engine` unless given); close it
     (or use it in a `with` block) to stop the batcher's worker."""
@@ -92,7 +101,7 @@ def build_pipeline(options: GenerateOptions = GenerateOptions(), engine: Engine 
     try:
         builder = sample_builder(options.samples, options.tokenizer) if options.samples else None
         checker = asr_check(options.asr_check) if options.asr_check else None
-        return Pipeline(batching, options.pipeline, builder, checker)
+        return Pipeline(batching, profile_limits(options.pipeline, options.samples), builder, checker)
     except BaseException:
         batching.close()
         raise

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .assembly import SampleBuilder, assemble, place_turn, provenance
-from .audio import SAMPLE_RATE, join, normalize_loudness, resample, trim_silence
+from .audio import PAUSE_SEC, SAMPLE_RATE, join, normalize_loudness, resample, trim_silence
 from .casting import cast
 from .domain import Conversation, Dialog, SynthesizedTurn, Voice
 from .engines.base import Engine, SynthesisRequest
@@ -21,6 +21,10 @@ from .timeline import GapDistribution, Timeline
 
 if TYPE_CHECKING:
     from .asr import AsrCheck
+
+
+LONG_TURNS = ("split", "reject")
+TURN_PAD_SEC = 0.1  # silence before and after each turn's speech
 
 
 class Stopped(Exception):
@@ -35,13 +39,25 @@ class PipelineConfig:
     gap: the distribution of the pause between turns.
     voice_override: speaker label -> voice id, for every dialog (a dialog's own voices win).
     max_chunk_chars: turns are synthesized in sentence chunks of at most this many characters.
-    sample_rate: the dataset's rate (16 kHz, Whisper's)."""
+    sample_rate: the dataset's rate (16 kHz, Whisper's).
+    max_turn_sec: the longest a turn may be (the speech profile's limit, e.g. 30 s for
+        LLaMA-Omni's Whisper window); None: no limit.
+    long_turns: what to do with a longer turn: 'split' it at sentence boundaries into turns
+        that fit, or 'reject' the dialog with a message naming the turn."""
 
     seed: int = 0
     gap: GapDistribution = field(default_factory=GapDistribution)
     voice_override: Mapping[str, str] = field(default_factory=dict)
     max_chunk_chars: int = 400
     sample_rate: int = SAMPLE_RATE
+    max_turn_sec: float | None = None
+    long_turns: str = "split"
+
+    def __post_init__(self) -> None:
+        if self.long_turns not in LONG_TURNS:
+            raise ConfigError("long_turns", f"choose {' or '.join(LONG_TURNS)}", self.long_turns)
+        if self.max_turn_sec is not None and self.max_turn_sec <= 0:
+            raise ConfigError("max_turn_sec", "must be positive", self.max_turn_sec)
 
 
 class Pipeline:
@@ -92,13 +108,19 @@ class Pipeline:
         each turn's sentence chunks are resampled and trimmed, joined with short pauses, then
         loudness-normalized as a whole. With `should_stop` (a caller whose deadline may pass),
         chunks go to the engine one call each and Stopped is raised between them."""
+        return [self._finish([a for _, a in ps]) for ps in self._pieces(turns, should_stop)]
+
+    def _pieces(
+        self, turns: list[tuple[str, Voice]], should_stop: Callable[[], bool] | None = None
+    ) -> list[list[tuple[str, np.ndarray]]]:
+        """Per turn, its sentence chunks as (text, 16 kHz trimmed audio)."""
         rate = self.config.sample_rate
         requests, owner = [], []
         for i, (text, voice) in enumerate(turns):
             for chunk in split_sentences(text, self.config.max_chunk_chars):
                 requests.append(SynthesisRequest(chunk, voice))
                 owner.append(i)
-        pieces: list[list[np.ndarray]] = [[] for _ in turns]
+        pieces: list[list[tuple[str, np.ndarray]]] = [[] for _ in turns]
         if should_stop is None:
             audios = self.engine.synthesize(requests)
         else:
@@ -107,17 +129,61 @@ class Pipeline:
                 if should_stop():
                     raise Stopped("the caller stopped waiting (cancelled or past its deadline)")
                 audios += self.engine.synthesize([request])
-        for i, audio in zip(owner, audios):
+        for i, request, audio in zip(owner, requests, audios):
             piece = trim_silence(resample(audio.samples, audio.sample_rate, rate), rate, 0.03)
             if piece.size:
-                pieces[i].append(piece)
-        pad = np.zeros(int(rate * 0.1), dtype=np.float32)
-        return [
-            normalize_loudness(np.concatenate([pad, join(p, rate), pad]), rate)
-            if p
-            else np.zeros(0, dtype=np.float32)
-            for p in pieces
-        ]
+                pieces[i].append((request.text, piece))
+        return pieces
+
+    def _finish(self, pieces: list[np.ndarray]) -> np.ndarray:
+        """A turn's audio from its chunks: short pauses between, padding around, loudness."""
+        rate = self.config.sample_rate
+        if not pieces:
+            return np.zeros(0, dtype=np.float32)
+        pad = np.zeros(int(rate * TURN_PAD_SEC), dtype=np.float32)
+        return normalize_loudness(np.concatenate([pad, join(pieces, rate), pad]), rate)
+
+    def _parts(
+        self,
+        pieces: list[tuple[str, np.ndarray]],
+        where: str,
+        field: str,
+        cid: str,
+    ) -> list[tuple[str | None, np.ndarray]]:
+        """A turn as one part (text None: the turn's own), or, when it is longer than
+        `max_turn_sec`, as consecutive parts of whole sentences that each fit (long_turns
+        'split') or a DialogError (long_turns 'reject')."""
+        limit = self.config.max_turn_sec
+        whole = self._finish([a for _, a in pieces])
+        rate = self.config.sample_rate
+        if limit is None or whole.shape[0] <= limit * rate:
+            return [(None, whole)]
+        if self.config.long_turns == "reject":
+            raise DialogError(
+                f"the turn lasts {whole.shape[0] / rate:.1f} s, longer than {limit:g} s "
+                "(the speech profile's limit); shorten it or let long turns be split",
+                where,
+                field,
+                cid,
+            )
+        overhead = int(rate * TURN_PAD_SEC) * 2
+        pause = int(rate * PAUSE_SEC)
+        groups: list[list[tuple[str, np.ndarray]]] = [[]]
+        for text, audio in pieces:
+            if audio.shape[0] + overhead > limit * rate:
+                raise DialogError(
+                    f"one sentence lasts {audio.shape[0] / rate:.1f} s, longer than "
+                    f"{limit:g} s, so the turn cannot be split to fit: {text[:60]!r}",
+                    where,
+                    field,
+                    cid,
+                )
+            group = groups[-1]
+            size = sum(a.shape[0] for _, a in group) + pause * len(group) + audio.shape[0] + overhead
+            if group and size > limit * rate:
+                groups.append([])
+            groups[-1].append((text, audio))
+        return [(" ".join(t for t, _ in g), self._finish([a for _, a in g])) for g in groups]
 
     def iter_turns(
         self,
@@ -128,38 +194,45 @@ class Pipeline:
         """Yield each turn as soon as it is synthesized, already placed on the timeline;
         `should_stop` is asked between sentence chunks (Stopped is raised when it says so)."""
         casting = casting or self.cast(dialog)
-        rendered = (self.render(t.text, casting[t.speaker], should_stop) for t in dialog.turns)
+        rendered = (self._pieces([(t.text, casting[t.speaker])], should_stop)[0] for t in dialog.turns)
         return self._place(dialog, casting, rendered)
 
     def _place(
-        self, dialog: Dialog, casting: Mapping[str, Voice], rendered: Iterable[np.ndarray]
+        self,
+        dialog: Dialog,
+        casting: Mapping[str, Voice],
+        rendered: Iterable[list[tuple[str, np.ndarray]]],
     ) -> Iterator[SynthesizedTurn]:
-        """ASR-check each rendered turn (if asked) and put it on the conversation timeline."""
+        """Split each rendered turn if it is too long for the speech profile, ASR-check it (if
+        asked) and put it on the conversation timeline. Turn ids count the parts."""
         timeline = Timeline(self.config.gap, self.config.seed, dialog.conversation_id)
         began = time.perf_counter()
-        for i, (turn, audio) in enumerate(zip(dialog.turns, rendered)):
-            if audio.size == 0:
+        turn_id = 0
+        where = dialog.source.describe()
+        for i, (turn, pieces) in enumerate(zip(dialog.turns, rendered)):
+            field = f"turns[{i}].text"
+            if not pieces:
                 raise DialogError(
-                    "the engine produced no audio for this text",
-                    dialog.source.describe(),
-                    f"turns[{i}].text",
-                    dialog.conversation_id,
+                    "the engine produced no audio for this text", where, field, dialog.conversation_id
                 )
-            extra: dict[str, Any] = {}
-            if self.asr_check is not None:
-                audio, extra["asr_check"] = self._checked(audio, turn.text, casting[turn.speaker])
-            yield place_turn(
-                timeline,
-                i,
-                turn.speaker,
-                casting[turn.speaker],
-                turn.text,
-                audio,
-                self.config.sample_rate,
-                began,
-                extra,
-            )
-            began = time.perf_counter()
+            for text, audio in self._parts(pieces, where, field, dialog.conversation_id):
+                extra: dict[str, Any] = {}
+                text = text or turn.text
+                if self.asr_check is not None:
+                    audio, extra["asr_check"] = self._checked(audio, text, casting[turn.speaker])
+                yield place_turn(
+                    timeline,
+                    turn_id,
+                    turn.speaker,
+                    casting[turn.speaker],
+                    text,
+                    audio,
+                    self.config.sample_rate,
+                    began,
+                    extra,
+                )
+                turn_id += 1
+                began = time.perf_counter()
 
     def _checked(self, audio: np.ndarray, text: str, voice: Voice) -> tuple[np.ndarray, dict[str, Any]]:
         """Transcribe; synthesize again while the word error rate is over the threshold (at most
@@ -209,5 +282,5 @@ class Pipeline:
     def run(self, dialog: Dialog) -> Conversation:
         """The whole conversation, its turns synthesized in one engine call."""
         casting = self.cast(dialog)
-        rendered = self.render_many([(t.text, casting[t.speaker]) for t in dialog.turns])
+        rendered = self._pieces([(t.text, casting[t.speaker]) for t in dialog.turns])
         return self.assemble(dialog, casting, list(self._place(dialog, casting, rendered)))

@@ -31,13 +31,70 @@ FORMATS = ("chat", "transcribe")
 DEFAULT_SYSTEM_PROMPT = (
     "You are a helpful assistant in a spoken conversation. Listen to what the user says and reply naturally."
 )
+# LLaMA-Omni's own system prompt: `conv_llama_3` in omni_speech/conversation.py (ictnlp/LLaMA-Omni).
+LLAMA_OMNI_SYSTEM_PROMPT = (
+    "You are a helpful language and speech assistant. You are able to understand the speech content "
+    "that the user provides, and assist the user with a variety of tasks using natural language."
+)
+SYSTEM_PROMPTS = {"default": DEFAULT_SYSTEM_PROMPT, "llama-omni": LLAMA_OMNI_SYSTEM_PROMPT}
+# LLaMA-Omni pads or trims every turn to Whisper's 30 s window: 3000 mel frames, 1500 encoder
+# frames, 300 positions after its 5x downsampling; audio past 30 s is lost.
+LLAMA_OMNI_POSITIONS = 300
+WHISPER_WINDOW_SEC = 30.0
+
+
+def system_prompt(text: str) -> str:
+    """A preset by name ('default', 'llama-omni') or the prompt itself."""
+    return SYSTEM_PROMPTS.get(text, text)
+
+
+@dataclass(frozen=True)
+class SpeechProfile:
+    """How many positions a turn's speech takes in the model's context.
+
+    `rate:N`: N per second of audio (10: Whisper's 50 Hz frames after LLaMA-Omni's 5x
+    downsampling, when audio is not padded). `llama-omni`: every turn 300 (Whisper's 30 s window,
+    padded or trimmed), and no turn may be longer than 30 s."""
+
+    kind: str = "rate"
+    per_sec: float = 10.0
+
+    @classmethod
+    def parse(cls, spec: str) -> SpeechProfile:
+        if spec == "llama-omni":
+            return cls("llama-omni", LLAMA_OMNI_POSITIONS / WHISPER_WINDOW_SEC)
+        kind, _, value = spec.partition(":")
+        try:
+            per_sec = float(value)
+        except ValueError:
+            per_sec = -1.0
+        if kind != "rate" or per_sec <= 0:
+            raise ConfigError(
+                "speech_profile", "expected rate:N (N > 0 positions per second) or llama-omni", spec
+            )
+        return cls("rate", per_sec)
+
+    def spec(self) -> str:
+        return "llama-omni" if self.kind == "llama-omni" else f"rate:{self.per_sec:g}"
+
+    @property
+    def max_turn_sec(self) -> float | None:
+        return WHISPER_WINDOW_SEC if self.kind == "llama-omni" else None
+
+    def positions(self, duration_sec: float) -> int:
+        if self.kind == "llama-omni":
+            return LLAMA_OMNI_POSITIONS
+        return speech_positions(duration_sec, self.per_sec)
 
 
 @dataclass(frozen=True)
 class SampleConfig:
+    """The training samples: format, padding, how speech positions are counted (a speech
+    profile, `rate:N` or `llama-omni`) and the system prompt (text, or a preset name)."""
+
     format: str = "chat"
     pad_multiple: int = 64
-    speech_tokens_per_sec: float = 10.0  # Whisper 50 Hz frames after LLaMA-Omni's 5x downsampling
+    speech_profile: str = "rate:10"
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
 
     def __post_init__(self) -> None:
@@ -45,8 +102,12 @@ class SampleConfig:
             raise ConfigError("format", "choose chat or transcribe", self.format)
         if self.pad_multiple < 1:
             raise ConfigError("pad_multiple", "must be at least 1", self.pad_multiple)
-        if self.speech_tokens_per_sec <= 0:
-            raise ConfigError("speech_tokens_per_sec", "must be positive", self.speech_tokens_per_sec)
+        SpeechProfile.parse(self.speech_profile)
+        object.__setattr__(self, "system_prompt", system_prompt(self.system_prompt))
+
+    @property
+    def profile(self) -> SpeechProfile:
+        return SpeechProfile.parse(self.speech_profile)
 
 
 def speech_positions(duration_sec: float, per_sec: float) -> int:
@@ -87,12 +148,14 @@ class SampleBuilder:
         )
 
     def describe(self) -> dict[str, Any]:
+        profile = self.config.profile
         return {
             "tokenizer": self.tokenizer.name,
             "format": self.config.format,
             "pad_multiple": self.config.pad_multiple,
-            "speech_tokens_per_sec": self.config.speech_tokens_per_sec,
+            **({"speech_tokens_per_sec": profile.per_sec} if profile.kind == "rate" else {}),
             "system_prompt": self.config.system_prompt,
+            "speech_profile": profile.spec(),
         }
 
     def build(
@@ -115,7 +178,7 @@ class SampleBuilder:
         text_tokens = speech_tokens = 0
         for i, (turn, target_ids) in enumerate(zip(turns, encoded)):
             sample = self.sample(target_ids)
-            speech = speech_positions(turn.duration_sec, self.config.speech_tokens_per_sec)
+            speech = self.config.profile.positions(turn.duration_sec)
             text_tokens += sample["original_length"] - 1  # minus the speech placeholder
             speech_tokens += speech
             samples.append(

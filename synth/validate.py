@@ -14,6 +14,7 @@ import soundfile as sf
 from .audio import SAMPLE_RATE
 from .ids import InvalidConversationId, check_conversation_id
 from .records import MANIFEST, ConversationMetadata, ManifestEntry, TurnRecord, field_errors
+from .samples import WHISPER_WINDOW_SEC
 from .text import clean_text
 
 DURATION_TOLERANCE_SEC = 0.01
@@ -148,6 +149,8 @@ def _check_conversation(folder: Path, entry: dict[str, Any] | None, report: Repo
     if not turns:
         report.errors.append(f"{where}/metadata.json: no turns")
     speakers = set(meta["speakers"])
+    tokens = meta.get("tokens") if isinstance(meta.get("tokens"), dict) else {}
+    window = WHISPER_WINDOW_SEC if tokens.get("speech_profile") == "llama-omni" else None
     previous_end = 0.0
     expected_files = {"metadata.json", "samples.jsonl"}
     for i, turn in enumerate(turns):
@@ -168,6 +171,11 @@ def _check_conversation(folder: Path, entry: dict[str, Any] | None, report: Repo
                 report.errors.append(
                     f"{tw}: duration_sec {turn['duration_sec']} but the WAV lasts {duration:.4f} s"
                 )
+        if window is not None and turn["duration_sec"] > window + DURATION_TOLERANCE_SEC:
+            report.errors.append(
+                f"{tw}: lasts {turn['duration_sec']:.2f} s, longer than the {window:g} s Whisper window of "
+                "the llama-omni speech profile (the model would lose its end)"
+            )
         if abs(turn["end_time"] - turn["start_time"] - turn["duration_sec"]) > DURATION_TOLERANCE_SEC:
             report.errors.append(f"{tw}: end_time - start_time != duration_sec")
         if turn["start_time"] < previous_end - DURATION_TOLERANCE_SEC:

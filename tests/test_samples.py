@@ -85,7 +85,7 @@ def test_embedded_and_hf_tokenizer_give_identical_samples(tmp_path):
 
 
 def test_pad_multiple_and_speech_rate_are_configurable():
-    builder = SampleBuilder(EmbeddedLlama3(), SampleConfig(pad_multiple=16, speech_tokens_per_sec=25))
+    builder = SampleBuilder(EmbeddedLlama3(), SampleConfig(pad_multiple=16, speech_profile="rate:25"))
     samples, tokens = builder.build("c", TURNS[:1])
     assert len(samples[0]["input_ids"]) % 16 == 0 and len(samples[0]["input_ids"]) < 64 + 16
     assert tokens["speech_tokens"] == 38  # ceil(1.52 * 25)

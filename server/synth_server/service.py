@@ -18,6 +18,7 @@ from pathlib import Path
 import grpc
 from google.protobuf.message import DecodeError
 
+from synth.api import profile_limits
 from synth.asr import AsrCheck
 from synth.batcher import BatchConfig, BatchingEngine
 from synth.dataset import ConversationRef
@@ -316,7 +317,7 @@ class SynthService(pb_grpc.SynthServicer):
             raise RequestError(
                 grpc.StatusCode.INVALID_ARGUMENT, f"sample_format: unknown value {request.sample_format}"
             )
-        config = self.config.pipeline
+        config = profile_limits(self.config.pipeline, self.config.samples)
         if request.HasField("seed"):
             config = replace(config, seed=request.seed)
         pipeline = Pipeline(self.engine, config, self.builders[fmt], self.config.asr_check)

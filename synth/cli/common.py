@@ -15,7 +15,7 @@ from ..dialogs import DialogLimits
 from ..engines import ENGINES, EngineConfig, PiperConfig, engine_config
 from ..engines.config import DEVICES
 from ..errors import ConfigError
-from ..samples import FORMATS, SampleConfig
+from ..samples import FORMATS, SYSTEM_PROMPTS, SampleConfig
 from ..sharding import Shard
 from ..sources import FORMATS as SOURCE_FORMATS
 from ..timeline import GapDistribution
@@ -194,18 +194,35 @@ def add_sample_args(p: argparse.ArgumentParser, *format_flags: str) -> None:
         help="pad sequences to a multiple of this",
     )
     g.add_argument(
+        "--speech-profile",
+        default=SampleConfig.speech_profile,
+        help="how speech positions are counted in total_tokens: rate:N (N per second of audio) or "
+        "llama-omni (300 per turn, Whisper's 30 s window; no turn may be longer than 30 s)",
+    )
+    g.add_argument(
         "--speech-tokens-per-sec",
         type=float,
-        default=SampleConfig.speech_tokens_per_sec,
-        help="speech positions per second of audio in total_tokens",
+        default=None,
+        help="the same as --speech-profile rate:N",
+    )
+    g.add_argument(
+        "--system-prompt",
+        default="default",
+        help="the samples' system prompt: a text, or a preset: "
+        + ", ".join(f"{k!r}" for k in SYSTEM_PROMPTS)
+        + " (llama-omni: the prompt of LLaMA-Omni's conv_llama_3 template)",
     )
 
 
 def samples_from(args: argparse.Namespace) -> SampleConfig:
+    profile = args.speech_profile
+    if args.speech_tokens_per_sec is not None:
+        profile = f"rate:{args.speech_tokens_per_sec:g}"
     return SampleConfig(
         format=args.sample_format,
         pad_multiple=args.pad_multiple,
-        speech_tokens_per_sec=args.speech_tokens_per_sec,
+        speech_profile=profile,
+        system_prompt=args.system_prompt,
     )
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from .. import api
 from ..errors import ConfigError
-from ..pipeline import PipelineConfig
+from ..pipeline import LONG_TURNS, PipelineConfig
 from ..timeline import GapDistribution
 from .common import (
     EXIT_OK,
@@ -44,6 +44,13 @@ def register(sub: Any) -> None:
     add_engine_args(g)
     add_noise_args(g)
     add_gap_args(g, "seed for casting and turn gaps")
+    g.add_argument(
+        "--long-turns",
+        default=PipelineConfig.long_turns,
+        choices=LONG_TURNS,
+        help="a turn longer than the speech profile allows (llama-omni: 30 s): split it at sentence "
+        "boundaries into turns that fit, or reject the dialog",
+    )
     g.add_argument(
         "--voice",
         action="append",
@@ -92,6 +99,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
             seed=args.seed,
             gap=GapDistribution.parse(args.gap),
             voice_override=parse_voice_override(args.voice),
+            long_turns=args.long_turns,
         ),
         samples=samples_from(args),
         tokenizer=args.tokenizer,

@@ -1,0 +1,105 @@
+"""Token counts that match the model: the llama-omni speech profile (300 positions a turn, no
+turn over Whisper's 30 s window), long turns split at sentence boundaries or rejected, system
+prompt presets, and validate refusing a llama-omni dataset with a turn the model would cut."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import run_cli, write_jsonl
+
+from synth.errors import ConfigError
+from synth.samples import LLAMA_OMNI_SYSTEM_PROMPT, SampleConfig, SpeechProfile
+from synth.validate import validate_dataset
+
+SENTENCES = [f"Here is sentence number {i}, which tells a little more of the long story." for i in range(24)]
+
+
+def test_profiles_parse_and_count():
+    assert SpeechProfile.parse("rate:10").positions(2.31) == 24
+    assert SpeechProfile.parse("rate:12.5").spec() == "rate:12.5"
+    omni = SpeechProfile.parse("llama-omni")
+    assert omni.positions(2.0) == omni.positions(29.9) == 300 and omni.max_turn_sec == 30.0
+    for bad in ("rate:0", "rate:x", "whisper", ""):
+        with pytest.raises(ConfigError, match="speech_profile"):
+            SpeechProfile.parse(bad)
+    assert SampleConfig(system_prompt="llama-omni").system_prompt == LLAMA_OMNI_SYSTEM_PROMPT
+    assert SampleConfig(system_prompt="Be brief.").system_prompt == "Be brief."
+
+
+@pytest.fixture(scope="module")
+def long_dialogs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("long")
+    return write_jsonl(
+        folder / "long.jsonl",
+        [
+            {
+                "conversation_id": "story",
+                "turns": [
+                    {"speaker": "A", "text": "Tell me the whole story, please."},
+                    {"speaker": "B", "text": " ".join(SENTENCES)},
+                    {"speaker": "A", "text": "What a story."},
+                ],
+            }
+        ],
+    )
+
+
+def test_llama_omni_profile_splits_long_turns_and_counts_300_per_turn(long_dialogs, tmp_path):
+    out = tmp_path / "ds"
+    res = run_cli(
+        "generate",
+        "--dialogs",
+        str(long_dialogs),
+        "--out",
+        str(out),
+        "--quiet",
+        "--speech-profile",
+        "llama-omni",
+        "--system-prompt",
+        "llama-omni",
+    )
+    assert res.returncode == 0, res.stderr
+    meta = json.loads((out / "conversations" / "story" / "metadata.json").read_text())
+    turns = meta["turns"]
+    assert len(turns) > 3  # the long turn became several
+    assert all(t["duration_sec"] <= 30.0 for t in turns)
+    parts = [t for t in turns if t["speaker"] == "B"]
+    assert " ".join(t["text"] for t in parts) == " ".join(SENTENCES)  # whole sentences, in order
+    assert [t["turn_id"] for t in turns] == list(range(len(turns)))
+    tokens = meta["tokens"]
+    assert tokens["speech_profile"] == "llama-omni" and tokens["system_prompt"] == LLAMA_OMNI_SYSTEM_PROMPT
+    assert tokens["speech_tokens"] == 300 * len(turns)
+    samples = [
+        json.loads(x) for x in (out / "conversations" / "story" / "samples.jsonl").read_text().splitlines()
+    ]
+    assert [s["speech_tokens"] for s in samples] == [300] * len(turns)
+    assert tokens["total_tokens"] == tokens["text_tokens"] + 300 * len(turns)
+    assert validate_dataset(out).ok
+
+    rejected = run_cli(
+        "generate",
+        "--dialogs",
+        str(long_dialogs),
+        "--out",
+        str(tmp_path / "r"),
+        "--quiet",
+        "--speech-profile",
+        "llama-omni",
+        "--long-turns",
+        "reject",
+    )
+    assert rejected.returncode == 3
+    assert "turns[1].text: the turn lasts" in rejected.stderr and "longer than 30 s" in rejected.stderr
+
+
+def test_validate_refuses_a_turn_llama_omni_would_cut(long_dialogs, tmp_path):
+    out = tmp_path / "ds"
+    assert run_cli("generate", "--dialogs", str(long_dialogs), "--out", str(out), "--quiet").returncode == 0
+    assert validate_dataset(out).ok  # rate:10 has no window
+    res = run_cli("tokenize", str(out), "--speech-profile", "llama-omni")
+    assert res.returncode == 0, res.stderr
+    report = validate_dataset(out)
+    assert not report.ok
+    assert any("turns[1]" in e and "30 s Whisper window" in e for e in report.errors), report.errors
