@@ -26,6 +26,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from .audio import SAMPLE_RATE
+from .curriculum import SPLITS_DIR, parse_stages, split_path
 from .dataset import ConversationRef, DatasetError, open_dataset
 from .samples import IGNORE_INDEX
 from .tokenizer import LLAMA31_RENAMED, PAD_TOKEN
@@ -45,8 +46,22 @@ class ConversationDataset(Dataset):
         manifest: str | Path | None = None,
         pad_id: int | None = None,
         cache_size: int = 64,
+        stage: int | str | None = None,
+        bands: bool = False,
     ):
+        """`stage` (16384 or '16k') reads that curriculum stage's split manifest, written by
+        `synth splits` (with `bands`, the band where each conversation is in exactly one stage)."""
         self.root = Path(root)
+        if stage is not None:
+            if manifest is not None:
+                raise DatasetError("give a stage or a manifest, not both")
+            (tokens,) = parse_stages(str(stage))
+            manifest = split_path(self.root / SPLITS_DIR, tokens, bands)
+            if not Path(manifest).is_file():
+                raise DatasetError(
+                    f"{manifest}: missing; run `synth splits {self.root} "
+                    f"--stages ...{tokens}{' --bands' if bands else ''}` first"
+                )
         refs = open_dataset(self.root, manifest)
         if max_total_tokens is not None:
             missing = [r.conversation_id for r in refs if r.total_tokens is None]

@@ -55,3 +55,38 @@ def test_splits_reject_a_corrupt_manifest(tmp_path):
     (tmp_path / "manifest.jsonl").write_text("{bad\n")
     with pytest.raises(SynthError, match="manifest.jsonl line 1: not valid JSON"):
         write_splits(tmp_path, [10])
+
+
+def test_bands_put_each_conversation_in_exactly_one_stage(tmp_path, example_dataset):
+    ds = tmp_path / "ds"
+    shutil.copytree(example_dataset, ds)
+    entries = [json.loads(x) for x in (ds / "manifest.jsonl").read_text().splitlines()]
+    tokens = sorted(e["total_tokens"] for e in entries)
+    stages = [tokens[1], tokens[-1] - 1, tokens[-1] * 2]
+    summaries, too_long = write_splits(ds, stages, bands=True)
+    seen = []
+    for lower, summary in zip([0, *stages], summaries):
+        got = [json.loads(x) for x in summary.path.read_text().splitlines()]
+        assert summary.path.name == f"band_{summary.stage}.jsonl" and summary.lower == lower
+        assert all(lower < e["total_tokens"] <= summary.stage for e in got)
+        assert sum(summary.histogram) == summary.conversations == len(got)
+        seen += [e["conversation_id"] for e in got]
+    assert sorted(seen) == sorted(e["conversation_id"] for e in entries)  # each exactly once
+    assert [s.conversations for s in summaries] == [2, 1, 1] and too_long == 0
+    res = run_cli("splits", str(ds), "--stages", ",".join(map(str, stages)), "--bands")
+    assert res.returncode == 0 and "band" in res.stdout and "#" in res.stdout, res.stderr
+
+
+def test_the_loader_takes_a_stage(tmp_path, example_dataset):
+    from synth.training import ConversationDataset
+
+    ds = tmp_path / "ds"
+    shutil.copytree(example_dataset, ds)
+    tokens = sorted(json.loads(x)["total_tokens"] for x in (ds / "manifest.jsonl").read_text().splitlines())
+    with pytest.raises(SynthError, match="run `synth splits"):
+        ConversationDataset(ds, stage=tokens[1])
+    write_splits(ds, [tokens[1], tokens[-1]], bands=True)
+    write_splits(ds, [tokens[1], tokens[-1]])
+    assert len(ConversationDataset(ds, stage=tokens[1]).conversations) == 2
+    assert len(ConversationDataset(ds, stage=tokens[-1]).conversations) == 4
+    assert len(ConversationDataset(ds, stage=tokens[-1], bands=True).conversations) == 2

@@ -55,6 +55,12 @@ def register(sub: Any) -> None:
         help="increasing token budgets, e.g. 8192,16384 or 8k,16k",
     )
     sp.add_argument("--out", default=None, help="folder for the split manifests (default <dataset>/splits)")
+    sp.add_argument(
+        "--bands",
+        action="store_true",
+        help="each conversation in exactly one stage, the smallest it fits (band_<N>.jsonl); "
+        "default: cumulative stages (stage_<N>.jsonl)",
+    )
     sp.set_defaults(run=cmd_splits)
 
     tk = add_parser(
@@ -141,10 +147,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def cmd_splits(args: argparse.Namespace) -> int:
     summaries, too_long = write_splits(
-        args.dataset, parse_stages(args.stages), Path(args.out) if args.out else None
+        args.dataset, parse_stages(args.stages), Path(args.out) if args.out else None, bands=args.bands
     )
     for s in summaries:
-        print(f"stage {s.stage:>7}: {s.conversations:6d} conversations {s.hours:8.3f} h  -> {s.path}")
+        span = f"{s.lower + 1}-{s.stage}" if args.bands else f"<= {s.stage}"
+        print(
+            f"{'band' if args.bands else 'stage'} {s.stage:>7} ({span} tokens): {s.conversations:6d} "
+            f"conversations {s.hours:8.3f} h {s.total_tokens:>12,d} tokens  -> {s.path}"
+        )
+        print("\n".join(s.format_histogram()))
     if too_long:
         print(f"{too_long} conversation(s) exceed the last stage and are in no split")
     return EXIT_OK
