@@ -24,6 +24,7 @@ from .pipeline import Pipeline, PipelineConfig
 from .runner import RunSummary, run_producer
 from .samples import SampleBuilder, SampleConfig
 from .sharding import Shard
+from .sources.chat import ChatFields
 from .tokenizer import DEFAULT_TOKENIZER, load_tokenizer
 from .writer import DatasetWriter
 
@@ -116,6 +117,7 @@ def generate(
     split: str | None = None,
     fmt: str = "auto",
     limit: int | None = None,
+    chat: ChatFields | None = None,
 ) -> RunSummary:
     """Synthesize dialogs into the dataset folder `out` (resumable). `dialogs` is a source as
     `synth generate --dialogs` takes it (a path, 'dailydialog', 'hf:<id>') or Dialogs already
@@ -127,7 +129,7 @@ def generate(
         if options.progress and options.shard is None:
             counted = count_records(str(dialogs), fmt)
             total = counted if limit is None or counted is None else min(counted, limit)
-        dialogs = open_dialogs(str(dialogs), fmt, split, limit, options.limits)
+        dialogs = open_dialogs(str(dialogs), fmt, split, limit, options.limits, chat)
     with build_pipeline(options, engine) as pipeline:
         return run_producer(
             dialogs,

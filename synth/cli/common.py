@@ -18,6 +18,7 @@ from ..errors import ConfigError
 from ..samples import FORMATS, SYSTEM_PROMPTS, SampleConfig
 from ..sharding import Shard
 from ..sources import FORMATS as SOURCE_FORMATS
+from ..sources import ChatFields
 from ..timeline import GapDistribution
 from ..tokenizer import DEFAULT_TOKENIZER
 
@@ -140,6 +141,39 @@ def add_source_args(p: argparse.ArgumentParser, limits: DialogLimits = DialogLim
     g.add_argument("--split", default=None, help="dataset split (Hugging Face sources: default train)")
     g.add_argument("--limit", type=int, default=None, help="read at most this many dialogs")
     add_limit_args(g, limits)
+    add_chat_args(g)
+
+
+def add_chat_args(g: Any) -> None:
+    g.add_argument(
+        "--dialog-field",
+        default=None,
+        help="chat formats: the field holding the list of messages (default: messages, or "
+        "ShareGPT's conversations)",
+    )
+    g.add_argument(
+        "--speaker-field",
+        default=None,
+        help="chat formats: the field of a message naming its speaker (default: role / from)",
+    )
+    g.add_argument(
+        "--text-field",
+        default=None,
+        help="chat formats: the field of a message holding its text (default: content / value)",
+    )
+    g.add_argument(
+        "--roles",
+        default=None,
+        metavar="ROLE=SPEAKER,...",
+        help="chat formats: speaker labels for roles (default: user/human -> user, "
+        "assistant/gpt/bot -> assistant); system and tool messages are dropped",
+    )
+
+
+def chat_from(args: argparse.Namespace) -> ChatFields:
+    return ChatFields(
+        args.dialog_field, args.speaker_field, args.text_field, ChatFields.parse_roles(args.roles)
+    )
 
 
 def add_limit_args(g: Any, limits: DialogLimits, from_env: bool = False) -> None:

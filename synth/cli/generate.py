@@ -24,6 +24,7 @@ from .common import (
     add_source_args,
     asr_check_from,
     batch_from,
+    chat_from,
     engine_from,
     limits_from,
     samples_from,
@@ -113,7 +114,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
         shard=shard_from(args),
     )
     summary = api.generate(
-        args.dialogs, args.out, options, split=args.split, fmt=args.format, limit=args.limit
+        args.dialogs,
+        args.out,
+        options,
+        split=args.split,
+        fmt=args.format,
+        limit=args.limit,
+        chat=chat_from(args),
     )
     print(summary.format())
     return EXIT_OK if summary.complete else EXIT_PARTIAL

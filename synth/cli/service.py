@@ -28,6 +28,7 @@ from .common import (
     add_source_args,
     asr_check_from,
     batch_from,
+    chat_from,
     engine_from,
     env,
     limits_from,
@@ -177,7 +178,9 @@ def cmd_batch(args: argparse.Namespace) -> int:
     from ..batch import run_batch
     from ..sources import open_dialogs
 
-    dialogs = open_dialogs(args.dialogs, args.format, args.split, args.limit, limits_from(args))
+    dialogs = open_dialogs(
+        args.dialogs, args.format, args.split, args.limit, limits_from(args), chat_from(args)
+    )
     failures = Path(args.failures) if args.failures else None
     summary = run_batch(
         dialogs,

@@ -10,12 +10,21 @@ from pathlib import Path
 from ..dialogs import DEFAULT_LIMITS, DialogLimits
 from ..domain import Dialog
 from ..errors import ConfigError, DialogError
+from .chat import ChatFields, jsonl_is_chat, read_chat_jsonl
 from .dailydialog import HF_DATASET_ID, read_dailydialog_text, read_huggingface
 from .jsonl import read_jsonl
 
-FORMATS = ("auto", "jsonl", "dailydialog-txt", "hf")
+FORMATS = ("auto", "jsonl", "chat", "dailydialog-txt", "hf")
 
-__all__ = ["FORMATS", "open_dialogs", "read_jsonl", "read_dailydialog_text", "read_huggingface"]
+__all__ = [
+    "FORMATS",
+    "ChatFields",
+    "open_dialogs",
+    "read_chat_jsonl",
+    "read_jsonl",
+    "read_dailydialog_text",
+    "read_huggingface",
+]
 
 
 def detect_format(spec: str) -> str:
@@ -53,16 +62,26 @@ def open_dialogs(
     split: str | None = None,
     limit: int | None = None,
     limits: DialogLimits = DEFAULT_LIMITS,
+    chat: ChatFields | None = None,
 ) -> Iterator[Dialog | DialogError]:
     """Open a dialog source by what the user typed: a path, 'dailydialog' (the hub dataset) or
-    'hf:<dataset id>'. `limit` bounds the number of records read (good or bad)."""
+    'hf:<dataset id>'. `limit` bounds the number of records read (good or bad). Chat-format
+    records (messages, ShareGPT, or the layout `chat` maps) are recognized in JSONL files and in
+    parquet / Hugging Face rows."""
     if fmt not in FORMATS:
         raise ConfigError("format", f"choose one of {', '.join(FORMATS)}", fmt)
+    chat = chat or ChatFields()
     if fmt == "auto":
         fmt = detect_format(spec)
+        if fmt == "jsonl" and (chat.is_mapped or jsonl_is_chat(Path(spec))):
+            fmt = "chat"
+    if fmt == "chat" and Path(spec).suffix == ".jsonl":
+        return itertools.islice(read_chat_jsonl(Path(spec), chat, limits), limit)
     if fmt == "jsonl":
         return itertools.islice(read_jsonl(Path(spec), limits), limit)
     if fmt == "dailydialog-txt":
         return read_dailydialog_text(Path(spec), split, limit, limits)
     name = HF_DATASET_ID if spec == "dailydialog" else spec.removeprefix("hf:")
-    return read_huggingface(name, split or "train", limit, limits=limits)
+    return read_huggingface(
+        name, split or "train", limit, limits=limits, chat=chat if fmt == "chat" else None
+    )

@@ -18,6 +18,7 @@ from ..dialogs import DEFAULT_LIMITS, DialogLimits, build_dialog
 from ..domain import Dialog, Source
 from ..errors import DialogError, SynthError
 from ..ids import derived_id
+from .chat import ChatFields, chat_dialog, is_chat_record
 
 HF_DATASET_ID = "li2017dailydialog/daily_dialog"
 HF_REVISION = "refs/convert/parquet"
@@ -63,8 +64,10 @@ def read_huggingface(
     limit: int | None = None,
     revision: str | None = None,
     limits: DialogLimits = DEFAULT_LIMITS,
+    chat: ChatFields | None = None,
 ) -> Iterator[Dialog | DialogError]:
-    """Stream DailyDialog-shaped rows (`dialog`: list of utterances) from the hub or local parquet.
+    """Stream rows from the hub or local parquet: DailyDialog-shaped (`dialog`: a list of
+    utterances) or chat-format (`messages`, ShareGPT `conversations`, or `chat`'s mapping).
 
     `name_or_path` is a hub id (default revision: the parquet conversion), a `.parquet` file, or a
     folder of parquet files (laid out like the hub's `default/<split>/*.parquet` or flat)."""
@@ -79,7 +82,11 @@ def read_huggingface(
             return
         source = Source(dataset=dataset_name, split=split, index=index)
         try:
-            yield _row_to_dialog(row, derived_id(dataset_name, index, split), source, limits)
+            cid = derived_id(dataset_name, index, split)
+            if chat is not None or is_chat_record(row):
+                yield chat_dialog(row, source, cid, chat or ChatFields(), limits)
+            else:
+                yield _row_to_dialog(row, cid, source, limits)
         except DialogError as exc:
             yield exc
 
