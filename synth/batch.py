@@ -201,7 +201,9 @@ def run_batch(
                     summary.retried += 1
                 wait = pause.delay(attempt)
                 attempt += 1
-                if turns or deadline is not None and time.monotonic() + wait >= deadline:
+                # Turns received before the server went away are dropped and the dialog made
+                # again elsewhere: a server writes a conversation only after its last turn.
+                if deadline is not None and time.monotonic() + wait >= deadline:
                     record_failure(
                         {
                             **failure,
