@@ -23,6 +23,7 @@ from .errors import ConfigError, DialogError
 from .pipeline import Pipeline, PipelineConfig
 from .runner import RunSummary, run_producer
 from .samples import SampleBuilder, SampleConfig
+from .sessions import SessionConfig
 from .sharding import Shard
 from .sources.chat import ChatFields
 from .tokenizer import DEFAULT_TOKENIZER, load_tokenizer
@@ -51,7 +52,8 @@ class GenerateOptions:
     in_flight: conversations synthesized at once; their turns share engine batches (a GPU).
     on_error: 'skip' lists a bad dialog in failures.jsonl and goes on; 'fail' stops at it.
     resume: skip conversations already in the manifest (off: refuse a non-empty output).
-    shard: make only this shard's share of the source (a stable partition by conversation id)."""
+    shard: make only this shard's share of the source (a stable partition by conversation id).
+    sessions: join consecutive dialogs into long sessions (synth.sessions)."""
 
     engine: EngineConfig = field(default_factory=PiperConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
@@ -65,6 +67,7 @@ class GenerateOptions:
     resume: bool = True
     progress: bool = False
     shard: Shard | None = None
+    sessions: SessionConfig | None = None
 
     def __post_init__(self) -> None:
         if self.in_flight < 1:
@@ -130,6 +133,20 @@ def generate(
             counted = count_records(str(dialogs), fmt)
             total = counted if limit is None or counted is None else min(counted, limit)
         dialogs = open_dialogs(str(dialogs), fmt, split, limit, options.limits, chat)
+    if options.sessions is not None:
+        from .sessions import make_sessions, token_estimator
+
+        builder = sample_builder(options.samples, options.tokenizer) if options.samples else None
+        session_limits = DialogLimits(
+            max_turns=100_000,
+            max_turn_chars=options.limits.max_turn_chars,
+            max_total_chars=10**9,
+            max_speakers=options.limits.max_speakers,
+        )
+        dialogs = make_sessions(
+            dialogs, options.sessions, token_estimator(builder), options.pipeline.seed, session_limits
+        )
+        total = None
     with build_pipeline(options, engine) as pipeline:
         return run_producer(
             dialogs,

@@ -38,9 +38,11 @@ def place_turn(
     sample_rate: int,
     began: float,
     extra: dict[str, Any] | None = None,
+    source_turn: int = -1,
+    gap_sec: float | None = None,
 ) -> SynthesizedTurn:
     """A produced turn, started on the timeline; `began` is when its production started."""
-    start = timeline.place(audio.shape[0] / sample_rate)
+    start = timeline.place(audio.shape[0] / sample_rate, gap_sec)
     return SynthesizedTurn(
         turn_id=turn_id,
         speaker=speaker,
@@ -51,6 +53,7 @@ def place_turn(
         start_time=start,
         synthesis_sec=time.perf_counter() - began,
         extra=extra or {},
+        source_turn=source_turn,
     )
 
 
@@ -74,9 +77,26 @@ def assemble(
     extra: dict[str, Any],
     sample_builder: SampleBuilder | None = None,
 ) -> Conversation:
-    """The finished conversation; its samples are built from exact (unrounded) durations."""
+    """The finished conversation; its samples are built from exact (unrounded) durations. A
+    session lists its parts (`segments`, in output turn ids)."""
+    if dialog.segments:
+        extra = {
+            **extra,
+            "segments": segment_records(dialog, turns),
+            "session_pause_sec": dialog.join_pause_sec,
+        }
     conv = Conversation(dialog=dialog, casting=dict(casting), turns=turns, extra=extra)
     if sample_builder is None:
         return conv
     samples, tokens = sample_builder.build(conv.conversation_id, turn_records(conv, digits=None))
     return replace(conv, samples=samples, tokens=tokens)
+
+
+def segment_records(dialog: Dialog, turns: list[SynthesizedTurn]) -> list[dict[str, Any]]:
+    """The parts of a session in the conversation's own turn ids (a long turn split in parts
+    keeps them all in its segment)."""
+    segments = []
+    for seg in dialog.segments:
+        ids = [t.turn_id for t in turns if seg.first_turn <= t.source_turn <= seg.last_turn]
+        segments.append({"source": seg.source.to_dict(), "first_turn": ids[0], "last_turn": ids[-1]})
+    return segments

@@ -41,13 +41,30 @@ class Source:
 
 
 @dataclass(frozen=True)
+class Segment:
+    """One source dialog inside a session: its source and its turns' range in the session's
+    input turns (inclusive)."""
+
+    source: Source
+    first_turn: int
+    last_turn: int
+
+
+@dataclass(frozen=True)
 class Dialog:
-    """A conversation to synthesize. `conversation_id` is already validated as path-safe."""
+    """A conversation to synthesize. `conversation_id` is already validated as path-safe. A
+    session (several source dialogs joined) lists its parts in `segments`; `join_pause_sec` is the
+    pause before each part but the first."""
 
     conversation_id: str
     turns: tuple[Turn, ...]
     source: Source
     voices: Mapping[str, str] = field(default_factory=dict)  # per-dialog speaker -> voice id
+    segments: tuple[Segment, ...] = ()
+    join_pause_sec: float | None = None
+
+    def starts_segment(self, turn_index: int) -> bool:
+        return any(s.first_turn == turn_index for s in self.segments[1:])
 
     @property
     def speakers(self) -> list[str]:
@@ -94,6 +111,7 @@ class SynthesizedTurn:
     start_time: float = 0.0
     synthesis_sec: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)  # per-turn metadata (ASR check, source file)
+    source_turn: int = -1  # the input turn it speaks (a long turn split in parts shares it)
 
     @property
     def num_samples(self) -> int:

@@ -215,7 +215,8 @@ class Pipeline:
                 raise DialogError(
                     "the engine produced no audio for this text", where, field, dialog.conversation_id
                 )
-            for text, audio in self._parts(pieces, where, field, dialog.conversation_id):
+            join = dialog.join_pause_sec if dialog.starts_segment(i) else None
+            for k, (text, audio) in enumerate(self._parts(pieces, where, field, dialog.conversation_id)):
                 extra: dict[str, Any] = {}
                 text = text or turn.text
                 if self.asr_check is not None:
@@ -230,6 +231,8 @@ class Pipeline:
                     self.config.sample_rate,
                     began,
                     extra,
+                    source_turn=i,
+                    gap_sec=join if k == 0 else None,
                 )
                 turn_id += 1
                 began = time.perf_counter()

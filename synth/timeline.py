@@ -69,9 +69,11 @@ class Timeline:
         self.end = 0.0
         self.turns = 0
 
-    def place(self, duration_sec: float) -> float:
-        """The start time of the next turn, which lasts `duration_sec`."""
-        t = self.end + (self.gap.sample(self.rng) if self.turns else 0.0)
+    def place(self, duration_sec: float, gap_sec: float | None = None) -> float:
+        """The start time of the next turn, which lasts `duration_sec`; `gap_sec` replaces the
+        drawn gap (a session's pause between its parts)."""
+        gap = 0.0 if not self.turns else self.gap.sample(self.rng) if gap_sec is None else gap_sec
+        t = self.end + gap
         start = round(t, 3)
         self.end = start + duration_sec
         self.turns += 1

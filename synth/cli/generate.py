@@ -9,6 +9,7 @@ from typing import Any
 from .. import api
 from ..errors import ConfigError
 from ..pipeline import LONG_TURNS, PipelineConfig
+from ..sessions import SessionConfig
 from ..timeline import GapDistribution
 from .common import (
     EXIT_OK,
@@ -60,6 +61,32 @@ def register(sub: Any) -> None:
         help="cast SPEAKER to VOICE in every dialog (repeatable); see `synth voices`",
     )
     add_run_args(g)
+    ss = g.add_argument_group("sessions (long conversations from consecutive dialogs)")
+    ss.add_argument(
+        "--session-tokens",
+        type=int,
+        default=None,
+        help="join consecutive dialogs into sessions of about this many total_tokens",
+    )
+    ss.add_argument(
+        "--session-minutes",
+        type=float,
+        default=None,
+        help="join consecutive dialogs into sessions of about this many minutes of speech",
+    )
+    ss.add_argument(
+        "--session-mix",
+        default=None,
+        metavar="STAGE:WEIGHT,...",
+        help="a session size drawn per session over curriculum stages, e.g. "
+        "8k:0.4,16k:0.3,32k:0.2,64k:0.1 (each aims inside its stage's band)",
+    )
+    ss.add_argument(
+        "--session-pause",
+        type=float,
+        default=SessionConfig.pause_sec,
+        help="seconds of silence between the dialogs joined in a session",
+    )
     g.add_argument(
         "--in-flight",
         type=int,
@@ -93,6 +120,15 @@ def parse_voice_override(items: list[str]) -> dict[str, str]:
     return out
 
 
+def sessions_from(args: argparse.Namespace) -> SessionConfig | None:
+    if args.session_tokens is None and args.session_minutes is None and args.session_mix is None:
+        return None
+    mix = SessionConfig.parse_mix(args.session_mix) if args.session_mix else ()
+    return SessionConfig(
+        tokens=args.session_tokens, minutes=args.session_minutes, mix=mix, pause_sec=args.session_pause
+    )
+
+
 def cmd_generate(args: argparse.Namespace) -> int:
     options = api.GenerateOptions(
         engine=engine_from(args),
@@ -112,6 +148,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         resume=args.resume,
         progress=not args.quiet,
         shard=shard_from(args),
+        sessions=sessions_from(args),
     )
     summary = api.generate(
         args.dialogs,
