@@ -4,7 +4,7 @@ comes out (SynthesizedTurn, Conversation). No behaviour beyond small derived pro
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -112,10 +112,11 @@ class SynthesizedTurn:
     synthesis_sec: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)  # per-turn metadata (ASR check, source file)
     source_turn: int = -1  # the input turn it speaks (a long turn split in parts shares it)
+    stored_samples: int | None = None  # set once the audio is on disk and let go (`released`)
 
     @property
     def num_samples(self) -> int:
-        return int(self.audio.shape[0])
+        return self.stored_samples if self.stored_samples is not None else int(self.audio.shape[0])
 
     @property
     def duration_sec(self) -> float:
@@ -150,3 +151,12 @@ class Conversation:
     @property
     def speech_duration_sec(self) -> float:
         return sum(t.duration_sec for t in self.turns)
+
+
+def released(turn: SynthesizedTurn) -> SynthesizedTurn:
+    """The turn without its audio (written to disk already): its length is kept, so timings,
+    metadata and samples can still be made from it, but it holds no memory."""
+    return replace(turn, audio=_NO_AUDIO, stored_samples=turn.num_samples)
+
+
+_NO_AUDIO = np.zeros(0, dtype=np.float32)

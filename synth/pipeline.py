@@ -3,6 +3,7 @@ all go through this object; it does no file I/O (the writer does)."""
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 
 
 LONG_TURNS = ("split", "reject")
+STREAM_TURNS = 16  # turns per engine call in `run`: batching without holding a whole session
 TURN_PAD_SEC = 0.1  # silence before and after each turn's speech
 
 
@@ -282,8 +284,20 @@ class Pipeline:
             }
         return assemble(dialog, casting, turns, extra, self.sample_builder)
 
-    def run(self, dialog: Dialog) -> Conversation:
-        """The whole conversation, its turns synthesized in one engine call."""
+    def run(
+        self,
+        dialog: Dialog,
+        sink: Callable[[SynthesizedTurn], SynthesizedTurn] | None = None,
+    ) -> Conversation:
+        """The whole conversation: its turns synthesized STREAM_TURNS at a time (one engine call
+        each, batched), each handed to `sink` as soon as it is placed (the writer's staging, which
+        writes it and lets its audio go), so a long session needs the memory of a short one."""
         casting = self.cast(dialog)
-        rendered = self._pieces([(t.text, casting[t.speaker]) for t in dialog.turns])
-        return self.assemble(dialog, casting, list(self._place(dialog, casting, rendered)))
+        turns = [(t.text, casting[t.speaker]) for t in dialog.turns]
+        rendered = itertools.chain.from_iterable(
+            self._pieces(turns[k : k + STREAM_TURNS]) for k in range(0, len(turns), STREAM_TURNS)
+        )
+        placed = [sink(t) if sink else t for t in self._place(dialog, casting, rendered)]
+        return self.assemble(dialog, casting, placed)
+
+    produce = run  # the runner's streaming producer interface: produce(item, sink)

@@ -9,7 +9,7 @@ same seeded distribution as synthesized dialogs."""
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,7 +71,13 @@ class RecordedProducer:
         self.sample_builder = sample_builder
         self.recognizer = recognizer
 
-    def __call__(self, group: RecordedGroup) -> Conversation:
+    def __call__(
+        self,
+        group: RecordedGroup,
+        sink: Callable[[SynthesizedTurn], SynthesizedTurn] | None = None,
+    ) -> Conversation:
+        """The conversation of a group; each turn goes to `sink` (the writer's staging) as soon
+        as it is decoded, so a long recording needs the memory of one turn."""
         where = group.source.describe()
         timeline = Timeline(self.gap, self.seed, group.conversation_id)
         voices = {
@@ -110,11 +116,10 @@ class RecordedProducer:
                     f"turns[{i}].text",
                     group.conversation_id,
                 )
-            turns.append(
-                place_turn(
-                    timeline, i, utt.speaker, voices[utt.speaker], text, audio, SAMPLE_RATE, began, extra
-                )
+            turn = place_turn(
+                timeline, i, utt.speaker, voices[utt.speaker], text, audio, SAMPLE_RATE, began, extra
             )
+            turns.append(sink(turn) if sink else turn)
         dialog = Dialog(
             conversation_id=group.conversation_id,
             turns=tuple(Turn(tr.speaker, tr.text) for tr in turns),
@@ -127,3 +132,5 @@ class RecordedProducer:
         if self.recognizer is not None and any(u.text is None for u in group.utterances):
             extra["asr"] = self.recognizer.describe()
         return assemble(dialog, voices, turns, extra, self.sample_builder)
+
+    produce = __call__  # the runner's streaming producer interface: produce(item, sink)

@@ -10,11 +10,11 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, TextIO
 
 from .domain import Conversation, Source
-from .errors import ConfigError, DialogError, VoiceError
+from .errors import ConfigError, DialogError, SynthError, VoiceError
 from .pipeline import Pipeline
 from .records import ManifestEntry
 from .sharding import Shard
@@ -115,8 +115,9 @@ def run_producer(
     log: TextIO = sys.stderr,
     shard: Shard | None = None,
 ) -> RunSummary:
-    """Produce and write every item not yet in the dataset. `produce` is a Pipeline (its `run`)
-    or any callable item -> Conversation; `workers` run it in parallel threads (for converters;
+    """Produce and write every item not yet in the dataset. `produce` is a Pipeline or a
+    RecordedProducer (streamed turn by turn into the staging folder through their `produce`), or
+    any callable item -> Conversation; `workers` run it in parallel threads (for converters;
     a TTS engine uses its own threads). Writing happens on one more thread, overlapping the next
     production. With on_error='fail' the first bad item raises (after the conversations already
     finished are committed); with 'skip' it is logged to `<out>/failures.jsonl` and the run goes on.
@@ -125,7 +126,7 @@ def run_producer(
         raise ConfigError("on_error", "choose skip or fail", on_error)
     if workers < 1:
         raise ConfigError("workers", "must be at least 1", workers)
-    run = produce.run if isinstance(produce, Pipeline) else produce
+    run = produce
     summary = RunSummary()
     began = time.perf_counter()
     summary.recovery = writer.recover()
@@ -169,59 +170,41 @@ def run_producer(
     def written(fut: Future[ManifestEntry], item: Any) -> None:
         try:
             entry = fut.result()
-        except Exception as exc:  # bad input, disk errors, or a concurrent writer got there first
+        except (SynthError, OSError) as exc:  # bad input, disk errors, a concurrent writer first
             fail(error_dict(item, exc, "voices" if isinstance(exc, VoiceError) else ""), exc)
             return
         summary.generated += 1
         summary.audio_sec += float(entry.speech_duration_sec or 0.0)
         bar.update(summary)
 
-    def produced(fut: Future[Conversation], item: Any) -> Future[ManifestEntry] | None:
-        try:
-            conv = fut.result()
-        except (DialogError, VoiceError) as exc:
-            fail(error_dict(item, exc, "voices"), exc)
-            return None
-        return io_pool.submit(writer.write, conv)
+    # A producer with `produce(item, sink)` streams each turn into the conversation's staging
+    # folder as soon as it is made (flat memory for long sessions); any other callable returns a
+    # whole Conversation, which is then written.
+    streaming = getattr(produce, "produce", None)
 
-    # One worker: production (synthesis) on one thread, writing overlapped on another. Several
-    # workers (converters): each writes what it produced, so writing scales with them too.
-    inline = workers > 1
+    def task(item: Any) -> ManifestEntry:
+        with writer.staged(item.conversation_id) as staging:
+            if streaming is not None:
+                conv = streaming(item, staging.add_turn)
+            else:
+                conv = run(item)
+                conv = replace(conv, turns=[staging.add_turn(t) for t in conv.turns])
+            check = conv.extra.get("asr_check")
+            if check:
+                summary.asr_threshold = check.get("threshold")
+                summary.asr_failed.extend(
+                    f"{conv.conversation_id}/turn_{i}" for i in check.get("failed_turns", [])
+                )
+            return staging.commit(conv)[1]
 
-    def task(item: Any) -> Any:
-        conv = run(item)
-        check = conv.extra.get("asr_check")
-        if check:
-            summary.asr_threshold = check.get("threshold")
-            summary.asr_failed.extend(
-                f"{conv.conversation_id}/turn_{i}" for i in check.get("failed_turns", [])
-            )
-        return writer.write(conv) if inline else conv
-
-    producing: deque[tuple[Future[Any], Any]] = deque()
-    writing: deque[tuple[Future[ManifestEntry], Any]] = deque()
+    producing: deque[tuple[Future[ManifestEntry], Any]] = deque()
 
     def drain(limit: int) -> None:
-        """Hand finished productions to the writer, oldest first, until at most `limit` are
-        pending; keep at most one write behind them (limit 0: wait for every write too)."""
+        """Account for finished conversations, oldest first, until at most `limit` are pending."""
         while len(producing) > limit:
-            fut, item = producing.popleft()
-            if inline:
-                written(fut, item)
-                continue
-            wfut = produced(fut, item)
-            if wfut is not None:
-                writing.append((wfut, item))
-            while len(writing) > 1:
-                written(*writing.popleft())
-        if limit == 0:
-            while writing:
-                written(*writing.popleft())
+            written(*producing.popleft())
 
-    with (
-        ThreadPoolExecutor(max_workers=workers, thread_name_prefix="synth-produce") as work_pool,
-        ThreadPoolExecutor(max_workers=1, thread_name_prefix="synth-writer") as io_pool,
-    ):
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="synth-produce") as work_pool:
         try:
             for item in items:
                 if stop:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .audio import wav_bytes
-from .domain import Conversation
+from .domain import Conversation, SynthesizedTurn, released
 from .errors import SynthError
 from .ids import conversation_dir
 from .metadata import conversation_metadata
@@ -267,37 +267,30 @@ class DatasetWriter:
 
     def write_with_metadata(self, conv: Conversation) -> tuple[ConversationMetadata, ManifestEntry]:
         """`write`, also returning the metadata.json that was written."""
-        meta = conversation_metadata(conv)
-        files: dict[str, bytes] = {}
-        for turn in conv.turns:
-            wav, txt = turn_files(turn.turn_id)
-            files[wav] = wav_bytes(turn.audio, turn.sample_rate)
-            files[txt] = (turn.text + "\n").encode("utf-8")
-        files[METADATA_FILE] = meta.to_json().encode("utf-8")
-        if conv.samples is not None:
-            files[SAMPLES_FILE] = samples_jsonl(conv.samples).encode("utf-8")
-        entry = ManifestEntry.from_metadata(meta)
-        self.write_files(conv.conversation_id, files, entry)
-        return meta, entry
+        with self.staged(conv.conversation_id) as staging:
+            for turn in conv.turns:
+                staging.add_turn(turn)
+            return staging.commit(conv)
 
     def write_files(self, conversation_id: str, files: dict[str, bytes], entry: ManifestEntry) -> None:
         """Write a conversation given as file name -> bytes (e.g. streamed from a server), with its
         manifest line, by the same staging, rename and locked append as `write`."""
+        with self.staged(conversation_id) as staging:
+            for name, data in files.items():
+                staging.add(name, data)
+            staging.finish(entry)
+
+    @contextlib.contextmanager
+    def staged(self, conversation_id: str) -> Iterator[Staging]:
+        """A staging folder for one conversation, owned (flock) while it is written; whatever is
+        not committed when the block ends (an error, a cancelled call) is removed."""
         final = conversation_dir(self.root, conversation_id)
         staging = self.tmp / f"{conversation_id}.{self._token}.{uuid.uuid4().hex[:6]}"
         owner = open(_lock_of(staging), "wb")  # held until the folder is committed or removed
         try:
             fcntl.flock(owner, fcntl.LOCK_EX)
             staging.mkdir()
-            for name, data in files.items():
-                if "/" in name or name.startswith("."):
-                    raise SynthError(f"{conversation_id}: bad file name {name!r}")
-                with open(staging / name, "wb") as fh:
-                    fh.write(data)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-            _fsync_dir(staging)
-            self._commit(staging, final, entry)
+            yield Staging(self, conversation_id, staging, final)
         finally:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
@@ -339,3 +332,42 @@ class DatasetWriter:
                 os.fsync(fh.fileno())
         with contextlib.suppress(OSError):
             os.rename(final, staging)
+
+
+class Staging:
+    """A conversation being written into its staging folder: turns are added as they are
+    produced (their audio is written and let go, so a long conversation needs the memory of one
+    turn), then `commit` writes metadata.json and samples.jsonl and makes the folder visible."""
+
+    def __init__(self, writer: DatasetWriter, conversation_id: str, folder: Path, final: Path):
+        self.writer, self.conversation_id, self.folder, self.final = writer, conversation_id, folder, final
+
+    def add(self, name: str, data: bytes) -> None:
+        if "/" in name or name.startswith("."):
+            raise SynthError(f"{self.conversation_id}: bad file name {name!r}")
+        with open(self.folder / name, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def add_turn(self, turn: SynthesizedTurn) -> SynthesizedTurn:
+        """Write a turn's WAV and transcript; return the turn without its audio in memory."""
+        wav, txt = turn_files(turn.turn_id)
+        if turn.stored_samples is None:
+            self.add(wav, wav_bytes(turn.audio, turn.sample_rate))
+        self.add(txt, (turn.text + "\n").encode("utf-8"))
+        return released(turn)
+
+    def commit(self, conv: Conversation) -> tuple[ConversationMetadata, ManifestEntry]:
+        """Write the conversation's records (its turns were added) and make it visible."""
+        meta = conversation_metadata(conv)
+        self.add(METADATA_FILE, meta.to_json().encode("utf-8"))
+        if conv.samples is not None:
+            self.add(SAMPLES_FILE, samples_jsonl(conv.samples).encode("utf-8"))
+        entry = ManifestEntry.from_metadata(meta)
+        self.finish(entry)
+        return meta, entry
+
+    def finish(self, entry: ManifestEntry) -> None:
+        _fsync_dir(self.folder)
+        self.writer._commit(self.folder, self.final, entry)

@@ -2,11 +2,13 @@
 each turn as soon as it is ready, and writes the folder through the shared DatasetWriter.
 
 Runs on the gRPC server's worker threads (synthesis never runs on gRPC's polling threads).
-Cancellation and deadlines are checked between turns and between a turn's sentence chunks; the folder is written only after the last
-turn, so a request that is cancelled or times out leaves no folder and no manifest line."""
+Cancellation and deadlines are checked between turns and between a turn's sentence chunks; turns
+go to a staging folder as they stream, and the folder becomes visible only after the last turn,
+so a request that is cancelled or times out leaves no folder and no manifest line."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -23,7 +25,7 @@ from synth.asr import AsrCheck
 from synth.batcher import BatchConfig, BatchingEngine
 from synth.dataset import ConversationRef
 from synth.dialogs import DialogLimits
-from synth.domain import Dialog, SynthesizedTurn
+from synth.domain import Dialog, SynthesizedTurn, released
 from synth.engines.base import Engine, SynthesisRequest
 from synth.errors import SynthError, VoiceError
 from synth.ids import InvalidConversationId, conversation_dir
@@ -327,37 +329,41 @@ class SynthService(pb_grpc.SynthServicer):
             casting = pipeline.cast(dialog)
         except VoiceError as exc:
             raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"voices: {exc}") from None
-        turns = []
 
         def stopped() -> bool:  # asked between turns and between a turn's sentence chunks
             return not context.is_active()
 
+        # Each turn goes to the conversation's staging folder as soon as it is streamed (its
+        # audio is let go), so a long conversation needs the memory of one turn; a call that
+        # stops early leaves the staging folder to be removed, and nothing is listed.
+        turns = []
         try:
-            for turn in pipeline.iter_turns(dialog, casting, stopped):
-                if stopped():
-                    return  # cancelled or past its deadline: stop, write nothing
-                self._count(turn, call)
-                turns.append(turn)
-                yield from turn_messages(turn)
-        except Stopped:
-            return
-        conv = pipeline.assemble(dialog, casting, turns)
-        if not context.is_active():
-            return
-        if write:
-            try:
-                meta, entry = self.writer.write_with_metadata(conv)
-            except AlreadyWritten as exc:
-                raise RequestError(grpc.StatusCode.ALREADY_EXISTS, str(exc)) from None
-            except OSError as exc:  # a full or read-only volume: nothing of it was kept
-                self.write_error = str(exc)
-                self.writable.clear()
-                self.on_write_failure(exc)
-                raise RequestError(
-                    grpc.StatusCode.UNAVAILABLE,
-                    f"cannot write the conversation ({exc}); nothing was kept, retry later or elsewhere",
-                ) from None
-        else:
-            meta = conversation_metadata(conv)
-            entry = ManifestEntry.from_metadata(meta)
+            with self.writer.staged(dialog.conversation_id) if write else contextlib.nullcontext() as staging:
+                try:
+                    for turn in pipeline.iter_turns(dialog, casting, stopped):
+                        if stopped():
+                            return  # cancelled or past its deadline: stop, write nothing
+                        self._count(turn, call)
+                        yield from turn_messages(turn)
+                        turns.append(staging.add_turn(turn) if staging is not None else released(turn))
+                except Stopped:
+                    return
+                conv = pipeline.assemble(dialog, casting, turns)
+                if not context.is_active():
+                    return
+                if staging is not None:
+                    meta, entry = staging.commit(conv)
+                else:
+                    meta = conversation_metadata(conv)
+                    entry = ManifestEntry.from_metadata(meta)
+        except AlreadyWritten as exc:
+            raise RequestError(grpc.StatusCode.ALREADY_EXISTS, str(exc)) from None
+        except OSError as exc:  # a full or read-only volume: nothing of it was kept
+            self.write_error = str(exc)
+            self.writable.clear()
+            self.on_write_failure(exc)
+            raise RequestError(
+                grpc.StatusCode.UNAVAILABLE,
+                f"cannot write the conversation ({exc}); nothing was kept, retry later or elsewhere",
+            ) from None
         yield summary_message(meta, entry, written=write, samples=conv.samples)
