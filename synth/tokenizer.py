@@ -11,6 +11,7 @@ special token. Template tokens are looked up by name and inserted as ids."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -133,7 +134,9 @@ class HuggingFaceTokenizer:
 def export_llama3_hf(folder: Path | str) -> Path:
     """Write the embedded Llama 3 tokenizer as a Hugging Face tokenizer folder (tokenizer.json and
     config), built by transformers' own tiktoken converter from quicktok's BPE ranks, with the
-    Llama 3.1 special-token names. Offline; loads with `AutoTokenizer.from_pretrained(folder)`."""
+    Llama 3.1 special-token names. Offline; loads with `AutoTokenizer.from_pretrained(folder)` in
+    today's transformers and in 4.4x (tokenizers 0.19), and adds <|begin_of_text|> in front of an
+    encoded text as Meta's Llama 3 tokenizer does (`add_special_tokens=False` leaves it out)."""
     import quicktok
     from transformers import PreTrainedTokenizerFast
     from transformers.convert_slow_tokenizer import TikTokenConverter
@@ -156,7 +159,45 @@ def export_llama3_hf(folder: Path | str) -> Path:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     tok.save_pretrained(str(folder))
+    _as_meta_llama3(folder / "tokenizer.json")
+    config_path = folder / "tokenizer_config.json"
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    config["tokenizer_class"] = "PreTrainedTokenizerFast"  # what Meta's config says; 4.4x knows no other
+    config_path.write_text(json.dumps(config, ensure_ascii=False, indent=2), encoding="utf-8")
     return folder
+
+
+def _as_meta_llama3(path: Path) -> None:
+    """Make tokenizer.json read like Meta's Llama 3 file, for old and new libraries alike: merges
+    as "a b" strings (tokenizers 0.19 / transformers 4.4x read no other form; byte-level tokens
+    hold no spaces), and a post-processor that puts <|begin_of_text|> in front of every encoded
+    text, as Meta's tokenizer does."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    model = data["model"]
+    model["merges"] = [m if isinstance(m, str) else " ".join(m) for m in model["merges"]]
+    bos = "<|begin_of_text|>"
+    bos_id = next(t["id"] for t in data["added_tokens"] if t["content"] == bos)
+    data["post_processor"] = {
+        "type": "Sequence",
+        "processors": [
+            {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": False, "use_regex": True},
+            {
+                "type": "TemplateProcessing",
+                "single": [
+                    {"SpecialToken": {"id": bos, "type_id": 0}},
+                    {"Sequence": {"id": "A", "type_id": 0}},
+                ],
+                "pair": [
+                    {"SpecialToken": {"id": bos, "type_id": 0}},
+                    {"Sequence": {"id": "A", "type_id": 0}},
+                    {"SpecialToken": {"id": bos, "type_id": 1}},
+                    {"Sequence": {"id": "B", "type_id": 1}},
+                ],
+                "special_tokens": {bos: {"id": bos, "ids": [bos_id], "tokens": [bos]}},
+            },
+        ],
+    }
+    path.write_text(json.dumps(data, ensure_ascii=False, indent=2), encoding="utf-8")
 
 
 _EMBEDDED_NAMES = re.compile(r"^(meta-llama/)?(meta-)?llama-?3(\.[0-3])?(-\d+b)?(-instruct)?$", re.IGNORECASE)

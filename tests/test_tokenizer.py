@@ -1,5 +1,6 @@
 """The embedded Llama 3 tokenizer against `transformers` on the same vocabulary."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -59,3 +60,49 @@ def test_load_tokenizer_resolution(tmp_path, hf_dir):
     assert isinstance(load_tokenizer(str(hf_dir)), HuggingFaceTokenizer)
     with pytest.raises(SynthError, match="no such folder"):
         load_tokenizer(str(tmp_path / "missing" / "tok"))
+
+
+OLD_LIBS_SCRIPT = """
+import sys
+import transformers, tokenizers
+from transformers import AutoTokenizer
+tok = AutoTokenizer.from_pretrained(sys.argv[1])
+texts = ["Hello world", "It's 3:45 pm -- don't be late!", "Ünïcödé and emoji 🎉 too."]
+print(transformers.__version__, tokenizers.__version__)
+for t in texts:
+    print(tok(t)["input_ids"])
+    print(tok(t, add_special_tokens=False)["input_ids"])
+"""
+
+
+def test_exported_folder_loads_in_transformers_4_4x_and_adds_bos_like_meta(hf_dir, tmp_path):
+    """The folder is read by transformers 4.44 / tokenizers 0.19 (a fresh venv from the package
+    registry) with the same ids as the embedded tokenizer, and <|begin_of_text|> comes first when
+    special tokens are added, as with Meta's Llama 3 tokenizer."""
+    import subprocess
+    import venv
+
+    from transformers import AutoTokenizer
+
+    texts = ["Hello world", "It's 3:45 pm -- don't be late!", "Ünïcödé and emoji 🎉 too."]
+    plain = EmbeddedLlama3().encode_texts(texts)
+    now = AutoTokenizer.from_pretrained(str(hf_dir))
+    assert [now(t)["input_ids"] for t in texts] == [[128000, *ids] for ids in plain]
+    env = tmp_path / "old"
+    venv.EnvBuilder(with_pip=True).create(env)
+    python = env / "bin" / "python"
+    res = subprocess.run(
+        [python, "-m", "pip", "install", "--quiet", "transformers==4.44.2", "tokenizers==0.19.1"],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    res = subprocess.run(
+        [python, "-c", OLD_LIBS_SCRIPT, str(hf_dir)], capture_output=True, text=True, timeout=300
+    )
+    assert res.returncode == 0, res.stderr[-3000:]
+    lines = res.stdout.splitlines()
+    assert lines[0].startswith("4.44.2 0.19.1")
+    got = [json.loads(x) for x in lines[1:]]
+    assert got[0::2] == [[128000, *ids] for ids in plain] and got[1::2] == plain
