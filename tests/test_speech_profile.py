@@ -103,3 +103,49 @@ def test_validate_refuses_a_turn_llama_omni_would_cut(long_dialogs, tmp_path):
     report = validate_dataset(out)
     assert not report.ok
     assert any("turns[1]" in e and "30 s Whisper window" in e for e in report.errors), report.errors
+
+
+def test_llama_omni_reads_the_export_with_the_positions_synth_counted(long_dialogs, tmp_path):
+    """LLaMA-Omni's loading path (omni_speech/infer/infer.py CustomDataset, input_type 'mel'):
+    the export's `speech` file is loaded at 16 kHz, `whisper.pad_or_trim`-ed to 30 s and turned
+    into a 128-bin log-mel by openai-whisper's own functions; Whisper's encoder (the real module,
+    random weights) halves it to 1500 frames, and LLaMA-Omni's EncoderProjectorConcat (k = 5,
+    `speech_encoder_ds_rate`) keeps seq_len // 5. That is synth's count, and no turn is trimmed.
+    (LLaMA-Omni itself is not on the package registry; its loader was read from its source.)"""
+    import soundfile as sf
+    import torch
+    import whisper
+    from whisper.model import AudioEncoder
+
+    out = tmp_path / "ds"
+    res = run_cli(
+        "generate",
+        "--dialogs",
+        str(long_dialogs),
+        "--out",
+        str(out),
+        "--quiet",
+        "--speech-profile",
+        "llama-omni",
+        "--system-prompt",
+        "llama-omni",
+    )
+    assert res.returncode == 0, res.stderr
+    export = tmp_path / "train.json"
+    assert run_cli("export", str(out), str(export), "--to", "llama-omni").returncode == 0
+    items = json.loads(export.read_text())
+    encoder = AudioEncoder(n_mels=128, n_ctx=1500, n_state=64, n_head=1, n_layer=1).eval()
+    samples = {}
+    for line in (out / "conversations" / "story" / "samples.jsonl").read_text().splitlines():
+        s = json.loads(line)
+        samples[f"story_turn_{s['turn_number']}"] = s
+    for item in items:
+        assert item["conversations"][0]["value"].startswith("<speech>")
+        speech, rate = sf.read(item["speech"], dtype="float32")  # what whisper.load_audio decodes
+        assert rate == whisper.audio.SAMPLE_RATE and len(speech) <= whisper.audio.N_SAMPLES  # not trimmed
+        mel = whisper.log_mel_spectrogram(whisper.pad_or_trim(torch.from_numpy(speech)), n_mels=128)
+        with torch.no_grad():
+            frames = encoder(mel.unsqueeze(0)).shape[1]
+        k = 5
+        positions = (frames - frames % k) // k
+        assert positions == 300 == samples[item["id"]]["speech_tokens"]
