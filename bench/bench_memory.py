@@ -77,7 +77,7 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="synth-mem-") as tmp:
         source = Path(tmp) / "dialogs.jsonl"
-        write_dialogs(source, int(max(args.minutes) * 6) + 20)  # ~12 s of speech a dialog
+        write_dialogs(source, int(max(args.minutes) * 8) + 20)  # 8-10 s of speech a dialog
         for minutes in args.minutes:
             out = Path(tmp) / f"ds_{minutes:g}"
             cmd = [
@@ -91,7 +91,7 @@ def main() -> None:
                 "--session-minutes",
                 str(minutes),
                 "--limit",
-                str(int(minutes * 5) + 2),
+                str(int(minutes * 8) + 2),
                 "--noise-scale",
                 "0",
                 "--noise-w",

@@ -146,3 +146,47 @@ def test_a_session_mix_fills_every_stage_band(source, tmp_path):
     }
     assert bands[512] and bands[1536]  # both stages hold sessions of their own size
     assert all(e["total_tokens"] > 512 for e in bands[1536])
+
+
+def test_a_session_mix_from_a_chat_source_keeps_every_dialog_once(tmp_path):
+    from conftest import write_jsonl
+
+    records = [
+        {
+            "id": f"c{i:03d}",
+            "messages": [
+                {"role": "system", "content": "Be kind."},
+                {
+                    "role": "user",
+                    "content": f"Can you tell me something about {TOPICS[i % len(TOPICS)]}, item {i}?",
+                },
+                {
+                    "role": "assistant",
+                    "content": "Sure. It is a **lovely** thing to talk about, and there is more to say.",
+                },
+            ],
+        }
+        for i in range(20)
+    ]
+    source = write_jsonl(tmp_path / "chats.jsonl", records)
+    out = tmp_path / "ds"
+    res = run_cli(
+        "generate",
+        "--dialogs",
+        str(source),
+        "--out",
+        str(out),
+        "--quiet",
+        "--session-mix",
+        "400:0.5,1200:0.5",
+        "--speech-profile",
+        "llama-omni",
+    )
+    assert res.returncode == 0, res.stderr
+    assert validate_dataset(out).ok
+    seen = []
+    for line in (out / "manifest.jsonl").read_text().splitlines():
+        meta = json.loads((out / json.loads(line)["path"] / "metadata.json").read_text())
+        seen += [s["source"]["original_id"] for s in meta["segments"]]
+        assert meta["tokens"]["speech_profile"] == "llama-omni"
+    assert sorted(seen) == [f"c{i:03d}" for i in range(20)]
