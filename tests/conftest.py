@@ -4,12 +4,16 @@ that write dialog files. Nothing here is mocked."""
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples" / "dialogs.jsonl"
@@ -51,3 +55,47 @@ def example_dataset(tmp_path_factory) -> Path:
     res = run_cli("generate", "--dialogs", str(EXAMPLES), "--out", str(out), "--quiet")
     assert res.returncode == 0, res.stderr
     return out
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(out: Path, port: int, *extra: str) -> subprocess.Popen:
+    """A real `synth serve` child process on loopback, returned once health says SERVING."""
+    proc = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("synth")),
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--out",
+            str(out),
+            "--metrics-port",
+            "-1",
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    stub = health_pb2_grpc.HealthStub(channel)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            if (
+                stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status
+                == health_pb2.HealthCheckResponse.SERVING
+            ):
+                channel.close()
+                return proc
+        except grpc.RpcError:
+            time.sleep(0.2)
+    proc.kill()
+    raise AssertionError(f"server did not become ready: {proc.stdout.read() if proc.stdout else ''}")

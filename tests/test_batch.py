@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -13,56 +12,12 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import grpc
-from conftest import REPO, run_cli, write_jsonl
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from conftest import REPO, free_port, run_cli, start_server, write_jsonl
 
 from synth.validate import validate_dataset
 from synth_client import SynthClient
 
 SYNTH = str(Path(sys.executable).with_name("synth"))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(out: Path, port: int, *extra: str) -> subprocess.Popen:
-    proc = subprocess.Popen(
-        [
-            SYNTH,
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--out",
-            str(out),
-            "--metrics-port",
-            "-1",
-            *extra,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-    stub = health_pb2_grpc.HealthStub(channel)
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            if (
-                stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status
-                == health_pb2.HealthCheckResponse.SERVING
-            ):
-                channel.close()
-                return proc
-        except grpc.RpcError:
-            time.sleep(0.2)
-    proc.kill()
-    raise AssertionError(f"server did not become ready: {proc.stdout.read() if proc.stdout else ''}")
 
 
 def manifest_ids(root: Path) -> list[str]:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import write_jsonl
+from conftest import free_port, start_server, write_jsonl
 
 from synth.dialogs import build_dialog
 from synth.domain import Source
@@ -512,42 +512,12 @@ def test_a_deadline_inside_one_long_turn_stops_between_sentences(engine, tmp_pat
 def test_two_servers_on_one_folder_and_one_restarting(engine, tmp_path):
     """Two `synth serve` processes on one dataset folder, batches against both; one is killed
     with -9 and started again while the other writes. Every dialog once; the folder validates."""
-    import socket
-
     from synth.batch import run_batch
     from synth.sources import open_dialogs
 
-    def free_port() -> int:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            return s.getsockname()[1]
-
-    synth = Path(sys.executable).with_name("synth")
     out = tmp_path / "shared"
-
-    def serve(port: int) -> subprocess.Popen:
-        p = subprocess.Popen(
-            [
-                synth,
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--out",
-                str(out),
-                "--metrics-port",
-                "-1",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        assert "listening" in p.stdout.readline()
-        return p
-
     ports = [free_port(), free_port()]
-    servers = [serve(p) for p in ports]
+    servers = [start_server(out, p) for p in ports]
     dialogs = write_jsonl(
         tmp_path / "d.jsonl",
         [
@@ -571,7 +541,7 @@ def test_two_servers_on_one_folder_and_one_restarting(engine, tmp_path):
         time.sleep(1.5)
         servers[0].kill()  # -9 while both serve the batch
         servers[0].wait()
-        servers[0] = serve(ports[0])  # starts up (recover) beside the other, which keeps writing
+        servers[0] = start_server(out, ports[0])  # starts up (recover) beside the other, which keeps writing
         worker.join()
     finally:
         for p in servers:

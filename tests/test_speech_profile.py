@@ -46,8 +46,9 @@ def long_dialogs(tmp_path_factory):
     )
 
 
-def test_llama_omni_profile_splits_long_turns_and_counts_300_per_turn(long_dialogs, tmp_path):
-    out = tmp_path / "ds"
+@pytest.fixture(scope="module")
+def omni_dataset(long_dialogs, tmp_path_factory):
+    out = tmp_path_factory.mktemp("omni") / "ds"
     res = run_cli(
         "generate",
         "--dialogs",
@@ -61,6 +62,11 @@ def test_llama_omni_profile_splits_long_turns_and_counts_300_per_turn(long_dialo
         "llama-omni",
     )
     assert res.returncode == 0, res.stderr
+    return out
+
+
+def test_llama_omni_profile_splits_long_turns_and_counts_300_per_turn(long_dialogs, omni_dataset, tmp_path):
+    out = omni_dataset
     meta = json.loads((out / "conversations" / "story" / "metadata.json").read_text())
     turns = meta["turns"]
     assert len(turns) > 3  # the long turn became several
@@ -105,7 +111,7 @@ def test_validate_refuses_a_turn_llama_omni_would_cut(long_dialogs, tmp_path):
     assert any("turns[1]" in e and "30 s Whisper window" in e for e in report.errors), report.errors
 
 
-def test_llama_omni_reads_the_export_with_the_positions_synth_counted(long_dialogs, tmp_path):
+def test_llama_omni_reads_the_export_with_the_positions_synth_counted(omni_dataset, tmp_path):
     """LLaMA-Omni's loading path (omni_speech/infer/infer.py CustomDataset, input_type 'mel'):
     the export's `speech` file is loaded at 16 kHz, `whisper.pad_or_trim`-ed to 30 s and turned
     into a 128-bin log-mel by openai-whisper's own functions; Whisper's encoder (the real module,
@@ -117,20 +123,7 @@ def test_llama_omni_reads_the_export_with_the_positions_synth_counted(long_dialo
     import whisper
     from whisper.model import AudioEncoder
 
-    out = tmp_path / "ds"
-    res = run_cli(
-        "generate",
-        "--dialogs",
-        str(long_dialogs),
-        "--out",
-        str(out),
-        "--quiet",
-        "--speech-profile",
-        "llama-omni",
-        "--system-prompt",
-        "llama-omni",
-    )
-    assert res.returncode == 0, res.stderr
+    out = omni_dataset
     export = tmp_path / "train.json"
     assert run_cli("export", str(out), str(export), "--to", "llama-omni").returncode == 0
     items = json.loads(export.read_text())
