@@ -24,7 +24,9 @@ import socket
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -178,6 +180,8 @@ class DatasetWriter:
         self._inode: int | None = None
         # unique across hosts and PID namespaces (every container's server is PID 1)
         self._token = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        # turns' WAVs are encoded and written here, overlapping the next turn's synthesis
+        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="synth-writer")
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
@@ -290,7 +294,11 @@ class DatasetWriter:
         try:
             fcntl.flock(owner, fcntl.LOCK_EX)
             staging.mkdir()
-            yield Staging(self, conversation_id, staging, final)
+            current = Staging(self, conversation_id, staging, final)
+            try:
+                yield current
+            finally:
+                current.discard()
         finally:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
@@ -336,11 +344,27 @@ class DatasetWriter:
 
 class Staging:
     """A conversation being written into its staging folder: turns are added as they are
-    produced (their audio is written and let go, so a long conversation needs the memory of one
-    turn), then `commit` writes metadata.json and samples.jsonl and makes the folder visible."""
+    produced (their audio is written and let go, so a long conversation needs the memory of a few
+    turns), then `commit` writes metadata.json and samples.jsonl and makes the folder visible.
+    WAVs are encoded and written on the writer's I/O thread, overlapping the next turn's
+    synthesis; at most MAX_PENDING_WRITES wait at once."""
+
+    MAX_PENDING_WRITES = 4
 
     def __init__(self, writer: DatasetWriter, conversation_id: str, folder: Path, final: Path):
         self.writer, self.conversation_id, self.folder, self.final = writer, conversation_id, folder, final
+        self._pending: deque[Future[None]] = deque()
+
+    def _wait(self, keep: int = 0) -> None:
+        """Wait for pending writes until at most `keep` remain; raise the first error."""
+        while len(self._pending) > keep:
+            self._pending.popleft().result()
+
+    def discard(self) -> None:
+        """Let pending writes finish (their errors no longer matter) before the folder goes."""
+        for fut in self._pending:
+            fut.exception()
+        self._pending.clear()
 
     def add(self, name: str, data: bytes) -> None:
         if "/" in name or name.startswith("."):
@@ -353,13 +377,23 @@ class Staging:
     def add_turn(self, turn: SynthesizedTurn) -> SynthesizedTurn:
         """Write a turn's WAV and transcript; return the turn without its audio in memory."""
         wav, txt = turn_files(turn.turn_id)
+        audio, rate = turn.audio, turn.sample_rate
+        text = (turn.text + "\n").encode("utf-8")
+
+        def write() -> None:
+            self.add(wav, wav_bytes(audio, rate))
+            self.add(txt, text)
+
         if turn.stored_samples is None:
-            self.add(wav, wav_bytes(turn.audio, turn.sample_rate))
-        self.add(txt, (turn.text + "\n").encode("utf-8"))
+            self._pending.append(self.writer._io.submit(write))
+            self._wait(keep=self.MAX_PENDING_WRITES)
+        else:
+            self.add(txt, text)
         return released(turn)
 
     def commit(self, conv: Conversation) -> tuple[ConversationMetadata, ManifestEntry]:
         """Write the conversation's records (its turns were added) and make it visible."""
+        self._wait()
         meta = conversation_metadata(conv)
         self.add(METADATA_FILE, meta.to_json().encode("utf-8"))
         if conv.samples is not None:
