@@ -1,6 +1,6 @@
 """The resumable runner: a producer (the TTS pipeline, or a corpus converter) over a source into
-a dataset folder: resume, duplicate ids, `--on-error`, progress, parallel workers, and a writer thread that
-overlaps file I/O with production."""
+a dataset folder: resume, duplicate ids, `--on-error`, shards, progress and parallel workers;
+each conversation is streamed turn by turn into its staging folder (synth.writer.Staging)."""
 
 from __future__ import annotations
 
@@ -117,16 +117,15 @@ def run_producer(
 ) -> RunSummary:
     """Produce and write every item not yet in the dataset. `produce` is a Pipeline or a
     RecordedProducer (streamed turn by turn into the staging folder through their `produce`), or
-    any callable item -> Conversation; `workers` run it in parallel threads (for converters;
-    a TTS engine uses its own threads). Writing happens on one more thread, overlapping the next
-    production. With on_error='fail' the first bad item raises (after the conversations already
+    any callable item -> Conversation; `workers` run it in parallel threads (converters, or
+    conversations in flight whose turns share engine batches). WAVs are written on the writer's
+    I/O thread, overlapping production. With on_error='fail' the first bad item raises (after the conversations already
     finished are committed); with 'skip' it is logged to `<out>/failures.jsonl` and the run goes on.
     With `shard`, only the items whose id the shard owns are made."""
     if on_error not in ("skip", "fail"):
         raise ConfigError("on_error", "choose skip or fail", on_error)
     if workers < 1:
         raise ConfigError("workers", "must be at least 1", workers)
-    run = produce
     summary = RunSummary()
     began = time.perf_counter()
     summary.recovery = writer.recover()
@@ -187,7 +186,7 @@ def run_producer(
             if streaming is not None:
                 conv = streaming(item, staging.add_turn)
             else:
-                conv = run(item)
+                conv = produce(item)
                 conv = replace(conv, turns=[staging.add_turn(t) for t in conv.turns])
             check = conv.extra.get("asr_check")
             if check:
