@@ -69,9 +69,16 @@ def export_llama_omni(
     return n
 
 
-def export_hf(root: Path | str, out: Path | str, manifest: Path | None = None) -> int:
+def export_hf(
+    root: Path | str, out: Path | str, manifest: Path | None = None, undecoded: bool = False
+) -> int:
     """Rows are built as `{bytes, path}` structs and cast to `Audio`, so writing needs no audio
-    codec; reading decodes with whatever backend `datasets` uses on the training machine."""
+    codec; reading decodes with whatever backend `datasets` uses on the training machine
+    (torchcodec in datasets 5). `undecoded` stores `Audio(decode=False)`: `ds[i]` then works on a
+    machine without torchcodec, its audio a `{"bytes", "path"}` dict, decoded in one line with
+    `soundfile.read(io.BytesIO(row["audio"]["bytes"]))`. `audio_path` is the WAV's path relative
+    to the dataset root (`conversations/<id>/turn_<n>.wav`): `save_to_disk` keeps only the file
+    name in the Audio struct's own `path`."""
     try:
         import datasets
     except ImportError:
@@ -86,7 +93,8 @@ def export_hf(root: Path | str, out: Path | str, manifest: Path | None = None) -
         for ref, turn, sample, target in _turn_rows(refs):
             wav = ref.folder / turn.audio_file
             yield {
-                "audio": {"bytes": wav.read_bytes(), "path": f"{ref.conversation_id}/{turn.audio_file}"},
+                "audio": {"bytes": wav.read_bytes(), "path": f"{ref.entry.path}/{turn.audio_file}"},
+                "audio_path": f"{ref.entry.path}/{turn.audio_file}",
                 "text": turn.text,
                 "target": target,
                 "conversation_id": ref.conversation_id,
@@ -99,6 +107,7 @@ def export_hf(root: Path | str, out: Path | str, manifest: Path | None = None) -
     features = datasets.Features(
         {
             "audio": {"bytes": datasets.Value("binary"), "path": datasets.Value("string")},
+            "audio_path": datasets.Value("string"),
             "text": datasets.Value("string"),
             "target": datasets.Value("string"),
             "conversation_id": datasets.Value("string"),
@@ -110,7 +119,7 @@ def export_hf(root: Path | str, out: Path | str, manifest: Path | None = None) -
     )
     with tempfile.TemporaryDirectory(prefix="synth-hf-") as cache:  # keep ~/.cache clean
         ds = datasets.Dataset.from_generator(rows, features=features, cache_dir=cache)
-        ds = ds.cast_column("audio", datasets.Audio(sampling_rate=SAMPLE_RATE))
+        ds = ds.cast_column("audio", datasets.Audio(sampling_rate=SAMPLE_RATE, decode=not undecoded))
         ds.save_to_disk(str(out))
         return len(ds)
 
@@ -123,8 +132,14 @@ class LlamaOmniOptions:
 
 
 @dataclass(frozen=True)
-class NoOptions:
-    pass
+class HfOptions:
+    undecoded: bool = field(
+        default=False,
+        metadata={
+            "help": "store the audio undecoded (Audio(decode=False)): rows read without torchcodec; "
+            "decode one with soundfile.read(io.BytesIO(row['audio']['bytes']))"
+        },
+    )
 
 
 @dataclass(frozen=True)
@@ -149,8 +164,8 @@ EXPORTS: dict[str, ExportTarget] = {
         ExportTarget(
             "hf",
             "a Hugging Face dataset folder (save_to_disk)",
-            NoOptions,
-            lambda root, out, manifest, o: export_hf(root, out, manifest),
+            HfOptions,
+            lambda root, out, manifest, o: export_hf(root, out, manifest, o.undecoded),
         ),
     )
 }

@@ -43,6 +43,24 @@ def test_hf_export_loads_from_disk(tmp_path, example_dataset):
     audio, rate = sf.read(io.BytesIO(raw["bytes"]), dtype="float32")
     assert rate == 16000 and abs(len(audio) / rate - row["duration_sec"]) < 1e-3
     assert np.abs(audio).max() > 0.05
+    assert row["audio_path"] == "conversations/bakery_morning/turn_0.wav"  # the folder is kept
+
+
+def test_hf_export_undecoded_reads_rows_without_torchcodec(tmp_path, example_dataset):
+    """`ds[0]` on a machine without torchcodec (this one): the audio stays bytes + path."""
+    import importlib.util
+
+    import datasets
+
+    assert importlib.util.find_spec("torchcodec") is None  # the point of the option
+    out = tmp_path / "hf"
+    res = run_cli("export", str(example_dataset), str(out), "--to", "hf", "--undecoded")
+    assert res.returncode == 0, res.stderr
+    row = datasets.load_from_disk(str(out))[0]
+    assert row["audio_path"] == f"conversations/{row['conversation_id']}/turn_{row['turn_number']}.wav"
+    audio, rate = sf.read(io.BytesIO(row["audio"]["bytes"]), dtype="float32")
+    on_disk, _ = sf.read(str(example_dataset / row["audio_path"]), dtype="float32")
+    assert rate == 16000 and np.array_equal(audio, on_disk)
 
 
 def test_export_of_a_broken_dataset_names_the_file(tmp_path, example_dataset):
