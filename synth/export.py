@@ -143,6 +143,83 @@ class HfOptions:
 
 
 @dataclass(frozen=True)
+class LhotseOptions:
+    gzip: bool = field(default=False, metadata={"help": "lhotse: write *.jsonl.gz manifests"})
+
+
+def export_lhotse(root: Path | str, out: Path | str, manifest: Path | None = None, gzip: bool = False) -> int:
+    """Lhotse's manifests, written without lhotse: `recordings`, `supervisions` and `cuts` JSONL
+    (gzipped with `gzip`). A recording, supervision and MonoCut per turn (its WAV, absolute path);
+    the supervision carries the text and speaker, and in `custom` the conversation id, turn number,
+    speaker index, voice and the turn's place on the conversation timeline."""
+    import gzip as gz
+
+    root, out = Path(root), Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    suffix = ".jsonl.gz" if gzip else ".jsonl"
+    names = {k: out / f"{k}{suffix}" for k in ("recordings", "supervisions", "cuts")}
+    tmp = {k: p.with_name(f".{p.name}.tmp") for k, p in names.items()}
+
+    def opener(path: Path) -> Any:
+        return gz.open(path, "wt", encoding="utf-8") if gzip else open(path, "w", encoding="utf-8")
+
+    n = 0
+    handles = {k: opener(p) for k, p in tmp.items()}
+    try:
+        for ref, turn, sample, _target in _turn_rows(open_dataset(root, manifest)):
+            uid = f"{ref.conversation_id}-turn_{turn.turn_id}"
+            wav = (ref.folder / turn.audio_file).resolve()
+            num_samples = (
+                turn.num_samples if turn.num_samples is not None else round(turn.duration_sec * SAMPLE_RATE)
+            )
+            duration = num_samples / SAMPLE_RATE
+            recording = {
+                "id": uid,
+                "sources": [{"type": "file", "channels": [0], "source": str(wav)}],
+                "sampling_rate": SAMPLE_RATE,
+                "num_samples": num_samples,
+                "duration": duration,
+                "channel_ids": [0],
+            }
+            supervision = {
+                "id": uid,
+                "recording_id": uid,
+                "start": 0.0,
+                "duration": duration,
+                "channel": 0,
+                "text": turn.text,
+                "speaker": turn.speaker,
+                "custom": {
+                    "conversation_id": ref.conversation_id,
+                    "turn_number": turn.turn_id,
+                    "speaker_id": int(sample["speaker_id"]),
+                    "voice": turn.voice,
+                    "conversation_start": turn.start_time,
+                    "conversation_end": turn.end_time,
+                },
+            }
+            cut = {
+                "id": uid,
+                "start": 0.0,
+                "duration": duration,
+                "channel": 0,
+                "supervisions": [supervision],
+                "recording": recording,
+                "custom": {"conversation_id": ref.conversation_id, "turn_number": turn.turn_id},
+                "type": "MonoCut",
+            }
+            for key, record in (("recordings", recording), ("supervisions", supervision), ("cuts", cut)):
+                handles[key].write(json.dumps(record, ensure_ascii=False) + "\n")
+            n += 1
+    finally:
+        for h in handles.values():
+            h.close()
+    for key in names:
+        os.replace(tmp[key], names[key])
+    return n
+
+
+@dataclass(frozen=True)
 class ExportTarget:
     """An export `synth export --to NAME` knows: what its output is, its settings and writer."""
 
@@ -160,6 +237,12 @@ EXPORTS: dict[str, ExportTarget] = {
             "LLaMA-Omni's training JSON file",
             LlamaOmniOptions,
             lambda root, out, manifest, o: export_llama_omni(root, out, o.relative, manifest),
+        ),
+        ExportTarget(
+            "lhotse",
+            "a folder of Lhotse manifests (recordings, supervisions, cuts)",
+            LhotseOptions,
+            lambda root, out, manifest, o: export_lhotse(root, out, manifest, o.gzip),
         ),
         ExportTarget(
             "hf",

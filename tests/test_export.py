@@ -4,6 +4,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 from conftest import run_cli
 
@@ -70,3 +71,33 @@ def test_export_of_a_broken_dataset_names_the_file(tmp_path, example_dataset):
     res = run_cli("export", str(ds), str(tmp_path / "x.json"), "--to", "llama-omni")
     assert res.returncode == 1 and "lost_umbrella/samples.jsonl: missing" in res.stderr
     assert not (tmp_path / "x.json").exists()
+
+
+@pytest.mark.parametrize("gzip", [False, True])
+def test_lhotse_export_loads_and_validates_with_lhotse(tmp_path, example_dataset, gzip):
+    import lhotse
+    from lhotse.qa import validate_recordings_and_supervisions
+
+    out = tmp_path / "lhotse"
+    res = run_cli("export", str(example_dataset), str(out), "--to", "lhotse", *(["--gzip"] if gzip else []))
+    assert res.returncode == 0, res.stderr
+    suffix = ".jsonl.gz" if gzip else ".jsonl"
+    recordings = lhotse.load_manifest(out / f"recordings{suffix}")
+    supervisions = lhotse.load_manifest(out / f"supervisions{suffix}")
+    cuts = lhotse.CutSet.from_file(out / f"cuts{suffix}").to_eager()
+    assert isinstance(recordings, lhotse.RecordingSet) and isinstance(supervisions, lhotse.SupervisionSet)
+    validate_recordings_and_supervisions(recordings, supervisions)
+    lhotse.validate(cuts, read_data=True)
+    assert len(cuts) == 18
+    cut = cuts["bakery_morning-turn_1"]
+    sup = cut.supervisions[0]
+    assert (
+        sup.text == (example_dataset / "conversations" / "bakery_morning" / "turn_1.txt").read_text().strip()
+    )
+    assert sup.speaker == "B" and sup.custom["conversation_id"] == "bakery_morning"
+    assert sup.custom["turn_number"] == 1 and sup.custom["voice"]
+    audio = cut.load_audio()[0]
+    on_disk, _ = sf.read(
+        str(example_dataset / "conversations" / "bakery_morning" / "turn_1.wav"), dtype="float32"
+    )
+    np.testing.assert_allclose(audio, on_disk, atol=1e-6)
