@@ -29,8 +29,10 @@ from .errors import ConfigError, DialogError, SynthError, VoiceError
 from .pipeline import Pipeline, PipelineConfig
 from .records import ConversationMetadata, ManifestEntry, TurnRecord
 from .runner import RunSummary
-from .samples import SampleConfig
-from .sources import open_dialogs
+from .samples import SampleConfig, SpeechProfile
+from .sessions import SessionConfig
+from .sharding import Shard
+from .sources import ChatFields, open_dialogs
 from .timeline import GapDistribution
 from .validate import Report, validate_dataset
 
@@ -39,6 +41,7 @@ _TRAINING = ("ConversationDataset", "ConversationBatchSampler")
 __all__ = [
     "AsrCheckConfig",
     "BatchConfig",
+    "ChatFields",
     "ConfigError",
     "Conversation",
     "ConversationBatchSampler",
@@ -60,7 +63,10 @@ __all__ = [
     "Report",
     "RunSummary",
     "SampleConfig",
+    "SessionConfig",
+    "Shard",
     "Source",
+    "SpeechProfile",
     "SynthError",
     "Turn",
     "TurnRecord",
