@@ -133,21 +133,25 @@ def generate(
             counted = count_records(str(dialogs), fmt)
             total = counted if limit is None or counted is None else min(counted, limit)
         dialogs = open_dialogs(str(dialogs), fmt, split, limit, options.limits, chat)
-    if options.sessions is not None:
-        from .sessions import make_sessions, token_estimator
-
-        builder = sample_builder(options.samples, options.tokenizer) if options.samples else None
-        session_limits = DialogLimits(
-            max_turns=100_000,
-            max_turn_chars=options.limits.max_turn_chars,
-            max_total_chars=10**9,
-            max_speakers=options.limits.max_speakers,
-        )
-        dialogs = make_sessions(
-            dialogs, options.sessions, token_estimator(builder), options.pipeline.seed, session_limits
-        )
-        total = None
     with build_pipeline(options, engine) as pipeline:
+        if options.sessions is not None:
+            from .sessions import make_sessions, token_estimator
+
+            session_limits = DialogLimits(
+                max_turns=100_000,
+                max_turn_chars=options.limits.max_turn_chars,
+                max_total_chars=10**9,
+                max_speakers=options.limits.max_speakers,
+            )
+            # sizes estimated with the pipeline's own sample builder (tokenizer loaded once)
+            dialogs = make_sessions(
+                dialogs,
+                options.sessions,
+                token_estimator(pipeline.sample_builder),
+                options.pipeline.seed,
+                session_limits,
+            )
+            total = None
         return run_producer(
             dialogs,
             pipeline,

@@ -93,12 +93,18 @@ def repair_manifest_lines(data: bytes) -> tuple[bytes, list[int], bool]:
     return b"".join(out), dropped, cut
 
 
-def _entry_line(line: bytes) -> bytes | None:
+def _entry_id(line: bytes) -> str | None:
+    """The conversation id of a whole manifest line, None for a torn or foreign one."""
     try:
         obj = json.loads(line)
     except (ValueError, UnicodeDecodeError):
         return None
-    return line if isinstance(obj, dict) and isinstance(obj.get("conversation_id"), str) else None
+    cid = obj.get("conversation_id") if isinstance(obj, dict) else None
+    return cid if isinstance(cid, str) else None
+
+
+def _entry_line(line: bytes) -> bytes | None:
+    return line if _entry_id(line) is not None else None
 
 
 def _fsync_dir(path: Path) -> None:
@@ -207,14 +213,11 @@ class DatasetWriter:
         with open(self.manifest, "rb") as fh:
             fh.seek(self._offset)
             data = fh.read()
-        if data and (
-            not data.endswith(b"\n") or any(_entry_line(x) is None for x in data.splitlines() if x.strip())
-        ):
+        ids = [_entry_id(line) for line in data.splitlines() if line.strip()]
+        if (data and not data.endswith(b"\n")) or None in ids:  # a torn line: repair, read anew
             self._repair()
             return self._refresh()
-        for line in data.splitlines():
-            if line.strip():
-                self._done.add(json.loads(line)["conversation_id"])
+        self._done.update(ids)
         self._offset += len(data)
 
     def _repair(self) -> Recovery:
@@ -384,11 +387,10 @@ class Staging:
             self.add(wav, wav_bytes(audio, rate))
             self.add(txt, text)
 
-        if turn.stored_samples is None:
-            self._pending.append(self.writer._io.submit(write))
-            self._wait(keep=self.MAX_PENDING_WRITES)
-        else:
-            self.add(txt, text)
+        if turn.stored_samples is not None:
+            raise SynthError(f"{self.conversation_id}: turn {turn.turn_id} was already written")
+        self._pending.append(self.writer._io.submit(write))
+        self._wait(keep=self.MAX_PENDING_WRITES)
         return released(turn)
 
     def commit(self, conv: Conversation) -> tuple[ConversationMetadata, ManifestEntry]:
