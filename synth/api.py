@@ -20,6 +20,7 @@ from .dialogs import DialogLimits
 from .domain import Dialog
 from .engines import Engine, EngineConfig, PiperConfig, load_engine
 from .errors import ConfigError, DialogError
+from .mixdown import ConversationAudioConfig
 from .pipeline import Pipeline, PipelineConfig
 from .runner import RunSummary, run_producer
 from .samples import SampleBuilder, SampleConfig
@@ -53,7 +54,8 @@ class GenerateOptions:
     on_error: 'skip' lists a bad dialog in failures.jsonl and goes on; 'fail' stops at it.
     resume: skip conversations already in the manifest (off: refuse a non-empty output).
     shard: make only this shard's share of the source (a stable partition by conversation id).
-    sessions: join consecutive dialogs into long sessions (synth.sessions)."""
+    sessions: join consecutive dialogs into long sessions (synth.sessions).
+    conversation_audio: also write each conversation's two-channel conversation.wav."""
 
     engine: EngineConfig = field(default_factory=PiperConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
@@ -68,6 +70,7 @@ class GenerateOptions:
     progress: bool = False
     shard: Shard | None = None
     sessions: SessionConfig | None = None
+    conversation_audio: ConversationAudioConfig | None = None
 
     def __post_init__(self) -> None:
         if self.in_flight < 1:
@@ -155,7 +158,7 @@ def generate(
         return run_producer(
             dialogs,
             pipeline,
-            DatasetWriter(out),
+            DatasetWriter(out, options.conversation_audio),
             on_error=options.on_error,
             resume=options.resume,
             progress=options.progress,

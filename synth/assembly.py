@@ -12,10 +12,11 @@ from typing import Any, Protocol
 import numpy as np
 
 from . import __version__
-from .domain import Conversation, Dialog, SynthesizedTurn, Voice
+from .domain import Conversation, ConversationEvent, Dialog, SynthesizedTurn, Voice
 from .metadata import turn_records
 from .records import TurnRecord
 from .timeline import GapDistribution, Timeline
+from .words import Words
 
 
 class SampleBuilder(Protocol):
@@ -40,9 +41,11 @@ def place_turn(
     extra: dict[str, Any] | None = None,
     source_turn: int = -1,
     gap_sec: float | None = None,
+    words: Words | None = None,
 ) -> SynthesizedTurn:
-    """A produced turn, started on the timeline; `began` is when its production started."""
-    start = timeline.place(audio.shape[0] / sample_rate, gap_sec)
+    """A produced turn, started on the timeline; `began` is when its production started;
+    `words`: its word timings from the turn's start."""
+    start = timeline.place(audio.shape[0] / sample_rate, gap_sec, speaker)
     return SynthesizedTurn(
         turn_id=turn_id,
         speaker=speaker,
@@ -54,6 +57,7 @@ def place_turn(
         synthesis_sec=time.perf_counter() - began,
         extra=extra or {},
         source_turn=source_turn,
+        words=words,
     )
 
 
@@ -76,16 +80,18 @@ def assemble(
     turns: list[SynthesizedTurn],
     extra: dict[str, Any],
     sample_builder: SampleBuilder | None = None,
+    events: list[ConversationEvent] | None = None,
 ) -> Conversation:
     """The finished conversation; its samples are built from exact (unrounded) durations. A
-    session lists its parts (`segments`, in output turn ids)."""
+    session lists its parts (`segments`, in output turn ids); `events` (backchannels) are heard,
+    never trained on as turns."""
     if dialog.segments:
         extra = {
             **extra,
             "segments": segment_records(dialog, turns),
             "session_pause_sec": dialog.join_pause_sec,
         }
-    conv = Conversation(dialog=dialog, casting=dict(casting), turns=turns, extra=extra)
+    conv = Conversation(dialog=dialog, casting=dict(casting), turns=turns, extra=extra, events=events or [])
     if sample_builder is None:
         return conv
     samples, tokens = sample_builder.build(conv.conversation_id, turn_records(conv, digits=None))

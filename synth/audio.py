@@ -44,18 +44,23 @@ def _active(db: np.ndarray) -> np.ndarray:
     return db > max(float(db.max()) + SILENCE_DB, FLOOR_DBFS)
 
 
-def trim_silence(samples: np.ndarray, rate: int, keep_sec: float = EDGE_SILENCE_SEC) -> np.ndarray:
-    """Cut leading and trailing silence down to at most `keep_sec` on each side."""
+def silence_bounds(samples: np.ndarray, rate: int, keep_sec: float = EDGE_SILENCE_SEC) -> tuple[int, int]:
+    """[start, end) of `samples` with leading and trailing silence cut down to at most
+    `keep_sec` on each side ((0, 0) when it is all silence)."""
     if samples.size == 0:
-        return samples
+        return 0, 0
     db = _frame_db(samples, rate)
     active = np.flatnonzero(_active(db))
     if active.size == 0:
-        return samples[:0]
+        return 0, 0
     n = max(1, int(rate * FRAME_SEC))
     keep = int(rate * keep_sec)
-    start = max(0, active[0] * n - keep)
-    end = min(len(samples), (active[-1] + 1) * n + keep)
+    return int(max(0, active[0] * n - keep)), int(min(len(samples), (active[-1] + 1) * n + keep))
+
+
+def trim_silence(samples: np.ndarray, rate: int, keep_sec: float = EDGE_SILENCE_SEC) -> np.ndarray:
+    """Cut leading and trailing silence down to at most `keep_sec` on each side."""
+    start, end = silence_bounds(samples, rate, keep_sec)
     return samples[start:end]
 
 

@@ -9,6 +9,8 @@ from typing import Any
 
 import numpy as np
 
+from .words import Words
+
 
 @dataclass(frozen=True)
 class Turn:
@@ -113,6 +115,7 @@ class SynthesizedTurn:
     extra: dict[str, Any] = field(default_factory=dict)  # per-turn metadata (ASR check, source file)
     source_turn: int = -1  # the input turn it speaks (a long turn split in parts shares it)
     stored_samples: int | None = None  # set once the audio is on disk and let go (`released`)
+    words: Words | None = None  # the transcript's words, seconds from the turn's start
 
     @property
     def num_samples(self) -> int:
@@ -128,6 +131,25 @@ class SynthesizedTurn:
 
 
 @dataclass
+class ConversationEvent:
+    """Something heard that is not a turn (a listener's "mm-hm"): it never gets a training
+    sample nor shifts turn ids, and is heard only in the conversation-level audio. `start` is on
+    the conversation timeline; audio is 16 kHz mono float32."""
+
+    kind: str
+    speaker: str
+    voice: Voice
+    text: str
+    start: float
+    audio: np.ndarray
+    sample_rate: int
+
+    @property
+    def end(self) -> float:
+        return self.start + self.audio.shape[0] / self.sample_rate
+
+
+@dataclass
 class Conversation:
     """A finished conversation, ready for the writer: turns placed on a timeline, the metadata
     extras (engine, seed, sample rate, gaps) that make it reproducible, and its training samples
@@ -139,6 +161,7 @@ class Conversation:
     extra: dict[str, Any] = field(default_factory=dict)
     samples: list[dict[str, Any]] | None = None
     tokens: dict[str, Any] | None = None
+    events: list[ConversationEvent] = field(default_factory=list)
 
     @property
     def conversation_id(self) -> str:
@@ -146,7 +169,8 @@ class Conversation:
 
     @property
     def total_duration_sec(self) -> float:
-        return self.turns[-1].end_time if self.turns else 0.0
+        """The end of the latest-ending turn (turns may overlap)."""
+        return max((t.end_time for t in self.turns), default=0.0)
 
     @property
     def speech_duration_sec(self) -> float:

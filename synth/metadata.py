@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from .domain import Conversation
-from .records import ConversationMetadata, TurnRecord, turn_files
+from .records import ConversationMetadata, EventRecord, TurnRecord, event_file, turn_files
 
 
 def turn_records(conv: Conversation, digits: int | None = 4) -> list[TurnRecord]:
@@ -32,6 +32,9 @@ def turn_records(conv: Conversation, digits: int | None = 4) -> list[TurnRecord]
                 duration_sec=r(t.duration_sec),
                 start_time=r(t.start_time),
                 end_time=r(t.end_time),
+                words=None
+                if t.words is None
+                else [w.to_dict(t.start_time, 3 if digits else 6) for w in t.words],
                 extra=dict(t.extra),
             )
         )
@@ -53,4 +56,16 @@ def conversation_metadata(conv: Conversation) -> ConversationMetadata:
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         extra=dict(conv.extra),
         tokens=conv.tokens,
+        events=[
+            EventRecord(
+                kind=e.kind,
+                speaker=e.speaker,
+                voice=e.voice.id,
+                text=e.text,
+                start=round(e.start, 3),
+                end=round(e.end, 3),
+                audio_file=event_file(i),
+            )
+            for i, e in enumerate(conv.events)
+        ],
     )

@@ -11,14 +11,17 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import backchannels
 from .assembly import SampleBuilder, assemble, place_turn, provenance
-from .audio import PAUSE_SEC, SAMPLE_RATE, join, normalize_loudness, resample, trim_silence
+from .audio import PAUSE_SEC, SAMPLE_RATE, join, normalize_loudness, resample, silence_bounds, trim_silence
 from .casting import cast
-from .domain import Conversation, Dialog, SynthesizedTurn, Voice
+from .domain import Conversation, ConversationEvent, Dialog, SynthesizedTurn, Voice
 from .engines.base import Engine, SynthesisRequest
 from .errors import ConfigError, DialogError
+from .seeding import conversation_rng
 from .text import split_sentences
 from .timeline import GapDistribution, Timeline
+from .words import Words, WordTiming, regroup, shift
 
 if TYPE_CHECKING:
     from .asr import AsrCheck
@@ -27,6 +30,16 @@ if TYPE_CHECKING:
 LONG_TURNS = ("split", "reject")
 STREAM_TURNS = 16  # turns per engine call in `run`: batching without holding a whole session
 TURN_PAD_SEC = 0.1  # silence before and after each turn's speech
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One sentence chunk of a turn: its text, its 16 kHz trimmed audio and its word timings
+    (seconds from the chunk's start; None when the engine gives none)."""
+
+    text: str
+    audio: np.ndarray
+    words: Words | None
 
 
 class Stopped(Exception):
@@ -45,7 +58,9 @@ class PipelineConfig:
     max_turn_sec: the longest a turn may be (the speech profile's limit, e.g. 30 s for
         LLaMA-Omni's Whisper window); None: no limit.
     long_turns: what to do with a longer turn: 'split' it at sentence boundaries into turns
-        that fit, or 'reject' the dialog with a message naming the turn."""
+        that fit, or 'reject' the dialog with a message naming the turn.
+    backchannels: the chance that a listener backchannels ("mm-hm") at each opportunity in the
+        speaker's longer turns (synth.backchannels); 0: none, the classic layout."""
 
     seed: int = 0
     gap: GapDistribution = field(default_factory=GapDistribution)
@@ -54,8 +69,11 @@ class PipelineConfig:
     sample_rate: int = SAMPLE_RATE
     max_turn_sec: float | None = None
     long_turns: str = "split"
+    backchannels: float = 0.0
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.backchannels <= 1.0:
+            raise ConfigError("backchannels", "must be a probability between 0 and 1", self.backchannels)
         if self.long_turns not in LONG_TURNS:
             raise ConfigError("long_turns", f"choose {' or '.join(LONG_TURNS)}", self.long_turns)
         if self.max_turn_sec is not None and self.max_turn_sec <= 0:
@@ -110,19 +128,19 @@ class Pipeline:
         each turn's sentence chunks are resampled and trimmed, joined with short pauses, then
         loudness-normalized as a whole. With `should_stop` (a caller whose deadline may pass),
         chunks go to the engine one call each and Stopped is raised between them."""
-        return [self._finish([a for _, a in ps]) for ps in self._pieces(turns, should_stop)]
+        return [self._finish(ps)[0] for ps in self._pieces(turns, should_stop)]
 
     def _pieces(
         self, turns: list[tuple[str, Voice]], should_stop: Callable[[], bool] | None = None
-    ) -> list[list[tuple[str, np.ndarray]]]:
-        """Per turn, its sentence chunks as (text, 16 kHz trimmed audio)."""
+    ) -> list[list[Piece]]:
+        """Per turn, its sentence chunks as 16 kHz trimmed audio with their word timings."""
         rate = self.config.sample_rate
         requests, owner = [], []
         for i, (text, voice) in enumerate(turns):
             for chunk in split_sentences(text, self.config.max_chunk_chars):
                 requests.append(SynthesisRequest(chunk, voice))
                 owner.append(i)
-        pieces: list[list[tuple[str, np.ndarray]]] = [[] for _ in turns]
+        pieces: list[list[Piece]] = [[] for _ in turns]
         if should_stop is None:
             audios = self.engine.synthesize(requests)
         else:
@@ -132,34 +150,52 @@ class Pipeline:
                     raise Stopped("the caller stopped waiting (cancelled or past its deadline)")
                 audios += self.engine.synthesize([request])
         for i, request, audio in zip(owner, requests, audios):
-            piece = trim_silence(resample(audio.samples, audio.sample_rate, rate), rate, 0.03)
-            if piece.size:
-                pieces[i].append((request.text, piece))
+            full = resample(audio.samples, audio.sample_rate, rate)
+            lo, hi = silence_bounds(full, rate, 0.03)
+            words = None if audio.words is None else shift(audio.words, -lo / rate, 0.0, (hi - lo) / rate)
+            pieces[i].append(Piece(request.text, full[lo:hi], words))
         return pieces
 
-    def _finish(self, pieces: list[np.ndarray]) -> np.ndarray:
-        """A turn's audio from its chunks: short pauses between, padding around, loudness."""
+    def _finish(self, pieces: list[Piece]) -> tuple[np.ndarray, Words | None]:
+        """A turn's audio from its chunks (short pauses between, padding around, loudness) and
+        its word timings from theirs (None unless every chunk has them). A chunk the engine
+        left silent keeps its words, zero-length, where it would have been."""
         rate = self.config.sample_rate
-        if not pieces:
-            return np.zeros(0, dtype=np.float32)
-        pad = np.zeros(int(rate * TURN_PAD_SEC), dtype=np.float32)
-        return normalize_loudness(np.concatenate([pad, join(pieces, rate), pad]), rate)
+        spoken = [p.audio for p in pieces if p.audio.size]
+        if not spoken:
+            return np.zeros(0, dtype=np.float32), None
+        pad_n, pause_n = int(rate * TURN_PAD_SEC), int(rate * PAUSE_SEC)
+        pad = np.zeros(pad_n, dtype=np.float32)
+        audio = normalize_loudness(np.concatenate([pad, join(spoken, rate), pad]), rate)
+        if any(p.words is None for p in pieces):
+            return audio, None
+        words: list[WordTiming] = []
+        at, first = pad_n, True
+        for p in pieces:
+            if p.audio.size and not first:
+                at += pause_n
+            assert p.words is not None
+            words += shift(p.words, at / rate, at / rate, (at + p.audio.size) / rate)
+            if p.audio.size:
+                at += p.audio.size
+                first = False
+        return audio, regroup(" ".join(p.text for p in pieces), words)
 
     def _parts(
         self,
-        pieces: list[tuple[str, np.ndarray]],
+        pieces: list[Piece],
         where: str,
         field: str,
         cid: str,
-    ) -> list[tuple[str | None, np.ndarray]]:
+    ) -> list[tuple[str | None, np.ndarray, Words | None]]:
         """A turn as one part (text None: the turn's own), or, when it is longer than
         `max_turn_sec`, as consecutive parts of whole sentences that each fit (long_turns
         'split') or a DialogError (long_turns 'reject')."""
         limit = self.config.max_turn_sec
-        whole = self._finish([a for _, a in pieces])
+        whole, words = self._finish(pieces)
         rate = self.config.sample_rate
         if limit is None or whole.shape[0] <= limit * rate:
-            return [(None, whole)]
+            return [(None, whole, words)]
         if self.config.long_turns == "reject":
             raise DialogError(
                 f"the turn lasts {whole.shape[0] / rate:.1f} s, longer than {limit:g} s "
@@ -170,22 +206,22 @@ class Pipeline:
             )
         overhead = int(rate * TURN_PAD_SEC) * 2
         pause = int(rate * PAUSE_SEC)
-        groups: list[list[tuple[str, np.ndarray]]] = [[]]
-        for text, audio in pieces:
-            if audio.shape[0] + overhead > limit * rate:
+        groups: list[list[Piece]] = [[]]
+        for piece in pieces:
+            if piece.audio.shape[0] + overhead > limit * rate:
                 raise DialogError(
-                    f"one sentence lasts {audio.shape[0] / rate:.1f} s, longer than "
-                    f"{limit:g} s, so the turn cannot be split to fit: {text[:60]!r}",
+                    f"one sentence lasts {piece.audio.shape[0] / rate:.1f} s, longer than "
+                    f"{limit:g} s, so the turn cannot be split to fit: {piece.text[:60]!r}",
                     where,
                     field,
                     cid,
                 )
             group = groups[-1]
-            size = sum(a.shape[0] for _, a in group) + pause * len(group) + audio.shape[0] + overhead
+            size = sum(p.audio.shape[0] for p in group) + pause * len(group) + piece.audio.shape[0] + overhead
             if group and size > limit * rate:
                 groups.append([])
-            groups[-1].append((text, audio))
-        return [(" ".join(t for t, _ in g), self._finish([a for _, a in g])) for g in groups]
+            groups[-1].append(piece)
+        return [(" ".join(p.text for p in g), *self._finish(g)) for g in groups]
 
     def iter_turns(
         self,
@@ -203,7 +239,7 @@ class Pipeline:
         self,
         dialog: Dialog,
         casting: Mapping[str, Voice],
-        rendered: Iterable[list[tuple[str, np.ndarray]]],
+        rendered: Iterable[list[Piece]],
     ) -> Iterator[SynthesizedTurn]:
         """Split each rendered turn if it is too long for the speech profile, ASR-check it (if
         asked) and put it on the conversation timeline. Turn ids count the parts."""
@@ -213,16 +249,19 @@ class Pipeline:
         where = dialog.source.describe()
         for i, (turn, pieces) in enumerate(zip(dialog.turns, rendered)):
             field = f"turns[{i}].text"
-            if not pieces:
+            if not any(p.audio.size for p in pieces):
                 raise DialogError(
                     "the engine produced no audio for this text", where, field, dialog.conversation_id
                 )
             join = dialog.join_pause_sec if dialog.starts_segment(i) else None
-            for k, (text, audio) in enumerate(self._parts(pieces, where, field, dialog.conversation_id)):
+            parts = self._parts(pieces, where, field, dialog.conversation_id)
+            for k, (text, audio, words) in enumerate(parts):
                 extra: dict[str, Any] = {}
                 text = text or turn.text
                 if self.asr_check is not None:
-                    audio, extra["asr_check"] = self._checked(audio, text, casting[turn.speaker])
+                    audio, words, extra["asr_check"] = self._checked(
+                        audio, words, text, casting[turn.speaker]
+                    )
                 yield place_turn(
                     timeline,
                     turn_id,
@@ -235,11 +274,14 @@ class Pipeline:
                     extra,
                     source_turn=i,
                     gap_sec=join if k == 0 else None,
+                    words=words,
                 )
                 turn_id += 1
                 began = time.perf_counter()
 
-    def _checked(self, audio: np.ndarray, text: str, voice: Voice) -> tuple[np.ndarray, dict[str, Any]]:
+    def _checked(
+        self, audio: np.ndarray, words: Words | None, text: str, voice: Voice
+    ) -> tuple[np.ndarray, Words | None, dict[str, Any]]:
         """Transcribe; synthesize again while the word error rate is over the threshold (at most
         `retries` times, only when the engine samples noise); keep the best rendition."""
         from .wer import wer
@@ -247,31 +289,37 @@ class Pipeline:
         check = self.asr_check
         assert check is not None
         noisy = not self.engine.deterministic
-        best: tuple[float, np.ndarray, str] | None = None
+        best: tuple[float, np.ndarray, Words | None, str] | None = None
         attempts = 0
         while True:
             attempts += 1
             hyp = check.recognizer.transcribe(audio).text
             score = wer(text, hyp)
             if best is None or score < best[0]:
-                best = (score, audio, hyp)
+                best = (score, audio, words, hyp)
             if score <= check.threshold or attempts > check.retries or not noisy:
                 break
-            audio = self.render(text, voice)
-        score, audio, hyp = best
-        return audio, {
-            "wer": round(score, 4),
-            "hypothesis": hyp,
-            "attempts": attempts,
-            "passed": score <= check.threshold,
-            **check.recognizer.describe(),
-        }
+            audio, words = self._finish(self._pieces([(text, voice)])[0])
+        score, audio, words, hyp = best
+        return (
+            audio,
+            words,
+            {
+                "wer": round(score, 4),
+                "hypothesis": hyp,
+                "attempts": attempts,
+                "passed": score <= check.threshold,
+                **check.recognizer.describe(),
+            },
+        )
 
     def assemble(
         self, dialog: Dialog, casting: Mapping[str, Voice], turns: list[SynthesizedTurn]
     ) -> Conversation:
         """Attach what makes the conversation reproducible, and its training samples."""
         extra = provenance(self.config.seed, self.config.sample_rate, self.config.gap, self.engine.describe())
+        if turns and all(t.words is not None for t in turns):
+            extra["word_timing"] = {"method": "engine-durations", "model": self.engine.model}
         if self.asr_check is not None:
             wers = [t.extra["asr_check"]["wer"] for t in turns if "asr_check" in t.extra]
             extra["asr_check"] = {
@@ -282,7 +330,36 @@ class Pipeline:
                     t.turn_id for t in turns if not t.extra.get("asr_check", {}).get("passed", True)
                 ],
             }
-        return assemble(dialog, casting, turns, extra, self.sample_builder)
+        events = self._backchannels(dialog, casting, turns)
+        if self.config.backchannels:
+            extra["backchannels"] = {"rate": self.config.backchannels, "count": len(events)}
+        return assemble(dialog, casting, turns, extra, self.sample_builder, events)
+
+    def _backchannels(
+        self, dialog: Dialog, casting: Mapping[str, Voice], turns: list[SynthesizedTurn]
+    ) -> list[ConversationEvent]:
+        """The listeners' backchannels, spoken in their voices in one engine call; one that would
+        run into the listener's own speech is left out."""
+        rng = conversation_rng(self.config.seed, dialog.conversation_id, "backchannels")
+        planned = backchannels.plan(turns, dialog.speakers, self.config.backchannels, rng)
+        if not planned:
+            return []
+        rate = self.config.sample_rate
+        spoken = self._pieces([(p.text, casting[p.listener]) for p in planned])
+        events: list[ConversationEvent] = []
+        taken: dict[str, list[tuple[float, float]]] = {}
+        for p, pieces in zip(planned, spoken):
+            audio = trim_silence(self._finish(pieces)[0], rate, 0.02)
+            mine = taken.setdefault(p.listener, [])
+            if not audio.size or not backchannels.fits(p.start, audio.size / rate, p.listener, turns, mine):
+                continue
+            mine.append((p.start, p.start + audio.size / rate))
+            events.append(
+                ConversationEvent(
+                    "backchannel", p.listener, casting[p.listener], p.text, p.start, audio, rate
+                )
+            )
+        return events
 
     def run(
         self,

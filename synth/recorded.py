@@ -66,10 +66,14 @@ class RecordedProducer:
         seed: int = 0,
         sample_builder: SampleBuilder | None = None,
         recognizer: Any = None,
+        aligner: Any = None,
     ):
+        """`recognizer` transcribes files that come without a transcript; `aligner`
+        (synth.alignment.ForcedAligner) times every word of every turn."""
         self.gap, self.seed = gap, seed
         self.sample_builder = sample_builder
         self.recognizer = recognizer
+        self.aligner = aligner
 
     def __call__(
         self,
@@ -116,8 +120,18 @@ class RecordedProducer:
                     f"turns[{i}].text",
                     group.conversation_id,
                 )
+            words = self.aligner.align(audio, text) if self.aligner is not None else None
             turn = place_turn(
-                timeline, i, utt.speaker, voices[utt.speaker], text, audio, SAMPLE_RATE, began, extra
+                timeline,
+                i,
+                utt.speaker,
+                voices[utt.speaker],
+                text,
+                audio,
+                SAMPLE_RATE,
+                began,
+                extra,
+                words=words,
             )
             turns.append(sink(turn) if sink else turn)
         dialog = Dialog(
@@ -131,6 +145,8 @@ class RecordedProducer:
         }
         if self.recognizer is not None and any(u.text is None for u in group.utterances):
             extra["asr"] = self.recognizer.describe()
+        if self.aligner is not None:
+            extra["word_timing"] = self.aligner.describe()
         return assemble(dialog, voices, turns, extra, self.sample_builder)
 
     produce = __call__  # the runner's streaming producer interface: produce(item, sink)

@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 METADATA_VERSION = 1
 MANIFEST = "manifest.jsonl"
+CONVERSATION_AUDIO = "conversation.wav"
 METADATA_FILE = "metadata.json"
 SAMPLES_FILE = "samples.jsonl"
 CONVERSATIONS_DIR = "conversations"
@@ -24,6 +25,11 @@ TOKEN_COUNTS = ("text_tokens", "speech_tokens", "total_tokens")
 def turn_files(turn_id: int) -> tuple[str, str]:
     """The audio and transcript file names of a turn inside its conversation folder."""
     return f"turn_{turn_id}.wav", f"turn_{turn_id}.txt"
+
+
+def event_file(index: int) -> str:
+    """The audio file of a conversation's event (a backchannel) inside its folder."""
+    return f"event_{index}.wav"
 
 
 def conversation_path(conversation_id: str) -> str:
@@ -100,6 +106,7 @@ class TurnRecord:
     voice: str | None = None
     text: str | None = None
     num_samples: int | None = None
+    words: list[dict[str, Any]] | None = None  # [{"word", "start", "end"}] on the timeline
     extra: dict[str, Any] = field(default_factory=dict)  # e.g. asr_check, source_file
 
     REQUIRED: ClassVar[dict[str, type | tuple[type, ...]]]
@@ -114,11 +121,45 @@ class TurnRecord:
             if getattr(self, name) is not None:
                 out[name] = getattr(self, name)
         out.update(duration_sec=self.duration_sec, start_time=self.start_time, end_time=self.end_time)
+        if self.words is not None:
+            out["words"] = self.words
         out.update(self.extra)
         return out
 
     @classmethod
     def from_dict(cls, obj: Any, where: str = "turn") -> TurnRecord:
+        _check(obj, cls, where)
+        known, rest = _split(obj, cls)
+        return cls(**known, extra=rest)
+
+
+@dataclass
+class EventRecord:
+    """One entry of `events` in `metadata.json`: heard in the conversation audio, never a turn."""
+
+    kind: str
+    speaker: str
+    text: str
+    start: float
+    end: float
+    voice: str | None = None
+    audio_file: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    REQUIRED: ClassVar[dict[str, type | tuple[type, ...]]]
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"kind": self.kind, "speaker": self.speaker}
+        if self.voice is not None:
+            out["voice"] = self.voice
+        out.update(text=self.text, start=self.start, end=self.end)
+        if self.audio_file is not None:
+            out["audio_file"] = self.audio_file
+        out.update(self.extra)
+        return out
+
+    @classmethod
+    def from_dict(cls, obj: Any, where: str = "event") -> EventRecord:
         _check(obj, cls, where)
         known, rest = _split(obj, cls)
         return cls(**known, extra=rest)
@@ -142,6 +183,10 @@ class ConversationMetadata:
     created_at: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     tokens: dict[str, Any] | None = None
+    events: list[EventRecord] = field(default_factory=list)
+    conversation_audio: str | None = None  # conversation.wav: two channels, see `channels`
+    channels: list[list[str]] | None = None  # the speakers on each channel
+    main_speaker: str | None = None  # the side on channel 0
 
     REQUIRED: ClassVar[dict[str, type | tuple[type, ...]]]
 
@@ -169,6 +214,11 @@ class ConversationMetadata:
         )
         if self.created_at is not None:
             out["created_at"] = self.created_at
+        if self.events:
+            out["events"] = [e.to_dict() for e in self.events]
+        for name in ("conversation_audio", "channels", "main_speaker"):
+            if getattr(self, name) is not None:
+                out[name] = getattr(self, name)
         out.update(self.extra)
         if self.tokens:
             out["tokens"] = self.tokens
@@ -184,7 +234,11 @@ class ConversationMetadata:
         if counts or tokens:
             tokens = {**counts, **(tokens or {})}
         turns = [TurnRecord.from_dict(t, f"{where} turns[{i}]") for i, t in enumerate(known.pop("turns"))]
-        return cls(**known, turns=turns, extra=rest, tokens=tokens)
+        events = known.pop("events", None)
+        if not isinstance(events, (list, type(None))):
+            raise RecordError(f"{where}: field 'events' has type {type(events).__name__}")
+        events = [EventRecord.from_dict(e, f"{where} events[{i}]") for i, e in enumerate(events or [])]
+        return cls(**known, turns=turns, extra=rest, tokens=tokens, events=events)
 
     def to_json(self) -> str:
         """metadata.json as written to disk (indented, UTF-8 kept)."""
@@ -258,7 +312,7 @@ class ManifestEntry:
         return cls(**known, extra=rest)
 
 
-for _cls in (TurnRecord, ConversationMetadata, ManifestEntry):
+for _cls in (TurnRecord, EventRecord, ConversationMetadata, ManifestEntry):
     _cls.REQUIRED = _required(_cls)
 
 

@@ -9,13 +9,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import soundfile as sf
 
-from .audio import SAMPLE_RATE
+from .audio import SAMPLE_RATE, to_pcm16
 from .ids import InvalidConversationId, check_conversation_id
-from .records import MANIFEST, ConversationMetadata, ManifestEntry, TurnRecord, field_errors
+from .mixdown import mix_blocks, placements
+from .records import (
+    MANIFEST,
+    ConversationMetadata,
+    EventRecord,
+    ManifestEntry,
+    RecordError,
+    TurnRecord,
+    field_errors,
+)
 from .samples import WHISPER_WINDOW_SEC
 from .text import clean_text
+from .words import word_errors
 
 DURATION_TOLERANCE_SEC = 0.01
 
@@ -151,7 +162,9 @@ def _check_conversation(folder: Path, entry: dict[str, Any] | None, report: Repo
     speakers = set(meta["speakers"])
     tokens = meta.get("tokens") if isinstance(meta.get("tokens"), dict) else {}
     window = WHISPER_WINDOW_SEC if tokens.get("speech_profile") == "llama-omni" else None
-    previous_end = 0.0
+    previous_start = 0.0
+    speaker_end: dict[str, float] = {}
+    latest_end = 0.0
     expected_files = {"metadata.json", "samples.jsonl"}
     for i, turn in enumerate(turns):
         tw = f"{where}/metadata.json turns[{i}]"
@@ -163,7 +176,14 @@ def _check_conversation(folder: Path, entry: dict[str, Any] | None, report: Repo
             report.errors.append(f"{tw}: speaker {turn['speaker']!r} not in speakers")
         expected_files |= {turn["audio_file"], turn["transcript_file"]}
         duration = _check_wav(folder / turn["audio_file"], f"{where}/{turn['audio_file']}", report)
-        _check_transcript(folder / turn["transcript_file"], f"{where}/{turn['transcript_file']}", report)
+        text = _check_transcript(
+            folder / turn["transcript_file"], f"{where}/{turn['transcript_file']}", report
+        )
+        if "words" in turn and isinstance(turn.get("text", text), str):
+            for problem in word_errors(
+                turn.get("text", text), turn["words"], turn["start_time"], turn["end_time"]
+            ):
+                report.errors.append(f"{tw}: {problem}")
         report.turns += 1
         if duration is not None:
             report.audio_sec += duration
@@ -178,15 +198,22 @@ def _check_conversation(folder: Path, entry: dict[str, Any] | None, report: Repo
             )
         if abs(turn["end_time"] - turn["start_time"] - turn["duration_sec"]) > DURATION_TOLERANCE_SEC:
             report.errors.append(f"{tw}: end_time - start_time != duration_sec")
-        if turn["start_time"] < previous_end - DURATION_TOLERANCE_SEC:
-            report.errors.append(f"{tw}: starts at {turn['start_time']} before the previous turn ends")
-        previous_end = turn["end_time"]
-    if turns and isinstance(turns[-1], dict) and "end_time" in turns[-1]:
-        if abs(meta["total_duration_sec"] - turns[-1]["end_time"]) > DURATION_TOLERANCE_SEC:
+        if turn["start_time"] < previous_start - DURATION_TOLERANCE_SEC:
             report.errors.append(
-                f"{where}/metadata.json: total_duration_sec "
-                f"{meta['total_duration_sec']} is not the last turn's end_time"
+                f"{tw}: starts at {turn['start_time']} before the turn before it (start order)"
             )
+        if turn["start_time"] < speaker_end.get(turn["speaker"], 0.0) - DURATION_TOLERANCE_SEC:
+            report.errors.append(f"{tw}: starts before the same speaker's previous turn ends")
+        previous_start = turn["start_time"]
+        speaker_end[turn["speaker"]] = turn["end_time"]
+        latest_end = max(latest_end, turn["end_time"])
+    if turns and abs(meta["total_duration_sec"] - latest_end) > DURATION_TOLERANCE_SEC:
+        report.errors.append(
+            f"{where}/metadata.json: total_duration_sec "
+            f"{meta['total_duration_sec']} is not the end of the latest-ending turn ({latest_end})"
+        )
+    expected_files |= _check_events(folder, meta, where, report)
+    expected_files |= _check_conversation_audio(folder, meta, where, report)
     if (folder / "samples.jsonl").exists():
         _check_samples(folder / "samples.jsonl", f"{where}/samples.jsonl", len(turns), report)
     extra = sorted(p.name for p in folder.iterdir() if p.name not in expected_files)
@@ -200,6 +227,91 @@ def _check_conversation(folder: Path, entry: dict[str, Any] | None, report: Repo
             )
         if abs(entry["duration_sec"] - meta["total_duration_sec"]) > DURATION_TOLERANCE_SEC:
             report.errors.append(f"{MANIFEST} {folder.name}: duration_sec does not match metadata")
+
+
+def _check_events(folder: Path, meta: dict[str, Any], where: str, report: Report) -> set[str]:
+    """Events (backchannels): typed, by a known speaker, their audio lasting their span."""
+    events = meta.get("events", [])
+    if not isinstance(events, list):
+        report.errors.append(f"{where}/metadata.json: 'events' is not a list")
+        return set()
+    files = set()
+    for i, event in enumerate(events):
+        ew = f"{where}/metadata.json events[{i}]"
+        if not _typed(event, EventRecord, ew, report.errors):
+            continue
+        if event["speaker"] not in meta["speakers"]:
+            report.errors.append(f"{ew}: speaker {event['speaker']!r} not in speakers")
+        if not 0 <= event["start"] <= event["end"]:
+            report.errors.append(f"{ew}: start {event['start']} and end {event['end']} are not ordered")
+        name = event.get("audio_file")
+        if isinstance(name, str):
+            files.add(name)
+            duration = _check_wav(folder / name, f"{where}/{name}", report)
+            if (
+                duration is not None
+                and abs(duration - (event["end"] - event["start"])) > DURATION_TOLERANCE_SEC
+            ):
+                report.errors.append(
+                    f"{ew}: lasts {event['end'] - event['start']:.3f} s but its WAV {duration:.3f} s"
+                )
+    return files
+
+
+def _check_conversation_audio(folder: Path, meta: dict[str, Any], where: str, report: Report) -> set[str]:
+    """conversation.wav: 16 kHz two-channel PCM16 whose clean channels hold exactly the turns and
+    events that metadata puts there (an augmented channel is checked for its length only)."""
+    name = meta.get("conversation_audio")
+    if name is None:
+        return set()
+    cw = f"{where}/{name}"
+    try:
+        record = ConversationMetadata.from_dict(meta)
+        info = sf.info(str(folder / name))
+    except (RecordError, ValueError, TypeError) as exc:
+        report.errors.append(f"{where}/metadata.json: {exc}")
+        return {name}
+    except (RuntimeError, OSError) as exc:  # libsndfile: missing or unreadable
+        report.errors.append(f"{cw}: unreadable ({exc})")
+        return {name}
+    channels = record.channels or []
+    members = [s for c in channels for s in c]
+    if (
+        len(channels) != 2
+        or sorted(members) != sorted(record.speakers)
+        or record.main_speaker not in channels[0]
+    ):
+        report.errors.append(
+            f"{where}/metadata.json: 'channels' must put every speaker on one of two channels, "
+            "the main speaker on channel 0"
+        )
+        return {name}
+    if (info.samplerate, info.channels, info.subtype) != (SAMPLE_RATE, 2, "PCM_16"):
+        report.errors.append(
+            f"{cw}: expected 16 kHz two-channel PCM16, got {info.samplerate} Hz, "
+            f"{info.channels} channels, {info.subtype}"
+        )
+        return {name}
+    augmented = {int((record.extra.get("augmentation") or {}).get("channel", -1))}
+    try:
+        items = placements(folder, record, channels)
+        expected_frames = max((p.start + p.length for p in items), default=0)
+        if info.frames < expected_frames:
+            report.errors.append(f"{cw}: {info.frames} frames, the timeline needs {expected_frames}")
+            return {name}
+        with sf.SoundFile(str(folder / name)) as fh:
+            for b0, expected in mix_blocks(items):
+                got = fh.read(expected.shape[0], dtype="int16", always_2d=True)
+                for ch in (0, 1):
+                    if ch not in augmented and not np.array_equal(got[:, ch], to_pcm16(expected[:, ch])):
+                        at = b0 + int(np.flatnonzero(got[:, ch] != to_pcm16(expected[:, ch]))[0])
+                        report.errors.append(
+                            f"{cw}: channel {ch} differs from the turns and events at {at / SAMPLE_RATE:.3f} s"
+                        )
+                        return {name}
+    except (RuntimeError, OSError, KeyError) as exc:
+        report.errors.append(f"{cw}: cannot be checked against its turns ({exc})")
+    return {name}
 
 
 def _check_samples(path: Path, where: str, num_turns: int, report: Report) -> None:
@@ -258,15 +370,16 @@ def _check_wav(path: Path, where: str, report: Report) -> float | None:
     return info.frames / info.samplerate if info.samplerate else None
 
 
-def _check_transcript(path: Path, where: str, report: Report) -> None:
+def _check_transcript(path: Path, where: str, report: Report) -> str | None:
+    """Check a transcript file; return its text (None when it cannot be read)."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         report.errors.append(f"{where}: missing")
-        return
+        return None
     except UnicodeDecodeError:
         report.errors.append(f"{where}: not UTF-8")
-        return
+        return None
     body = text.rstrip("\n")
     if not body.strip():
         report.errors.append(f"{where}: empty transcript")
@@ -276,3 +389,4 @@ def _check_transcript(path: Path, where: str, report: Report) -> None:
         report.errors.append(
             f"{where}: transcript is not clean text (extra spaces, tokenized punctuation or curly quotes)"
         )
+    return body

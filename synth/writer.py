@@ -35,12 +35,14 @@ from .domain import Conversation, SynthesizedTurn, released
 from .errors import SynthError
 from .ids import conversation_dir
 from .metadata import conversation_metadata
+from .mixdown import ConversationAudioConfig, write_conversation_audio
 from .records import (
     MANIFEST,
     METADATA_FILE,
     SAMPLES_FILE,
     ConversationMetadata,
     ManifestEntry,
+    event_file,
     samples_jsonl,
     turn_files,
 )
@@ -173,8 +175,12 @@ def _stale_lock(path: Path) -> bool:
 
 
 class DatasetWriter:
-    def __init__(self, root: Path | str):
+    """Writes conversations into a dataset folder atomically (staging folder, then rename, then
+    one manifest line). `conversation_audio`: also mix each conversation's conversation.wav."""
+
+    def __init__(self, root: Path | str, conversation_audio: ConversationAudioConfig | None = None):
         self.root = Path(root)
+        self.conversation_audio = conversation_audio
         self.conversations = self.root / "conversations"
         self.tmp = self.root / TMP
         self.manifest = self.root / MANIFEST
@@ -397,6 +403,10 @@ class Staging:
         """Write the conversation's records (its turns were added) and make it visible."""
         self._wait()
         meta = conversation_metadata(conv)
+        for i, event in enumerate(conv.events):
+            self.add(event_file(i), wav_bytes(event.audio, event.sample_rate))
+        if self.writer.conversation_audio is not None:
+            meta = write_conversation_audio(self.folder, meta, self.writer.conversation_audio)
         self.add(METADATA_FILE, meta.to_json().encode("utf-8"))
         if conv.samples is not None:
             self.add(SAMPLES_FILE, samples_jsonl(conv.samples).encode("utf-8"))

@@ -269,3 +269,24 @@ def test_generate_with_asr_check(tmp_path):
     meta = json.loads((out / "conversations" / "checked" / "metadata.json").read_text())
     assert all(t["asr_check"]["attempts"] >= 1 and t["asr_check"]["wer"] <= 0.3 for t in meta["turns"])
     assert meta["asr_check"]["failed_turns"] == [] and validate_dataset(out).ok
+
+
+def test_convert_with_word_timings_and_conversation_audio(librispeech, tmp_path):
+    """Recorded speech gets its words timed by forced alignment, and a conversation.wav (one
+    reader: channel 1 silent) that validate checks sample for sample."""
+    out = tmp_path / "ds"
+    res = run_cli(
+        "convert", "librispeech", str(librispeech), "--out", str(out), "--quiet",
+        "--word-timings", "--conversation-audio", "--limit", "2",
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    report = validate_dataset(out)
+    assert report.ok, report.format()
+    for entry in manifest(out):
+        meta = json.loads((out / entry["path"] / "metadata.json").read_text())
+        assert meta["word_timing"]["method"] == "forced-alignment"
+        assert meta["channels"] == [meta["speakers"], []]
+        for turn in meta["turns"]:
+            assert " ".join(w["word"] for w in turn["words"]) == turn["text"]
+        audio, rate = sf.read(str(out / entry["path"] / "conversation.wav"), dtype="int16")
+        assert audio.shape[1] == 2 and rate == 16000 and not audio[:, 1].any()

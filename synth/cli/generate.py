@@ -16,6 +16,7 @@ from .common import (
     EXIT_PARTIAL,
     add_asr_check_args,
     add_batch_args,
+    add_duplex_args,
     add_engine_args,
     add_gap_args,
     add_noise_args,
@@ -26,6 +27,7 @@ from .common import (
     asr_check_from,
     batch_from,
     chat_from,
+    conversation_audio_from,
     engine_from,
     limits_from,
     samples_from,
@@ -46,6 +48,7 @@ def register(sub: Any) -> None:
     add_engine_args(g)
     add_noise_args(g)
     add_gap_args(g, "seed for casting and turn gaps")
+    add_duplex_args(g)
     g.add_argument(
         "--long-turns",
         default=PipelineConfig.long_turns,
@@ -137,7 +140,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
             gap=GapDistribution.parse(args.gap),
             voice_override=parse_voice_override(args.voice),
             long_turns=args.long_turns,
+            backchannels=args.backchannels,
         ),
+        conversation_audio=conversation_audio_from(args),
         samples=samples_from(args),
         tokenizer=args.tokenizer,
         limits=limits_from(args),

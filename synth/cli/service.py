@@ -20,6 +20,7 @@ from .common import (
     EXIT_PARTIAL,
     add_asr_check_args,
     add_batch_args,
+    add_duplex_args,
     add_engine_args,
     add_gap_args,
     add_limit_args,
@@ -29,6 +30,7 @@ from .common import (
     asr_check_from,
     batch_from,
     chat_from,
+    conversation_audio_from,
     engine_from,
     env,
     limits_from,
@@ -52,6 +54,7 @@ def register(sub: Any) -> None:
     sv.add_argument("--out", default=env("OUT", "dataset"), help="dataset root the server writes to")
     add_engine_args(sv)
     add_gap_args(sv, "seed for casting and turn gaps (a request may give its own)", from_env=True)
+    add_duplex_args(sv)
     sv.add_argument(
         "--max-in-flight",
         type=int,
@@ -146,7 +149,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     check = asr_check_from(args)
     config = ServiceConfig(
         out=Path(args.out),
-        pipeline=PipelineConfig(seed=args.seed, gap=GapDistribution.parse(args.gap)),
+        pipeline=PipelineConfig(
+            seed=args.seed, gap=GapDistribution.parse(args.gap), backchannels=args.backchannels
+        ),
         limits=limits_from(args),
         max_in_flight=args.max_in_flight,
         batch=batch_from(args),
@@ -154,6 +159,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         tokenizer=args.tokenizer,
         asr_check=api.asr_check(check) if check else None,
         log_json=args.log_json,
+        conversation_audio=conversation_audio_from(args),
     )
     options = ServerOptions(
         host=args.host,

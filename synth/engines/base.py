@@ -12,6 +12,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from ..domain import Voice
+from ..words import Words
 
 
 @dataclass(frozen=True)
@@ -23,10 +24,13 @@ class SynthesisRequest:
 @dataclass(frozen=True)
 class EngineAudio:
     """Float32 mono waveform. `sample_rate` may be fractional: a vocal-tract-scaled voice reports
-    the rate at which its samples must be read to shift pitch and formants."""
+    the rate at which its samples must be read to shift pitch and formants. An engine that knows
+    where its symbols are (VITS predicts a duration for each) gives the words of the request's
+    text with their times."""
 
     samples: np.ndarray
     sample_rate: float
+    words: Words | None = None  # the request's words, in seconds from the start of `samples`
 
 
 @runtime_checkable

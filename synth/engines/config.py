@@ -19,13 +19,16 @@ class PiperConfig:
     device: auto uses CUDA when onnxruntime has its provider.
     noise_scale, noise_w_scale: VITS sampling noise (None: the model's); both 0 make the audio a
         deterministic function of text and voice (Piper's ONNX noise cannot be seeded).
-    derived: vocal-tract-scaled voices (default: only for single-speaker models)."""
+    derived: vocal-tract-scaled voices (default: only for single-speaker models).
+    word_timings: time every word from the model's own phoneme durations (the ONNX graph is
+        patched in memory to output them, as piper-tts does; needs the onnx package)."""
 
     model: str | None = None
     device: str = "auto"
     noise_scale: float | None = None
     noise_w_scale: float | None = None
     derived: bool | None = None
+    word_timings: bool = True
 
     name = "piper"
 

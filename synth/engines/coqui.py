@@ -30,6 +30,7 @@ import numpy as np
 from ..domain import Voice
 from ..errors import ConfigError, SynthError
 from ..ids import slug
+from ..words import Words, align_units
 from .base import EngineAudio, SynthesisRequest, speaker_distance
 from .config import CoquiConfig
 
@@ -164,6 +165,7 @@ class CoquiEngine:
         self._valid_frames: Any = None  # per-item decoder input frames during a batched pass
         self._frames = 0
         self._install_decoder_masks()
+        self._unit_cache: dict[str, tuple[int, ...]] = {}  # word -> its spoken symbols said alone
         info_path = speaker_info or _find(folder, SPEAKER_INFO_FILES)
         self._speaker_meta = read_speaker_info(info_path) if info_path else {}
         self._voices = self._build_voices(
@@ -364,15 +366,50 @@ class CoquiEngine:
         with self._lock:
             for start in range(0, len(order), self.max_batch):
                 chunk = order[start : start + self.max_batch]
-                audio = self._forward(
+                audio, frames = self._forward(
                     [encoded[i] for i in chunk],
                     [requests[i].voice.params.get("speaker_index") for i in chunk],
                 )
-                for i, a in zip(chunk, audio):
-                    out[i] = EngineAudio(samples=a, sample_rate=float(self.sample_rate))
+                for i, a, f in zip(chunk, audio, frames):
+                    words = self._words(requests[i].text, encoded[i], f)
+                    out[i] = EngineAudio(samples=a, sample_rate=float(self.sample_rate), words=words)
         return [a for a in out if a is not None]
 
-    def _forward(self, ids: list[list[int]], speakers: list[int | None]) -> list[np.ndarray]:
+    def _unspoken(self, token_id: int) -> bool:
+        chars = self.net.tokenizer.characters
+        if token_id in {chars.blank_id, chars.bos_id, chars.eos_id, chars.pad_id}:
+            return True
+        char = chars.id_to_char(token_id)
+        return not char.strip() or char in (chars.punctuations or "")
+
+    def _words(self, text: str, ids: list[int], frames: np.ndarray) -> Words:
+        """The words of `text` timed from the duration predictor's frames per input symbol
+        (symbols between words: blanks, spaces, punctuation), like Piper's alignments."""
+        at, stream = 0, []
+        for token_id, n in zip(ids, frames[: len(ids)]):
+            t0, at = at, at + int(n)
+            if not self._unspoken(token_id):
+                stream.append(
+                    (
+                        token_id,
+                        t0 * self.hop_length / self.sample_rate,
+                        at * self.hop_length / self.sample_rate,
+                    )
+                )
+        words = text.split()
+        units = []
+        for w in words:
+            if w not in self._unit_cache:
+                self._unit_cache[w] = tuple(
+                    i for i in self.net.tokenizer.text_to_ids(w) if not self._unspoken(i)
+                )
+            units.append(self._unit_cache[w])
+        return align_units(words, units, stream)
+
+    def _forward(
+        self, ids: list[list[int]], speakers: list[int | None]
+    ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Audio and the frames of every input symbol, per item."""
         torch = self._torch
         lengths = torch.tensor([max(1, len(x)) for x in ids], dtype=torch.long)
         x = torch.zeros(len(ids), int(lengths.max()), dtype=torch.long)
@@ -396,7 +433,9 @@ class CoquiEngine:
                 self._valid_frames = None
         y_frames = outputs["y_mask"].sum(dim=(1, 2)).long().cpu()
         wav = outputs["model_outputs"].float().cpu().numpy()[:, 0, :]
-        return [wav[i, : int(y_frames[i]) * self.hop_length].astype(np.float32) for i in range(len(ids))]
+        durations = outputs["durations"].float().cpu().numpy()[:, 0, :]  # frames per input symbol
+        audio = [wav[i, : int(y_frames[i]) * self.hop_length].astype(np.float32) for i in range(len(ids))]
+        return audio, [durations[i] for i in range(len(ids))]
 
     def _capture_lengths(self, _module: Any, args: tuple[Any, ...]) -> None:
         """The decoder's input is z * y_mask: an item's valid frames end where its columns stop

@@ -17,6 +17,7 @@ import numpy as np
 
 from ..domain import Voice
 from ..errors import SynthError
+from ..words import Words, align_units
 from .base import EngineAudio, SynthesisRequest
 from .config import PiperConfig
 
@@ -24,6 +25,9 @@ from .config import PiperConfig
 # are 0.08 apart; speakers of one conversation are cast at least two steps apart when possible.
 VOCAL_TRACT_FACTORS = (0.80, 0.88, 0.96, 1.04, 1.12, 1.20)
 SPEAKING_RATES = {"": 1.0, "-fast": 0.85, "-slow": 1.2}  # suffix -> length_scale factor
+# Phonemes that are not part of a word: sentence start/end, word spaces, punctuation pauses and
+# stress marks (which move with context, so they would only confuse the matching).
+_NOT_SPOKEN = frozenset("^$_ ,.;:!?¡¿—…\"«»“”'ˈˌ")
 
 
 def embedded_model_path() -> Path:
@@ -59,11 +63,14 @@ class PiperEngine:
                 "ship as NAME.onnx with NAME.onnx.json beside it)"
             )
         try:
-            self._voice = PiperVoice.load(self.model_path, config_path, use_cuda=self.use_cuda)
+            self._voice = PiperVoice.load(
+                self.model_path, config_path, use_cuda=self.use_cuda, include_alignments=config.word_timings
+            )
         except Exception as exc:  # onnxruntime and json raise their own exception types
             raise SynthError(f"cannot load Piper model {self.model_path}: {exc}") from exc
         self.model = self.model_path.name
         self._voices = self._build_voices()
+        self._phoneme_cache: dict[str, tuple[str, ...]] = {}
 
     @property
     def native_rate(self) -> int:
@@ -155,9 +162,40 @@ class PiperEngine:
             noise_w_scale=self.noise_w_scale,
             normalize_audio=False,  # loudness is normalized per turn downstream
         )
-        chunks = [c.audio_float_array for c in self._voice.synthesize(req.text, syn)]
-        audio = np.concatenate(chunks) if chunks else np.zeros(0, dtype=np.float32)
-        return EngineAudio(samples=audio.astype(np.float32, copy=False), sample_rate=self.native_rate * r)
+        chunks = list(self._voice.synthesize(req.text, syn, include_alignments=self.config.word_timings))
+        audio = (
+            np.concatenate([c.audio_float_array for c in chunks]) if chunks else np.zeros(0, dtype=np.float32)
+        )
+        rate = self.native_rate * r
+        words = self._words(req.text, chunks, rate) if self.config.word_timings else None
+        return EngineAudio(samples=audio.astype(np.float32, copy=False), sample_rate=rate, words=words)
+
+    def _words(self, text: str, chunks: list, rate: float) -> Words | None:
+        """The words of `text` timed from the phoneme alignments of Piper's sentence chunks
+        (each phoneme's sample count, spaces and punctuation between words). None when the model
+        gave no alignments."""
+        stream: list[tuple[str, float, float]] = []
+        at = 0
+        for chunk in chunks:
+            if chunk.phoneme_alignments is None:
+                return None
+            for a in chunk.phoneme_alignments:
+                n = int(a.num_samples)
+                if a.phoneme not in _NOT_SPOKEN:
+                    stream.append((a.phoneme, at / rate, (at + n) / rate))
+                at += n
+        words = text.split()
+        return align_units(words, [self._word_phonemes(w) for w in words], stream)
+
+    def _word_phonemes(self, word: str) -> tuple[str, ...]:
+        """A word's phonemes said alone (cached: a dataset repeats its words)."""
+        cached = self._phoneme_cache.get(word)
+        if cached is None:
+            sentences = self._voice.phonemize(word)
+            cached = tuple(p for s in sentences for p in s if p not in _NOT_SPOKEN)
+            if len(self._phoneme_cache) < 100_000:
+                self._phoneme_cache[word] = cached
+        return cached
 
 
 def _onnx_has_cuda() -> bool:
