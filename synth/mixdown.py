@@ -14,13 +14,15 @@ sample, which `synth validate` checks."""
 
 from __future__ import annotations
 
+import itertools
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+import soxr
 
 from .audio import SAMPLE_RATE, to_pcm16
 from .augment import AugmentConfig, ChannelAugmenter, speech_level
@@ -108,19 +110,41 @@ def write_mix(
     rate: int = SAMPLE_RATE,
     processors: dict[int, Processor] | None = None,
     tail_sec: float = 0.0,
+    out_rate: int | None = None,
 ) -> int:
     """Write the two-channel PCM16 WAV of `items`; a channel's `processor` (augmentation) sees
     every block in order, and `tail_sec` of silence is added at the end for its reverb tail.
-    Returns the number of frames written."""
+    `out_rate`: resample (soxr, streamed) to this rate. Returns the number of frames written."""
     processors = processors or {}
+    blocks = mix_blocks(items, 2, rate)
+    if tail_sec and processors:
+        end = max((p.start + p.length for p in items), default=0)
+        blocks = itertools.chain(blocks, [(end, np.zeros((int(tail_sec * rate), 2), dtype=np.float32))])
+    return write_blocks(out, (_processed(b0, buf, processors) for b0, buf in blocks), rate, out_rate)
+
+
+def write_blocks(out: Path, blocks: Iterable[np.ndarray], rate: int, out_rate: int | None = None) -> int:
+    """Write float32 (n, 2) blocks as a two-channel PCM16 WAV, resampled to `out_rate` (soxr,
+    streamed) when it differs from `rate`. Returns the number of frames written."""
     frames = 0
-    tail = np.zeros((int(tail_sec * rate), 2), dtype=np.float32)
-    with sf.SoundFile(str(out), "w", samplerate=rate, channels=2, subtype="PCM_16", format="WAV") as fh:
-        for b0, buf in mix_blocks(items, 2, rate):
-            frames = _write_block(fh, buf, b0, processors)
-        if tail.shape[0] and processors:
-            frames = _write_block(fh, tail, frames, processors)
+    target = out_rate or rate
+    stream = soxr.ResampleStream(rate, target, 2, dtype="float32") if target != rate else None
+    with sf.SoundFile(str(out), "w", samplerate=target, channels=2, subtype="PCM_16", format="WAV") as fh:
+        for buf in blocks:
+            data = stream.resample_chunk(buf) if stream is not None else buf
+            fh.write(to_pcm16(data))
+            frames += data.shape[0]
+        if stream is not None:
+            rest = stream.resample_chunk(np.zeros((0, 2), dtype=np.float32), last=True)
+            fh.write(to_pcm16(rest))
+            frames += rest.shape[0]
     return frames
+
+
+def _processed(b0: int, buf: np.ndarray, processors: dict[int, Processor]) -> np.ndarray:
+    for ch, process in processors.items():
+        buf[:, ch] = process(buf[:, ch], b0)
+    return buf
 
 
 def write_conversation_audio(
@@ -146,10 +170,3 @@ def write_conversation_audio(
     return replace(
         meta, conversation_audio=CONVERSATION_AUDIO, channels=channels, main_speaker=main, extra=extra
     )
-
-
-def _write_block(fh: sf.SoundFile, buf: np.ndarray, b0: int, processors: dict[int, Processor]) -> int:
-    for ch, process in processors.items():
-        buf[:, ch] = process(buf[:, ch], b0)
-    fh.write(to_pcm16(buf))
-    return b0 + buf.shape[0]

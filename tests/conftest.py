@@ -57,6 +57,38 @@ def example_dataset(tmp_path_factory) -> Path:
     return out
 
 
+LONG = "I spent the whole morning at the garage, and the mechanic kept finding new problems with the brakes."
+DUPLEX_DIALOGS = [
+    {"conversation_id": "duo", "turns": [
+        {"speaker": "user", "text": "How did the car repair go?"},
+        {"speaker": "assistant", "text": LONG + " " + LONG},
+        {"speaker": "user", "text": "That sounds expensive."},
+        {"speaker": "assistant", "text": "It was, but at least it is safe to drive now."},
+    ]},
+    {"conversation_id": "trio", "turns": [
+        {"speaker": "A", "text": "Who wants to plan the trip?"},
+        {"speaker": "B", "text": LONG},
+        {"speaker": "C", "text": "I can book the train tickets tonight."},
+        {"speaker": "B", "text": "Great, then I will find a place to stay."},
+    ]},
+]  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def duplex_dataset(tmp_path_factory) -> Path:
+    """A full-duplex dataset: conversational gaps, backchannels at every opportunity, conversation
+    audio with the assistant as main speaker, noise off (deterministic audio)."""
+    tmp = tmp_path_factory.mktemp("duplex")
+    out = tmp / "ds"
+    res = run_cli(
+        "generate", "--dialogs", str(write_jsonl(tmp / "d.jsonl", DUPLEX_DIALOGS)), "--out", str(out), "--quiet",
+        "--gap", "conversational", "--backchannels", "1.0", "--conversation-audio",
+        "--main-speaker", "assistant", "--seed", "3", "--noise-scale", "0", "--noise-w", "0",
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    return out
+
+
 def free_port() -> int:
     """A free TCP port on loopback."""
     with socket.socket() as s:

@@ -8,28 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import run_cli, write_jsonl
+from conftest import DUPLEX_DIALOGS, run_cli, write_jsonl
 
 from synth import validate_dataset
 from synth.augment import AugmentConfig, ChannelAugmenter, room_impulse_response
 from synth.errors import ConfigError
 from synth.mixdown import channel_layout
-
-LONG = "I spent the whole morning at the garage, and the mechanic kept finding new problems with the brakes."
-DIALOGS = [
-    {"conversation_id": "duo", "turns": [
-        {"speaker": "user", "text": "How did the car repair go?"},
-        {"speaker": "assistant", "text": LONG + " " + LONG},
-        {"speaker": "user", "text": "That sounds expensive."},
-        {"speaker": "assistant", "text": "It was, but at least it is safe to drive now."},
-    ]},
-    {"conversation_id": "trio", "turns": [
-        {"speaker": "A", "text": "Who wants to plan the trip?"},
-        {"speaker": "B", "text": LONG},
-        {"speaker": "C", "text": "I can book the train tickets tonight."},
-        {"speaker": "B", "text": "Great, then I will find a place to stay."},
-    ]},
-]  # fmt: skip
 
 
 def expected_mix(folder: Path, meta: dict) -> np.ndarray:
@@ -46,16 +30,8 @@ def expected_mix(folder: Path, meta: dict) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def duplex(tmp_path_factory) -> Path:
-    tmp = tmp_path_factory.mktemp("duplex")
-    out = tmp / "ds"
-    res = run_cli(
-        "generate", "--dialogs", str(write_jsonl(tmp / "d.jsonl", DIALOGS)), "--out", str(out), "--quiet",
-        "--gap", "conversational", "--backchannels", "1.0", "--conversation-audio",
-        "--main-speaker", "assistant", "--seed", "3", "--noise-scale", "0", "--noise-w", "0",
-    )  # fmt: skip
-    assert res.returncode == 0, res.stderr
-    return out
+def duplex(duplex_dataset) -> Path:
+    return duplex_dataset
 
 
 def test_channels_hold_exactly_the_turns_and_events(duplex):
@@ -110,7 +86,7 @@ def test_validate_names_a_conversation_audio_that_does_not_match(duplex, tmp_pat
 def test_augmented_side_is_seeded_recorded_and_leaves_the_main_side_clean(tmp_path):
     out = tmp_path / "ds"
     args = ["--conversation-audio", "--augment", "--augment-reverb", "1", "--augment-snr", "15,15"]
-    res = run_cli("generate", "--dialogs", str(write_jsonl(tmp_path / "d.jsonl", DIALOGS[:1])), "--out",
+    res = run_cli("generate", "--dialogs", str(write_jsonl(tmp_path / "d.jsonl", DUPLEX_DIALOGS[:1])), "--out",
                   str(out), "--quiet", "--noise-scale", "0", "--noise-w", "0", *args)  # fmt: skip
     assert res.returncode == 0, res.stderr
     assert validate_dataset(out).ok

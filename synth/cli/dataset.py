@@ -175,7 +175,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         Path(args.manifest) if args.manifest else None,
         options_from(args, target.options),
     )
-    print(f"exported {n} sample(s) to {args.output} ({args.to})")
+    print(f"exported {n} {target.counts}(s) to {args.output} ({args.to})")
     return EXIT_OK
 
 
