@@ -64,6 +64,7 @@ def _local_files(events: list[TurnEvent], summary: SummaryEvent) -> dict[str, by
     files[METADATA_FILE] = ConversationMetadata.from_dict(summary.metadata).to_json().encode("utf-8")
     if summary.samples_jsonl:
         files[SAMPLES_FILE] = summary.samples_jsonl.encode("utf-8")
+    files.update(summary.files)  # events' audio, conversation.wav
     return files
 
 

@@ -341,3 +341,55 @@ def test_stubs_are_generated_from_the_proto():
         [sys.executable, "proto/generate.py", "--check"], cwd=repo, capture_output=True, text=True
     )
     assert res.returncode == 0, res.stderr
+
+
+def test_full_duplex_server_sends_events_and_conversation_audio(engine, tmp_path):
+    """`serve --conversation-audio --backchannels`: the server writes conversation.wav and the
+    backchannels' audio, streams them after the turns (Synthesize and GetConversation alike), and
+    `synth batch --out` keeps a local copy that validates."""
+    from conftest import free_port, run_cli, start_server, write_jsonl
+
+    from synth.mixdown import ConversationAudioConfig
+    from synth.pipeline import PipelineConfig
+    from synth.timeline import GapDistribution
+
+    config = ServiceConfig(
+        out=tmp_path / "srv",
+        pipeline=PipelineConfig(gap=GapDistribution.parse("conversational"), backchannels=1.0),
+        conversation_audio=ConversationAudioConfig(),
+    )
+    srv = SynthServer(engine, config, ServerOptions(host="127.0.0.1", port=0)).start()
+    long = "We walked along the river for an hour, and then it started to rain quite heavily on us."
+    try:
+        with SynthClient(target(srv)) as c:
+            events = list(
+                c.synthesize([("A", long), ("B", "Oh no, did you get soaked?")], conversation_id="fd")
+            )
+            again = list(c.get_conversation("fd"))
+    finally:
+        srv.stop(grace=0)
+    summary, stored = events[-1], again[-1]
+    folder = tmp_path / "srv" / "conversations" / "fd"
+    assert summary.metadata["events"] and "conversation.wav" in summary.files
+    for name in ["conversation.wav", *(e["audio_file"] for e in summary.metadata["events"])]:
+        assert summary.files[name] == stored.files[name] == (folder / name).read_bytes()
+    assert validate_dataset(tmp_path / "srv").ok
+
+    port = free_port()
+    proc = start_server(tmp_path / "srv2", port, "--conversation-audio", "--backchannels", "1.0")
+    try:
+        dialogs = write_jsonl(
+            tmp_path / "d.jsonl", [{"conversation_id": "fd2", "turns": [long, "Yes, completely."]}]
+        )
+        res = run_cli("batch", "--server", f"127.0.0.1:{port}", "--dialogs", str(dialogs), "--out",
+                      str(tmp_path / "local"), "--quiet")  # fmt: skip
+        assert res.returncode == 0, res.stderr
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    report = validate_dataset(tmp_path / "local")
+    assert report.ok, report.format()
+    local = tmp_path / "local" / "conversations" / "fd2"
+    assert (local / "conversation.wav").read_bytes() == (
+        tmp_path / "srv2/conversations/fd2/conversation.wav"
+    ).read_bytes()

@@ -49,6 +49,7 @@ class SummaryEvent:
     path: str
     written: bool
     samples_jsonl: str = ""
+    files: dict[str, bytes] = field(default_factory=dict)  # event_<k>.wav, conversation.wav
 
     @property
     def samples(self) -> list[dict[str, Any]]:
@@ -128,14 +129,20 @@ def voice_dict(v: pb.Voice) -> dict[str, Any]:
 
 
 class EventAssembler:
-    """Joins the WAV chunks of each turn; emits a TurnEvent when a turn's last chunk arrives."""
+    """Joins the WAV chunks of each turn; emits a TurnEvent when a turn's last chunk arrives, and
+    the SummaryEvent with the conversation's other files (joined from their chunks)."""
 
     def __init__(self) -> None:
         self._chunks: list[bytes] = []
+        self._files: dict[str, list[bytes]] = {}
 
     def feed(self, message: pb.SynthesizeResponse) -> TurnEvent | SummaryEvent | None:
+        if message.HasField("file"):
+            self._files.setdefault(message.file.name, []).append(message.file.data_chunk)
+            return None
         if message.HasField("summary"):
             s = message.summary
+            files, self._files = {name: b"".join(parts) for name, parts in self._files.items()}, {}
             return SummaryEvent(
                 s.conversation_id,
                 json.loads(s.metadata_json or "{}"),
@@ -143,6 +150,7 @@ class EventAssembler:
                 s.path,
                 s.written,
                 s.samples_jsonl,
+                files,
             )
         t = message.turn
         self._chunks.append(t.wav_chunk)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -182,6 +184,31 @@ def wav_messages(head: pb.TurnAudio, data: bytes) -> list[pb.SynthesizeResponse]
         message.wav_chunk, message.chunk_index, message.last_chunk = chunk, i, i == len(chunks) - 1
         out.append(pb.SynthesizeResponse(turn=message))
     return out
+
+
+def file_messages(path: Path) -> Iterator[pb.SynthesizeResponse]:
+    """A conversation file that is not a turn, read and sent in chunks like a turn's WAV (an
+    hour's conversation.wav never sits in memory whole)."""
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        index = 0
+        while True:
+            chunk = fh.read(CHUNK_BYTES)
+            last = fh.tell() >= size
+            yield pb.SynthesizeResponse(
+                file=pb.ConversationFile(name=path.name, data_chunk=chunk, chunk_index=index, last_chunk=last)
+            )
+            index += 1
+            if last:
+                return
+
+
+def extra_files(metadata: ConversationMetadata) -> list[str]:
+    """The files of a conversation folder besides its turns and records (events' audio and the
+    conversation audio), by name."""
+    names = [e.audio_file for e in metadata.events if e.audio_file]
+    names += [metadata.conversation_audio] if metadata.conversation_audio else []
+    return [n for n in names if Path(n).name == n and not n.startswith(".")]  # inside the folder
 
 
 def summary_message(

@@ -32,7 +32,7 @@ from synth.ids import InvalidConversationId, conversation_dir
 from synth.metadata import conversation_metadata
 from synth.mixdown import ConversationAudioConfig
 from synth.pipeline import Pipeline, PipelineConfig, Stopped
-from synth.records import SAMPLES_FILE, ManifestEntry
+from synth.records import SAMPLES_FILE, ConversationMetadata, ManifestEntry
 from synth.samples import SampleBuilder, SampleConfig
 from synth.tokenizer import DEFAULT_TOKENIZER, Tokenizer, load_tokenizer
 from synth.writer import AlreadyWritten, DatasetWriter
@@ -42,6 +42,8 @@ from synth_client.v1 import synth_pb2_grpc as pb_grpc
 from .convert import (
     FORMATS,
     RequestError,
+    extra_files,
+    file_messages,
     request_to_dialog,
     stored_turn_messages,
     summary_message,
@@ -245,8 +247,15 @@ class SynthService(pb_grpc.SynthServicer):
             call.turns += 1
             call.audio_sec += turn.duration_sec
             yield from stored_turn_messages(turn, (folder / turn.audio_file).read_bytes())
+        yield from self._extra_files(folder, meta)
         samples = ref.samples() if (folder / SAMPLES_FILE).exists() else None
         yield summary_message(meta, ManifestEntry.from_metadata(meta), written=True, samples=samples)
+
+    @staticmethod
+    def _extra_files(folder: Path, meta: ConversationMetadata) -> Iterator[pb.SynthesizeResponse]:
+        """Event audio and conversation.wav, read one at a time from the written folder."""
+        for name in extra_files(meta):
+            yield from file_messages(folder / name)
 
     def _count(self, turn: SynthesizedTurn, call: CallLog) -> None:
         self.metrics.turns.inc()
@@ -368,4 +377,6 @@ class SynthService(pb_grpc.SynthServicer):
                 grpc.StatusCode.UNAVAILABLE,
                 f"cannot write the conversation ({exc}); nothing was kept, retry later or elsewhere",
             ) from None
+        if write:
+            yield from self._extra_files(conversation_dir(self.config.out, meta.conversation_id), meta)
         yield summary_message(meta, entry, written=write, samples=conv.samples)

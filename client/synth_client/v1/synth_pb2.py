@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14synth/v1/synth.proto\x12\x08synth.v1\"1\n\x16GetConversationRequest\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\"\x13\n\x11ListVoicesRequest\"k\n\x05Voice\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06\x65ngine\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x0f\n\x07speaker\x18\x04 \x01(\t\x12\x13\n\x0bparams_json\x18\x05 \x01(\t\x12\x11\n\tmeta_json\x18\x06 \x01(\t\"5\n\x12ListVoicesResponse\x12\x1f\n\x06voices\x18\x01 \x03(\x0b\x32\x0f.synth.v1.Voice\"%\n\x04Turn\x12\x0f\n\x07speaker\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\"\x93\x02\n\x11SynthesizeRequest\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\x1d\n\x05turns\x18\x02 \x03(\x0b\x32\x0e.synth.v1.Turn\x12\x37\n\x06voices\x18\x03 \x03(\x0b\x32\'.synth.v1.SynthesizeRequest.VoicesEntry\x12\x11\n\x04seed\x18\x04 \x01(\x03H\x00\x88\x01\x01\x12-\n\rsample_format\x18\x05 \x01(\x0e\x32\x16.synth.v1.SampleFormat\x12\x13\n\x0bstream_only\x18\x06 \x01(\x08\x1a-\n\x0bVoicesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x07\n\x05_seed\"\xc8\x01\n\tTurnAudio\x12\x0f\n\x07turn_id\x18\x01 \x01(\x05\x12\x0f\n\x07speaker\x18\x02 \x01(\t\x12\r\n\x05voice\x18\x03 \x01(\t\x12\x12\n\ntranscript\x18\x04 \x01(\t\x12\x14\n\x0c\x64uration_sec\x18\x05 \x01(\x01\x12\x12\n\nstart_time\x18\x06 \x01(\x01\x12\x10\n\x08\x65nd_time\x18\x07 \x01(\x01\x12\x11\n\twav_chunk\x18\x08 \x01(\x0c\x12\x13\n\x0b\x63hunk_index\x18\t \x01(\x05\x12\x12\n\nlast_chunk\x18\n \x01(\x08\"\x97\x01\n\x13\x43onversationSummary\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\x15\n\rmetadata_json\x18\x02 \x01(\t\x12\x1a\n\x12manifest_line_json\x18\x03 \x01(\t\x12\x0c\n\x04path\x18\x04 \x01(\t\x12\x0f\n\x07written\x18\x05 \x01(\x08\x12\x15\n\rsamples_jsonl\x18\x06 \x01(\t\"t\n\x12SynthesizeResponse\x12#\n\x04turn\x18\x01 \x01(\x0b\x32\x13.synth.v1.TurnAudioH\x00\x12\x30\n\x07summary\x18\x02 \x01(\x0b\x32\x1d.synth.v1.ConversationSummaryH\x00\x42\x07\n\x05\x65vent*c\n\x0cSampleFormat\x12\x1d\n\x19SAMPLE_FORMAT_UNSPECIFIED\x10\x00\x12\x16\n\x12SAMPLE_FORMAT_CHAT\x10\x01\x12\x1c\n\x18SAMPLE_FORMAT_TRANSCRIBE\x10\x02\x32\xf0\x01\n\x05Synth\x12G\n\nListVoices\x12\x1b.synth.v1.ListVoicesRequest\x1a\x1c.synth.v1.ListVoicesResponse\x12I\n\nSynthesize\x12\x1b.synth.v1.SynthesizeRequest\x1a\x1c.synth.v1.SynthesizeResponse0\x01\x12S\n\x0fGetConversation\x12 .synth.v1.GetConversationRequest\x1a\x1c.synth.v1.SynthesizeResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x14synth/v1/synth.proto\x12\x08synth.v1\"1\n\x16GetConversationRequest\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\"\x13\n\x11ListVoicesRequest\"k\n\x05Voice\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0e\n\x06\x65ngine\x18\x02 \x01(\t\x12\r\n\x05model\x18\x03 \x01(\t\x12\x0f\n\x07speaker\x18\x04 \x01(\t\x12\x13\n\x0bparams_json\x18\x05 \x01(\t\x12\x11\n\tmeta_json\x18\x06 \x01(\t\"5\n\x12ListVoicesResponse\x12\x1f\n\x06voices\x18\x01 \x03(\x0b\x32\x0f.synth.v1.Voice\"%\n\x04Turn\x12\x0f\n\x07speaker\x18\x01 \x01(\t\x12\x0c\n\x04text\x18\x02 \x01(\t\"\x93\x02\n\x11SynthesizeRequest\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\x1d\n\x05turns\x18\x02 \x03(\x0b\x32\x0e.synth.v1.Turn\x12\x37\n\x06voices\x18\x03 \x03(\x0b\x32\'.synth.v1.SynthesizeRequest.VoicesEntry\x12\x11\n\x04seed\x18\x04 \x01(\x03H\x00\x88\x01\x01\x12-\n\rsample_format\x18\x05 \x01(\x0e\x32\x16.synth.v1.SampleFormat\x12\x13\n\x0bstream_only\x18\x06 \x01(\x08\x1a-\n\x0bVoicesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x42\x07\n\x05_seed\"\xc8\x01\n\tTurnAudio\x12\x0f\n\x07turn_id\x18\x01 \x01(\x05\x12\x0f\n\x07speaker\x18\x02 \x01(\t\x12\r\n\x05voice\x18\x03 \x01(\t\x12\x12\n\ntranscript\x18\x04 \x01(\t\x12\x14\n\x0c\x64uration_sec\x18\x05 \x01(\x01\x12\x12\n\nstart_time\x18\x06 \x01(\x01\x12\x10\n\x08\x65nd_time\x18\x07 \x01(\x01\x12\x11\n\twav_chunk\x18\x08 \x01(\x0c\x12\x13\n\x0b\x63hunk_index\x18\t \x01(\x05\x12\x12\n\nlast_chunk\x18\n \x01(\x08\"\x97\x01\n\x13\x43onversationSummary\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\x15\n\rmetadata_json\x18\x02 \x01(\t\x12\x1a\n\x12manifest_line_json\x18\x03 \x01(\t\x12\x0c\n\x04path\x18\x04 \x01(\t\x12\x0f\n\x07written\x18\x05 \x01(\x08\x12\x15\n\rsamples_jsonl\x18\x06 \x01(\t\"]\n\x10\x43onversationFile\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\ndata_chunk\x18\x02 \x01(\x0c\x12\x13\n\x0b\x63hunk_index\x18\x03 \x01(\x05\x12\x12\n\nlast_chunk\x18\x04 \x01(\x08\"\xa0\x01\n\x12SynthesizeResponse\x12#\n\x04turn\x18\x01 \x01(\x0b\x32\x13.synth.v1.TurnAudioH\x00\x12\x30\n\x07summary\x18\x02 \x01(\x0b\x32\x1d.synth.v1.ConversationSummaryH\x00\x12*\n\x04\x66ile\x18\x03 \x01(\x0b\x32\x1a.synth.v1.ConversationFileH\x00\x42\x07\n\x05\x65vent*c\n\x0cSampleFormat\x12\x1d\n\x19SAMPLE_FORMAT_UNSPECIFIED\x10\x00\x12\x16\n\x12SAMPLE_FORMAT_CHAT\x10\x01\x12\x1c\n\x18SAMPLE_FORMAT_TRANSCRIBE\x10\x02\x32\xf0\x01\n\x05Synth\x12G\n\nListVoices\x12\x1b.synth.v1.ListVoicesRequest\x1a\x1c.synth.v1.ListVoicesResponse\x12I\n\nSynthesize\x12\x1b.synth.v1.SynthesizeRequest\x1a\x1c.synth.v1.SynthesizeResponse0\x01\x12S\n\x0fGetConversation\x12 .synth.v1.GetConversationRequest\x1a\x1c.synth.v1.SynthesizeResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,8 +34,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_SYNTHESIZEREQUEST_VOICESENTRY']._loaded_options = None
   _globals['_SYNTHESIZEREQUEST_VOICESENTRY']._serialized_options = b'8\001'
-  _globals['_SAMPLEFORMAT']._serialized_start=1062
-  _globals['_SAMPLEFORMAT']._serialized_end=1161
+  _globals['_SAMPLEFORMAT']._serialized_start=1202
+  _globals['_SAMPLEFORMAT']._serialized_end=1301
   _globals['_GETCONVERSATIONREQUEST']._serialized_start=34
   _globals['_GETCONVERSATIONREQUEST']._serialized_end=83
   _globals['_LISTVOICESREQUEST']._serialized_start=85
@@ -54,8 +54,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_TURNAUDIO']._serialized_end=788
   _globals['_CONVERSATIONSUMMARY']._serialized_start=791
   _globals['_CONVERSATIONSUMMARY']._serialized_end=942
-  _globals['_SYNTHESIZERESPONSE']._serialized_start=944
-  _globals['_SYNTHESIZERESPONSE']._serialized_end=1060
-  _globals['_SYNTH']._serialized_start=1164
-  _globals['_SYNTH']._serialized_end=1404
+  _globals['_CONVERSATIONFILE']._serialized_start=944
+  _globals['_CONVERSATIONFILE']._serialized_end=1037
+  _globals['_SYNTHESIZERESPONSE']._serialized_start=1040
+  _globals['_SYNTHESIZERESPONSE']._serialized_end=1200
+  _globals['_SYNTH']._serialized_start=1304
+  _globals['_SYNTH']._serialized_end=1544
 # @@protoc_insertion_point(module_scope)

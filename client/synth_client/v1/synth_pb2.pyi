@@ -120,10 +120,24 @@ class ConversationSummary(_message.Message):
     samples_jsonl: str
     def __init__(self, conversation_id: _Optional[str] = ..., metadata_json: _Optional[str] = ..., manifest_line_json: _Optional[str] = ..., path: _Optional[str] = ..., written: _Optional[bool] = ..., samples_jsonl: _Optional[str] = ...) -> None: ...
 
+class ConversationFile(_message.Message):
+    __slots__ = ("name", "data_chunk", "chunk_index", "last_chunk")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DATA_CHUNK_FIELD_NUMBER: _ClassVar[int]
+    CHUNK_INDEX_FIELD_NUMBER: _ClassVar[int]
+    LAST_CHUNK_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    data_chunk: bytes
+    chunk_index: int
+    last_chunk: bool
+    def __init__(self, name: _Optional[str] = ..., data_chunk: _Optional[bytes] = ..., chunk_index: _Optional[int] = ..., last_chunk: _Optional[bool] = ...) -> None: ...
+
 class SynthesizeResponse(_message.Message):
-    __slots__ = ("turn", "summary")
+    __slots__ = ("turn", "summary", "file")
     TURN_FIELD_NUMBER: _ClassVar[int]
     SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    FILE_FIELD_NUMBER: _ClassVar[int]
     turn: TurnAudio
     summary: ConversationSummary
-    def __init__(self, turn: _Optional[_Union[TurnAudio, _Mapping]] = ..., summary: _Optional[_Union[ConversationSummary, _Mapping]] = ...) -> None: ...
+    file: ConversationFile
+    def __init__(self, turn: _Optional[_Union[TurnAudio, _Mapping]] = ..., summary: _Optional[_Union[ConversationSummary, _Mapping]] = ..., file: _Optional[_Union[ConversationFile, _Mapping]] = ...) -> None: ...
