@@ -4,7 +4,8 @@ synth.alignment), and both against a physical reference where there is one: a wo
 right after a silent stretch starts where the silence ends (10 ms frames).
 
 The ratio reported is the engine's error over the aligner's error against that reference (below
-1: the engine is the more accurate of the two). Sentences are written for this benchmark.
+1: the engine is the more accurate of the two). Sentences are written for this benchmark. Last,
+the cost of word timings: the engine's wall time with them over without, on the same sentences.
 
     python bench/bench_word_timings.py            # the default voice and two derived ones
 """
@@ -45,6 +46,24 @@ def summary(values: list[float]) -> dict[str, float]:
         "mean_ms": round(statistics.mean(ms), 1),
         "p90_ms": round(ms[int(0.9 * (len(ms) - 1))], 1),
         "bias_ms": round(statistics.mean(values) * 1000, 1),
+    }
+
+
+def timing_cost(with_timings, without, rounds: int = 4) -> dict[str, float]:
+    """Engine wall time with word timings over without, on the same sentences (best of rounds,
+    alternating so that machine drift hits both)."""
+    from synth.engines import SynthesisRequest
+
+    best = {"with": float("inf"), "without": float("inf")}
+    for _ in range(rounds):
+        for name, engine in (("with", with_timings), ("without", without)):
+            voice = engine.voices()[3]
+            began = time.perf_counter()
+            engine.synthesize([SynthesisRequest(s, voice) for s in SENTENCES])
+            best[name] = min(best[name], time.perf_counter() - began)
+    return {
+        **{k: round(v, 3) for k, v in best.items()},
+        "ratio_with_over_without": round(best["with"] / best["without"], 3),
     }
 
 
@@ -96,9 +115,14 @@ def main() -> None:
             "aligner_sec_per_audio_sec": round(align_sec / conv.speech_duration_sec, 4),
         }
         print(voice_id, json.dumps(results[voice_id]), flush=True)
+    cost = timing_cost(
+        engine, load_engine(PiperConfig(noise_scale=0.0, noise_w_scale=0.0, word_timings=False))
+    )
+    print("cost of word timings:", json.dumps(cost), flush=True)
     out = {
         "machine": f"{platform.processor() or platform.machine()}, {platform.system()}",
         "results": results,
+        "cost": cost,
     }
     if args.json:
         with open(args.json, "w") as fh:
