@@ -128,3 +128,25 @@ def test_augmentation_pieces():
         AugmentConfig(noise="/no/such/folder")
     with pytest.raises(ConfigError, match="snr_db"):
         AugmentConfig(snr_db=(30.0, 10.0))
+
+
+def test_noise_from_a_folder_of_recordings(tmp_path):
+    """A noise folder: one recording drawn per conversation, looped, scaled to the drawn SNR."""
+    import random
+
+    folder = tmp_path / "noise"
+    folder.mkdir()
+    rng = np.random.default_rng(1)
+    for name in ("hum.wav", "cafe.flac"):
+        sf.write(str(folder / name), (0.1 * rng.standard_normal(8000)).astype(np.float32), 16000)
+    (folder / "notes.txt").write_text("not audio")
+    config = AugmentConfig(noise=str(folder), snr_db=(20.0, 20.0), reverb=0.0, gain_db=(0.0, 0.0))
+    recipe = config.draw(random.Random(3))
+    assert Path(recipe["noise"]).name in {"hum.wav", "cafe.flac"} and recipe["rt60_sec"] is None
+    silent = np.zeros(40000)
+    out = ChannelAugmenter(recipe, -20.0)(silent, 0)  # 2.5 s from a 0.5 s file: looped
+    level = 10 * np.log10(np.mean(out**2))
+    assert level == pytest.approx(-40.0, abs=0.5)  # speech at -20 dBFS, 20 dB above the noise
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="no audio files"):
+        AugmentConfig(noise=str(tmp_path / "empty")).draw(random.Random(0))
