@@ -49,6 +49,7 @@ class AsrCheckConfig:
 class GenerateOptions:
     """Everything a `generate` run needs besides its dialogs and output folder.
 
+    engine: one engine config, or several: one catalog of all their voices.
     samples: the training-sample format; None writes no samples.jsonl and no token counts.
     in_flight: conversations synthesized at once; their turns share engine batches (a GPU).
     on_error: 'skip' lists a bad dialog in failures.jsonl and goes on; 'fail' stops at it.
@@ -57,7 +58,7 @@ class GenerateOptions:
     sessions: join consecutive dialogs into long sessions (synth.sessions).
     conversation_audio: also write each conversation's two-channel conversation.wav."""
 
-    engine: EngineConfig = field(default_factory=PiperConfig)
+    engine: EngineConfig | tuple[EngineConfig, ...] = field(default_factory=PiperConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     samples: SampleConfig | None = field(default_factory=SampleConfig)
     tokenizer: str = DEFAULT_TOKENIZER

@@ -89,6 +89,42 @@ def duplex_dataset(tmp_path_factory) -> Path:
     return out
 
 
+def build_piper_trio(folder: Path, name: str = "en_US-trio-medium", speakers=("ann", "bob", "cyd")) -> Path:
+    """A multi-speaker Piper model built outside synth: the embedded graph given a real `sid`
+    input (added to the audio times zero, so it is used but changes nothing: the speakers sound
+    the same) and a config naming the speakers. Returns NAME.onnx (NAME.onnx.json beside it)."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from synth.engines.piper import embedded_model_path
+
+    model = onnx.load(str(embedded_model_path()))
+    for init in model.graph.initializer:  # the exporter named the phoneme table "sid": free the name
+        if init.name == "sid":
+            init.name = "phoneme_table"
+    for node in model.graph.node:
+        node.input[:] = ["phoneme_table" if i == "sid" else i for i in node.input]
+    model.graph.input.append(helper.make_tensor_value_info("sid", TensorProto.INT64, [1]))
+    out = model.graph.output[0].name
+    for node in model.graph.node:
+        node.output[:] = ["audio_raw" if o == out else o for o in node.output]
+    model.graph.initializer.append(helper.make_tensor("zero", TensorProto.FLOAT, [1], [0.0]))
+    model.graph.node.extend(
+        [
+            helper.make_node("Cast", ["sid"], ["sid_f"], to=TensorProto.FLOAT),
+            helper.make_node("Mul", ["sid_f", "zero"], ["sid_zero"]),
+            helper.make_node("Add", ["audio_raw", "sid_zero"], [out]),
+        ]
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.onnx"
+    onnx.save(model, str(path))
+    config = json.loads(Path(f"{embedded_model_path()}.json").read_text())
+    config.update(num_speakers=len(speakers), speaker_id_map={s: i for i, s in enumerate(speakers)})
+    Path(f"{path}.json").write_text(json.dumps(config))
+    return path
+
+
 def free_port() -> int:
     """A free TCP port on loopback."""
     with socket.socket() as s:

@@ -1,11 +1,11 @@
 """The Piper engine on the real embedded model, and on user models the test makes from it."""
 
-import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import build_piper_trio
 
 from synth.audio import SAMPLE_RATE, resample
 from synth.engines import PiperConfig, SynthesisRequest, load_engine
@@ -85,33 +85,7 @@ def test_multi_speaker_model_exposes_each_speaker(tmp_path: Path):
     """A multi-speaker Piper model: the embedded graph given a real `sid` input (added to the
     audio times zero, so it is used but changes nothing), and a config with three named
     speakers; word timings come through the patched graph as for a real model."""
-    import onnx
-    from onnx import TensorProto, helper
-
-    model = onnx.load(str(embedded_model_path()))
-    for init in model.graph.initializer:  # the exporter named the phoneme table "sid": free the name
-        if init.name == "sid":
-            init.name = "phoneme_table"
-    for node in model.graph.node:
-        node.input[:] = ["phoneme_table" if i == "sid" else i for i in node.input]
-    model.graph.input.append(helper.make_tensor_value_info("sid", TensorProto.INT64, [1]))
-    out = model.graph.output[0].name
-    for node in model.graph.node:
-        node.output[:] = ["audio_raw" if o == out else o for o in node.output]
-    zero = helper.make_tensor("zero", TensorProto.FLOAT, [1], [0.0])
-    model.graph.initializer.append(zero)
-    model.graph.node.extend(
-        [
-            helper.make_node("Cast", ["sid"], ["sid_f"], to=TensorProto.FLOAT),
-            helper.make_node("Mul", ["sid_f", "zero"], ["sid_zero"]),
-            helper.make_node("Add", ["audio_raw", "sid_zero"], [out]),
-        ]
-    )
-    path = tmp_path / "en_US-trio-medium.onnx"
-    onnx.save(model, str(path))
-    config = json.loads(Path(f"{embedded_model_path()}.json").read_text())
-    config.update(num_speakers=3, speaker_id_map={"ann": 0, "bob": 1, "cyd": 2})
-    Path(f"{path}.json").write_text(json.dumps(config))
+    path = build_piper_trio(tmp_path)
     eng = load_engine(PiperConfig(str(path)))
     voices = eng.voices()
     assert [v.id for v in voices] == ["trio-ann", "trio-bob", "trio-cyd"]

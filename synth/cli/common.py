@@ -13,7 +13,7 @@ from ..api import AsrCheckConfig
 from ..augment import AugmentConfig
 from ..batcher import BatchConfig
 from ..dialogs import DialogLimits
-from ..engines import ENGINES, EngineConfig, PiperConfig, engine_config
+from ..engines import ENGINES, EngineConfig, PiperConfig, engine_configs
 from ..engines.config import DEVICES
 from ..errors import ConfigError
 from ..mixdown import ConversationAudioConfig
@@ -71,13 +71,20 @@ def options_from(args: argparse.Namespace, options: type) -> Any:
 # -- engine ------------------------------------------------------------------------------------
 def add_engine_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("engine")
-    g.add_argument("--engine", default=env("ENGINE", "piper"), choices=ENGINES, help="TTS engine")
+    g.add_argument(
+        "--engine",
+        default=env("ENGINE", None),
+        choices=ENGINES,
+        help="TTS engine; default: recognized from each --model (piper without one)",
+    )
     g.add_argument(
         "--model",
-        default=env("MODEL", None),
-        help="piper: NAME.onnx (with NAME.onnx.json), default the embedded "
-        "en_US-joe-medium voice; coqui: a model name (tts_models/en/vctk/vits) or "
-        "a folder with config.json, checkpoint and speaker_ids.json",
+        action="append",
+        default=[m for m in env("MODEL", "").split(",") if m],
+        help="repeatable: several models make one catalog. piper: NAME.onnx (with NAME.onnx.json) "
+        "or a voice name (en_US-libritts_r-medium, downloaded once into --model-cache); default "
+        "the embedded en_US-joe-medium voice; coqui: a model name (tts_models/en/vctk/vits) or a "
+        "folder with config.json, checkpoint and speaker_ids.json",
     )
     g.add_argument(
         "--device",
@@ -97,7 +104,8 @@ def add_engine_args(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--model-cache",
         default=env("MODEL_CACHE", None),
-        help="coqui: where models loaded by name are downloaded and looked up",
+        help="where models loaded by name are downloaded once and looked up offline (piper voices "
+        "and coqui models; default $SYNTH_MODEL_CACHE, else ~/.cache/synth/models)",
     )
 
 
@@ -117,10 +125,11 @@ def add_noise_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def engine_from(args: argparse.Namespace) -> EngineConfig:
-    return engine_config(
+def engine_from(args: argparse.Namespace) -> tuple[EngineConfig, ...]:
+    """One engine config per --model (the engine of each recognized from it)."""
+    return engine_configs(
         args.engine,
-        model=args.model,
+        args.model,
         device=args.device,
         half=args.half,
         speaker_info=args.speaker_info,

@@ -4,8 +4,10 @@ a config dataclass in synth.engines.config, and one entry in `load_engine`."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from .base import Engine, EngineAudio, SynthesisRequest
-from .config import ENGINES, CoquiConfig, EngineConfig, PiperConfig, engine_config
+from .config import ENGINES, CoquiConfig, EngineConfig, PiperConfig, engine_config, engine_configs, engine_of
 
 __all__ = [
     "ENGINES",
@@ -16,12 +18,21 @@ __all__ = [
     "PiperConfig",
     "SynthesisRequest",
     "engine_config",
+    "engine_configs",
+    "engine_of",
     "load_engine",
 ]
 
 
-def load_engine(config: EngineConfig | None = None) -> Engine:
-    """Construct the engine a config describes (default: the embedded Piper voice)."""
+def load_engine(config: EngineConfig | Sequence[EngineConfig] | None = None) -> Engine:
+    """Construct the engine a config describes (default: the embedded Piper voice); several
+    configs make one catalog of all their voices (synth.engines.multi)."""
+    if isinstance(config, (list, tuple)):
+        if len(config) == 1:
+            return load_engine(config[0])
+        from .multi import MultiEngine
+
+        return MultiEngine([load_engine(c) for c in config])
     config = config or PiperConfig()
     if isinstance(config, CoquiConfig):
         from .coqui import CoquiEngine

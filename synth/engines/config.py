@@ -3,7 +3,9 @@ the server and the benchmarks build them through `engine_config` from the same f
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
@@ -15,13 +17,16 @@ DEVICES = ("auto", "cpu", "cuda")
 class PiperConfig:
     """A Piper voice (VITS exported to ONNX).
 
-    model: NAME.onnx with NAME.onnx.json beside it; None is the embedded en_US-joe-medium voice.
+    model: NAME.onnx with NAME.onnx.json beside it, or a Piper voice name (en_US-libritts_r-medium)
+        kept in model_cache (downloaded once); None is the embedded en_US-joe-medium voice.
     device: auto uses CUDA when onnxruntime has its provider.
     noise_scale, noise_w_scale: VITS sampling noise (None: the model's); both 0 make the audio a
         deterministic function of text and voice (Piper's ONNX noise cannot be seeded).
     derived: vocal-tract-scaled voices (default: only for single-speaker models).
     word_timings: time every word from the model's own phoneme durations (the ONNX graph is
-        patched in memory to output them, as piper-tts does; needs the onnx package)."""
+        patched in memory to output them, as piper-tts does; needs the onnx package).
+    model_cache: where voices loaded by name are kept (default $SYNTH_MODEL_CACHE, else
+        ~/.cache/synth/models)."""
 
     model: str | None = None
     device: str = "auto"
@@ -29,6 +34,7 @@ class PiperConfig:
     noise_w_scale: float | None = None
     derived: bool | None = None
     word_timings: bool = True
+    model_cache: str | None = None
 
     name = "piper"
 
@@ -72,6 +78,35 @@ ENGINES = tuple(CONFIGS)
 def _check_device(device: str) -> None:
     if device not in DEVICES:
         raise ConfigError("device", f"choose one of {', '.join(DEVICES)}", device)
+
+
+def engine_of(model: str | None) -> str | None:
+    """The engine a model belongs to, recognized from what it is: a Piper `.onnx` file or voice
+    name, a Coqui model name (`tts_models/...`) or folder (config.json); None when ambiguous."""
+    from .piper_voices import is_voice_name
+
+    if model is None or model.endswith(".onnx") or is_voice_name(model):
+        return "piper"
+    if model.startswith("tts_models/") or (Path(model).expanduser() / "config.json").is_file():
+        return "coqui"
+    return None
+
+
+def engine_configs(
+    engine: str | None, models: Sequence[str | None], **settings: Any
+) -> tuple[EngineConfig, ...]:
+    """One config per model, each for the engine its model is recognized as (`engine` decides
+    the ambiguous ones; with none given, Piper)."""
+    out = []
+    models = list(models) or [None]
+    for model in models:
+        recognized = engine_of(model)
+        # an engine named for a single model is obeyed; with several, each is what it looks like
+        kind = recognized if engine is None or (len(models) > 1 and recognized) else engine
+        if kind is None:
+            raise ConfigError("model", "cannot tell its engine; say --engine piper or --engine coqui", model)
+        out.append(engine_config(kind, model=model, **settings))
+    return tuple(out)
 
 
 def engine_config(engine: str = "piper", **settings: Any) -> EngineConfig:

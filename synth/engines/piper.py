@@ -20,6 +20,7 @@ from ..errors import SynthError
 from ..words import Words, align_units
 from .base import EngineAudio, SynthesisRequest
 from .config import PiperConfig
+from .piper_voices import fetch_voice, is_voice_name
 
 # Vocal-tract factors and speaking rates of the documented derived voices. Neighbouring factors
 # are 0.08 apart; speakers of one conversation are cast at least two steps apart when possible.
@@ -51,7 +52,7 @@ class PiperEngine:
         from piper import PiperVoice
 
         self.config = config
-        self.model_path = Path(config.model) if config.model else embedded_model_path()
+        self.model_path = self._resolve(config)
         self.use_cuda = config.device == "cuda" or (config.device == "auto" and _onnx_has_cuda())
         self.noise_scale, self.noise_w_scale = config.noise_scale, config.noise_w_scale
         config_path = Path(f"{self.model_path}.json")
@@ -71,6 +72,18 @@ class PiperEngine:
         self.model = self.model_path.name
         self._voices = self._build_voices()
         self._phoneme_cache: dict[str, tuple[str, ...]] = {}
+
+    @staticmethod
+    def _resolve(config: PiperConfig) -> Path:
+        """The embedded voice, a .onnx path, or a voice name from the model cache (fetched once)."""
+        if not config.model:
+            return embedded_model_path()
+        path = Path(config.model).expanduser()
+        if path.exists() or not is_voice_name(config.model):
+            return path
+        return fetch_voice(
+            config.model, Path(config.model_cache).expanduser() if config.model_cache else None
+        )
 
     @property
     def native_rate(self) -> int:

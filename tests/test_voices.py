@@ -1,0 +1,124 @@
+"""Voices from several places: Piper voices by name through the model cache (a local voice
+repository the test builds, no network), several models in one catalog, engines recognized from
+what they are given."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO, build_piper_trio, write_jsonl
+
+from synth.engines import CoquiConfig, PiperConfig, SynthesisRequest, engine_configs, engine_of, load_engine
+from synth.engines.coqui_build import build_random_vits
+from synth.engines.piper_voices import fetch_voice
+from synth.errors import ConfigError
+
+NAME = "en_US-trio-medium"
+
+
+@pytest.fixture(scope="module")
+def voice_repo(tmp_path_factory) -> Path:
+    """Piper's repository layout: <lang>/<lang>_<REGION>/<name>/<quality>/<voice>.onnx[.json]."""
+    root = tmp_path_factory.mktemp("piper-voices")
+    build_piper_trio(root / "en" / "en_US" / "trio" / "medium", NAME)
+    return root
+
+
+@pytest.fixture(scope="module")
+def coqui_model(tmp_path_factory) -> Path:
+    return build_random_vits(tmp_path_factory.mktemp("vits") / "tiny_vctk", ["p225", "p226", "p227"])
+
+
+def synth_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    cmd = [str(Path(sys.executable).with_name("synth")), *args]
+    return subprocess.run(
+        cmd, capture_output=True, text=True, timeout=600, cwd=REPO, env={**os.environ, **(env or {})}
+    )
+
+
+def test_a_piper_voice_by_name_is_fetched_once_then_used_offline(voice_repo, tmp_path):
+    cache = tmp_path / "cache"
+    online = {"SYNTH_PIPER_VOICES_URL": voice_repo.as_uri()}
+    res = synth_cli("voices", "--model", NAME, "--model-cache", str(cache), env=online)
+    assert res.returncode == 0, res.stderr
+    assert [line.split()[0] for line in res.stdout.splitlines()] == ["trio-ann", "trio-bob", "trio-cyd"]
+    assert sorted(p.name for p in (cache / "piper").iterdir()) == [f"{NAME}.onnx", f"{NAME}.onnx.json"]
+    # offline: the repository is gone, the cache serves (also through the environment variable)
+    offline = {"SYNTH_PIPER_VOICES_URL": (tmp_path / "nowhere").as_uri(), "SYNTH_MODEL_CACHE": str(cache)}
+    res = synth_cli("voices", "--model", NAME, env=offline)
+    assert res.returncode == 0, res.stderr
+    # neither cache nor repository: the error names the cache and the command that fills it
+    res = synth_cli("voices", "--model", "en_US-other-low", "--model-cache", str(cache), env=offline)
+    assert res.returncode == 1
+    assert (
+        str(cache / "piper") in res.stderr
+        and "synth voices --model en_US-other-low --model-cache" in res.stderr
+    )
+
+
+def test_an_interrupted_download_leaves_no_half_file(voice_repo, tmp_path):
+    (voice_repo / "en/en_US/trio/medium/broken").mkdir(exist_ok=True)
+    with pytest.raises(ConfigError, match="could not be downloaded"):
+        fetch_voice("en_US-missing-medium", tmp_path, voice_repo.as_uri())
+    assert not any(p.name.endswith(".part") for p in (tmp_path / "piper").iterdir())
+
+
+def test_engines_are_recognized_from_their_models(coqui_model, tmp_path):
+    assert engine_of(None) == engine_of("x.onnx") == engine_of(NAME) == "piper"
+    assert engine_of("tts_models/en/vctk/vits") == engine_of(str(coqui_model)) == "coqui"
+    assert engine_of("some-name") is None
+    configs = engine_configs(None, [NAME, str(coqui_model)], device="cpu")
+    assert [type(c) for c in configs] == [PiperConfig, CoquiConfig]
+    with pytest.raises(ConfigError, match="--engine"):
+        engine_configs(None, ["some-name"])
+    assert isinstance(engine_configs("coqui", ["some-name"])[0], CoquiConfig)  # told: obeyed
+
+
+def test_several_models_in_one_catalog(voice_repo, coqui_model, tmp_path):
+    cache = tmp_path / "cache"
+    fetch_voice(NAME, cache, voice_repo.as_uri())
+    engine = load_engine(
+        (PiperConfig(NAME, model_cache=str(cache)), CoquiConfig(str(coqui_model), device="cpu"))
+    )
+    ids = [v.id for v in engine.voices()]
+    assert ids[:3] == ["trio-ann", "trio-bob", "trio-cyd"] and len(ids) == 6
+    piper, coqui = engine.voices()[0], engine.voices()[3]
+    assert engine.voice_distance(piper, coqui) == 1.0
+    audios = engine.synthesize(
+        [
+            SynthesisRequest("First.", coqui),
+            SynthesisRequest("Second one.", piper),
+            SynthesisRequest("Third.", coqui),
+        ]
+    )
+    assert [a.sample_rate for a in audios] == [
+        coqui.params and audios[0].sample_rate,
+        22050,
+        audios[0].sample_rate,
+    ]
+    assert [w.word for w in audios[1].words] == ["Second", "one."]
+
+    dialogs = write_jsonl(
+        tmp_path / "d.jsonl",
+        [
+            {"conversation_id": f"m{i}", "turns": ["Hello there.", "Hi, how are you?", "Fine."]}
+            for i in range(12)
+        ],
+    )
+    out = tmp_path / "ds"
+    res = synth_cli(
+        "generate", "--dialogs", str(dialogs), "--out", str(out), "--quiet", "--device", "cpu",
+        "--model", NAME, "--model", str(coqui_model), "--model-cache", str(cache),
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    engines_used = set()
+    for folder in (out / "conversations").iterdir():
+        meta = json.loads((folder / "metadata.json").read_text())
+        assert meta["engine"]["engine"] == "multi"
+        for v in meta["voices"].values():
+            engines_used.add(v["engine"])
+            assert v["model"] in (f"{NAME}.onnx", coqui_model.name)
+    assert engines_used == {"piper", "coqui"}  # casting spread over both models
