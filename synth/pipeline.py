@@ -7,6 +7,7 @@ import itertools
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -14,7 +15,7 @@ import numpy as np
 from . import backchannels
 from .assembly import SampleBuilder, assemble, place_turn, provenance
 from .audio import PAUSE_SEC, SAMPLE_RATE, join, normalize_loudness, resample, silence_bounds, trim_silence
-from .casting import cast
+from .casting import MIN_DISTANCE, MIN_MEASURED_DISTANCE, cast, is_attribute_request
 from .domain import Conversation, ConversationEvent, Dialog, SynthesizedTurn, Voice
 from .engines.base import Engine, SynthesisRequest
 from .errors import ConfigError, DialogError
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 
 
 LONG_TURNS = ("split", "reject")
+CAST_BY = ("model", "measured")
 STREAM_TURNS = 16  # turns per engine call in `run`: batching without holding a whole session
 TURN_PAD_SEC = 0.1  # silence before and after each turn's speech
 
@@ -52,7 +54,8 @@ class PipelineConfig:
 
     seed: casting and gaps are drawn per conversation from (seed, conversation id).
     gap: the distribution of the pause between turns.
-    voice_override: speaker label -> voice id, for every dialog (a dialog's own voices win).
+    voice_override: speaker label -> voice id or attributes (`gender:female`), for every dialog (a
+        dialog's own voices win).
     max_chunk_chars: turns are synthesized in sentence chunks of at most this many characters.
     sample_rate: the dataset's rate (16 kHz, Whisper's).
     max_turn_sec: the longest a turn may be (the speech profile's limit, e.g. 30 s for
@@ -60,7 +63,12 @@ class PipelineConfig:
     long_turns: what to do with a longer turn: 'split' it at sentence boundaries into turns
         that fit, or 'reject' the dialog with a message naming the turn.
     backchannels: the chance that a listener backchannels ("mm-hm") at each opportunity in the
-        speaker's longer turns (synth.backchannels); 0: none, the classic layout."""
+        speaker's longer turns (synth.backchannels); 0: none, the classic layout.
+    cast_by: 'model' casts by the engine's own voice distance; 'measured' by distances between
+        speaker-encoder embeddings of every voice (computed once per model, kept in voice_cache).
+    min_voice_distance: how far apart the speakers of a conversation are kept (None: 0.22 for
+        'model', 0.3 for 'measured').
+    voice_cache: where measured embeddings are kept (None: the model cache)."""
 
     seed: int = 0
     gap: GapDistribution = field(default_factory=GapDistribution)
@@ -70,8 +78,13 @@ class PipelineConfig:
     max_turn_sec: float | None = None
     long_turns: str = "split"
     backchannels: float = 0.0
+    cast_by: str = "model"
+    min_voice_distance: float | None = None
+    voice_cache: str | None = None
 
     def __post_init__(self) -> None:
+        if self.cast_by not in CAST_BY:
+            raise ConfigError("cast_by", f"choose {' or '.join(CAST_BY)}", self.cast_by)
         if not 0.0 <= self.backchannels <= 1.0:
             raise ConfigError("backchannels", "must be a probability between 0 and 1", self.backchannels)
         if self.long_turns not in LONG_TURNS:
@@ -90,13 +103,18 @@ class Pipeline:
         config: PipelineConfig = PipelineConfig(),
         sample_builder: SampleBuilder | None = None,
         asr_check: AsrCheck | None = None,
+        distance: Callable[[Voice, Voice], float] | None = None,
     ):
+        """`distance`: how apart two voices sound, for casting (default: the engine's, or
+        measured when config.cast_by says so; pass one in to measure a catalog only once)."""
         self.engine = engine
         self.config = config
         self.sample_builder = sample_builder
         self.asr_check = asr_check
         self.catalog: list[Voice] = engine.voices()
-        unknown = sorted(set(config.voice_override.values()) - {v.id for v in self.catalog})
+        self.distance = distance or casting_distance(self)
+        ids = {v for v in config.voice_override.values() if not is_attribute_request(v)}
+        unknown = sorted(ids - {v.id for v in self.catalog})
         if unknown:
             raise ConfigError("voice_override", f"unknown voice {unknown[0]!r} (see `synth voices`)")
 
@@ -113,9 +131,11 @@ class Pipeline:
             close()
 
     def cast(self, dialog: Dialog) -> dict[str, Voice]:
-        return cast(
-            dialog, self.catalog, self.config.seed, self.config.voice_override, self.engine.voice_distance
-        )
+        measured = self.config.cast_by == "measured"
+        floor = self.config.min_voice_distance
+        if floor is None:
+            floor = MIN_MEASURED_DISTANCE if measured else MIN_DISTANCE
+        return cast(dialog, self.catalog, self.config.seed, self.config.voice_override, self.distance, floor)
 
     def render(self, text: str, voice: Voice, should_stop: Callable[[], bool] | None = None) -> np.ndarray:
         """Speak one turn (see `render_many`)."""
@@ -378,3 +398,17 @@ class Pipeline:
         return self.assemble(dialog, casting, placed)
 
     produce = run  # the runner's streaming producer interface: produce(item, sink)
+
+
+def casting_distance(pipeline: Pipeline) -> Callable[[Voice, Voice], float]:
+    """The voice distance casting uses: the engine's own, or (cast_by 'measured') distances
+    between speaker-encoder embeddings of every voice, read from the cache or measured once by
+    having each voice speak the reference sentences."""
+    engine, config = pipeline.engine, pipeline.config
+    if config.cast_by != "measured":
+        return engine.voice_distance
+    from .engines.piper_voices import default_cache
+    from .speaker_encoder import MeasuredDistance, voice_embeddings
+
+    cache = Path(config.voice_cache).expanduser() if config.voice_cache else default_cache()
+    return MeasuredDistance(voice_embeddings(engine, cache, pipeline.render), engine.voice_distance)

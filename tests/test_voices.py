@@ -122,3 +122,82 @@ def test_several_models_in_one_catalog(voice_repo, coqui_model, tmp_path):
             engines_used.add(v["engine"])
             assert v["model"] in (f"{NAME}.onnx", coqui_model.name)
     assert engines_used == {"piper", "coqui"}  # casting spread over both models
+
+
+def test_measured_casting_keeps_sound_alike_voices_apart(voice_repo, tmp_path):
+    """The trio model's three speakers sound the same (its speaker input changes nothing): to the
+    model they are three people, to the speaker encoder one voice. Cast by measurement, no
+    conversation gets two of them, and every conversation's speakers are apart by the encoder."""
+    import numpy as np
+
+    from synth.speaker_encoder import cosine_distance
+
+    cache = tmp_path / "cache"
+    fetch_voice(NAME, cache, voice_repo.as_uri())
+    quiet = ["--noise-scale", "0", "--noise-w", "0", "--model-cache", str(cache)]
+    models = ["--model", NAME, "--model", str(embedded_piper())]
+    res = synth_cli("voices", "--measure", "--json", *models, *quiet)
+    assert res.returncode == 0, res.stderr
+    report = json.loads(res.stdout)
+    nearest = {r["id"]: r for r in report["voices"]}
+    assert (
+        nearest["trio-ann"]["nearest"] in ("trio-bob", "trio-cyd") and nearest["trio-ann"]["distance"] < 0.05
+    )
+    assert report["summary"]["voices"] == 21
+    saved = list((cache / "embeddings").glob("*.json"))
+    assert len(saved) == 1  # measured once, kept as JSON in the model cache
+
+    dialogs = write_jsonl(
+        tmp_path / "d.jsonl",
+        [{"conversation_id": f"c{i}", "turns": ["Hello.", "Hi.", "Bye."], "meta": {}} for i in range(30)],
+    )
+    out = tmp_path / "ds"
+    res = synth_cli("generate", "--dialogs", str(dialogs), "--out", str(out), "--quiet", "--cast-by", "measured",
+                    *models, *quiet)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    embeddings = {k: np.asarray(v) for k, v in json.loads(saved[0].read_text())["voices"].items()}
+    for folder in (out / "conversations").iterdir():
+        cast = [v["id"] for v in json.loads((folder / "metadata.json").read_text())["voices"].values()]
+        assert sum(c.startswith("trio-") for c in cast) <= 1
+        assert cosine_distance(embeddings[cast[0]], embeddings[cast[1]]) >= 0.3
+    res = synth_cli("validate", str(out), "--stats")
+    assert res.returncode == 0 and "distinct speakers (voices)" in res.stdout
+
+
+def test_casting_by_attributes(tmp_path):
+    info = {
+        "p225": {"age": "23", "gender": "F", "accent": "English", "region": "Southern England"},
+        "p226": {"age": "22", "gender": "M", "accent": "English", "region": "Surrey"},
+        "p227": {"age": "38", "gender": "M", "accent": "Scottish", "region": "Edinburgh"},
+        "p228": {"age": "22", "gender": "F", "accent": "Scottish", "region": "Glasgow"},
+    }
+    model = build_random_vits(tmp_path / "vctk", list(info), speaker_info=info)
+    dialogs = write_jsonl(
+        tmp_path / "d.jsonl",
+        [{"conversation_id": f"a{i}", "turns": ["One.", "Two."]} for i in range(8)]
+        + [
+            {
+                "conversation_id": "own",
+                "turns": ["One.", "Two."],
+                "voices": {"B": "gender:female,accent:Scottish"},
+            }
+        ],
+    )
+    out = tmp_path / "ds"
+    res = synth_cli("generate", "--dialogs", str(dialogs), "--out", str(out), "--quiet", "--engine", "coqui",
+                    "--model", str(model), "--device", "cpu", "--voice", "A=gender:male")  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    for folder in (out / "conversations").iterdir():
+        voices = json.loads((folder / "metadata.json").read_text())["voices"]
+        assert voices["A"]["meta"]["gender"] == "male"
+        if folder.name == "own":
+            assert voices["B"]["speaker"] == "p228"
+    res = synth_cli("generate", "--dialogs", str(dialogs), "--out", str(tmp_path / "x"), "--quiet", "--engine",
+                    "coqui", "--model", str(model), "--device", "cpu", "--voice", "A=accent:Welsh")  # fmt: skip
+    assert res.returncode == 3 and "accent:Welsh" in (tmp_path / "x" / "failures.jsonl").read_text()
+
+
+def embedded_piper() -> Path:
+    from synth.engines.piper import embedded_model_path
+
+    return embedded_model_path()

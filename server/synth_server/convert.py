@@ -14,6 +14,7 @@ from google.protobuf.message import Message
 from google.protobuf.unknown_fields import UnknownFieldSet
 
 from synth.audio import wav_bytes
+from synth.casting import is_attribute_request
 from synth.dialogs import DialogLimits, build_dialog
 from synth.domain import Dialog, Source, SynthesizedTurn, Voice
 from synth.errors import DialogError
@@ -125,7 +126,7 @@ def request_to_dialog(request: pb.SynthesizeRequest, limits: DialogLimits, voice
             f"turns: {len(request.turns)} turns, the limit is {limits.max_turns}",
         )
     for speaker, voice in request.voices.items():
-        if voice not in voice_ids:
+        if voice not in voice_ids and not is_attribute_request(voice):  # gender:female asks by attribute
             raise RequestError(
                 grpc.StatusCode.NOT_FOUND, f"voices[{speaker!r}]: unknown voice {voice!r} (see ListVoices)"
             )

@@ -132,6 +132,8 @@ class SynthService(pb_grpc.SynthServicer):
         }
         self.catalog = engine.voices()
         self.voice_ids = {v.id for v in self.catalog}
+        # casting's voice distance, measured once for the server's life when cast_by says so
+        self.distance = Pipeline(self.engine, config.pipeline).distance
         self.writer = DatasetWriter(config.out, config.conversation_audio)
         self.writer.recover()
         self._lock = threading.Lock()
@@ -335,7 +337,7 @@ class SynthService(pb_grpc.SynthServicer):
         config = profile_limits(self.config.pipeline, self.config.samples)
         if request.HasField("seed"):
             config = replace(config, seed=request.seed)
-        pipeline = Pipeline(self.engine, config, self.builders[fmt], self.config.asr_check)
+        pipeline = Pipeline(self.engine, config, self.builders[fmt], self.config.asr_check, self.distance)
         try:
             casting = pipeline.cast(dialog)
         except VoiceError as exc:

@@ -335,6 +335,32 @@ def add_gap_args(p: argparse.ArgumentParser, seed_help: str, from_env: bool = Fa
     )
 
 
+def add_casting_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("casting (docs/voices.md)")
+    g.add_argument(
+        "--cast-by",
+        default="model",
+        choices=("model", "measured"),
+        help="how apart voices sound: the model's own measure, or distances between speaker-encoder "
+        "embeddings of every voice (computed once per model, kept in --model-cache)",
+    )
+    g.add_argument(
+        "--min-voice-distance",
+        type=float,
+        default=None,
+        help="keep the speakers of a conversation at least this far apart when the catalog allows "
+        "(default 0.22 by the model, 0.3 measured)",
+    )
+
+
+def casting_from(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "cast_by": args.cast_by,
+        "min_voice_distance": args.min_voice_distance,
+        "voice_cache": args.model_cache,
+    }
+
+
 def add_duplex_args(p: argparse.ArgumentParser, backchannels: bool = True) -> None:
     """Full-duplex data: backchannels (synthesis only), two-channel audio and its augmentation."""
     g = p.add_argument_group("full-duplex data (docs/full-duplex.md)")

@@ -18,6 +18,7 @@ from ..export import EXPORTS
 from ..merge import merge_datasets
 from ..retokenize import retokenize
 from ..validate import validate_dataset
+from ..voice_report import dataset_voice_stats
 from .common import (
     EXIT_ERROR,
     EXIT_OK,
@@ -39,6 +40,11 @@ def register(sub: Any) -> None:
     )
     val.add_argument("dataset", help="dataset root folder")
     val.add_argument("--json", action="store_true", help="print the report as JSON")
+    val.add_argument(
+        "--stats",
+        action="store_true",
+        help="also say how many distinct speakers (voices) the dataset has, by model and engine",
+    )
     val.set_defaults(run=cmd_validate)
 
     sp = add_parser(
@@ -126,22 +132,22 @@ def register(sub: Any) -> None:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     report = validate_dataset(args.dataset)
+    stats = dataset_voice_stats(args.dataset) if args.stats and report.ok else None
     if args.json:
-        print(
-            json.dumps(
-                {
-                    "ok": report.ok,
-                    "errors": report.errors,
-                    "warnings": report.warnings,
-                    "conversations": report.conversations,
-                    "turns": report.turns,
-                    "audio_sec": round(report.audio_sec, 3),
-                },
-                indent=2,
-            )
-        )
+        record = {
+            "ok": report.ok,
+            "errors": report.errors,
+            "warnings": report.warnings,
+            "conversations": report.conversations,
+            "turns": report.turns,
+            "audio_sec": round(report.audio_sec, 3),
+        }
+        print(json.dumps({**record, **({"voices": stats} if stats else {})}, indent=2))
     else:
         print(report.format())
+        if stats:
+            models = ", ".join(f"{n} from {m}" for m, n in stats["by_model"].items())
+            print(f"{stats['distinct_voices']} distinct speakers (voices): {models}")
     return EXIT_OK if report.ok else EXIT_ERROR
 
 

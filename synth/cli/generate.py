@@ -8,7 +8,7 @@ from typing import Any
 
 from .. import api
 from ..errors import ConfigError
-from ..pipeline import LONG_TURNS, PipelineConfig
+from ..pipeline import LONG_TURNS, Pipeline, PipelineConfig
 from ..sessions import SessionConfig
 from ..timeline import GapDistribution
 from .common import (
@@ -16,6 +16,7 @@ from .common import (
     EXIT_PARTIAL,
     add_asr_check_args,
     add_batch_args,
+    add_casting_args,
     add_duplex_args,
     add_engine_args,
     add_gap_args,
@@ -26,6 +27,7 @@ from .common import (
     add_source_args,
     asr_check_from,
     batch_from,
+    casting_from,
     chat_from,
     conversation_audio_from,
     engine_from,
@@ -61,8 +63,10 @@ def register(sub: Any) -> None:
         action="append",
         default=[],
         metavar="SPEAKER=VOICE",
-        help="cast SPEAKER to VOICE in every dialog (repeatable); see `synth voices`",
+        help="cast SPEAKER to VOICE in every dialog (repeatable; see `synth voices`), or to a voice "
+        "with attributes: A=gender:female, B=gender:male,accent:Scottish",
     )
+    add_casting_args(g)
     add_run_args(g)
     ss = g.add_argument_group("sessions (long conversations from consecutive dialogs)")
     ss.add_argument(
@@ -109,7 +113,14 @@ def register(sub: Any) -> None:
         "List every voice of the engine's model, with its parameters.",
     )
     add_engine_args(v)
+    add_noise_args(v)
     v.add_argument("--json", action="store_true", help="one JSON object per line")
+    v.add_argument(
+        "--measure",
+        action="store_true",
+        help="embed every voice with the speaker encoder (cached in --model-cache) and print each "
+        "voice's nearest neighbour and the catalog's distances",
+    )
     v.set_defaults(run=cmd_voices)
 
 
@@ -141,6 +152,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
             voice_override=parse_voice_override(args.voice),
             long_turns=args.long_turns,
             backchannels=args.backchannels,
+            **casting_from(args),
         ),
         conversation_audio=conversation_audio_from(args),
         samples=samples_from(args),
@@ -169,11 +181,33 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_voices(args: argparse.Namespace) -> int:
-    for voice in api.load_engine(engine_from(args)).voices():
+    engine = api.load_engine(engine_from(args))
+    if args.measure:
+        return _measure(engine, args)
+    for voice in engine.voices():
         if args.json:
             print(json.dumps(voice.to_dict()))
         else:
             params = " ".join(f"{k}={v}" for k, v in voice.params.items() if v is not None)
             meta = " ".join(f"{k}={v}" for k, v in voice.meta.items())
             print(f"{voice.id:28s} {voice.engine:6s} {voice.model:24s} {params}  {meta}")
+    return EXIT_OK
+
+
+def _measure(engine: Any, args: argparse.Namespace) -> int:
+    from ..voice_report import catalog_report
+
+    config = PipelineConfig(cast_by="measured", voice_cache=args.model_cache)
+    with Pipeline(engine, config) as pipeline:
+        report = catalog_report(pipeline.catalog, pipeline.distance)
+    if args.json:
+        print(json.dumps(report))
+        return EXIT_OK
+    for row in report["voices"]:
+        print(f"{row['id']:28s} nearest {row['nearest']:28s} {row['distance']:.3f}")
+    s = report["summary"]
+    print(
+        f"{s['voices']} voices; pairwise distance min {s['min']:.3f}, median {s['median']:.3f}; "
+        f"{s['apart']} of {s['pairs']} pairs at least {s['threshold']} apart"
+    )
     return EXIT_OK

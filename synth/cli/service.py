@@ -20,6 +20,7 @@ from .common import (
     EXIT_PARTIAL,
     add_asr_check_args,
     add_batch_args,
+    add_casting_args,
     add_duplex_args,
     add_engine_args,
     add_gap_args,
@@ -29,6 +30,7 @@ from .common import (
     add_source_args,
     asr_check_from,
     batch_from,
+    casting_from,
     chat_from,
     conversation_audio_from,
     engine_from,
@@ -55,6 +57,7 @@ def register(sub: Any) -> None:
     add_engine_args(sv)
     add_gap_args(sv, "seed for casting and turn gaps (a request may give its own)", from_env=True)
     add_duplex_args(sv)
+    add_casting_args(sv)
     sv.add_argument(
         "--max-in-flight",
         type=int,
@@ -150,7 +153,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = ServiceConfig(
         out=Path(args.out),
         pipeline=PipelineConfig(
-            seed=args.seed, gap=GapDistribution.parse(args.gap), backchannels=args.backchannels
+            seed=args.seed,
+            gap=GapDistribution.parse(args.gap),
+            backchannels=args.backchannels,
+            **casting_from(args),
         ),
         limits=limits_from(args),
         max_in_flight=args.max_in_flight,
