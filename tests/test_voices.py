@@ -201,3 +201,52 @@ def embedded_piper() -> Path:
     from synth.engines.piper import embedded_model_path
 
     return embedded_model_path()
+
+
+def test_blended_voices_mix_speaker_embeddings(coqui_model, tmp_path):
+    """A blend is a new row of the speaker table: all weight on one parent speaks exactly as that
+    parent; an even mix speaks unlike either. `synth voices --blend` judges candidates with the
+    speaker encoder and the ASR and writes the kept ones with their recipes (a random model is
+    unintelligible, so the thresholds are opened here: the judging runs, the verdicts are not
+    the point), and `--blends` brings them into the catalog."""
+    import numpy as np
+
+    from synth.engines.blends import Blend, write_blends
+
+    recipes = tmp_path / "mine.json"
+    write_blends(
+        recipes,
+        "tiny",
+        [Blend("tiny-mix-solo", (("p226", 1.0),)), Blend("tiny-mix-even", (("p225", 0.5), ("p227", 0.5)))],
+    )
+    engine = load_engine(
+        CoquiConfig(str(coqui_model), device="cpu", noise_scale=0.0, noise_w_scale=0.0, blends=str(recipes))
+    )
+    by_id = {v.id: v for v in engine.voices()}
+    assert by_id["tiny-mix-even"].meta["blend"] == [["p225", 0.5], ["p227", 0.5]]
+    parents = {s: next(v for v in engine.voices() if v.speaker == s) for s in ("p225", "p226", "p227")}
+    text = "the weather is lovely today."
+    say = {
+        k: engine.synthesize([SynthesisRequest(text, v)])[0].samples for k, v in {**parents, **by_id}.items()
+    }
+    np.testing.assert_allclose(say["tiny-mix-solo"], say["p226"], atol=1e-5)
+    even = say["tiny-mix-even"]
+    for parent in ("p225", "p227"):
+        n = min(len(even), len(say[parent]))
+        assert len(even) != len(say[parent]) or np.abs(even[:n] - say[parent][:n]).max() > 1e-3
+
+    out = tmp_path / "blends.json"
+    res = synth_cli("voices", "--engine", "coqui", "--model", str(coqui_model), "--device", "cpu", "--blend", "2",
+                    "--blend-out", str(out), "--min-distance", "0", "--max-wer", "100")  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    kept = json.loads(out.read_text())["blends"]
+    assert len(kept) == 2 and all({"nearest", "distance", "wer"} <= set(b["report"]) for b in kept)
+    assert all(abs(sum(w for _, w in b["parents"]) - 1) < 1e-6 for b in kept)
+    res = synth_cli(
+        "voices", "--engine", "coqui", "--model", str(coqui_model), "--device", "cpu", "--blends", str(out)
+    )
+    assert res.returncode == 0 and all(b["id"] in res.stdout for b in kept)
+    # judged strictly, an unintelligible random model's blends are all refused
+    res = synth_cli("voices", "--engine", "coqui", "--model", str(coqui_model), "--device", "cpu", "--blend", "1",
+                    "--blend-out", str(tmp_path / "strict.json"))  # fmt: skip
+    assert res.returncode == 0 and json.loads((tmp_path / "strict.json").read_text())["blends"] == []

@@ -102,6 +102,11 @@ def add_engine_args(p: argparse.ArgumentParser) -> None:
         "metadata, matched by speaker name (default: speaker-info.txt beside the model)",
     )
     g.add_argument(
+        "--blends",
+        default=env("BLENDS", None),
+        help="coqui: a blends file (synth voices --blend N writes it): add its blended voices",
+    )
+    g.add_argument(
         "--model-cache",
         default=env("MODEL_CACHE", None),
         help="where models loaded by name are downloaded once and looked up offline (piper voices "
@@ -134,6 +139,7 @@ def engine_from(args: argparse.Namespace) -> tuple[EngineConfig, ...]:
         half=args.half,
         speaker_info=args.speaker_info,
         model_cache=args.model_cache,
+        blends=args.blends,
         noise_scale=getattr(args, "noise_scale", None),
         noise_w_scale=getattr(args, "noise_w_scale", None),
     )

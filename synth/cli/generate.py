@@ -121,6 +121,24 @@ def register(sub: Any) -> None:
         help="embed every voice with the speaker encoder (cached in --model-cache) and print each "
         "voice's nearest neighbour and the catalog's distances",
     )
+    b = v.add_argument_group("blended voices (coqui models)")
+    b.add_argument(
+        "--blend",
+        type=int,
+        default=0,
+        metavar="N",
+        help="make up to N new voices by mixing the model's speaker embeddings, keeping those the "
+        "speaker encoder finds distinct (--min-distance) and the ASR understands (--max-wer); "
+        "written to --blend-out, used with --blends FILE",
+    )
+    b.add_argument(
+        "--blend-out", default=None, help="blends file to write (default: <model cache>/blends/<model>.json)"
+    )
+    b.add_argument(
+        "--min-distance", type=float, default=0.3, help="least measured distance to every other voice"
+    )
+    b.add_argument("--max-wer", type=float, default=0.3, help="highest word error rate of a kept blend")
+    b.add_argument("--blend-seed", type=int, default=0, help="seed of the candidate mixes")
     v.set_defaults(run=cmd_voices)
 
 
@@ -181,6 +199,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_voices(args: argparse.Namespace) -> int:
+    if args.blend:
+        return _blend(args)
     engine = api.load_engine(engine_from(args))
     if args.measure:
         return _measure(engine, args)
@@ -191,6 +211,23 @@ def cmd_voices(args: argparse.Namespace) -> int:
             params = " ".join(f"{k}={v}" for k, v in voice.params.items() if v is not None)
             meta = " ".join(f"{k}={v}" for k, v in voice.meta.items())
             print(f"{voice.id:28s} {voice.engine:6s} {voice.model:24s} {params}  {meta}")
+    return EXIT_OK
+
+
+def _blend(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ..blending import make_blends
+    from ..engines.piper_voices import default_cache
+    from ..ids import slug
+
+    (config,) = engine_from(args)
+    cache = Path(args.model_cache).expanduser() if args.model_cache else default_cache()
+    out = Path(args.blend_out) if args.blend_out else cache / "blends" / f"{slug(str(config.model))}.json"
+    kept = make_blends(
+        config, args.blend, out, args.min_distance, args.max_wer, args.blend_seed, progress=print
+    )
+    print(f"kept {len(kept)} of {args.blend} asked blend(s) in {out}; use them with --blends {out}")
     return EXIT_OK
 
 

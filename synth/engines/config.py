@@ -50,7 +50,9 @@ class CoquiConfig:
         config.json, a checkpoint and a speakers file.
     half: float16 on CUDA.
     speaker_info: a VCTK-style speaker table for gender/accent metadata (default: beside the model).
-    model_cache: where models loaded by name are downloaded and looked up."""
+    model_cache: where models loaded by name are downloaded and looked up.
+    blends: a blends file (`synth voices --blend N` writes it): new voices mixed from the
+        speakers' embeddings, added to the catalog with their recipes."""
 
     model: str | None = None
     device: str = "auto"
@@ -59,6 +61,7 @@ class CoquiConfig:
     half: bool = False
     speaker_info: str | None = None
     model_cache: str | None = None
+    blends: str | None = None
 
     name = "coqui"
 

@@ -32,6 +32,7 @@ from ..errors import ConfigError, SynthError
 from ..ids import slug
 from ..words import Words, align_units
 from .base import EngineAudio, SynthesisRequest, speaker_distance
+from .blends import Blend, read_blends
 from .config import CoquiConfig
 
 CHECKPOINT_NAMES = ("model_file.pth", "model_file.pth.tar", "best_model.pth", "model.pth", "checkpoint.pth")
@@ -171,6 +172,42 @@ class CoquiEngine:
         self._voices = self._build_voices(
             slug(model_name.split("/")[-2] if "/" in model_name else model_name)
         )
+        if self.settings.blends:
+            self._voices += self._add_blends(read_blends(Path(self.settings.blends)))
+
+    def _add_blends(self, recipes: list[Blend]) -> list[Voice]:
+        """New voices mixed from the speakers' embeddings: each recipe's weighted sum of its
+        parents' rows becomes a new row of the speaker table (or of the d-vectors), so a blended
+        voice is one more speaker index and batches like any other."""
+        torch = self._torch
+        by_speaker = {v.speaker: v for v in self._voices}
+        table = self._dvectors if self._dvectors is not None else getattr(self.net, "emb_g", None)
+        if table is None:
+            raise ConfigError("blends", "this model has no speaker embeddings to blend", self.settings.blends)
+        rows = table if isinstance(table, torch.Tensor) else table.weight.data
+        new_rows, voices = [], []
+        for recipe in recipes:
+            unknown = [p for p, _ in recipe.parents if p not in by_speaker]
+            if unknown:
+                raise ConfigError("blends", f"{recipe.id}: no speaker {unknown[0]!r} in {self.model}")
+            mix = sum(w * rows[int(by_speaker[p].params["speaker_index"])].float() for p, w in recipe.parents)
+            new_rows.append(mix.to(rows.dtype))
+            voices.append(
+                Voice(
+                    id=recipe.id,
+                    engine=self.name,
+                    model=self.model,
+                    speaker=recipe.id,
+                    params={"speaker_index": rows.shape[0] + len(voices)},
+                    meta={"base_speaker": recipe.id, "blend": [[p, w] for p, w in recipe.parents]},
+                )
+            )
+        grown = torch.cat([rows, torch.stack(new_rows)])
+        if self._dvectors is not None:
+            self._dvectors = grown
+        else:
+            self.net.emb_g = torch.nn.Embedding.from_pretrained(grown, freeze=True)
+        return voices
 
     @staticmethod
     def _resolve(model: str, cache: Path | None) -> tuple[Path, str]:

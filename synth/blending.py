@@ -1,0 +1,79 @@
+"""Making blended voices worth keeping: candidate mixes of a model's speakers (synth.engines.
+blends) are spoken, embedded by the speaker encoder and transcribed; a candidate is kept only
+when it is at least `min_distance` from every voice of the catalog and from every blend already
+kept, and the ASR understands it (word error rate at most `max_wer`)."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .engines import CoquiConfig, load_engine
+from .engines.blends import Blend, propose, write_blends
+from .errors import ConfigError
+from .pipeline import Pipeline, PipelineConfig
+from .speaker_encoder import REFERENCE, SpeakerEncoder, cosine_distance
+
+
+def make_blends(
+    config: CoquiConfig,
+    count: int,
+    out: Path,
+    min_distance: float = 0.3,
+    max_wer: float = 0.3,
+    seed: int = 0,
+    recognizer: Any = None,
+    progress: Callable[[str], None] | None = None,
+) -> list[Blend]:
+    """Propose, judge and keep up to `count` blends of `config`'s model; write them to `out`."""
+    if not isinstance(config, CoquiConfig):
+        raise ConfigError("blend", "blending mixes Coqui VITS speaker embeddings; give a coqui model")
+    from .wer import wer
+
+    base = load_engine(replace(config, blends=None))
+    speakers = [v.speaker for v in base.voices() if v.params.get("speaker_index") is not None]
+    prefix = base.voices()[0].id.rsplit("-", 1)[0] if base.voices() else "blend"
+    candidates = propose(prefix, speakers, count * 3, seed)
+    with tempfile.TemporaryDirectory(prefix="synth-blend-") as tmp:
+        trial = Path(tmp) / "candidates.json"
+        write_blends(trial, base.model, candidates)
+        engine = load_engine(replace(config, blends=str(trial)))
+    pipeline = Pipeline(engine, PipelineConfig())
+    encoder = SpeakerEncoder()
+
+    def embed(voice: Any) -> Any:
+        return encoder.embed(np.concatenate([pipeline.render(t, voice) for t in REFERENCE]))
+
+    by_id = {v.id: v for v in engine.voices()}
+    catalog = {v.id: embed(v) for v in base.voices()}
+    if recognizer is None:
+        from .asr import Recognizer
+
+        recognizer = Recognizer()
+    kept: list[Blend] = []
+    kept_embeddings: dict[str, Any] = {}
+    for blend in candidates:
+        if len(kept) == count:
+            break
+        e = embed(by_id[blend.id])
+        others = {**catalog, **kept_embeddings}
+        nearest_id = min(others, key=lambda k: cosine_distance(e, others[k]))
+        nearest = cosine_distance(e, others[nearest_id])
+        text = REFERENCE[0]
+        error = wer(text, recognizer.transcribe(pipeline.render(text, by_id[blend.id])).text)
+        verdict = nearest >= min_distance and error <= max_wer
+        if progress is not None:
+            progress(
+                f"{blend.id}: nearest {nearest_id} {nearest:.3f}, WER {error:.2f} -> {'kept' if verdict else 'no'}"
+            )
+        if verdict:
+            report = {"nearest": nearest_id, "distance": round(nearest, 4), "wer": round(error, 4)}
+            kept.append(replace(blend, report=report))
+            kept_embeddings[blend.id] = e
+    write_blends(out, base.model, kept)
+    return kept
