@@ -26,8 +26,9 @@ import importlib, sys
 for name in ("torch", "TTS.tts.models.vits", "synth", "synth.engines.coqui", "synth_server", "synth_client",
              "soundfile", "soxr", "quicktok", "grpc_health.v1", "grpc_reflection.v1alpha"):
     importlib.import_module(name)
-import torch
+import torch, TTS, soxr, quicktok
 print("imports ok; python", sys.version.split()[0], "torch", torch.__version__, "cuda", torch.cuda.is_available())
+print("from the kit:", TTS.__file__, soxr.__file__, quicktok.__file__)
 PY
 if [ "${DEVICE:-cuda}" = cuda ]; then nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.txt" || true; fi
 "$PYTHON" bench/gpu_bench.py --device "${DEVICE:-cuda}" --size "${SIZE:-vctk}" --out "$OUT" \
