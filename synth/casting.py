@@ -80,7 +80,8 @@ def cast(
             f"voice {shared[0]!r} is given to more than one speaker; every speaker needs a distinct voice"
         )
     rng = conversation_rng(seed, dialog.conversation_id, "casting")
-    for speaker in speakers:
+    # speakers who ask for attributes choose first, so that the others do not take their voices
+    for speaker in sorted(speakers, key=lambda s: s not in asked):
         if speaker in cast_to:
             continue
         used = {v.id for v in cast_to.values()}

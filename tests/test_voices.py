@@ -250,3 +250,27 @@ def test_blended_voices_mix_speaker_embeddings(coqui_model, tmp_path):
     res = synth_cli("voices", "--engine", "coqui", "--model", str(coqui_model), "--device", "cpu", "--blend", "1",
                     "--blend-out", str(tmp_path / "strict.json"))  # fmt: skip
     assert res.returncode == 0 and json.loads((tmp_path / "strict.json").read_text())["blends"] == []
+
+
+def test_piper_speaker_table_gives_attributes(tmp_path):
+    """LibriTTS-R's SPEAKERS.txt layout for a multi-speaker Piper model: gender by speaker name."""
+    model = build_piper_trio(tmp_path / "m")
+    table = tmp_path / "SPEAKERS.txt"
+    table.write_text(
+        ";ID  |SEX| SUBSET           |MINUTES| NAME\nann  | F | train-clean-100  | 25.1 | Ann A\n"
+        "bob  | M | train-clean-360  | 24.9 | Bob B\ncyd  | F | train-other-500  | 30.0 | Cyd C\n"
+    )
+    engine = load_engine(PiperConfig(str(model), speaker_info=str(table)))
+    assert {v.id: v.meta["gender"] for v in engine.voices()} == {
+        "trio-ann": "female",
+        "trio-bob": "male",
+        "trio-cyd": "female",
+    }
+    dialogs = write_jsonl(
+        tmp_path / "d.jsonl", [{"conversation_id": f"g{i}", "turns": ["Hi.", "Hello."]} for i in range(4)]
+    )
+    res = synth_cli("generate", "--dialogs", str(dialogs), "--out", str(tmp_path / "ds"), "--quiet", "--model",
+                    str(model), "--speaker-info", str(table), "--voice", "B=gender:male")  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    for folder in (tmp_path / "ds" / "conversations").iterdir():
+        assert json.loads((folder / "metadata.json").read_text())["voices"]["B"]["id"] == "trio-bob"

@@ -98,8 +98,9 @@ def add_engine_args(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--speaker-info",
         default=env("SPEAKER_INFO", None),
-        help="coqui: VCTK-style speaker table (ID AGE GENDER ACCENTS REGION) for voice "
-        "metadata, matched by speaker name (default: speaker-info.txt beside the model)",
+        help="speaker table for voice metadata (gender, accent...), matched by speaker name: "
+        "VCTK's speaker-info.txt, a TSV, or LibriTTS/LibriSpeech SPEAKERS.txt (coqui default: "
+        "speaker-info.txt beside the model)",
     )
     g.add_argument(
         "--blends",

@@ -26,7 +26,9 @@ class PiperConfig:
     word_timings: time every word from the model's own phoneme durations (the ONNX graph is
         patched in memory to output them, as piper-tts does; needs the onnx package).
     model_cache: where voices loaded by name are kept (default $SYNTH_MODEL_CACHE, else
-        ~/.cache/synth/models)."""
+        ~/.cache/synth/models).
+    speaker_info: a speaker table for a multi-speaker model's voices' metadata (LibriTTS-R's
+        SPEAKERS.txt for en_US-libritts_r-medium, VCTK's speaker-info.txt for en_GB-vctk-medium)."""
 
     model: str | None = None
     device: str = "auto"
@@ -35,6 +37,7 @@ class PiperConfig:
     derived: bool | None = None
     word_timings: bool = True
     model_cache: str | None = None
+    speaker_info: str | None = None
 
     name = "piper"
 

@@ -34,51 +34,11 @@ from ..words import Words, align_units
 from .base import EngineAudio, SynthesisRequest, speaker_distance
 from .blends import Blend, read_blends
 from .config import CoquiConfig
+from .speakers import read_speaker_info, speaker_key
 
 CHECKPOINT_NAMES = ("model_file.pth", "model_file.pth.tar", "best_model.pth", "model.pth", "checkpoint.pth")
 SPEAKER_FILES = ("speaker_ids.json", "speakers.json", "speakers.pth")
 SPEAKER_INFO_FILES = ("speaker-info.txt", "speaker_info.txt", "speakers.tsv")
-
-
-def speaker_key(name: str) -> str:
-    """'VCTK_p225' / 'P225' / 'p225' -> 'p225': names as corpora and models spell them."""
-    return re.sub(r"^(vctk|libritts)[_-]", "", name.strip().lower())
-
-
-def read_speaker_info(path: Path) -> dict[str, dict[str, str]]:
-    """VCTK's speaker-info.txt (`ID AGE GENDER ACCENTS REGION`, whitespace-separated, region may
-    have spaces) or a TSV with a header including id/gender/accent columns -> key -> metadata."""
-    lines = [l for l in path.read_text(encoding="utf-8", errors="replace").splitlines() if l.strip()]
-    if not lines:
-        return {}
-    header = lines[0].replace("\t", " ").split()
-    cols = [h.lower() for h in header]
-    out: dict[str, dict[str, str]] = {}
-    sep = "\t" if "\t" in lines[0] else None
-    for line in lines[1:]:
-        parts = line.split(sep) if sep else line.split()
-        if not parts or parts[0].startswith(";"):
-            continue
-        row: dict[str, str] = {}
-        for i, col in enumerate(cols):
-            if i >= len(parts):
-                break
-            if col == "region" and not sep:
-                row["region"] = " ".join(parts[i:])
-                break
-            row[col] = parts[i].strip()
-        ident = row.pop("id", parts[0])
-        gender = row.get("gender", "").upper()
-        meta = {"gender": {"F": "female", "M": "male"}.get(gender, row.get("gender", ""))}
-        accent = row.get("accents") or row.get("accent")
-        if accent:
-            meta["accent"] = accent
-        if row.get("region"):
-            meta["region"] = row["region"]
-        if row.get("age"):
-            meta["age"] = row["age"]
-        out[speaker_key(ident)] = {k: v for k, v in meta.items() if v}
-    return out
 
 
 def _find(folder: Path, names: Sequence[str]) -> Path | None:

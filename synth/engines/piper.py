@@ -16,11 +16,12 @@ from pathlib import Path
 import numpy as np
 
 from ..domain import Voice
-from ..errors import SynthError
+from ..errors import ConfigError, SynthError
 from ..words import Words, align_units
 from .base import EngineAudio, SynthesisRequest
 from .config import PiperConfig
 from .piper_voices import fetch_voice, is_voice_name
+from .speakers import read_speaker_info, speaker_key
 
 # Vocal-tract factors and speaking rates of the documented derived voices. Neighbouring factors
 # are 0.08 apart; speakers of one conversation are cast at least two steps apart when possible.
@@ -70,6 +71,10 @@ class PiperEngine:
         except Exception as exc:  # onnxruntime and json raise their own exception types
             raise SynthError(f"cannot load Piper model {self.model_path}: {exc}") from exc
         self.model = self.model_path.name
+        info = Path(config.speaker_info) if config.speaker_info else None
+        if info is not None and not info.is_file():
+            raise ConfigError("speaker_info", "no such file", str(info))
+        self._speaker_meta = read_speaker_info(info) if info else {}
         self._voices = self._build_voices()
         self._phoneme_cache: dict[str, tuple[str, ...]] = {}
 
@@ -121,6 +126,7 @@ class PiperEngine:
                 "base_speaker": speaker,
                 "pitch": pitch,
                 "rate": {0.85: "fast", 1.2: "slow"}.get(rate, "normal"),
+                **self._speaker_meta.get(speaker_key(speaker), {}),
             },
         )
 
