@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .engines import CoquiConfig, load_engine
+from .engines import CoquiConfig, PiperConfig, load_engine
 from .engines.blends import Blend, propose, write_blends
 from .errors import ConfigError
 from .pipeline import Pipeline, PipelineConfig
@@ -21,7 +21,7 @@ from .speaker_encoder import REFERENCE, SpeakerEncoder, cosine_distance
 
 
 def make_blends(
-    config: CoquiConfig,
+    config: CoquiConfig | PiperConfig,
     count: int,
     out: Path,
     min_distance: float = 0.3,
@@ -31,12 +31,14 @@ def make_blends(
     progress: Callable[[str], None] | None = None,
 ) -> list[Blend]:
     """Propose, judge and keep up to `count` blends of `config`'s model; write them to `out`."""
-    if not isinstance(config, CoquiConfig):
-        raise ConfigError("blend", "blending mixes Coqui VITS speaker embeddings; give a coqui model")
+    if not isinstance(config, (CoquiConfig, PiperConfig)):
+        raise ConfigError("blend", "blending needs a Coqui VITS or a multi-speaker Piper model")
     from .wer import wer
 
     base = load_engine(replace(config, blends=None))
-    speakers = [v.speaker for v in base.voices() if v.params.get("speaker_index") is not None]
+    speakers = list(
+        dict.fromkeys(v.speaker for v in base.voices() if v.params.get("speaker_index") is not None)
+    )
     prefix = base.voices()[0].id.rsplit("-", 1)[0] if base.voices() else "blend"
     candidates = propose(prefix, speakers, count * 3, seed)
     with tempfile.TemporaryDirectory(prefix="synth-blend-") as tmp:

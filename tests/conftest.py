@@ -89,10 +89,14 @@ def duplex_dataset(tmp_path_factory) -> Path:
     return out
 
 
-def build_piper_trio(folder: Path, name: str = "en_US-trio-medium", speakers=("ann", "bob", "cyd")) -> Path:
+def build_piper_trio(
+    folder: Path, name: str = "en_US-trio-medium", speakers=("ann", "bob", "cyd"), gains=None
+) -> Path:
     """A multi-speaker Piper model built outside synth: the embedded graph given a real `sid`
-    input (added to the audio times zero, so it is used but changes nothing: the speakers sound
-    the same) and a config naming the speakers. Returns NAME.onnx (NAME.onnx.json beside it)."""
+    input and a config naming the speakers. Returns NAME.onnx (NAME.onnx.json beside it). Without
+    `gains`, sid is added to the audio times zero (used, changing nothing: the speakers sound the
+    same); with them, sid looks up a speaker table (`Gather(table, sid)`, as real multi-speaker
+    Piper graphs look up their speaker embeddings) whose row scales the audio."""
     import onnx
     from onnx import TensorProto, helper
 
@@ -108,14 +112,24 @@ def build_piper_trio(folder: Path, name: str = "en_US-trio-medium", speakers=("a
     out = model.graph.output[0].name
     for node in model.graph.node:
         node.output[:] = ["audio_raw" if o == out else o for o in node.output]
-    model.graph.initializer.append(helper.make_tensor("zero", TensorProto.FLOAT, [1], [0.0]))
-    model.graph.node.extend(
-        [
-            helper.make_node("Cast", ["sid"], ["sid_f"], to=TensorProto.FLOAT),
-            helper.make_node("Mul", ["sid_f", "zero"], ["sid_zero"]),
-            helper.make_node("Add", ["audio_raw", "sid_zero"], [out]),
-        ]
-    )
+    if gains is None:
+        model.graph.initializer.append(helper.make_tensor("zero", TensorProto.FLOAT, [1], [0.0]))
+        model.graph.node.extend(
+            [
+                helper.make_node("Cast", ["sid"], ["sid_f"], to=TensorProto.FLOAT),
+                helper.make_node("Mul", ["sid_f", "zero"], ["sid_zero"]),
+                helper.make_node("Add", ["audio_raw", "sid_zero"], [out]),
+            ]
+        )
+    else:
+        table = helper.make_tensor("speaker_table", TensorProto.FLOAT, [len(gains), 1], list(gains))
+        model.graph.initializer.append(table)
+        model.graph.node.extend(
+            [
+                helper.make_node("Gather", ["speaker_table", "sid"], ["speaker_row"]),
+                helper.make_node("Mul", ["audio_raw", "speaker_row"], [out]),
+            ]
+        )
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{name}.onnx"
     onnx.save(model, str(path))

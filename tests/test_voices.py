@@ -274,3 +274,39 @@ def test_piper_speaker_table_gives_attributes(tmp_path):
     assert res.returncode == 0, res.stderr
     for folder in (tmp_path / "ds" / "conversations").iterdir():
         assert json.loads((folder / "metadata.json").read_text())["voices"]["B"]["id"] == "trio-bob"
+
+
+def test_piper_blends_through_a_patched_speaker_lookup(tmp_path):
+    """A Piper model whose speakers differ through a table lookup on sid (here a gain per speaker,
+    0.5 / 1.0 / 1.5): the patched graph's weighted sum makes all weight on one speaker speak as
+    that speaker, and an even mix of the 0.5 and 1.5 speakers speak as the 1.0 one (the mix is
+    the rows' weighted sum). Word timings still come through the patched graph."""
+    import numpy as np
+
+    from synth.engines.blends import Blend, write_blends
+
+    model = build_piper_trio(tmp_path / "m", gains=(0.5, 1.0, 1.5))
+    recipes = tmp_path / "b.json"
+    write_blends(
+        recipes,
+        "trio",
+        [Blend("trio-mix-solo", (("cyd", 1.0),)), Blend("trio-mix-even", (("ann", 0.5), ("cyd", 0.5)))],
+    )
+    quiet = {"noise_scale": 0.0, "noise_w_scale": 0.0}
+    plain = load_engine(PiperConfig(str(model), **quiet))
+    blended = load_engine(PiperConfig(str(model), blends=str(recipes), **quiet))
+    text = "Blending voices, one row at a time."
+
+    def say(engine, voice_id):
+        voice = {v.id: v for v in engine.voices()}[voice_id]
+        return engine.synthesize([SynthesisRequest(text, voice)])[0]
+
+    bob, cyd = say(plain, "trio-bob"), say(plain, "trio-cyd")
+    np.testing.assert_allclose(say(blended, "trio-cyd").samples, cyd.samples, atol=1e-5)  # catalog unchanged
+    np.testing.assert_allclose(say(blended, "trio-mix-solo").samples, cyd.samples, atol=1e-5)
+    even = say(blended, "trio-mix-even")
+    np.testing.assert_allclose(even.samples, bob.samples, atol=1e-5)
+    assert [w.word for w in even.words] == text.split()
+    assert {v.id for v in blended.voices()} >= {"trio-mix-solo", "trio-mix-even"}
+    with pytest.raises(ConfigError, match="no speaker embedding lookup"):
+        load_engine(PiperConfig(str(build_piper_trio(tmp_path / "flat")), blends=str(recipes)))

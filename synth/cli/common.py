@@ -105,7 +105,8 @@ def add_engine_args(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--blends",
         default=env("BLENDS", None),
-        help="coqui: a blends file (synth voices --blend N writes it): add its blended voices",
+        help="a blends file (synth voices --blend N writes it): add its blended voices (coqui and "
+        "multi-speaker piper models)",
     )
     g.add_argument(
         "--model-cache",

@@ -28,7 +28,9 @@ class PiperConfig:
     model_cache: where voices loaded by name are kept (default $SYNTH_MODEL_CACHE, else
         ~/.cache/synth/models).
     speaker_info: a speaker table for a multi-speaker model's voices' metadata (LibriTTS-R's
-        SPEAKERS.txt for en_US-libritts_r-medium, VCTK's speaker-info.txt for en_GB-vctk-medium)."""
+        SPEAKERS.txt for en_US-libritts_r-medium, VCTK's speaker-info.txt for en_GB-vctk-medium).
+    blends: a blends file (`synth voices --blend N`) for a multi-speaker model: new voices mixed
+        from its speakers' embeddings (the graph's speaker lookup patched into a weighted sum)."""
 
     model: str | None = None
     device: str = "auto"
@@ -38,6 +40,7 @@ class PiperConfig:
     word_timings: bool = True
     model_cache: str | None = None
     speaker_info: str | None = None
+    blends: str | None = None
 
     name = "piper"
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from ..domain import Voice
 from ..errors import ConfigError, SynthError
 from ..words import Words, align_units
 from .base import EngineAudio, SynthesisRequest
+from .blends import Blend, read_blends
 from .config import PiperConfig
 from .piper_voices import fetch_voice, is_voice_name
 from .speakers import read_speaker_info, speaker_key
@@ -76,6 +78,8 @@ class PiperEngine:
             raise ConfigError("speaker_info", "no such file", str(info))
         self._speaker_meta = read_speaker_info(info) if info else {}
         self._voices = self._build_voices()
+        if config.blends:
+            self._voices += self._add_blends(read_blends(Path(config.blends)))
         self._phoneme_cache: dict[str, tuple[str, ...]] = {}
 
     @staticmethod
@@ -89,6 +93,36 @@ class PiperEngine:
         return fetch_voice(
             config.model, Path(config.model_cache).expanduser() if config.model_cache else None
         )
+
+    def _add_blends(self, recipes: list[Blend]) -> list[Voice]:
+        """Blended voices of a multi-speaker model: the graph's speaker lookup becomes a weighted
+        sum (synth.engines.piper_blend); a blend is one more row of weights."""
+        from .piper_blend import blended_session
+
+        cfg = self._voice.config
+        if cfg.num_speakers <= 1:
+            raise ConfigError(
+                "blends", "a single-speaker Piper model has no speakers to blend", self.config.blends
+            )
+        index = dict(cfg.speaker_id_map) or {str(i): i for i in range(cfg.num_speakers)}
+        rows = [np.eye(cfg.num_speakers, dtype=np.float32)]
+        voices = []
+        for k, recipe in enumerate(recipes):
+            row = np.zeros((1, cfg.num_speakers), dtype=np.float32)
+            for parent, weight in recipe.parents:
+                if parent not in index:
+                    raise ConfigError("blends", f"{recipe.id}: no speaker {parent!r} in {self.model}")
+                row[0, index[parent]] += weight
+            rows.append(row)
+            voice = self._voice_of(recipe.id, recipe.id, cfg.num_speakers + k, 1.0, 1.0)
+            voices.append(replace(voice, meta={**voice.meta, "blend": [[p, w] for p, w in recipe.parents]}))
+        providers = (
+            ["CUDAExecutionProvider", "CPUExecutionProvider"] if self.use_cuda else ["CPUExecutionProvider"]
+        )
+        self._voice.session = blended_session(
+            str(self.model_path), self.config.word_timings, providers, np.concatenate(rows)
+        )
+        return voices
 
     @property
     def native_rate(self) -> int:
