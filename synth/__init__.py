@@ -9,7 +9,8 @@ The public API (docs/architecture.md has the map):
     for ref in synth.open_dataset("dataset/"):
         meta = ref.metadata()                                              # a ConversationMetadata
 
-Configure a run with one `GenerateOptions` (engine, pipeline, samples, limits, batching); build a
+Configure a run with one `GenerateOptions` (engine or several engines, pipeline, samples, limits,
+batching, `ConversationAudioConfig` with `AugmentConfig` for two-channel audio); build a
 `Pipeline` for one conversation at a time with `build_pipeline`; train with
 `ConversationDataset` and `ConversationBatchSampler` (need torch; imported on first use)."""
 
@@ -20,14 +21,16 @@ from typing import Any
 __version__ = "0.1.0"
 
 from .api import AsrCheckConfig, GenerateOptions, build_pipeline, generate, sample_builder
+from .augment import AugmentConfig
 from .batcher import BatchConfig
 from .dataset import ConversationRef, DatasetError, open_dataset
 from .dialogs import DialogLimits, build_dialog
 from .domain import Conversation, Dialog, Source, Turn, Voice
 from .engines import CoquiConfig, Engine, PiperConfig, load_engine
 from .errors import ConfigError, DialogError, SynthError, VoiceError
+from .mixdown import ConversationAudioConfig
 from .pipeline import Pipeline, PipelineConfig
-from .records import ConversationMetadata, ManifestEntry, TurnRecord
+from .records import ConversationMetadata, EventRecord, ManifestEntry, TurnRecord
 from .runner import RunSummary
 from .samples import SampleConfig, SpeechProfile
 from .sessions import SessionConfig
@@ -35,15 +38,18 @@ from .sharding import Shard
 from .sources import ChatFields, open_dialogs
 from .timeline import GapDistribution
 from .validate import Report, validate_dataset
+from .words import WordTiming
 
 _TRAINING = ("ConversationDataset", "ConversationBatchSampler")
 
 __all__ = [
     "AsrCheckConfig",
+    "AugmentConfig",
     "BatchConfig",
     "ChatFields",
     "ConfigError",
     "Conversation",
+    "ConversationAudioConfig",
     "ConversationBatchSampler",
     "ConversationDataset",
     "ConversationMetadata",
@@ -54,6 +60,7 @@ __all__ = [
     "DialogError",
     "DialogLimits",
     "Engine",
+    "EventRecord",
     "GapDistribution",
     "GenerateOptions",
     "ManifestEntry",
@@ -72,6 +79,7 @@ __all__ = [
     "TurnRecord",
     "Voice",
     "VoiceError",
+    "WordTiming",
     "__version__",
     "build_dialog",
     "build_pipeline",
