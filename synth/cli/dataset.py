@@ -17,6 +17,7 @@ from ..dataset import open_dataset
 from ..export import EXPORTS
 from ..merge import merge_datasets
 from ..retokenize import retokenize
+from ..timeline_stats import timeline_stats
 from ..validate import validate_dataset
 from ..voice_report import dataset_voice_stats
 from .common import (
@@ -43,7 +44,8 @@ def register(sub: Any) -> None:
     val.add_argument(
         "--stats",
         action="store_true",
-        help="also say how many distinct speakers (voices) the dataset has, by model and engine",
+        help="also say how many distinct speakers (voices) the dataset has, by model and engine, and "
+        "how its timelines look (overlap share, offsets, backchannels per opportunity)",
     )
     val.set_defaults(run=cmd_validate)
 
@@ -133,6 +135,7 @@ def register(sub: Any) -> None:
 def cmd_validate(args: argparse.Namespace) -> int:
     report = validate_dataset(args.dataset)
     stats = dataset_voice_stats(args.dataset) if args.stats and report.ok else None
+    timing = timeline_stats(args.dataset) if stats is not None else None
     if args.json:
         record = {
             "ok": report.ok,
@@ -142,12 +145,18 @@ def cmd_validate(args: argparse.Namespace) -> int:
             "turns": report.turns,
             "audio_sec": round(report.audio_sec, 3),
         }
-        print(json.dumps({**record, **({"voices": stats} if stats else {})}, indent=2))
+        extra = {"voices": stats, "timeline": timing} if stats else {}
+        print(json.dumps({**record, **extra}, indent=2))
     else:
         print(report.format())
-        if stats:
+        if stats and timing:
             models = ", ".join(f"{n} from {m}" for m, n in stats["by_model"].items())
             print(f"{stats['distinct_voices']} distinct speakers (voices): {models}")
+            print(
+                f"{timing['speaker_changes']} speaker changes, {timing['overlap_share']} of them overlapping, "
+                f"median offset {timing['offset_median_sec']} s; {timing['backchannels']} backchannels in "
+                f"{timing['backchannel_opportunities']} opportunities ({timing['backchannels_per_opportunity']})"
+            )
     return EXIT_OK if report.ok else EXIT_ERROR
 
 
