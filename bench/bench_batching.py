@@ -77,7 +77,12 @@ def engine_alone(engine, texts: list[str], batch: int) -> tuple[float, float]:
     return audio, time.perf_counter() - began
 
 
-def through_server(engine, texts: list[str], max_batch: int, clients: int) -> tuple[float, float]:
+def through_server(
+    engine, texts: list[str], max_batch: int, clients: int, on_turn=None
+) -> tuple[float, float]:
+    """`clients` concurrent streams through a real server, each with its share of the turns
+    (the turns repeat when there are more clients than turns); `on_turn(seconds)` hears the time
+    between a stream's turns as they arrive."""
     from synth.batcher import BatchConfig
     from synth_client import SynthClient
     from synth_server import ServerOptions, ServiceConfig, SynthServer
@@ -89,18 +94,22 @@ def through_server(engine, texts: list[str], max_batch: int, clients: int) -> tu
             max_in_flight=clients,
         )
         srv = SynthServer(engine, config, ServerOptions(host="127.0.0.1", port=0)).start()
-        per = len(texts) // clients
+        per = max(1, len(texts) // clients)
         audio = [0.0] * clients
         barrier = threading.Barrier(clients + 1)
 
         def run(k: int) -> None:
             with SynthClient(f"127.0.0.1:{srv.port}") as c:
                 barrier.wait()
-                turns = [
-                    ("A" if i % 2 == 0 else "B", t) for i, t in enumerate(texts[k * per : (k + 1) * per])
-                ]
+                turns = [("AB"[i % 2], texts[(k * per + i) % len(texts)]) for i in range(per)]
+                last = time.perf_counter()
                 for ev in c.synthesize(turns, conversation_id=f"b{max_batch}_{k}", stream_only=True):
-                    audio[k] += getattr(ev, "duration_sec", 0.0)
+                    if hasattr(ev, "duration_sec"):
+                        audio[k] += ev.duration_sec
+                        now = time.perf_counter()
+                        if on_turn is not None:
+                            on_turn(now - last)
+                        last = now
 
         threads = [threading.Thread(target=run, args=(k,)) for k in range(clients)]
         for t in threads:

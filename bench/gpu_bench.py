@@ -26,14 +26,13 @@ import platform
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_batching import engine_alone, make_turns, through_generate
+from bench_batching import engine_alone, make_turns, through_generate, through_server
 
 from synth.engines import CoquiConfig, SynthesisRequest, load_engine
 from synth.engines.coqui_build import build_random_vits
@@ -110,53 +109,17 @@ def batched_equals_alone(engine: Any, texts: list[str], batch: int) -> float:
 
 
 def server_row(engine: Any, texts: list[str], streams: int, max_batch: int) -> dict:
-    from synth.batcher import BatchConfig
-    from synth_client import SynthClient
-    from synth_server import ServerOptions, ServiceConfig, SynthServer
-
+    """bench_batching's server run with `streams` clients, adding per-turn latency (time between
+    a stream's turns) and the batch sizes the engine was given."""
     counting = Counting(engine)
     gaps: list[float] = []
-    audio = [0.0] * streams
-    lock = threading.Lock()
-    with tempfile.TemporaryDirectory() as tmp:
-        config = ServiceConfig(
-            out=Path(tmp) / "ds",
-            batch=BatchConfig(max_batch=max_batch, max_wait_ms=10),
-            max_in_flight=streams,
-        )
-        srv = SynthServer(counting, config, ServerOptions(host="127.0.0.1", port=0)).start()
-        counting.sizes.clear()  # the warm-up's
-        per = max(1, len(texts) // streams)
-        barrier = threading.Barrier(streams + 1)
-
-        def run(k: int) -> None:
-            turns = [("AB"[i % 2], t) for i, t in enumerate((texts * 4)[k * per : (k + 1) * per])]
-            with SynthClient(f"127.0.0.1:{srv.port}") as c:
-                barrier.wait()
-                last = time.perf_counter()
-                for ev in c.synthesize(turns, conversation_id=f"s{streams}_{k}", stream_only=True):
-                    if hasattr(ev, "duration_sec"):
-                        now = time.perf_counter()
-                        with lock:
-                            gaps.append(now - last)
-                            audio[k] += ev.duration_sec
-                        last = now
-
-        threads = [threading.Thread(target=run, args=(k,)) for k in range(streams)]
-        for t in threads:
-            t.start()
-        barrier.wait()
-        began = time.perf_counter()
-        for t in threads:
-            t.join()
-        wall = time.perf_counter() - began
-        srv.stop(grace=0)
+    audio, wall = through_server(counting, texts, max_batch, streams, on_turn=gaps.append)
+    sizes = counting.sizes[1:]  # the first is the server's warm-up
     gaps.sort()
-    sizes = counting.sizes
     return {
         "streams": streams,
         "max_batch": max_batch,
-        "audio_sec_per_sec": round(sum(audio) / wall, 1),
+        "audio_sec_per_sec": round(audio / wall, 1),
         "turn_latency_p50_ms": round(1000 * statistics.median(gaps), 1) if gaps else None,
         "turn_latency_p95_ms": round(1000 * gaps[int(0.95 * (len(gaps) - 1))], 1) if gaps else None,
         "batches": len(sizes),

@@ -18,7 +18,7 @@ import numpy as np
 
 from .asr import Recognizer
 from .audio import FLOOR_DBFS, FRAME_SEC, SAMPLE_RATE, SILENCE_DB
-from .words import Words, WordTiming, _fill, monotonic
+from .words import Words, WordTiming, fill_gaps, monotonic
 
 WINDOW_SEC = 30.0
 
@@ -143,4 +143,4 @@ class ForcedAligner:
         for a, b, size in matcher.get_matching_blocks():
             for k in range(size):
                 spans[a + k] = [float(heard[b + k].start), float(heard[b + k].end)]
-        return _fill(words, spans, 0.0, duration)
+        return fill_gaps(words, spans, 0.0, duration)

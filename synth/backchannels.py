@@ -34,6 +34,13 @@ class PlannedBackchannel:
     start: float  # on the conversation timeline
 
 
+def opportunities(duration_sec: float) -> int:
+    """How many backchannel opportunities a turn of this length gives (the rule above)."""
+    if duration_sec < MIN_TURN_SEC:
+        return 0
+    return 1 + int((duration_sec - MIN_TURN_SEC) // EVERY_SEC)
+
+
 def _listener(turns: Sequence[SynthesizedTurn], i: int, speakers: Sequence[str]) -> str | None:
     speaker = turns[i].speaker
     for j in (i - 1, i + 1):
@@ -63,15 +70,15 @@ def plan(
     if rate <= 0:
         return planned
     for i, turn in enumerate(turns):
-        if turn.duration_sec < MIN_TURN_SEC:
+        count = opportunities(turn.duration_sec)
+        if not count:
             continue
         listener = _listener(turns, i, speakers)
         if listener is None:
             continue
         lo, hi = turn.start_time + LEAD_SEC, turn.end_time - TAIL_SEC
-        opportunities = 1 + int((turn.duration_sec - MIN_TURN_SEC) // EVERY_SEC)
-        width = (hi - lo) / opportunities
-        for k in range(opportunities):
+        width = (hi - lo) / count
+        for k in range(count):
             if rng.random() >= rate:
                 continue
             a, b = lo + k * width, lo + (k + 1) * width

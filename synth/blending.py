@@ -17,7 +17,7 @@ from .engines import CoquiConfig, PiperConfig, load_engine
 from .engines.blends import Blend, propose, write_blends
 from .errors import ConfigError
 from .pipeline import Pipeline, PipelineConfig
-from .speaker_encoder import REFERENCE, SpeakerEncoder, cosine_distance
+from .speaker_encoder import REFERENCE, SpeakerEncoder, cosine_distance, voice_embeddings
 
 
 def make_blends(
@@ -29,8 +29,11 @@ def make_blends(
     seed: int = 0,
     recognizer: Any = None,
     progress: Callable[[str], None] | None = None,
+    cache: Path | None = None,
 ) -> list[Blend]:
-    """Propose, judge and keep up to `count` blends of `config`'s model; write them to `out`."""
+    """Propose, judge and keep up to `count` blends of `config`'s model; write them to `out`.
+    The catalog's own embeddings come from `cache` when `--measure` or measured casting already
+    computed them (synth.speaker_encoder.voice_embeddings)."""
     if not isinstance(config, (CoquiConfig, PiperConfig)):
         raise ConfigError("blend", "blending needs a Coqui VITS or a multi-speaker Piper model")
     from .wer import wer
@@ -47,12 +50,8 @@ def make_blends(
         engine = load_engine(replace(config, blends=str(trial)))
     pipeline = Pipeline(engine, PipelineConfig())
     encoder = SpeakerEncoder()
-
-    def embed(voice: Any) -> Any:
-        return encoder.embed(np.concatenate([pipeline.render(t, voice) for t in REFERENCE]))
-
     by_id = {v.id: v for v in engine.voices()}
-    catalog = {v.id: embed(v) for v in base.voices()}
+    catalog = voice_embeddings(base, cache, pipeline.render, encoder)
     if recognizer is None:
         from .asr import Recognizer
 
@@ -62,12 +61,12 @@ def make_blends(
     for blend in candidates:
         if len(kept) == count:
             break
-        e = embed(by_id[blend.id])
+        spoken = [pipeline.render(text, by_id[blend.id]) for text in REFERENCE]
+        e = encoder.embed(np.concatenate(spoken))
         others = {**catalog, **kept_embeddings}
         nearest_id = min(others, key=lambda k: cosine_distance(e, others[k]))
         nearest = cosine_distance(e, others[nearest_id])
-        text = REFERENCE[0]
-        error = wer(text, recognizer.transcribe(pipeline.render(text, by_id[blend.id])).text)
+        error = wer(REFERENCE[0], recognizer.transcribe(spoken[0]).text)
         verdict = nearest >= min_distance and error <= max_wer
         if progress is not None:
             progress(

@@ -79,6 +79,19 @@ def _check(obj: Any, cls: type, where: str) -> None:
         raise RecordError(errors[0])
 
 
+def _set(record: Any, *names: str) -> dict[str, Any]:
+    """The named fields of a record that are set (not None), in that order: the optional fields a
+    record writes only when it has them."""
+    return {n: getattr(record, n) for n in names if getattr(record, n) is not None}
+
+
+def _plain(cls: type, obj: Any, where: str) -> Any:
+    """A record whose fields are read as they stand, the rest kept in `extra`."""
+    _check(obj, cls, where)
+    known, rest = _split(obj, cls)
+    return cls(**known, extra=rest)
+
+
 def _split(
     obj: dict[str, Any], cls: type, skip: tuple[str, ...] = ()
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -113,24 +126,17 @@ class TurnRecord:
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"turn_id": self.turn_id, "speaker": self.speaker}
-        for name in ("speaker_id", "voice"):
-            if getattr(self, name) is not None:
-                out[name] = getattr(self, name)
+        out.update(_set(self, "speaker_id", "voice"))
         out.update(audio_file=self.audio_file, transcript_file=self.transcript_file)
-        for name in ("text", "num_samples"):
-            if getattr(self, name) is not None:
-                out[name] = getattr(self, name)
+        out.update(_set(self, "text", "num_samples"))
         out.update(duration_sec=self.duration_sec, start_time=self.start_time, end_time=self.end_time)
-        if self.words is not None:
-            out["words"] = self.words
+        out.update(_set(self, "words"))
         out.update(self.extra)
         return out
 
     @classmethod
     def from_dict(cls, obj: Any, where: str = "turn") -> TurnRecord:
-        _check(obj, cls, where)
-        known, rest = _split(obj, cls)
-        return cls(**known, extra=rest)
+        return _plain(cls, obj, where)
 
 
 @dataclass
@@ -150,19 +156,15 @@ class EventRecord:
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind, "speaker": self.speaker}
-        if self.voice is not None:
-            out["voice"] = self.voice
+        out.update(_set(self, "voice"))
         out.update(text=self.text, start=self.start, end=self.end)
-        if self.audio_file is not None:
-            out["audio_file"] = self.audio_file
+        out.update(_set(self, "audio_file"))
         out.update(self.extra)
         return out
 
     @classmethod
     def from_dict(cls, obj: Any, where: str = "event") -> EventRecord:
-        _check(obj, cls, where)
-        known, rest = _split(obj, cls)
-        return cls(**known, extra=rest)
+        return _plain(cls, obj, where)
 
 
 @dataclass
@@ -203,8 +205,7 @@ class ConversationMetadata:
             "total_turns": self.total_turns,
             "total_duration_sec": self.total_duration_sec,
         }
-        if self.speech_duration_sec is not None:
-            out["speech_duration_sec"] = self.speech_duration_sec
+        out.update(_set(self, "speech_duration_sec"))
         out.update(
             speakers=list(self.speakers),
             voices=self.voices,
@@ -212,13 +213,10 @@ class ConversationMetadata:
             source=self.source,
             metadata_version=self.metadata_version,
         )
-        if self.created_at is not None:
-            out["created_at"] = self.created_at
+        out.update(_set(self, "created_at"))
         if self.events:
             out["events"] = [e.to_dict() for e in self.events]
-        for name in ("conversation_audio", "channels", "main_speaker"):
-            if getattr(self, name) is not None:
-                out[name] = getattr(self, name)
+        out.update(_set(self, "conversation_audio", "channels", "main_speaker"))
         out.update(self.extra)
         if self.tokens:
             out["tokens"] = self.tokens
@@ -307,9 +305,7 @@ class ManifestEntry:
 
     @classmethod
     def from_dict(cls, obj: Any, where: str = MANIFEST) -> ManifestEntry:
-        _check(obj, cls, where)
-        known, rest = _split(obj, cls)
-        return cls(**known, extra=rest)
+        return _plain(cls, obj, where)
 
 
 for _cls in (TurnRecord, EventRecord, ConversationMetadata, ManifestEntry):

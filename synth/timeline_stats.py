@@ -22,10 +22,7 @@ def timeline_stats(root: Path | str) -> dict[str, Any]:
             if previous is not None and turn.speaker != previous:
                 offsets.append(turn.start_time - end)
             end, previous = max(end, turn.end_time), turn.speaker
-            if turn.duration_sec >= backchannels.MIN_TURN_SEC:
-                opportunities += 1 + int(
-                    (turn.duration_sec - backchannels.MIN_TURN_SEC) // backchannels.EVERY_SEC
-                )
+            opportunities += backchannels.opportunities(turn.duration_sec)
         events += sum(e.kind == "backchannel" for e in meta.events)
     return {
         "speaker_changes": len(offsets),

@@ -111,10 +111,10 @@ def align_units(
                 span[0], span[1] = min(span[0], start), max(span[1], end)
     begin = stream[0][1] if stream else 0.0
     finish = stream[-1][2] if stream else 0.0
-    return monotonic(_fill(words, spans, begin, finish))
+    return monotonic(fill_gaps(words, spans, begin, finish))
 
 
-def _fill(words: Sequence[str], spans: list[list[float] | None], begin: float, finish: float) -> Words:
+def fill_gaps(words: Sequence[str], spans: list[list[float] | None], begin: float, finish: float) -> Words:
     """Give unmatched words the time between their matched neighbours, split by length."""
     out: list[WordTiming] = []
     i = 0

@@ -237,7 +237,7 @@ def test_blended_voices_mix_speaker_embeddings(coqui_model, tmp_path):
 
     out = tmp_path / "blends.json"
     res = synth_cli("voices", "--engine", "coqui", "--model", str(coqui_model), "--device", "cpu", "--blend", "2",
-                    "--blend-out", str(out), "--min-distance", "0", "--max-wer", "100")  # fmt: skip
+                    "--model-cache", str(tmp_path / "cache"), "--blend-out", str(out), "--min-distance", "0", "--max-wer", "100")  # fmt: skip
     assert res.returncode == 0, res.stderr
     kept = json.loads(out.read_text())["blends"]
     assert len(kept) == 2 and all({"nearest", "distance", "wer"} <= set(b["report"]) for b in kept)
@@ -248,7 +248,7 @@ def test_blended_voices_mix_speaker_embeddings(coqui_model, tmp_path):
     assert res.returncode == 0 and all(b["id"] in res.stdout for b in kept)
     # judged strictly, an unintelligible random model's blends are all refused
     res = synth_cli("voices", "--engine", "coqui", "--model", str(coqui_model), "--device", "cpu", "--blend", "1",
-                    "--blend-out", str(tmp_path / "strict.json"))  # fmt: skip
+                    "--model-cache", str(tmp_path / "cache"), "--blend-out", str(tmp_path / "strict.json"))  # fmt: skip
     assert res.returncode == 0 and json.loads((tmp_path / "strict.json").read_text())["blends"] == []
 
 

@@ -225,7 +225,7 @@ def _blend(args: argparse.Namespace) -> int:
     cache = Path(args.model_cache).expanduser() if args.model_cache else default_cache()
     out = Path(args.blend_out) if args.blend_out else cache / "blends" / f"{slug(str(config.model))}.json"
     kept = make_blends(
-        config, args.blend, out, args.min_distance, args.max_wer, args.blend_seed, progress=print
+        config, args.blend, out, args.min_distance, args.max_wer, args.blend_seed, progress=print, cache=cache
     )
     print(f"kept {len(kept)} of {args.blend} asked blend(s) in {out}; use them with --blends {out}")
     return EXIT_OK
