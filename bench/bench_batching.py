@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from synth.engines import CoquiConfig, SynthesisRequest, load_engine
-from synth.engines.coqui_build import build_random_vits
+from synth.testing import build_random_vits
 
 WORDS = [
     "we",
@@ -83,7 +83,7 @@ def through_server(
     """`clients` concurrent streams through a real server, each with its share of the turns
     (the turns repeat when there are more clients than turns); `on_turn(seconds)` hears the time
     between a stream's turns as they arrive."""
-    from synth.batcher import BatchConfig
+    from synth.engines.batching import BatchConfig
     from synth_client import SynthClient
     from synth_server import ServerOptions, ServiceConfig, SynthServer
 

@@ -18,10 +18,10 @@ import soundfile as sf
 from synth import load_engine, sample_builder
 from synth.audio import resample
 from synth.corpora.librispeech import read_librispeech
+from synth.dataset.writer import DatasetWriter
 from synth.engines import SynthesisRequest
-from synth.recorded import RecordedProducer
-from synth.runner import run_producer
-from synth.writer import DatasetWriter
+from synth.produce.recorded import RecordedProducer
+from synth.workflows.runner import run_producer
 
 WORDS = [
     "the",

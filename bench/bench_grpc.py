@@ -27,9 +27,9 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 import synth
-from synth.batch import run_batch
+from synth.dialogs.sources import open_dialogs
 from synth.domain import Dialog
-from synth.sources import open_dialogs
+from synth.remote.batch import run_batch
 
 
 def load(path: str, repeat: int) -> list[Dialog]:

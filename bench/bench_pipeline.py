@@ -24,11 +24,11 @@ from pathlib import Path
 
 import synth
 from synth.audio import SAMPLE_RATE
+from synth.dialogs.sources import open_dialogs
+from synth.dialogs.text import split_sentences
 from synth.domain import Dialog
 from synth.engines import SynthesisRequest
-from synth.pipeline import Pipeline
-from synth.sources import open_dialogs
-from synth.text import split_sentences
+from synth.produce.pipeline import Pipeline
 
 
 def load(path: str, repeat: int) -> list[Dialog]:

@@ -13,9 +13,9 @@ import random
 import tempfile
 import time
 
-from synth.records import TurnRecord
-from synth.samples import SampleBuilder
-from synth.tokenizer import EmbeddedLlama3, HuggingFaceTokenizer, export_llama3_hf
+from synth.dataset.records import TurnRecord
+from synth.samples.builder import SampleBuilder
+from synth.samples.tokenizer import EmbeddedLlama3, HuggingFaceTokenizer, export_llama3_hf
 
 WORDS = [
     "the",

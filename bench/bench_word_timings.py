@@ -73,12 +73,12 @@ def main() -> None:
     ap.add_argument("--json", default=None, help="also write the results here")
     args = ap.parse_args()
 
-    from synth.alignment import ForcedAligner, silent_spans
-    from synth.asr import Recognizer
-    from synth.dialogs import build_dialog
+    from synth.asr.alignment import ForcedAligner, silent_spans
+    from synth.asr.recognizer import Recognizer
+    from synth.dialogs.build import build_dialog
     from synth.domain import Source
     from synth.engines import PiperConfig, load_engine
-    from synth.pipeline import Pipeline, PipelineConfig
+    from synth.produce.pipeline import Pipeline, PipelineConfig
 
     engine = load_engine(PiperConfig(noise_scale=0.0, noise_w_scale=0.0))
     aligner = ForcedAligner(Recognizer())

@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_batching import engine_alone, make_turns, through_generate, through_server
 
 from synth.engines import CoquiConfig, SynthesisRequest, load_engine
-from synth.engines.coqui_build import build_random_vits
+from synth.testing import build_random_vits
 
 
 class Counting:

@@ -18,27 +18,26 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
-
 from .api import AsrCheckConfig, GenerateOptions, build_pipeline, generate, sample_builder
-from .augment import AugmentConfig
-from .batcher import BatchConfig
-from .dataset import ConversationRef, DatasetError, open_dataset
-from .dialogs import DialogLimits, build_dialog
+from .dataset.augment import AugmentConfig
+from .dataset.mixdown import ConversationAudioConfig
+from .dataset.reader import ConversationRef, DatasetError, open_dataset
+from .dataset.records import ConversationMetadata, EventRecord, ManifestEntry, TurnRecord
+from .dialogs.build import DialogLimits, build_dialog
+from .dialogs.sessions import SessionConfig
+from .dialogs.sources import ChatFields, open_dialogs
 from .domain import Conversation, Dialog, Source, Turn, Voice
 from .engines import CoquiConfig, Engine, PiperConfig, load_engine
+from .engines.batching import BatchConfig
 from .errors import ConfigError, DialogError, SynthError, VoiceError
-from .mixdown import ConversationAudioConfig
-from .pipeline import Pipeline, PipelineConfig
-from .records import ConversationMetadata, EventRecord, ManifestEntry, TurnRecord
-from .runner import RunSummary
-from .samples import SampleConfig, SpeechProfile
-from .sessions import SessionConfig
-from .sharding import Shard
-from .sources import ChatFields, open_dialogs
-from .timeline import GapDistribution
-from .validate import Report, validate_dataset
+from .produce.pipeline import Pipeline, PipelineConfig
+from .produce.timeline import GapDistribution
+from .samples.builder import SampleConfig, SpeechProfile
+from .version import __version__
 from .words import WordTiming
+from .workflows.runner import RunSummary
+from .workflows.sharding import Shard
+from .workflows.validate import Report, validate_dataset
 
 _TRAINING = ("ConversationDataset", "ConversationBatchSampler")
 

@@ -15,20 +15,20 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .batcher import BatchConfig, BatchingEngine
-from .dialogs import DialogLimits
+from .dataset.mixdown import ConversationAudioConfig
+from .dataset.writer import DatasetWriter
+from .dialogs.build import DialogLimits
+from .dialogs.sessions import SessionConfig
+from .dialogs.sources.chat import ChatFields
 from .domain import Dialog
 from .engines import Engine, EngineConfig, PiperConfig, load_engine
+from .engines.batching import BatchConfig, BatchingEngine
 from .errors import ConfigError, DialogError
-from .mixdown import ConversationAudioConfig
-from .pipeline import Pipeline, PipelineConfig
-from .runner import RunSummary, run_producer
-from .samples import SampleBuilder, SampleConfig
-from .sessions import SessionConfig
-from .sharding import Shard
-from .sources.chat import ChatFields
-from .tokenizer import DEFAULT_TOKENIZER, load_tokenizer
-from .writer import DatasetWriter
+from .produce.pipeline import Pipeline, PipelineConfig
+from .samples.builder import SampleBuilder, SampleConfig
+from .samples.tokenizer import DEFAULT_TOKENIZER, load_tokenizer
+from .workflows.runner import RunSummary, run_producer
+from .workflows.sharding import Shard
 
 ON_ERROR = ("skip", "fail")
 
@@ -86,7 +86,7 @@ def sample_builder(config: SampleConfig | None = None, tokenizer: str = DEFAULT_
 
 
 def asr_check(config: AsrCheckConfig):  # -> synth.asr.AsrCheck (faster-whisper is optional)
-    from .asr import AsrCheck, Recognizer
+    from .asr.recognizer import AsrCheck, Recognizer
 
     return AsrCheck(Recognizer(config.model), config.threshold, config.retries)
 
@@ -131,7 +131,7 @@ def generate(
     built (synth.sources, synth.dialogs.build_dialog)."""
     total = limit
     if isinstance(dialogs, (str, Path)):
-        from .sources import count_records, open_dialogs
+        from .dialogs.sources import count_records, open_dialogs
 
         if options.progress and options.shard is None:
             counted = count_records(str(dialogs), fmt)
@@ -139,7 +139,7 @@ def generate(
         dialogs = open_dialogs(str(dialogs), fmt, split, limit, options.limits, chat)
     with build_pipeline(options, engine) as pipeline:
         if options.sessions is not None:
-            from .sessions import make_sessions, token_estimator
+            from .dialogs.sessions import make_sessions, token_estimator
 
             session_limits = DialogLimits(
                 max_turns=100_000,

@@ -13,6 +13,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from .errors import DialogError
+
 SAMPLE_RATE = 16_000
 TARGET_DBFS = -20.0
 PEAK_DBFS = -1.0
@@ -119,3 +121,14 @@ def wav_bytes(samples: np.ndarray, rate: int = SAMPLE_RATE) -> bytes:
 
 def write_wav(path: Path, samples: np.ndarray, rate: int = SAMPLE_RATE) -> None:
     sf.write(str(path), to_pcm16(samples), rate, format="WAV", subtype="PCM_16")
+
+
+def load_audio(path: Path, where: str) -> np.ndarray:
+    """16 kHz mono float32, or a DialogError naming the file."""
+    try:
+        data, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as exc:  # libsndfile: missing, truncated or not audio
+        raise DialogError(f"unreadable audio file {path} ({exc})", where) from None
+    if data.shape[0] == 0:
+        raise DialogError(f"audio file {path} has no samples", where)
+    return resample(data.mean(axis=1), rate, SAMPLE_RATE)

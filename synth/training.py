@@ -26,10 +26,10 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from .audio import SAMPLE_RATE
-from .curriculum import SPLITS_DIR, parse_stages, split_path
-from .dataset import ConversationRef, DatasetError, open_dataset
-from .samples import IGNORE_INDEX
-from .tokenizer import LLAMA31_RENAMED, PAD_TOKEN
+from .dataset.reader import ConversationRef, DatasetError, open_dataset
+from .samples.builder import IGNORE_INDEX
+from .samples.curriculum import SPLITS_DIR, parse_stages, split_path
+from .samples.tokenizer import LLAMA31_RENAMED, PAD_TOKEN
 
 TurnIndex = tuple[int, int]  # (conversation position, turn number)
 

@@ -7,10 +7,10 @@ import statistics
 import numpy as np
 import pytest
 
-from synth.alignment import ForcedAligner, silent_spans, snap_to_speech
-from synth.dialogs import build_dialog
+from synth.asr.alignment import ForcedAligner, silent_spans, snap_to_speech
+from synth.dialogs.build import build_dialog
 from synth.domain import Source
-from synth.pipeline import Pipeline
+from synth.produce.pipeline import Pipeline
 from synth.words import WordTiming
 
 SENTENCES = [
@@ -23,7 +23,7 @@ SENTENCES = [
 
 @pytest.fixture(scope="module")
 def aligner():
-    from synth.asr import Recognizer
+    from synth.asr.recognizer import Recognizer
 
     return ForcedAligner(Recognizer())
 

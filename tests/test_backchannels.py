@@ -6,11 +6,11 @@ import random
 import numpy as np
 import pytest
 
-from synth import backchannels
-from synth.dialogs import build_dialog
+from synth.dialogs.build import build_dialog
 from synth.domain import Source, SynthesizedTurn, Voice
 from synth.errors import ConfigError
-from synth.pipeline import Pipeline, PipelineConfig
+from synth.produce import backchannels
+from synth.produce.pipeline import Pipeline, PipelineConfig
 from synth.words import WordTiming
 
 VOICE = Voice("v", "test", "m", "s")

@@ -12,10 +12,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from conftest import REPO, free_port, run_cli, start_server, write_jsonl
-
-from synth.validate import validate_dataset
+from synth.workflows.validate import validate_dataset
 from synth_client import SynthClient
+from tests.helpers import REPO, free_port, run_cli, start_server, write_jsonl
 
 SYNTH = str(Path(sys.executable).with_name("synth"))
 

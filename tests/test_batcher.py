@@ -7,8 +7,8 @@ import time
 import numpy as np
 import pytest
 
-from synth.batcher import BatchingEngine
 from synth.engines import SynthesisRequest
+from synth.engines.batching import BatchingEngine
 
 
 def test_concurrent_callers_get_their_own_audio(quiet_engine):

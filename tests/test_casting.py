@@ -2,10 +2,10 @@ from collections import Counter
 
 import pytest
 
-from synth.casting import MIN_DISTANCE, cast
-from synth.dialogs import build_dialog
+from synth.dialogs.build import build_dialog
 from synth.domain import Source
 from synth.errors import VoiceError
+from synth.produce.casting import MIN_DISTANCE, cast
 
 
 def dialog(cid: str, speakers: list[str], voices=None):

@@ -7,10 +7,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import run_cli, write_jsonl
 
-from synth.sources import ChatFields, open_dialogs
-from synth.validate import validate_dataset
+from synth.dialogs.sources import ChatFields, open_dialogs
+from synth.workflows.validate import validate_dataset
+from tests.helpers import run_cli, write_jsonl
 
 MESSAGES = [
     {

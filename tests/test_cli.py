@@ -10,9 +10,9 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLES, run_cli, write_jsonl
 
-from synth.validate import validate_dataset
+from synth.workflows.validate import validate_dataset
+from tests.helpers import EXAMPLES, run_cli, write_jsonl
 
 
 def manifest_ids(out: Path) -> list[str]:

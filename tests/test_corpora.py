@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import run_cli
 
 from synth.audio import resample
 from synth.engines import SynthesisRequest
-from synth.validate import validate_dataset
+from synth.workflows.validate import validate_dataset
+from tests.helpers import run_cli
 
 SENTENCES = [
     "The lighthouse keeper counted the ships every evening.",
@@ -200,7 +200,7 @@ def test_commonvoice_bad_tsv(commonvoice, tmp_path):
 
 
 def test_transcribe_wav_folders(quiet_engine, tmp_path):
-    from synth.wer import word_errors
+    from synth.asr.wer import word_errors
 
     rec = tmp_path / "recordings"
     spoken = {"meeting_a": SENTENCES[:2], "meeting_b": SENTENCES[2:5]}
@@ -252,7 +252,7 @@ def test_check_asr_catches_a_wrong_transcript(example_dataset, tmp_path):
 
 
 def test_generate_with_asr_check(tmp_path):
-    from conftest import write_jsonl
+    from tests.helpers import write_jsonl
 
     dialogs = write_jsonl(
         tmp_path / "d.jsonl",

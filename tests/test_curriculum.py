@@ -2,10 +2,10 @@ import json
 import shutil
 
 import pytest
-from conftest import run_cli
 
-from synth.curriculum import parse_stages, write_splits
 from synth.errors import SynthError
+from synth.samples.curriculum import parse_stages, write_splits
+from tests.helpers import run_cli
 
 
 def test_parse_stages():

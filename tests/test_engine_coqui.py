@@ -12,12 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_cli, write_jsonl
 
 from synth.engines import CoquiConfig, SynthesisRequest, load_engine
-from synth.engines.coqui_build import build_random_vits
 from synth.errors import SynthError
-from synth.validate import validate_dataset
+from synth.testing import build_random_vits
+from synth.workflows.validate import validate_dataset
+from tests.helpers import run_cli, write_jsonl
 
 INFO = {
     "p225": {"age": "23", "gender": "F", "accent": "English", "region": "Southern England"},
@@ -199,12 +199,12 @@ def test_generate_batches_turns_across_conversations_in_flight(tiny_model, tmp_p
 
 def test_conversations_in_flight_share_batches(coqui, tmp_path):
     """The library path behind --in-flight: turns of different conversations meet in one batch."""
-    from synth.batcher import BatchingEngine
-    from synth.dialogs import build_dialog
+    from synth.dataset.writer import DatasetWriter
+    from synth.dialogs.build import build_dialog
     from synth.domain import Source
-    from synth.pipeline import Pipeline
-    from synth.runner import run_producer
-    from synth.writer import DatasetWriter
+    from synth.engines.batching import BatchingEngine
+    from synth.produce.pipeline import Pipeline
+    from synth.workflows.runner import run_producer
 
     sizes = []
     batching = BatchingEngine(
@@ -252,7 +252,7 @@ def test_bad_models(tmp_path, tiny_model):
 
 
 def test_server_batches_concurrent_streams(coqui, tmp_path):
-    from synth.batcher import BatchConfig
+    from synth.engines.batching import BatchConfig
     from synth_client import SynthClient
     from synth_server import ServerOptions, ServiceConfig, SynthServer
 

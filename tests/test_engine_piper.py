@@ -5,12 +5,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import build_piper_trio
 
 from synth.audio import SAMPLE_RATE, resample
 from synth.engines import PiperConfig, SynthesisRequest, load_engine
 from synth.engines.piper import SPEAKING_RATES, VOCAL_TRACT_FACTORS, embedded_model_path
 from synth.errors import SynthError
+from tests.helpers import build_piper_trio
 
 
 def f0(x: np.ndarray, rate: int) -> float:

@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import run_cli
+
+from tests.helpers import run_cli
 
 
 def test_llama_omni_export(tmp_path, example_dataset):

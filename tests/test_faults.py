@@ -20,13 +20,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import free_port, start_server, write_jsonl
 
-from synth.dialogs import build_dialog
+from synth.dataset.writer import DatasetWriter, WriteFailed
+from synth.dialogs.build import build_dialog
 from synth.domain import Source
-from synth.pipeline import Pipeline
-from synth.validate import validate_dataset
-from synth.writer import DatasetWriter, WriteFailed
+from synth.produce.pipeline import Pipeline
+from synth.workflows.validate import validate_dataset
+from tests.helpers import free_port, start_server, write_jsonl
 
 PAGE = 4096
 
@@ -211,9 +211,9 @@ WRITER = """
 import sys
 import numpy as np
 from synth.audio import SAMPLE_RATE
-from synth.dialogs import build_dialog
+from synth.dialogs.build import build_dialog
 from synth.domain import Conversation, Source, SynthesizedTurn, Voice
-from synth.writer import AlreadyWritten, DatasetWriter
+from synth.dataset.writer import AlreadyWritten, DatasetWriter
 
 root, who, ids = sys.argv[1], sys.argv[2], sys.argv[3].split(",")
 writer = DatasetWriter(root)
@@ -420,8 +420,8 @@ def test_one_id_twice_at_once_and_drain_keeps_the_port(engine, tmp_path):
 def test_overload_never_drops_a_dialog_and_the_local_copy_is_complete(engine, tmp_path):
     """A batch wider than the server's limit (concurrency 8 against max_in_flight 2): every
     dialog is made, none fails. A second batch with a local copy fetches what the server had."""
-    from synth.batch import run_batch
-    from synth.sources import open_dialogs
+    from synth.dialogs.sources import open_dialogs
+    from synth.remote.batch import run_batch
 
     dialogs = write_jsonl(
         tmp_path / "d.jsonl",
@@ -512,8 +512,8 @@ def test_a_deadline_inside_one_long_turn_stops_between_sentences(engine, tmp_pat
 def test_two_servers_on_one_folder_and_one_restarting(engine, tmp_path):
     """Two `synth serve` processes on one dataset folder, batches against both; one is killed
     with -9 and started again while the other writes. Every dialog once; the folder validates."""
-    from synth.batch import run_batch
-    from synth.sources import open_dialogs
+    from synth.dialogs.sources import open_dialogs
+    from synth.remote.batch import run_batch
 
     out = tmp_path / "shared"
     ports = [free_port(), free_port()]

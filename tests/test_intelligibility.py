@@ -6,7 +6,7 @@ import json
 import pytest
 from test_engine_piper import f0
 
-from synth.wer import normalize, word_errors
+from synth.asr.wer import normalize, word_errors
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +43,7 @@ def test_wer_normalization():
 def test_speakers_of_a_conversation_differ_in_pitch(example_dataset, quiet_engine):
     """Pitch depends on what is said (questions rise), so each conversation's cast voices speak
     the same sentence and their pitches are compared: every pair at least 12% apart."""
-    from synth.pipeline import Pipeline
+    from synth.produce.pipeline import Pipeline
 
     pipeline = Pipeline(quiet_engine)
     by_id = {v.id: v for v in quiet_engine.voices()}

@@ -1,4 +1,4 @@
-from synth.markup import speakable
+from synth.dialogs.markup import speakable
 
 
 def test_code_tables_links_and_markers_become_sentences():

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import DUPLEX_DIALOGS, run_cli, write_jsonl
 
 from synth import validate_dataset
-from synth.augment import AugmentConfig, ChannelAugmenter, room_impulse_response
+from synth.dataset.augment import AugmentConfig, ChannelAugmenter, room_impulse_response
+from synth.dataset.mixdown import channel_layout
 from synth.errors import ConfigError
-from synth.mixdown import channel_layout
+from tests.helpers import DUPLEX_DIALOGS, run_cli, write_jsonl
 
 
 def expected_mix(folder: Path, meta: dict) -> np.ndarray:

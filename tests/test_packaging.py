@@ -10,7 +10,8 @@ import venv
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+
+from tests.helpers import REPO
 
 CLIENT_SCRIPT = """
 import importlib.util, sys

@@ -2,11 +2,11 @@ import numpy as np
 import pytest
 
 from synth.audio import SAMPLE_RATE, active_dbfs
-from synth.dialogs import build_dialog
+from synth.dialogs.build import build_dialog
 from synth.domain import Source
 from synth.errors import ConfigError
-from synth.pipeline import Pipeline, PipelineConfig
-from synth.timeline import GapDistribution
+from synth.produce.pipeline import Pipeline, PipelineConfig
+from synth.produce.timeline import GapDistribution
 
 TURNS = [
     ("A", "Could you pass me the salt, please?"),

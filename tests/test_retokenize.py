@@ -1,10 +1,9 @@
 import json
 import shutil
 
-from conftest import run_cli
-from llama3_hf import build_llama3_tokenizer_dir
-
-from synth.validate import validate_dataset
+from synth.samples.tokenizer import export_llama3_hf as build_llama3_tokenizer_dir
+from synth.workflows.validate import validate_dataset
+from tests.helpers import run_cli
 
 
 def test_tokenize_rewrites_samples_metadata_and_manifest(tmp_path, example_dataset):

@@ -1,11 +1,17 @@
 """Training samples: template, labels, padding, and ids equal to transformers'."""
 
 import pytest
-from llama3_hf import build_llama3_tokenizer_dir
 
-from synth.records import TurnRecord
-from synth.samples import IGNORE_INDEX, SPEECH_TOKEN_INDEX, SampleBuilder, SampleConfig, speech_positions
-from synth.tokenizer import EmbeddedLlama3, HuggingFaceTokenizer
+from synth.dataset.records import TurnRecord
+from synth.samples.builder import (
+    IGNORE_INDEX,
+    SPEECH_TOKEN_INDEX,
+    SampleBuilder,
+    SampleConfig,
+    speech_positions,
+)
+from synth.samples.tokenizer import EmbeddedLlama3, HuggingFaceTokenizer
+from synth.samples.tokenizer import export_llama3_hf as build_llama3_tokenizer_dir
 
 
 def turn(turn_id: int, speaker_id: int, text: str, duration: float) -> TurnRecord:

@@ -15,7 +15,7 @@ import pytest
 import soundfile as sf
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from synth.validate import validate_dataset
+from synth.workflows.validate import validate_dataset
 from synth_client import AsyncSynthClient, Backoff, SummaryEvent, SynthClient, TurnEvent
 from synth_client.v1 import synth_pb2 as pb
 from synth_server import ServerOptions, ServiceConfig, SynthServer
@@ -259,7 +259,7 @@ def test_tls(engine, tmp_path):
     try:
         with SynthClient(f"localhost:{srv.port}", root_certificates=cert.read_bytes()) as c:
             assert len(c.list_voices()) == 18
-        from conftest import run_cli
+        from tests.helpers import run_cli
 
         health = run_cli("health", "--server", f"localhost:{srv.port}", "--root-cert", str(cert))
         assert health.returncode == 0 and "SERVING" in health.stdout
@@ -319,7 +319,7 @@ def test_async_client(server):
 
 
 def test_asr_check_on_the_server(engine, tmp_path):
-    from synth.asr import AsrCheck, Recognizer
+    from synth.asr.recognizer import AsrCheck, Recognizer
 
     config = ServiceConfig(out=tmp_path / "ds", asr_check=AsrCheck(Recognizer(), threshold=0.5))
     srv = SynthServer(engine, config, ServerOptions(host="127.0.0.1", port=0)).start()
@@ -347,11 +347,10 @@ def test_full_duplex_server_sends_events_and_conversation_audio(engine, tmp_path
     """`serve --conversation-audio --backchannels`: the server writes conversation.wav and the
     backchannels' audio, streams them after the turns (Synthesize and GetConversation alike), and
     `synth batch --out` keeps a local copy that validates."""
-    from conftest import free_port, run_cli, start_server, write_jsonl
-
-    from synth.mixdown import ConversationAudioConfig
-    from synth.pipeline import PipelineConfig
-    from synth.timeline import GapDistribution
+    from synth.dataset.mixdown import ConversationAudioConfig
+    from synth.produce.pipeline import PipelineConfig
+    from synth.produce.timeline import GapDistribution
+    from tests.helpers import free_port, run_cli, start_server, write_jsonl
 
     config = ServiceConfig(
         out=tmp_path / "srv",

@@ -7,13 +7,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import run_cli
 
-from synth.dialogs import build_dialog
+from synth.dialogs.build import build_dialog
+from synth.dialogs.sessions import SessionConfig, make_sessions
 from synth.domain import Source
 from synth.errors import ConfigError, DialogError
-from synth.sessions import SessionConfig, make_sessions
-from synth.validate import validate_dataset
+from synth.workflows.validate import validate_dataset
+from tests.helpers import run_cli
 
 TOPICS = ["the garden", "a train ticket", "the weekend", "a new recipe", "the weather", "a lost key"]
 
@@ -149,7 +149,7 @@ def test_a_session_mix_fills_every_stage_band(source, tmp_path):
 
 
 def test_a_session_mix_from_a_chat_source_keeps_every_dialog_once(tmp_path):
-    from conftest import write_jsonl
+    from tests.helpers import write_jsonl
 
     records = [
         {

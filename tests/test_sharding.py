@@ -1,7 +1,7 @@
 import pytest
 
 from synth.errors import ConfigError
-from synth.sharding import Shard
+from synth.workflows.sharding import Shard
 
 
 def test_shards_partition_ids_stably():

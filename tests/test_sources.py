@@ -2,11 +2,11 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import write_jsonl
 
+from synth.dialogs.sources import open_dialogs, read_dailydialog_text, read_huggingface, read_jsonl
 from synth.domain import Dialog
 from synth.errors import DialogError, SynthError
-from synth.sources import open_dialogs, read_dailydialog_text, read_huggingface, read_jsonl
+from tests.helpers import write_jsonl
 
 
 def _split(items):
@@ -74,7 +74,7 @@ def test_jsonl_bad_lines_name_the_line_and_field(tmp_path: Path):
 
 
 def test_jsonl_rejects_huge_lines_without_losing_the_next(tmp_path: Path, monkeypatch):
-    import synth.sources.jsonl as jsonl
+    import synth.dialogs.sources.jsonl as jsonl
 
     monkeypatch.setattr(jsonl, "MAX_LINE_BYTES", 1000)
     path = write_jsonl(tmp_path / "big.jsonl", [{"turns": ["x" * 5000]}, {"turns": ["After."]}])
@@ -105,7 +105,7 @@ def test_jsonl_is_lazy(tmp_path: Path):
 
 
 def test_dialog_limits(tmp_path: Path):
-    from synth.dialogs import DialogLimits
+    from synth.dialogs.build import DialogLimits
 
     path = write_jsonl(tmp_path / "l.jsonl", [{"turns": ["a b c"] * 5}, {"turns": ["x" * 50]}])
     items = list(read_jsonl(path, DialogLimits(max_turns=4, max_turn_chars=40)))

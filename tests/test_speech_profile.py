@@ -7,11 +7,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import run_cli, write_jsonl
 
 from synth.errors import ConfigError
-from synth.samples import LLAMA_OMNI_SYSTEM_PROMPT, SampleConfig, SpeechProfile
-from synth.validate import validate_dataset
+from synth.samples.builder import LLAMA_OMNI_SYSTEM_PROMPT, SampleConfig, SpeechProfile
+from synth.workflows.validate import validate_dataset
+from tests.helpers import run_cli, write_jsonl
 
 SENTENCES = [f"Here is sentence number {i}, which tells a little more of the long story." for i in range(24)]
 

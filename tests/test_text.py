@@ -1,6 +1,6 @@
 import pytest
 
-from synth.text import clean_text, is_speakable, split_sentences
+from synth.dialogs.text import clean_text, is_speakable, split_sentences
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ import re
 import pytest
 
 from synth.errors import ConfigError
-from synth.timeline import GapDistribution, Timeline
+from synth.produce.timeline import GapDistribution, Timeline
 
 
 @pytest.mark.parametrize("spec", ["fixed:0.5", "uniform:0.1,0.9", "normal:0.4,0.2", "lognormal:0.3,0.5"])

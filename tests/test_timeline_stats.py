@@ -5,9 +5,8 @@ import json
 import random
 from statistics import NormalDist
 
-from conftest import run_cli, write_jsonl
-
-from synth.timeline_stats import timeline_stats
+from synth.workflows.timeline_stats import timeline_stats
+from tests.helpers import run_cli, write_jsonl
 
 SUBJECTS = ["the garden", "the old train station", "a long meeting", "the bakery", "my brother", "the lake"]
 

@@ -4,10 +4,10 @@ import json
 from pathlib import Path
 
 import pytest
-from llama3_hf import build_llama3_tokenizer_dir
 
 from synth.errors import SynthError
-from synth.tokenizer import EmbeddedLlama3, HuggingFaceTokenizer, load_tokenizer
+from synth.samples.tokenizer import EmbeddedLlama3, HuggingFaceTokenizer, load_tokenizer
+from synth.samples.tokenizer import export_llama3_hf as build_llama3_tokenizer_dir
 
 TEXTS = [
     "Hello, how are you?",

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from synth.validate import validate_dataset
+from synth.workflows.validate import validate_dataset
 
 
 @pytest.fixture
@@ -83,7 +83,7 @@ def test_manifest_mismatches(dataset):
 
 
 def test_cli_exit_codes(dataset):
-    from conftest import run_cli
+    from tests.helpers import run_cli
 
     ok = run_cli("validate", str(dataset))
     assert ok.returncode == 0 and ok.stdout.strip().endswith("OK")

@@ -9,12 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, build_piper_trio, write_jsonl
 
 from synth.engines import CoquiConfig, PiperConfig, SynthesisRequest, engine_configs, engine_of, load_engine
-from synth.engines.coqui_build import build_random_vits
 from synth.engines.piper_voices import fetch_voice
 from synth.errors import ConfigError
+from synth.testing import build_random_vits
+from tests.helpers import REPO, build_piper_trio, write_jsonl
 
 NAME = "en_US-trio-medium"
 
@@ -130,7 +130,7 @@ def test_measured_casting_keeps_sound_alike_voices_apart(voice_repo, tmp_path):
     conversation gets two of them, and every conversation's speakers are apart by the encoder."""
     import numpy as np
 
-    from synth.speaker_encoder import cosine_distance
+    from synth.voices.encoder import cosine_distance
 
     cache = tmp_path / "cache"
     fetch_voice(NAME, cache, voice_repo.as_uri())

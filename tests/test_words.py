@@ -4,10 +4,10 @@ alignments), and their trip through the pipeline (trimming, chunk joining, paddi
 import numpy as np
 import pytest
 
-from synth.dialogs import build_dialog
+from synth.dialogs.build import build_dialog
 from synth.domain import Source
 from synth.engines.base import SynthesisRequest
-from synth.pipeline import Pipeline, PipelineConfig
+from synth.produce.pipeline import Pipeline, PipelineConfig
 from synth.words import WordTiming, align_units, regroup, shift, word_errors
 
 HARD = "Well, I paid $25 for it in 1999 — don't you think that's a lot? Dr. Smith said no. U.S.A. e-mail"
@@ -116,7 +116,7 @@ def test_a_split_long_turn_keeps_each_parts_words(quiet_engine):
 
 
 def test_metadata_puts_words_on_the_conversation_timeline(quiet_engine):
-    from synth.metadata import conversation_metadata
+    from synth.dataset.metadata import conversation_metadata
 
     dialog = build_dialog([("A", "Good morning."), ("B", "Morning to you too.")], "w3", Source("test"))
     meta = conversation_metadata(Pipeline(quiet_engine).run(dialog))

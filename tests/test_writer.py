@@ -6,11 +6,11 @@ import time
 
 import pytest
 
-from synth.dialogs import build_dialog
+from synth.dataset.writer import AlreadyWritten, DatasetWriter
+from synth.dialogs.build import build_dialog
 from synth.domain import Source
-from synth.pipeline import Pipeline
-from synth.validate import validate_dataset
-from synth.writer import AlreadyWritten, DatasetWriter
+from synth.produce.pipeline import Pipeline
+from synth.workflows.validate import validate_dataset
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +99,7 @@ time.sleep(60)
 
 
 def test_torn_manifest_lines_anywhere_are_repaired(tmp_path, conversation):
-    from synth.writer import repair_manifest_lines
+    from synth.dataset.writer import repair_manifest_lines
 
     good = b'{"conversation_id":"a","path":"conversations/a","num_turns":1,"duration_sec":1}\n'
     glued = b'{"conversation_id":"b","pa' + good.replace(b'"a"', b'"c"').replace(b"/a", b"/c")

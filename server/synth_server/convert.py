@@ -14,11 +14,11 @@ from google.protobuf.message import Message
 from google.protobuf.unknown_fields import UnknownFieldSet
 
 from synth.audio import wav_bytes
-from synth.casting import is_attribute_request
-from synth.dialogs import DialogLimits, build_dialog
+from synth.dataset.records import ConversationMetadata, ManifestEntry, TurnRecord, samples_jsonl
+from synth.dialogs.build import DialogLimits, build_dialog
 from synth.domain import Dialog, Source, SynthesizedTurn, Voice
 from synth.errors import DialogError
-from synth.records import ConversationMetadata, ManifestEntry, TurnRecord, samples_jsonl
+from synth.produce.casting import is_attribute_request
 from synth_client.v1 import synth_pb2 as pb
 
 CHUNK_BYTES = 1 << 20  # 1 MiB of WAV per message: far below gRPC's 4 MB default

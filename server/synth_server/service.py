@@ -21,21 +21,21 @@ import grpc
 from google.protobuf.message import DecodeError
 
 from synth.api import profile_limits
-from synth.asr import AsrCheck
-from synth.batcher import BatchConfig, BatchingEngine
-from synth.dataset import ConversationRef
-from synth.dialogs import DialogLimits
+from synth.asr.recognizer import AsrCheck
+from synth.dataset.metadata import conversation_metadata
+from synth.dataset.mixdown import ConversationAudioConfig
+from synth.dataset.reader import ConversationRef
+from synth.dataset.records import SAMPLES_FILE, ConversationMetadata, ManifestEntry
+from synth.dataset.writer import AlreadyWritten, DatasetWriter
+from synth.dialogs.build import DialogLimits
 from synth.domain import Dialog, SynthesizedTurn, released
 from synth.engines.base import Engine, SynthesisRequest
+from synth.engines.batching import BatchConfig, BatchingEngine
 from synth.errors import SynthError, VoiceError
 from synth.ids import InvalidConversationId, conversation_dir
-from synth.metadata import conversation_metadata
-from synth.mixdown import ConversationAudioConfig
-from synth.pipeline import Pipeline, PipelineConfig, Stopped
-from synth.records import SAMPLES_FILE, ConversationMetadata, ManifestEntry
-from synth.samples import SampleBuilder, SampleConfig
-from synth.tokenizer import DEFAULT_TOKENIZER, Tokenizer, load_tokenizer
-from synth.writer import AlreadyWritten, DatasetWriter
+from synth.produce.pipeline import Pipeline, PipelineConfig, Stopped
+from synth.samples.builder import SampleBuilder, SampleConfig
+from synth.samples.tokenizer import DEFAULT_TOKENIZER, Tokenizer, load_tokenizer
 from synth_client.v1 import synth_pb2 as pb
 from synth_client.v1 import synth_pb2_grpc as pb_grpc
 

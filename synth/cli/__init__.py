@@ -11,8 +11,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-from .. import __version__
 from ..errors import SynthError
+from ..version import __version__
 from . import corpora, dataset, generate, service
 from .common import EXIT_ERROR, EXIT_OK, EXIT_USAGE, error_message
 

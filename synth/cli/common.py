@@ -10,19 +10,19 @@ import os
 from typing import Any
 
 from ..api import AsrCheckConfig
-from ..augment import AugmentConfig
-from ..batcher import BatchConfig
-from ..dialogs import DialogLimits
+from ..dataset.augment import AugmentConfig
+from ..dataset.mixdown import ConversationAudioConfig
+from ..dialogs.build import DialogLimits
+from ..dialogs.sources import FORMATS as SOURCE_FORMATS
+from ..dialogs.sources import ChatFields
 from ..engines import ENGINES, EngineConfig, PiperConfig, engine_configs
+from ..engines.batching import BatchConfig
 from ..engines.config import DEVICES
 from ..errors import ConfigError
-from ..mixdown import ConversationAudioConfig
-from ..samples import FORMATS, SYSTEM_PROMPTS, SampleConfig
-from ..sharding import Shard
-from ..sources import FORMATS as SOURCE_FORMATS
-from ..sources import ChatFields
-from ..timeline import GapDistribution
-from ..tokenizer import DEFAULT_TOKENIZER
+from ..produce.timeline import GapDistribution
+from ..samples.builder import FORMATS, SYSTEM_PROMPTS, SampleConfig
+from ..samples.tokenizer import DEFAULT_TOKENIZER
+from ..workflows.sharding import Shard
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
 DEFAULT_GAP = GapDistribution().spec()

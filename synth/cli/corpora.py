@@ -11,10 +11,10 @@ from typing import Any
 
 from .. import api
 from ..corpora import CORPORA
-from ..recorded import RecordedProducer
-from ..runner import run_producer
-from ..timeline import GapDistribution
-from ..writer import DatasetWriter
+from ..dataset.writer import DatasetWriter
+from ..produce.recorded import RecordedProducer
+from ..produce.timeline import GapDistribution
+from ..workflows.runner import run_producer
 from .common import (
     EXIT_OK,
     EXIT_PARTIAL,
@@ -94,8 +94,8 @@ def register(sub: Any) -> None:
 def _run(args: argparse.Namespace, groups: Iterable[Any], recognizer: Any = None) -> int:
     aligner = None
     if args.word_timings:
-        from ..alignment import ForcedAligner
-        from ..asr import Recognizer
+        from ..asr.alignment import ForcedAligner
+        from ..asr.recognizer import Recognizer
 
         aligner = ForcedAligner(recognizer or Recognizer(args.align_model))
     producer = RecordedProducer(
@@ -126,7 +126,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def cmd_transcribe(args: argparse.Namespace) -> int:
-    from ..asr import Recognizer
+    from ..asr.recognizer import Recognizer
     from ..corpora.folders import read_audio_folders
 
     return _run(args, read_audio_folders(Path(args.path), args.speaker_pattern), Recognizer(args.asr_model))

@@ -11,15 +11,15 @@ from typing import Any
 from tqdm import tqdm
 
 from .. import api
-from ..asr_check import check_dataset
-from ..curriculum import parse_stages, write_splits
-from ..dataset import open_dataset
+from ..dataset.reader import open_dataset
 from ..export import EXPORTS
-from ..merge import merge_datasets
-from ..retokenize import retokenize
-from ..timeline_stats import timeline_stats
-from ..validate import validate_dataset
-from ..voice_report import dataset_voice_stats
+from ..samples.curriculum import parse_stages, write_splits
+from ..samples.retokenize import retokenize
+from ..voices.report import dataset_voice_stats
+from ..workflows.asr_check import check_dataset
+from ..workflows.merge import merge_datasets
+from ..workflows.timeline_stats import timeline_stats
+from ..workflows.validate import validate_dataset
 from .common import (
     EXIT_ERROR,
     EXIT_OK,
@@ -201,7 +201,7 @@ def cmd_merge(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from ..asr import Recognizer
+    from ..asr.recognizer import Recognizer
 
     recognizer = Recognizer(args.asr_model)
     total = len(open_dataset(args.dataset))

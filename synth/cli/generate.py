@@ -7,10 +7,10 @@ import json
 from typing import Any
 
 from .. import api
+from ..dialogs.sessions import SessionConfig
 from ..errors import ConfigError
-from ..pipeline import LONG_TURNS, Pipeline, PipelineConfig
-from ..sessions import SessionConfig
-from ..timeline import GapDistribution
+from ..produce.pipeline import LONG_TURNS, Pipeline, PipelineConfig
+from ..produce.timeline import GapDistribution
 from .common import (
     EXIT_OK,
     EXIT_PARTIAL,
@@ -217,9 +217,9 @@ def cmd_voices(args: argparse.Namespace) -> int:
 def _blend(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ..blending import make_blends
     from ..engines.piper_voices import default_cache
     from ..ids import slug
+    from ..voices.blending import make_blends
 
     (config,) = engine_from(args)
     cache = Path(args.model_cache).expanduser() if args.model_cache else default_cache()
@@ -232,7 +232,7 @@ def _blend(args: argparse.Namespace) -> int:
 
 
 def _measure(engine: Any, args: argparse.Namespace) -> int:
-    from ..voice_report import catalog_report
+    from ..voices.report import catalog_report
 
     config = PipelineConfig(cast_by="measured", voice_cache=args.model_cache)
     with Pipeline(engine, config) as pipeline:

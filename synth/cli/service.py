@@ -12,8 +12,8 @@ from typing import Any
 
 from .. import api
 from ..errors import ConfigError
-from ..pipeline import PipelineConfig
-from ..timeline import GapDistribution
+from ..produce.pipeline import PipelineConfig
+from ..produce.timeline import GapDistribution
 from .common import (
     EXIT_ERROR,
     EXIT_OK,
@@ -187,8 +187,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    from ..batch import run_batch
-    from ..sources import open_dialogs
+    from ..dialogs.sources import open_dialogs
+    from ..remote.batch import run_batch
 
     dialogs = open_dialogs(
         args.dialogs, args.format, args.split, args.limit, limits_from(args), chat_from(args)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import DialogError
-from ..recorded import RecordedGroup
+from ..produce.recorded import RecordedGroup
 
 Reader = Callable[[Path, Any], Iterator["RecordedGroup | DialogError"]]
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..domain import Source
 from ..errors import ConfigError, DialogError, SynthError
-from ..recorded import RecordedGroup, Utterance
+from ..produce.recorded import RecordedGroup, Utterance
 
 REQUIRED = ("client_id", "path", "sentence")
 SPLITS = ("train", "dev", "test", "validated", "other", "invalidated")

@@ -12,7 +12,7 @@ from pathlib import Path
 from ..domain import Source
 from ..errors import ConfigError, DialogError, SynthError
 from ..ids import slug
-from ..recorded import AUDIO_SUFFIXES, RecordedGroup, Utterance
+from ..produce.recorded import AUDIO_SUFFIXES, RecordedGroup, Utterance
 
 
 def _natural(path: Path) -> list[object]:

@@ -15,7 +15,7 @@ import soundfile as sf
 
 from ..domain import Source
 from ..errors import DialogError, SynthError
-from ..recorded import RecordedGroup, Utterance
+from ..produce.recorded import RecordedGroup, Utterance
 
 _TRUECASE_I = re.compile(r"\bi\b|\bi'(m|ve|ll|d)\b")
 

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from ..audio import SAMPLE_RATE
-from ..dataset import open_dataset
+from ..dataset.reader import open_dataset
+from ..dataset.records import ConversationMetadata
 from ..errors import SynthError
-from ..records import ConversationMetadata
 from .rows import turn_rows
 
 

@@ -25,9 +25,9 @@ from typing import Any
 import soundfile as sf
 
 from ..audio import SAMPLE_RATE
-from ..dataset import ConversationRef, open_dataset
-from ..mixdown import channel_layout, placements, write_mix
-from ..records import TurnRecord
+from ..dataset.mixdown import channel_layout, placements, write_mix
+from ..dataset.reader import ConversationRef, open_dataset
+from ..dataset.records import TurnRecord
 from .rows import turn_rows
 
 KINDS = ("recordings", "supervisions", "cuts")

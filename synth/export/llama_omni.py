@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..dataset import open_dataset
+from ..dataset.reader import open_dataset
 from .rows import turn_rows
 
 

@@ -18,9 +18,9 @@ import numpy as np
 import soundfile as sf
 
 from ..audio import SAMPLE_RATE
-from ..dataset import ConversationRef, DatasetError, open_dataset
-from ..mixdown import BLOCK_SEC, channel_layout, placements, write_blocks, write_mix
-from ..records import ConversationMetadata
+from ..dataset.mixdown import BLOCK_SEC, channel_layout, placements, write_blocks, write_mix
+from ..dataset.reader import ConversationRef, DatasetError, open_dataset
+from ..dataset.records import ConversationMetadata
 
 MAIN_LABEL = "SPEAKER_MAIN"  # moshi-finetune's Interleaver.main_speaker_label default
 AUDIO_DIR = "data_stereo"

@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from ..dataset import ConversationRef, DatasetError
-from ..records import SAMPLES_FILE, TurnRecord
+from ..dataset.reader import ConversationRef, DatasetError
+from ..dataset.records import SAMPLES_FILE, TurnRecord
 
 
 def turn_rows(

@@ -1,0 +1,138 @@
+"""Reading a finished dataset: the manifest, each conversation's metadata and samples, as the
+typed records of synth.records. Used by the training loader, `synth splits`, `synth tokenize`,
+`synth check` and `synth export`; every error names the file that is missing or corrupt."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import SynthError
+from ..ids import InvalidConversationId, conversation_dir
+from .records import MANIFEST, METADATA_FILE, SAMPLES_FILE, ConversationMetadata, ManifestEntry, RecordError, TurnRecord
+
+
+class DatasetError(SynthError):
+    """A dataset file that is missing or unreadable."""
+
+
+@dataclass(frozen=True)
+class ConversationRef:
+    """A manifest line plus where its folder is."""
+
+    conversation_id: str
+    folder: Path
+    entry: ManifestEntry
+
+    @property
+    def num_turns(self) -> int:
+        return self.entry.num_turns
+
+    @property
+    def total_tokens(self) -> int | None:
+        return self.entry.total_tokens
+
+    @property
+    def metadata_path(self) -> Path:
+        return self.folder / METADATA_FILE
+
+    def metadata(self) -> ConversationMetadata:
+        path = self.metadata_path
+        try:
+            return ConversationMetadata.from_dict(read_json(path), str(path))
+        except RecordError as exc:
+            raise DatasetError(str(exc)) from None
+
+    def turns(self, meta: ConversationMetadata | None = None) -> list[TurnRecord]:
+        """The turns with `text` and `speaker_id` filled in (from the transcript files and the
+        speakers list where a dataset made elsewhere lacks them)."""
+        meta = meta or self.metadata()
+        out = []
+        for t in meta.turns:
+            text = t.text
+            if text is None:
+                path = self.folder / t.transcript_file
+                try:
+                    text = path.read_text(encoding="utf-8").strip()
+                except FileNotFoundError:
+                    raise DatasetError(f"{path}: missing") from None
+            try:
+                speaker_id = meta.speaker_id(t)
+            except ValueError:
+                raise DatasetError(
+                    f"{self.metadata_path}: turn {t.turn_id}: speaker {t.speaker!r} is not in speakers"
+                ) from None
+            out.append(dataclasses.replace(t, text=text, speaker_id=speaker_id))
+        return out
+
+    def samples(self) -> list[dict[str, Any]]:
+        return read_samples(self.folder / SAMPLES_FILE)
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: missing") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{path}: not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise DatasetError(f"{path}: expected a JSON object")
+    return data
+
+
+def read_samples(path: Path) -> list[dict[str, Any]]:
+    try:
+        lines = path.read_bytes().splitlines()
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: missing (run `synth tokenize` on the dataset)") from None
+    out = []
+    for n, line in enumerate(lines, start=1):
+        try:
+            out.append(json.loads(line))
+        except ValueError:
+            raise DatasetError(f"{path} line {n}: not valid JSON") from None
+    return out
+
+
+def iter_manifest(path: Path) -> Iterator[tuple[int, ManifestEntry]]:
+    """(line number, entry) of every line of a manifest (or a split manifest)."""
+    try:
+        fh = open(path, "rb")
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: missing (is this a dataset folder?)") from None
+    with fh:
+        for n, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                raise DatasetError(f"{path} line {n}: not valid JSON") from None
+            try:
+                yield n, ManifestEntry.from_dict(obj, f"{path} line {n}")
+            except RecordError as exc:
+                raise DatasetError(f"{exc} (not a manifest entry)") from None
+
+
+def open_dataset(root: Path | str, manifest: Path | str | None = None) -> list[ConversationRef]:
+    """The conversations of a dataset in manifest order. `manifest` may be a curriculum split
+    (from `synth splits`) whose lines point into the same root."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"{root}: not a folder")
+    path = Path(manifest) if manifest else root / MANIFEST
+    refs = []
+    for n, entry in iter_manifest(path):
+        try:
+            folder = conversation_dir(root, entry.conversation_id)
+        except InvalidConversationId as exc:
+            raise DatasetError(f"{path} line {n}: {exc}") from None
+        if not folder.is_dir():
+            raise DatasetError(f"{path} line {n}: folder {folder} is missing")
+        refs.append(ConversationRef(entry.conversation_id, folder, entry))
+    return refs

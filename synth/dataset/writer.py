@@ -1,0 +1,410 @@
+"""The dataset writer: a conversation becomes visible all at once or not at all.
+
+Each conversation is written into `<out>/.tmp/`, fsynced, then renamed into
+`<out>/conversations/<id>`; its manifest line is appended after the rename. Rename and append
+happen under one file lock, shared by every process writing to the same root, so a crash leaves
+at worst a temporary folder or a renamed folder without its line, both removed by `recover()`,
+never a half-written conversation or a duplicated line.
+
+Faults: an append that fails (a full disk) is undone at once (the manifest cut back to its
+previous length, the folder taken back out); a torn line left anyway (a kill during the append,
+an undo that failed too) is repaired under the lock wherever it is, by whichever writer meets it
+first. Staging folders are named with the host, process and a random token, and each holds an
+flock on its `.lock` while it is written, so a writer starting on a shared volume (replicas that
+are all PID 1 in their containers) removes only staging folders whose owner is gone."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import socket
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..audio import wav_bytes
+from ..domain import Conversation, SynthesizedTurn, released
+from ..errors import SynthError
+from ..ids import conversation_dir
+from .metadata import conversation_metadata
+from .mixdown import ConversationAudioConfig, write_conversation_audio
+from .records import MANIFEST, METADATA_FILE, SAMPLES_FILE, ConversationMetadata, ManifestEntry, event_file, samples_jsonl, turn_files
+
+TMP = ".tmp"
+LOCK = ".lock"
+STAGING_LOCK = ".lock"  # <staging folder name>.lock beside it in .tmp/
+# A staging folder without its lock file was left by a writer that did not lock (an older synth);
+# it is removed once it is old.
+STALE_UNLOCKED_SEC = 600.0
+
+
+class AlreadyWritten(SynthError):
+    """The conversation is already in the manifest (another worker or an earlier run wrote it)."""
+
+
+class WriteFailed(SynthError, OSError):
+    """A conversation could not be committed (a full or read-only disk); nothing of it is listed."""
+
+
+@dataclass
+class Recovery:
+    """What `recover()` cleaned up, for the run summary."""
+
+    temp_removed: list[str] = field(default_factory=list)
+    orphans_removed: list[str] = field(default_factory=list)
+    manifest_tail_truncated: bool = False
+    torn_lines_removed: list[int] = field(default_factory=list)  # manifest line numbers
+
+
+def repair_manifest_lines(data: bytes) -> tuple[bytes, list[int], bool]:
+    """The manifest with every torn line dropped: (repaired bytes, numbers of the lines dropped,
+    whether an unterminated tail was cut). A line is kept when it is a JSON object with a
+    conversation_id; a fragment glued in front of a whole line keeps the whole line."""
+    out: list[bytes] = []
+    dropped: list[int] = []
+    body, cut = data, False
+    if data and not data.endswith(b"\n"):
+        body, cut = data[: data.rfind(b"\n") + 1], True
+    for n, line in enumerate(body.splitlines(), start=1):
+        if not line.strip():
+            continue
+        good = _entry_line(line)
+        if good is None:
+            start = line.rfind(b'{"conversation_id"')
+            good = _entry_line(line[start:]) if start > 0 else None
+            dropped.append(n)
+        if good is not None:
+            out.append(good + b"\n")
+    return b"".join(out), dropped, cut
+
+
+def _entry_id(line: bytes) -> str | None:
+    """The conversation id of a whole manifest line, None for a torn or foreign one."""
+    try:
+        obj = json.loads(line)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    cid = obj.get("conversation_id") if isinstance(obj, dict) else None
+    return cid if isinstance(cid, str) else None
+
+
+def _entry_line(line: bytes) -> bytes | None:
+    return line if _entry_id(line) is not None else None
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def replace_text(path: Path, text: str) -> None:
+    """Replace one file of a finished dataset whole: write a hidden sibling, fsync, rename."""
+    replace_bytes(path, text.encode("utf-8"))
+
+
+def replace_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.new")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _lock_of(staging: Path) -> Path:
+    return staging.with_name(staging.name + STAGING_LOCK)
+
+
+def _abandoned(staging: Path) -> bool:
+    """True when no live writer owns a staging folder: its lock file (beside it, taken before the
+    folder is made and removed after it is gone) can be locked, or is missing and the folder old."""
+    try:
+        fd = os.open(_lock_of(staging), os.O_RDONLY)
+    except FileNotFoundError:
+        try:
+            return time.time() - staging.stat().st_mtime > STALE_UNLOCKED_SEC
+        except FileNotFoundError:
+            return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def _stale_lock(path: Path) -> bool:
+    """A lock file whose folder is gone: stale once nobody holds it and it is old."""
+    try:
+        if time.time() - path.stat().st_mtime < STALE_UNLOCKED_SEC:
+            return False
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)
+
+
+class DatasetWriter:
+    """Writes conversations into a dataset folder atomically (staging folder, then rename, then
+    one manifest line). `conversation_audio`: also mix each conversation's conversation.wav."""
+
+    def __init__(self, root: Path | str, conversation_audio: ConversationAudioConfig | None = None):
+        self.root = Path(root)
+        self.conversation_audio = conversation_audio
+        self.conversations = self.root / "conversations"
+        self.tmp = self.root / TMP
+        self.manifest = self.root / MANIFEST
+        for d in (self.root, self.conversations, self.tmp):
+            d.mkdir(parents=True, exist_ok=True)
+        self._mutex = threading.Lock()
+        self._done: set[str] = set()
+        self._offset = 0
+        self._inode: int | None = None
+        # unique across hosts and PID namespaces (every container's server is PID 1)
+        self._token = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        # turns' WAVs are encoded and written here, overlapping the next turn's synthesis
+        self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="synth-writer")
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Exclusive across threads (mutex) and processes (flock on <out>/.lock)."""
+        with self._mutex, open(self.root / LOCK, "a") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _refresh(self) -> None:
+        """Read manifest lines appended since the last look (by any process), repairing torn
+        lines first if there are any. Caller holds the lock, so no append is in progress: an
+        unterminated tail or an unreadable line is a failed or killed write."""
+        try:
+            st = os.stat(self.manifest)
+        except FileNotFoundError:
+            self._done, self._offset, self._inode = set(), 0, None
+            return
+        if st.st_ino != self._inode or st.st_size < self._offset:  # replaced or cut: read anew
+            self._done, self._offset, self._inode = set(), 0, st.st_ino
+        with open(self.manifest, "rb") as fh:
+            fh.seek(self._offset)
+            data = fh.read()
+        ids = [_entry_id(line) for line in data.splitlines() if line.strip()]
+        if (data and not data.endswith(b"\n")) or None in ids:  # a torn line: repair, read anew
+            self._repair()
+            return self._refresh()
+        self._done.update(ids)
+        self._offset += len(data)
+
+    def _repair(self) -> Recovery:
+        """Rewrite the manifest without its torn lines (atomically). Caller holds the lock."""
+        report = Recovery()
+        data = self.manifest.read_bytes()
+        repaired, report.torn_lines_removed, report.manifest_tail_truncated = repair_manifest_lines(data)
+        if repaired != data:
+            replace_bytes(self.manifest, repaired)
+            self._done, self._offset, self._inode = set(), 0, None
+        return report
+
+    def probe(self) -> None:
+        """Raise OSError unless a file can be written and fsynced in this dataset now."""
+        path = self.tmp / f".probe.{self._token}"
+        try:
+            with open(path, "wb") as fh:
+                fh.write(b"\0" * 4096)
+                fh.flush()
+                os.fsync(fh.fileno())
+        finally:
+            path.unlink(missing_ok=True)
+
+    def done_ids(self) -> set[str]:
+        with self.locked():
+            self._refresh()
+            return set(self._done)
+
+    def recover(self) -> Recovery:
+        """Clean up after an interrupted run: repair torn manifest lines, remove staging folders
+        whose writer is gone, and remove conversation folders that have no manifest line
+        (renamed into place, then killed before the append): they are synthesized again."""
+        with self.locked():
+            report = self._repair() if self.manifest.exists() else Recovery()
+            self._done, self._offset, self._inode = set(), 0, None
+            self._refresh()
+            for entry in sorted(self.tmp.iterdir()):
+                if entry.is_dir() and _abandoned(entry):
+                    shutil.rmtree(entry, ignore_errors=True)
+                    _lock_of(entry).unlink(missing_ok=True)
+                    report.temp_removed.append(entry.name)
+                elif entry.name.endswith(STAGING_LOCK) and _stale_lock(entry):
+                    entry.unlink(missing_ok=True)
+            for entry in sorted(self.conversations.iterdir()):
+                if entry.name not in self._done:
+                    shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink()
+                    report.orphans_removed.append(entry.name)
+        return report
+
+    def write(self, conv: Conversation) -> ManifestEntry:
+        """Write the folder atomically and append its manifest line; return that line.
+        Raises AlreadyWritten if the id is already in the manifest."""
+        return self.write_with_metadata(conv)[1]
+
+    def write_with_metadata(self, conv: Conversation) -> tuple[ConversationMetadata, ManifestEntry]:
+        """`write`, also returning the metadata.json that was written."""
+        with self.staged(conv.conversation_id) as staging:
+            for turn in conv.turns:
+                staging.add_turn(turn)
+            return staging.commit(conv)
+
+    def write_files(self, conversation_id: str, files: dict[str, bytes], entry: ManifestEntry) -> None:
+        """Write a conversation given as file name -> bytes (e.g. streamed from a server), with its
+        manifest line, by the same staging, rename and locked append as `write`."""
+        with self.staged(conversation_id) as staging:
+            for name, data in files.items():
+                staging.add(name, data)
+            staging.finish(entry)
+
+    @contextlib.contextmanager
+    def staged(self, conversation_id: str) -> Iterator[Staging]:
+        """A staging folder for one conversation, owned (flock) while it is written; whatever is
+        not committed when the block ends (an error, a cancelled call) is removed."""
+        final = conversation_dir(self.root, conversation_id)
+        staging = self.tmp / f"{conversation_id}.{self._token}.{uuid.uuid4().hex[:6]}"
+        owner = open(_lock_of(staging), "wb")  # held until the folder is committed or removed
+        try:
+            fcntl.flock(owner, fcntl.LOCK_EX)
+            staging.mkdir()
+            current = Staging(self, conversation_id, staging, final)
+            try:
+                yield current
+            finally:
+                current.discard()
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+            _lock_of(staging).unlink(missing_ok=True)
+            owner.close()
+
+    def _commit(self, staging: Path, final: Path, entry: ManifestEntry) -> None:
+        line = entry.to_line().encode()
+        with self.locked():
+            self._refresh()
+            if entry.conversation_id in self._done:
+                raise AlreadyWritten(f"{entry.conversation_id} is already in the manifest")
+            if final.exists():  # an orphan of a crashed run: replace it
+                shutil.rmtree(final)
+            os.rename(staging, final)
+            _fsync_dir(self.conversations)
+            size = self.manifest.stat().st_size if self.manifest.exists() else 0
+            try:
+                with open(self.manifest, "ab") as fh:
+                    fh.write(line)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            except OSError as exc:
+                self._undo_append(size, final, staging)
+                raise WriteFailed(
+                    f"{entry.conversation_id}: cannot append to {self.manifest} "
+                    f"({exc.strerror or exc}); nothing of it was kept"
+                ) from exc
+            self._done.add(entry.conversation_id)
+            self._offset = size + len(line)
+            self._inode = self.manifest.stat().st_ino
+
+    def _undo_append(self, size: int, final: Path, staging: Path) -> None:
+        """Cut the manifest back to `size` and take the folder back out (into staging, which the
+        caller removes). If even that fails, the torn line is repaired by the next writer."""
+        with contextlib.suppress(OSError):
+            with open(self.manifest, "r+b") as fh:
+                fh.truncate(size)
+                os.fsync(fh.fileno())
+        with contextlib.suppress(OSError):
+            os.rename(final, staging)
+
+
+class Staging:
+    """A conversation being written into its staging folder: turns are added as they are
+    produced (their audio is written and let go, so a long conversation needs the memory of a few
+    turns), then `commit` writes metadata.json and samples.jsonl and makes the folder visible.
+    WAVs are encoded and written on the writer's I/O thread, overlapping the next turn's
+    synthesis; at most MAX_PENDING_WRITES wait at once."""
+
+    MAX_PENDING_WRITES = 4
+
+    def __init__(self, writer: DatasetWriter, conversation_id: str, folder: Path, final: Path):
+        self.writer, self.conversation_id, self.folder, self.final = writer, conversation_id, folder, final
+        self._pending: deque[Future[None]] = deque()
+
+    def _wait(self, keep: int = 0) -> None:
+        """Wait for pending writes until at most `keep` remain; raise the first error."""
+        while len(self._pending) > keep:
+            self._pending.popleft().result()
+
+    def discard(self) -> None:
+        """Let pending writes finish (their errors no longer matter) before the folder goes."""
+        for fut in self._pending:
+            fut.exception()
+        self._pending.clear()
+
+    def add(self, name: str, data: bytes) -> None:
+        if "/" in name or name.startswith("."):
+            raise SynthError(f"{self.conversation_id}: bad file name {name!r}")
+        with open(self.folder / name, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def add_turn(self, turn: SynthesizedTurn) -> SynthesizedTurn:
+        """Write a turn's WAV and transcript; return the turn without its audio in memory."""
+        wav, txt = turn_files(turn.turn_id)
+        audio, rate = turn.audio, turn.sample_rate
+        text = (turn.text + "\n").encode("utf-8")
+
+        def write() -> None:
+            self.add(wav, wav_bytes(audio, rate))
+            self.add(txt, text)
+
+        if turn.stored_samples is not None:
+            raise SynthError(f"{self.conversation_id}: turn {turn.turn_id} was already written")
+        self._pending.append(self.writer._io.submit(write))
+        self._wait(keep=self.MAX_PENDING_WRITES)
+        return released(turn)
+
+    def commit(self, conv: Conversation) -> tuple[ConversationMetadata, ManifestEntry]:
+        """Write the conversation's records (its turns were added) and make it visible."""
+        self._wait()
+        meta = conversation_metadata(conv)
+        for i, event in enumerate(conv.events):
+            self.add(event_file(i), wav_bytes(event.audio, event.sample_rate))
+        if self.writer.conversation_audio is not None:
+            meta = write_conversation_audio(self.folder, meta, self.writer.conversation_audio)
+        self.add(METADATA_FILE, meta.to_json().encode("utf-8"))
+        if conv.samples is not None:
+            self.add(SAMPLES_FILE, samples_jsonl(conv.samples).encode("utf-8"))
+        entry = ManifestEntry.from_metadata(meta)
+        self.finish(entry)
+        return meta, entry
+
+    def finish(self, entry: ManifestEntry) -> None:
+        _fsync_dir(self.folder)
+        self.writer._commit(self.folder, self.final, entry)

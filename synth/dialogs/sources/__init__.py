@@ -1,0 +1,87 @@
+"""Dialog sources. Each yields `Dialog` or `DialogError` lazily, so a bad record never stops the
+iteration and a million dialogs are never held in memory."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from pathlib import Path
+
+from ...domain import Dialog
+from ...errors import ConfigError, DialogError
+from ..build import DEFAULT_LIMITS, DialogLimits
+from .chat import ChatFields, jsonl_is_chat, read_chat_jsonl
+from .dailydialog import HF_DATASET_ID, read_dailydialog_text, read_huggingface
+from .jsonl import read_jsonl
+
+FORMATS = ("auto", "jsonl", "chat", "dailydialog-txt", "hf")
+
+__all__ = [
+    "FORMATS",
+    "ChatFields",
+    "open_dialogs",
+    "read_chat_jsonl",
+    "read_jsonl",
+    "read_dailydialog_text",
+    "read_huggingface",
+]
+
+
+def detect_format(spec: str) -> str:
+    if spec == "dailydialog" or spec.startswith("hf:"):
+        return "hf"
+    path = Path(spec)
+    if not path.exists():
+        raise ConfigError(
+            "dialogs",
+            "no such file; give a .jsonl file, DailyDialog's "
+            "dialogues_*.txt, a parquet file or folder, 'dailydialog' or 'hf:<id>'",
+            spec,
+        )
+    if path.is_dir() or path.suffix == ".parquet":
+        return "hf"
+    if path.suffix == ".txt":
+        return "dailydialog-txt"
+    return "jsonl"
+
+
+def count_records(spec: str, fmt: str = "auto") -> int | None:
+    """How many records a local file source holds (its non-empty lines), for a progress bar's
+    total; None for Hugging Face sources (streamed, not counted ahead)."""
+    if fmt == "auto":
+        fmt = detect_format(spec)
+    if fmt not in ("jsonl", "dailydialog-txt"):
+        return None
+    with open(spec, "rb") as fh:
+        return sum(1 for line in fh if line.strip())
+
+
+def open_dialogs(
+    spec: str,
+    fmt: str = "auto",
+    split: str | None = None,
+    limit: int | None = None,
+    limits: DialogLimits = DEFAULT_LIMITS,
+    chat: ChatFields | None = None,
+) -> Iterator[Dialog | DialogError]:
+    """Open a dialog source by what the user typed: a path, 'dailydialog' (the hub dataset) or
+    'hf:<dataset id>'. `limit` bounds the number of records read (good or bad). Chat-format
+    records (messages, ShareGPT, or the layout `chat` maps) are recognized in JSONL files and in
+    parquet / Hugging Face rows."""
+    if fmt not in FORMATS:
+        raise ConfigError("format", f"choose one of {', '.join(FORMATS)}", fmt)
+    chat = chat or ChatFields()
+    if fmt == "auto":
+        fmt = detect_format(spec)
+        if fmt == "jsonl" and (chat.is_mapped or jsonl_is_chat(Path(spec))):
+            fmt = "chat"
+    if fmt == "chat" and Path(spec).suffix == ".jsonl":
+        return itertools.islice(read_chat_jsonl(Path(spec), chat, limits), limit)
+    if fmt == "jsonl":
+        return itertools.islice(read_jsonl(Path(spec), limits), limit)
+    if fmt == "dailydialog-txt":
+        return read_dailydialog_text(Path(spec), split, limit, limits)
+    name = HF_DATASET_ID if spec == "dailydialog" else spec.removeprefix("hf:")
+    return read_huggingface(
+        name, split or "train", limit, limits=limits, chat=chat if fmt == "chat" else None
+    )

@@ -1,0 +1,108 @@
+"""The one shape every producer shares (the TTS pipeline, the recorded-corpus converters): turns
+placed on a conversation timeline as they are produced, then assembled into a finished
+Conversation with its provenance and, when a sample builder is given, its training samples."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..dataset.metadata import turn_records
+from ..dataset.records import TurnRecord
+from ..domain import Conversation, ConversationEvent, Dialog, SynthesizedTurn, Voice
+from ..version import __version__
+from ..words import Words
+from .timeline import GapDistribution, Timeline
+
+
+class SampleBuilder(Protocol):
+    """Builds a conversation's training samples and token counts (synth.samples)."""
+
+    def build(
+        self,
+        conversation_id: str,
+        turns: Sequence[TurnRecord],
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]]: ...
+
+
+def place_turn(
+    timeline: Timeline,
+    turn_id: int,
+    speaker: str,
+    voice: Voice,
+    text: str,
+    audio: np.ndarray,
+    sample_rate: int,
+    began: float,
+    extra: dict[str, Any] | None = None,
+    source_turn: int = -1,
+    gap_sec: float | None = None,
+    words: Words | None = None,
+) -> SynthesizedTurn:
+    """A produced turn, started on the timeline; `began` is when its production started;
+    `words`: its word timings from the turn's start."""
+    start = timeline.place(audio.shape[0] / sample_rate, gap_sec, speaker)
+    return SynthesizedTurn(
+        turn_id=turn_id,
+        speaker=speaker,
+        voice=voice,
+        text=text,
+        audio=audio,
+        sample_rate=sample_rate,
+        start_time=start,
+        synthesis_sec=time.perf_counter() - began,
+        extra=extra or {},
+        source_turn=source_turn,
+        words=words,
+    )
+
+
+def provenance(
+    seed: int, sample_rate: int, gap: GapDistribution, engine: Mapping[str, Any]
+) -> dict[str, Any]:
+    """What makes a conversation reproducible, in the order metadata.json lists it."""
+    return {
+        "seed": seed,
+        "sample_rate": sample_rate,
+        "gap_distribution": gap.spec(),
+        "engine": dict(engine),
+        "synth_version": __version__,
+    }
+
+
+def assemble(
+    dialog: Dialog,
+    casting: Mapping[str, Voice],
+    turns: list[SynthesizedTurn],
+    extra: dict[str, Any],
+    sample_builder: SampleBuilder | None = None,
+    events: list[ConversationEvent] | None = None,
+) -> Conversation:
+    """The finished conversation; its samples are built from exact (unrounded) durations. A
+    session lists its parts (`segments`, in output turn ids); `events` (backchannels) are heard,
+    never trained on as turns."""
+    if dialog.segments:
+        extra = {
+            **extra,
+            "segments": segment_records(dialog, turns),
+            "session_pause_sec": dialog.join_pause_sec,
+        }
+    conv = Conversation(dialog=dialog, casting=dict(casting), turns=turns, extra=extra, events=events or [])
+    if sample_builder is None:
+        return conv
+    samples, tokens = sample_builder.build(conv.conversation_id, turn_records(conv, digits=None))
+    return replace(conv, samples=samples, tokens=tokens)
+
+
+def segment_records(dialog: Dialog, turns: list[SynthesizedTurn]) -> list[dict[str, Any]]:
+    """The parts of a session in the conversation's own turn ids (a long turn split in parts
+    keeps them all in its segment)."""
+    segments = []
+    for seg in dialog.segments:
+        ids = [t.turn_id for t in turns if seg.first_turn <= t.source_turn <= seg.last_turn]
+        segments.append({"source": seg.source.to_dict(), "first_turn": ids[0], "last_turn": ids[-1]})
+    return segments

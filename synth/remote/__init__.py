@@ -1,0 +1,1 @@
+"""Talking to synth servers: the batch client."""

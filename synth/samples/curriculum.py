@@ -1,0 +1,110 @@
+"""Curriculum splits: one manifest per context-length stage. Cumulative stages
+(`stage_<N>.jsonl`) hold every conversation whose `total_tokens` fit the stage (stage 16k
+includes everything of stage 8k); bands (`band_<N>.jsonl`, `--bands`) put each conversation in
+exactly one stage, the smallest it fits (8k < tokens <= 16k for band 16k)."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..dataset.reader import DatasetError, iter_manifest
+from ..dataset.records import MANIFEST
+from ..errors import ConfigError
+
+SPLITS_DIR = "splits"
+
+
+HISTOGRAM_BINS = 8
+
+
+@dataclass(frozen=True)
+class StageSummary:
+    stage: int
+    path: Path
+    conversations: int
+    hours: float
+    total_tokens: int
+    lower: int = 0  # exclusive lower bound of total_tokens (bands), 0 for cumulative stages
+    histogram: tuple[int, ...] = ()  # conversations per equal-width bin of (lower, stage]
+
+    def format_histogram(self, width: int = 40) -> list[str]:
+        """The histogram as text lines: bin range, count and a bar."""
+        top = max(self.histogram, default=0)
+        step = (self.stage - self.lower) / len(self.histogram) if self.histogram else 0
+        lines = []
+        for i, n in enumerate(self.histogram):
+            lo, hi = self.lower + step * i, self.lower + step * (i + 1)
+            bar = "#" * (round(width * n / top) if top else 0)
+            lines.append(f"    {lo:>8.0f} - {hi:>8.0f} tokens {n:6d} {bar}")
+        return lines
+
+
+def split_path(out_dir: Path, stage: int, bands: bool) -> Path:
+    return out_dir / f"{'band' if bands else 'stage'}_{stage}.jsonl"
+
+
+def parse_stages(text: str) -> list[int]:
+    """'8192,16384' or '8k,16k,32k,64k' -> [8192, 16384, ...]; strictly increasing, positive."""
+    stages = []
+    for part in text.split(","):
+        m = re.fullmatch(r"\s*(\d+)\s*([kK]?)\s*", part)
+        if not m or int(m.group(1)) <= 0:
+            raise ConfigError("stages", f"{part.strip()!r} is not a positive token count")
+        stages.append(int(m.group(1)) * (1024 if m.group(2) else 1))
+    for a, b in zip(stages, stages[1:]):
+        if b <= a:
+            raise ConfigError("stages", f"must be strictly increasing: {b} comes after {a}")
+    return stages
+
+
+def write_splits(
+    root: Path | str,
+    stages: list[int],
+    out_dir: Path | None = None,
+    bands: bool = False,
+) -> tuple[list[StageSummary], int]:
+    """Write a manifest per stage into `<root>/splits/` (cumulative `stage_<N>.jsonl`, or with
+    `bands` `band_<N>.jsonl`, each conversation in exactly one); return the summaries (counts,
+    hours, tokens and a histogram of total_tokens) and the number of conversations longer than
+    the last stage (in no split)."""
+    root = Path(root)
+    out_dir = out_dir or root / SPLITS_DIR
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lower = {s: (([0] + stages)[i] if bands else 0) for i, s in enumerate(stages)}
+    final = {s: split_path(out_dir, s, bands) for s in stages}
+    tmp = {s: p.with_name(f".{p.name}.tmp") for s, p in final.items()}
+    handles = {s: open(p, "w", encoding="utf-8") for s, p in tmp.items()}
+    counts = {s: [0, 0.0, 0] for s in stages}
+    bins = {s: [0] * HISTOGRAM_BINS for s in stages}
+    too_long = 0
+    try:
+        for n, entry in iter_manifest(root / MANIFEST):
+            tokens = entry.total_tokens
+            if not isinstance(tokens, int):
+                raise DatasetError(f"{root / MANIFEST} line {n}: no total_tokens (run `synth tokenize`)")
+            fits = (
+                [s for s in stages if lower[s] < tokens <= s] if bands else [s for s in stages if tokens <= s]
+            )
+            too_long += tokens > stages[-1]
+            line = entry.to_line()
+            for s in fits:
+                handles[s].write(line)
+                c = counts[s]
+                c[0] += 1
+                c[1] += float(entry.speech_duration_sec or entry.duration_sec) / 3600
+                c[2] += tokens
+                width = (s - lower[s]) / HISTOGRAM_BINS
+                bins[s][min(HISTOGRAM_BINS - 1, max(0, int((tokens - lower[s] - 1) // width)))] += 1
+    finally:
+        for h in handles.values():
+            h.close()
+    summaries = []
+    for s in stages:
+        os.replace(tmp[s], final[s])
+        summaries.append(
+            StageSummary(s, final[s], counts[s][0], counts[s][1], counts[s][2], lower[s], tuple(bins[s]))
+        )
+    return summaries, too_long

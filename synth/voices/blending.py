@@ -1,0 +1,80 @@
+"""Making blended voices worth keeping: candidate mixes of a model's speakers (synth.engines.
+blends) are spoken, embedded by the speaker encoder and transcribed; a candidate is kept only
+when it is at least `min_distance` from every voice of the catalog and from every blend already
+kept, and the ASR understands it (word error rate at most `max_wer`)."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..engines import CoquiConfig, PiperConfig, load_engine
+from ..engines.blends import Blend, propose, write_blends
+from ..errors import ConfigError
+from ..produce.pipeline import Pipeline, PipelineConfig
+from .encoder import REFERENCE, SpeakerEncoder, cosine_distance, voice_embeddings
+
+
+def make_blends(
+    config: CoquiConfig | PiperConfig,
+    count: int,
+    out: Path,
+    min_distance: float = 0.3,
+    max_wer: float = 0.3,
+    seed: int = 0,
+    recognizer: Any = None,
+    progress: Callable[[str], None] | None = None,
+    cache: Path | None = None,
+) -> list[Blend]:
+    """Propose, judge and keep up to `count` blends of `config`'s model; write them to `out`.
+    The catalog's own embeddings come from `cache` when `--measure` or measured casting already
+    computed them (synth.speaker_encoder.voice_embeddings)."""
+    if not isinstance(config, (CoquiConfig, PiperConfig)):
+        raise ConfigError("blend", "blending needs a Coqui VITS or a multi-speaker Piper model")
+    from ..asr.wer import wer
+
+    base = load_engine(replace(config, blends=None))
+    speakers = list(
+        dict.fromkeys(v.speaker for v in base.voices() if v.params.get("speaker_index") is not None)
+    )
+    prefix = base.voices()[0].id.rsplit("-", 1)[0] if base.voices() else "blend"
+    candidates = propose(prefix, speakers, count * 3, seed)
+    with tempfile.TemporaryDirectory(prefix="synth-blend-") as tmp:
+        trial = Path(tmp) / "candidates.json"
+        write_blends(trial, base.model, candidates)
+        engine = load_engine(replace(config, blends=str(trial)))
+    pipeline = Pipeline(engine, PipelineConfig())
+    encoder = SpeakerEncoder()
+    by_id = {v.id: v for v in engine.voices()}
+    catalog = voice_embeddings(base, cache, pipeline.render, encoder)
+    if recognizer is None:
+        from ..asr.recognizer import Recognizer
+
+        recognizer = Recognizer()
+    kept: list[Blend] = []
+    kept_embeddings: dict[str, Any] = {}
+    for blend in candidates:
+        if len(kept) == count:
+            break
+        spoken = [pipeline.render(text, by_id[blend.id]) for text in REFERENCE]
+        e = encoder.embed(np.concatenate(spoken))
+        others = {**catalog, **kept_embeddings}
+        nearest_id = min(others, key=lambda k: cosine_distance(e, others[k]))
+        nearest = cosine_distance(e, others[nearest_id])
+        error = wer(REFERENCE[0], recognizer.transcribe(spoken[0]).text)
+        verdict = nearest >= min_distance and error <= max_wer
+        if progress is not None:
+            progress(
+                f"{blend.id}: nearest {nearest_id} {nearest:.3f}, WER {error:.2f} -> {'kept' if verdict else 'no'}"
+            )
+        if verdict:
+            report = {"nearest": nearest_id, "distance": round(nearest, 4), "wer": round(error, 4)}
+            kept.append(replace(blend, report=report))
+            kept_embeddings[blend.id] = e
+    write_blends(out, base.model, kept)
+    return kept

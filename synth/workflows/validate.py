@@ -1,0 +1,392 @@
+"""`synth validate`: check a dataset folder against the contract (DESIGN.md section 1) and
+report every problem with the file it is in, so that a person can act on it."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+
+from ..audio import SAMPLE_RATE, to_pcm16
+from ..dataset.mixdown import mix_blocks, placements
+from ..dataset.records import (
+    MANIFEST,
+    ConversationMetadata,
+    EventRecord,
+    ManifestEntry,
+    RecordError,
+    TurnRecord,
+    field_errors,
+)
+from ..dialogs.text import clean_text
+from ..ids import InvalidConversationId, check_conversation_id
+from ..samples.builder import WHISPER_WINDOW_SEC
+from ..words import word_errors
+
+DURATION_TOLERANCE_SEC = 0.01
+
+
+@dataclass
+class Report:
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    conversations: int = 0
+    turns: int = 0
+    audio_sec: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def format(self, max_lines: int = 50) -> str:
+        lines = [
+            f"{self.conversations} conversations, {self.turns} turns, {self.audio_sec / 3600:.3f} h of audio"
+        ]
+        for label, items in (("ERROR", self.errors), ("warning", self.warnings)):
+            lines += [f"{label}: {m}" for m in items[:max_lines]]
+            if len(items) > max_lines:
+                lines.append(f"... and {len(items) - max_lines} more {label.lower()}s")
+        lines.append("OK" if self.ok else f"FAILED: {len(self.errors)} error(s)")
+        return "\n".join(lines)
+
+
+def _typed(obj: Any, record: type, where: str, errors: list[str]) -> bool:
+    """Report every required field of `record` that `obj` lacks or mistypes."""
+    found = field_errors(obj, record, where)
+    errors += found
+    return not found
+
+
+def validate_dataset(root: Path | str) -> Report:
+    root = Path(root)
+    report = Report()
+    if not root.is_dir():
+        report.errors.append(f"{root}: not a folder")
+        return report
+    manifest = _read_manifest(root, report)
+    conv_root = root / "conversations"
+    folders = sorted(p.name for p in conv_root.iterdir()) if conv_root.is_dir() else []
+    if not conv_root.is_dir():
+        report.errors.append(f"{conv_root}: missing")
+    listed = Counter(e["conversation_id"] for e in manifest if "conversation_id" in e)
+    for cid, n in listed.items():
+        if n > 1:
+            report.errors.append(f"{MANIFEST}: conversation {cid!r} listed {n} times")
+    for cid in sorted(set(listed) - set(folders)):
+        report.errors.append(f"{MANIFEST}: {cid!r} has no folder conversations/{cid}")
+    for name in folders:
+        if name not in listed:
+            report.errors.append(
+                f"conversations/{name}: folder not in {MANIFEST} "
+                "(unfinished? run `synth generate` again to clean it up)"
+            )
+    by_id = {e["conversation_id"]: e for e in manifest if "conversation_id" in e}
+    for name in folders:
+        if (conv_root / name).is_dir():
+            _check_conversation(conv_root / name, by_id.get(name), report)
+    leftovers = list((root / ".tmp").iterdir()) if (root / ".tmp").is_dir() else []
+    if leftovers:
+        report.warnings.append(
+            f".tmp: {len(leftovers)} unfinished conversation(s) of an "
+            "interrupted run (removed by the next `synth generate`)"
+        )
+    return report
+
+
+def _read_manifest(root: Path, report: Report) -> list[dict[str, Any]]:
+    path = root / MANIFEST
+    if not path.is_file():
+        report.errors.append(f"{MANIFEST}: missing")
+        return []
+    entries = []
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        report.errors.append(
+            f"{MANIFEST}: last line is unterminated (an interrupted or failed write; the next "
+            "`synth generate` or `synth serve` on this folder repairs it)"
+        )
+    for n, raw in enumerate(data.splitlines(), start=1):
+        where = f"{MANIFEST} line {n}"
+        try:
+            entry = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            report.errors.append(
+                f"{where}: not valid JSON (a torn write, e.g. a full disk; the next `synth generate` "
+                "or `synth serve` on this folder repairs it)"
+            )
+            continue
+        if not _typed(entry, ManifestEntry, where, report.errors):
+            continue
+        if "total_tokens" not in entry:
+            report.errors.append(f"{where}: missing field 'total_tokens'")
+        if entry["path"] != f"conversations/{entry['conversation_id']}":
+            report.errors.append(f"{where}: path {entry['path']!r} does not match the id")
+        entries.append(entry)
+    return entries
+
+
+def _check_conversation(folder: Path, entry: dict[str, Any] | None, report: Report) -> None:
+    where = f"conversations/{folder.name}"
+    try:
+        check_conversation_id(folder.name)
+    except InvalidConversationId as exc:
+        report.errors.append(f"{where}: {exc}")
+    try:
+        meta = json.loads((folder / "metadata.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        report.errors.append(f"{where}/metadata.json: missing")
+        return
+    except (ValueError, UnicodeDecodeError) as exc:
+        report.errors.append(f"{where}/metadata.json: not valid JSON ({exc})")
+        return
+    if not _typed(meta, ConversationMetadata, f"{where}/metadata.json", report.errors):
+        return
+    report.conversations += 1
+    if meta["conversation_id"] != folder.name:
+        report.errors.append(
+            f"{where}/metadata.json: conversation_id {meta['conversation_id']!r} "
+            "does not match the folder name"
+        )
+    turns = meta["turns"]
+    if meta["total_turns"] != len(turns):
+        report.errors.append(
+            f"{where}/metadata.json: total_turns {meta['total_turns']} but {len(turns)} turns listed"
+        )
+    if not turns:
+        report.errors.append(f"{where}/metadata.json: no turns")
+    speakers = set(meta["speakers"])
+    tokens = meta.get("tokens") if isinstance(meta.get("tokens"), dict) else {}
+    window = WHISPER_WINDOW_SEC if tokens.get("speech_profile") == "llama-omni" else None
+    previous_start = 0.0
+    speaker_end: dict[str, float] = {}
+    latest_end = 0.0
+    expected_files = {"metadata.json", "samples.jsonl"}
+    for i, turn in enumerate(turns):
+        tw = f"{where}/metadata.json turns[{i}]"
+        if not _typed(turn, TurnRecord, tw, report.errors):
+            continue
+        if turn["turn_id"] != i:
+            report.errors.append(f"{tw}: turn_id {turn['turn_id']}, expected {i} (ids must be 0..n-1)")
+        if turn["speaker"] not in speakers:
+            report.errors.append(f"{tw}: speaker {turn['speaker']!r} not in speakers")
+        expected_files |= {turn["audio_file"], turn["transcript_file"]}
+        duration = _check_wav(folder / turn["audio_file"], f"{where}/{turn['audio_file']}", report)
+        text = _check_transcript(
+            folder / turn["transcript_file"], f"{where}/{turn['transcript_file']}", report
+        )
+        if "words" in turn and isinstance(turn.get("text", text), str):
+            for problem in word_errors(
+                turn.get("text", text), turn["words"], turn["start_time"], turn["end_time"]
+            ):
+                report.errors.append(f"{tw}: {problem}")
+        report.turns += 1
+        if duration is not None:
+            report.audio_sec += duration
+            if abs(duration - turn["duration_sec"]) > DURATION_TOLERANCE_SEC:
+                report.errors.append(
+                    f"{tw}: duration_sec {turn['duration_sec']} but the WAV lasts {duration:.4f} s"
+                )
+        if window is not None and turn["duration_sec"] > window + DURATION_TOLERANCE_SEC:
+            report.errors.append(
+                f"{tw}: lasts {turn['duration_sec']:.2f} s, longer than the {window:g} s Whisper window of "
+                "the llama-omni speech profile (the model would lose its end)"
+            )
+        if abs(turn["end_time"] - turn["start_time"] - turn["duration_sec"]) > DURATION_TOLERANCE_SEC:
+            report.errors.append(f"{tw}: end_time - start_time != duration_sec")
+        if turn["start_time"] < previous_start - DURATION_TOLERANCE_SEC:
+            report.errors.append(
+                f"{tw}: starts at {turn['start_time']} before the turn before it (start order)"
+            )
+        if turn["start_time"] < speaker_end.get(turn["speaker"], 0.0) - DURATION_TOLERANCE_SEC:
+            report.errors.append(f"{tw}: starts before the same speaker's previous turn ends")
+        previous_start = turn["start_time"]
+        speaker_end[turn["speaker"]] = turn["end_time"]
+        latest_end = max(latest_end, turn["end_time"])
+    if turns and abs(meta["total_duration_sec"] - latest_end) > DURATION_TOLERANCE_SEC:
+        report.errors.append(
+            f"{where}/metadata.json: total_duration_sec "
+            f"{meta['total_duration_sec']} is not the end of the latest-ending turn ({latest_end})"
+        )
+    expected_files |= _check_events(folder, meta, where, report)
+    expected_files |= _check_conversation_audio(folder, meta, where, report)
+    if (folder / "samples.jsonl").exists():
+        _check_samples(folder / "samples.jsonl", f"{where}/samples.jsonl", len(turns), report)
+    extra = sorted(p.name for p in folder.iterdir() if p.name not in expected_files)
+    if extra:
+        report.warnings.append(f"{where}: unexpected files {extra}")
+    if entry is not None:
+        if entry["num_turns"] != meta["total_turns"]:
+            report.errors.append(
+                f"{MANIFEST} {folder.name}: num_turns {entry['num_turns']} but "
+                f"metadata has {meta['total_turns']}"
+            )
+        if abs(entry["duration_sec"] - meta["total_duration_sec"]) > DURATION_TOLERANCE_SEC:
+            report.errors.append(f"{MANIFEST} {folder.name}: duration_sec does not match metadata")
+
+
+def _check_events(folder: Path, meta: dict[str, Any], where: str, report: Report) -> set[str]:
+    """Events (backchannels): typed, by a known speaker, their audio lasting their span."""
+    events = meta.get("events", [])
+    if not isinstance(events, list):
+        report.errors.append(f"{where}/metadata.json: 'events' is not a list")
+        return set()
+    files = set()
+    for i, event in enumerate(events):
+        ew = f"{where}/metadata.json events[{i}]"
+        if not _typed(event, EventRecord, ew, report.errors):
+            continue
+        if event["speaker"] not in meta["speakers"]:
+            report.errors.append(f"{ew}: speaker {event['speaker']!r} not in speakers")
+        if not 0 <= event["start"] <= event["end"]:
+            report.errors.append(f"{ew}: start {event['start']} and end {event['end']} are not ordered")
+        name = event.get("audio_file")
+        if isinstance(name, str):
+            files.add(name)
+            duration = _check_wav(folder / name, f"{where}/{name}", report)
+            if (
+                duration is not None
+                and abs(duration - (event["end"] - event["start"])) > DURATION_TOLERANCE_SEC
+            ):
+                report.errors.append(
+                    f"{ew}: lasts {event['end'] - event['start']:.3f} s but its WAV {duration:.3f} s"
+                )
+    return files
+
+
+def _check_conversation_audio(folder: Path, meta: dict[str, Any], where: str, report: Report) -> set[str]:
+    """conversation.wav: 16 kHz two-channel PCM16 whose clean channels hold exactly the turns and
+    events that metadata puts there (an augmented channel is checked for its length only)."""
+    name = meta.get("conversation_audio")
+    if name is None:
+        return set()
+    cw = f"{where}/{name}"
+    try:
+        record = ConversationMetadata.from_dict(meta)
+        info = sf.info(str(folder / name))
+    except (RecordError, ValueError, TypeError) as exc:
+        report.errors.append(f"{where}/metadata.json: {exc}")
+        return {name}
+    except (RuntimeError, OSError) as exc:  # libsndfile: missing or unreadable
+        report.errors.append(f"{cw}: unreadable ({exc})")
+        return {name}
+    channels = record.channels or []
+    members = [s for c in channels for s in c]
+    if (
+        len(channels) != 2
+        or sorted(members) != sorted(record.speakers)
+        or record.main_speaker not in channels[0]
+    ):
+        report.errors.append(
+            f"{where}/metadata.json: 'channels' must put every speaker on one of two channels, "
+            "the main speaker on channel 0"
+        )
+        return {name}
+    if (info.samplerate, info.channels, info.subtype) != (SAMPLE_RATE, 2, "PCM_16"):
+        report.errors.append(
+            f"{cw}: expected 16 kHz two-channel PCM16, got {info.samplerate} Hz, "
+            f"{info.channels} channels, {info.subtype}"
+        )
+        return {name}
+    augmented = {int((record.extra.get("augmentation") or {}).get("channel", -1))}
+    try:
+        items = placements(folder, record, channels)
+        expected_frames = max((p.start + p.length for p in items), default=0)
+        if info.frames < expected_frames:
+            report.errors.append(f"{cw}: {info.frames} frames, the timeline needs {expected_frames}")
+            return {name}
+        with sf.SoundFile(str(folder / name)) as fh:
+            for b0, expected in mix_blocks(items):
+                got = fh.read(expected.shape[0], dtype="int16", always_2d=True)
+                for ch in (0, 1):
+                    if ch not in augmented and not np.array_equal(got[:, ch], to_pcm16(expected[:, ch])):
+                        at = b0 + int(np.flatnonzero(got[:, ch] != to_pcm16(expected[:, ch]))[0])
+                        report.errors.append(
+                            f"{cw}: channel {ch} differs from the turns and events at {at / SAMPLE_RATE:.3f} s"
+                        )
+                        return {name}
+    except (RuntimeError, OSError, KeyError) as exc:
+        report.errors.append(f"{cw}: cannot be checked against its turns ({exc})")
+    return {name}
+
+
+def _check_samples(path: Path, where: str, num_turns: int, report: Report) -> None:
+    """One sample per turn, in turn order, with aligned arrays."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError:
+        report.errors.append(f"{where}: not UTF-8")
+        return
+    if len(lines) != num_turns:
+        report.errors.append(f"{where}: {len(lines)} samples for {num_turns} turns")
+    for n, line in enumerate(lines, start=1):
+        try:
+            s = json.loads(line)
+            ids, labels, mask = s["input_ids"], s["labels"], s["attention_mask"]
+            ok = (
+                s["turn_number"] == n - 1
+                and len(ids) == len(labels) == len(mask)
+                and 0 < s["original_length"] <= len(ids)
+                and sum(mask) == s["original_length"]
+            )
+        except (ValueError, KeyError, TypeError):
+            report.errors.append(
+                f"{where} line {n}: not a sample (JSON with input_ids, labels, "
+                "attention_mask, turn_number, original_length)"
+            )
+            continue
+        if not ok:
+            report.errors.append(f"{where} line {n}: turn_number or array lengths are inconsistent")
+
+
+def _check_wav(path: Path, where: str, report: Report) -> float | None:
+    if not path.is_file():
+        report.errors.append(f"{where}: missing")
+        return None
+    try:
+        info = sf.info(str(path))
+    except Exception as exc:  # libsndfile's errors: unreadable or not audio
+        report.errors.append(f"{where}: unreadable audio ({exc})")
+        return None
+    problems = []
+    if info.format != "WAV":
+        problems.append(f"format {info.format}")
+    if info.samplerate != SAMPLE_RATE:
+        problems.append(f"{info.samplerate} Hz")
+    if info.channels != 1:
+        problems.append(f"{info.channels} channels")
+    if info.subtype != "PCM_16":
+        problems.append(f"subtype {info.subtype}")
+    if info.frames == 0:
+        problems.append("no samples")
+    if problems:
+        report.errors.append(
+            f"{where}: expected 16 kHz mono PCM16 WAV with audio, got " + ", ".join(problems)
+        )
+    return info.frames / info.samplerate if info.samplerate else None
+
+
+def _check_transcript(path: Path, where: str, report: Report) -> str | None:
+    """Check a transcript file; return its text (None when it cannot be read)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        report.errors.append(f"{where}: missing")
+        return None
+    except UnicodeDecodeError:
+        report.errors.append(f"{where}: not UTF-8")
+        return None
+    body = text.rstrip("\n")
+    if not body.strip():
+        report.errors.append(f"{where}: empty transcript")
+    elif "\n" in body:
+        report.errors.append(f"{where}: transcript has more than one line")
+    elif clean_text(body) != body:
+        report.errors.append(
+            f"{where}: transcript is not clean text (extra spaces, tokenized punctuation or curly quotes)"
+        )
+    return body

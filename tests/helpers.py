@@ -1,0 +1,148 @@
+"""What the tests share besides fixtures: the repository's paths, dialog files, the installed
+`synth` command run as a child process, a real multi-speaker Piper model built from the embedded
+one, and a real `synth serve` process on loopback. Nothing here is mocked."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+EXAMPLES = REPO / "examples" / "dialogs.jsonl"
+
+
+def write_jsonl(path: Path, records: list[Any]) -> Path:
+    with open(path, "w", encoding="utf-8") as fh:
+        for r in records:
+            fh.write((r if isinstance(r, str) else json.dumps(r)) + "\n")
+    return path
+
+
+def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """Run the installed `synth` entry point in a child process, as a user would."""
+    script = Path(sys.executable).with_name("synth")
+    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "synth.cli"]
+    return subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=timeout, cwd=REPO)
+
+
+LONG = "I spent the whole morning at the garage, and the mechanic kept finding new problems with the brakes."
+
+
+DUPLEX_DIALOGS = [
+    {"conversation_id": "duo", "turns": [
+        {"speaker": "user", "text": "How did the car repair go?"},
+        {"speaker": "assistant", "text": LONG + " " + LONG},
+        {"speaker": "user", "text": "That sounds expensive."},
+        {"speaker": "assistant", "text": "It was, but at least it is safe to drive now."},
+    ]},
+    {"conversation_id": "trio", "turns": [
+        {"speaker": "A", "text": "Who wants to plan the trip?"},
+        {"speaker": "B", "text": LONG},
+        {"speaker": "C", "text": "I can book the train tickets tonight."},
+        {"speaker": "B", "text": "Great, then I will find a place to stay."},
+    ]},
+]  # fmt: skip
+
+
+def build_piper_trio(
+    folder: Path, name: str = "en_US-trio-medium", speakers=("ann", "bob", "cyd"), gains=None
+) -> Path:
+    """A multi-speaker Piper model built outside synth: the embedded graph given a real `sid`
+    input and a config naming the speakers. Returns NAME.onnx (NAME.onnx.json beside it). Without
+    `gains`, sid is added to the audio times zero (used, changing nothing: the speakers sound the
+    same); with them, sid looks up a speaker table (`Gather(table, sid)`, as real multi-speaker
+    Piper graphs look up their speaker embeddings) whose row scales the audio."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from synth.engines.piper import embedded_model_path
+
+    model = onnx.load(str(embedded_model_path()))
+    for init in model.graph.initializer:  # the exporter named the phoneme table "sid": free the name
+        if init.name == "sid":
+            init.name = "phoneme_table"
+    for node in model.graph.node:
+        node.input[:] = ["phoneme_table" if i == "sid" else i for i in node.input]
+    model.graph.input.append(helper.make_tensor_value_info("sid", TensorProto.INT64, [1]))
+    out = model.graph.output[0].name
+    for node in model.graph.node:
+        node.output[:] = ["audio_raw" if o == out else o for o in node.output]
+    if gains is None:
+        model.graph.initializer.append(helper.make_tensor("zero", TensorProto.FLOAT, [1], [0.0]))
+        model.graph.node.extend(
+            [
+                helper.make_node("Cast", ["sid"], ["sid_f"], to=TensorProto.FLOAT),
+                helper.make_node("Mul", ["sid_f", "zero"], ["sid_zero"]),
+                helper.make_node("Add", ["audio_raw", "sid_zero"], [out]),
+            ]
+        )
+    else:
+        table = helper.make_tensor("speaker_table", TensorProto.FLOAT, [len(gains), 1], list(gains))
+        model.graph.initializer.append(table)
+        model.graph.node.extend(
+            [
+                helper.make_node("Gather", ["speaker_table", "sid"], ["speaker_row"]),
+                helper.make_node("Mul", ["audio_raw", "speaker_row"], [out]),
+            ]
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.onnx"
+    onnx.save(model, str(path))
+    config = json.loads(Path(f"{embedded_model_path()}.json").read_text())
+    config.update(num_speakers=len(speakers), speaker_id_map={s: i for i, s in enumerate(speakers)})
+    Path(f"{path}.json").write_text(json.dumps(config))
+    return path
+
+
+def free_port() -> int:
+    """A free TCP port on loopback."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(out: Path, port: int, *extra: str) -> subprocess.Popen:
+    """A real `synth serve` child process on loopback, returned once health says SERVING."""
+    proc = subprocess.Popen(
+        [
+            str(Path(sys.executable).with_name("synth")),
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--out",
+            str(out),
+            "--metrics-port",
+            "-1",
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    stub = health_pb2_grpc.HealthStub(channel)
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            if (
+                stub.Check(health_pb2.HealthCheckRequest(), timeout=1).status
+                == health_pb2.HealthCheckResponse.SERVING
+            ):
+                channel.close()
+                return proc
+        except grpc.RpcError:
+            time.sleep(0.2)
+    proc.kill()
+    raise AssertionError(f"server did not become ready: {proc.stdout.read() if proc.stdout else ''}")
