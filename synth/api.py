@@ -11,7 +11,7 @@ shows them in `--help`."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -20,11 +20,12 @@ from .dataset.writer import DatasetWriter
 from .dialogs.build import DialogLimits
 from .dialogs.sessions import SessionConfig
 from .dialogs.sources.chat import ChatFields
-from .domain import Dialog
+from .domain import Dialog, Voice
 from .engines import Engine, EngineConfig, PiperConfig, load_engine
 from .engines.batching import BatchConfig, BatchingEngine
 from .errors import ConfigError, DialogError
 from .produce.pipeline import Pipeline, PipelineConfig
+from .produce.render import TurnRenderer
 from .samples.builder import SampleBuilder, SampleConfig
 from .samples.tokenizer import DEFAULT_TOKENIZER, load_tokenizer
 from .workflows.runner import RunSummary, run_producer
@@ -100,6 +101,20 @@ def profile_limits(pipeline: PipelineConfig, samples: SampleConfig | None) -> Pi
     return pipeline
 
 
+def casting_distance(engine: Engine, config: PipelineConfig) -> Callable[[Voice, Voice], float]:
+    """The voice distance casting uses: the engine's own, or (cast_by 'measured') distances
+    between speaker-encoder embeddings of every voice, read from the cache or measured once by
+    having each voice speak the reference sentences (synth.voices.encoder)."""
+    if config.cast_by != "measured":
+        return engine.voice_distance
+    from .engines.piper_voices import default_cache
+    from .voices.encoder import MeasuredDistance, voice_embeddings
+
+    cache = Path(config.voice_cache).expanduser() if config.voice_cache else default_cache()
+    renderer = TurnRenderer(engine, config.max_chunk_chars, config.sample_rate)
+    return MeasuredDistance(voice_embeddings(engine, cache, renderer.render), engine.voice_distance)
+
+
 def build_pipeline(options: GenerateOptions = GenerateOptions(), engine: Engine | None = None) -> Pipeline:
     """A Pipeline over a batching engine (loaded from `options.engine` unless given); close it
     (or use it in a `with` block) to stop the batcher's worker."""
@@ -109,7 +124,8 @@ def build_pipeline(options: GenerateOptions = GenerateOptions(), engine: Engine 
     try:
         builder = sample_builder(options.samples, options.tokenizer) if options.samples else None
         checker = asr_check(options.asr_check) if options.asr_check else None
-        return Pipeline(batching, profile_limits(options.pipeline, options.samples), builder, checker)
+        config = profile_limits(options.pipeline, options.samples)
+        return Pipeline(batching, config, builder, checker, casting_distance(batching, config))
     except BaseException:
         batching.close()
         raise

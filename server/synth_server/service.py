@@ -20,7 +20,7 @@ from pathlib import Path
 import grpc
 from google.protobuf.message import DecodeError
 
-from synth.api import profile_limits
+from synth.api import casting_distance, profile_limits
 from synth.asr.recognizer import AsrCheck
 from synth.dataset.metadata import conversation_metadata
 from synth.dataset.mixdown import ConversationAudioConfig
@@ -133,7 +133,7 @@ class SynthService(pb_grpc.SynthServicer):
         self.catalog = engine.voices()
         self.voice_ids = {v.id for v in self.catalog}
         # casting's voice distance, measured once for the server's life when cast_by says so
-        self.distance = Pipeline(self.engine, config.pipeline).distance
+        self.distance = casting_distance(self.engine, config.pipeline)
         self.writer = DatasetWriter(config.out, config.conversation_audio)
         self.writer.recover()
         self._lock = threading.Lock()

@@ -9,7 +9,7 @@ from typing import Any
 from .. import api
 from ..dialogs.sessions import SessionConfig
 from ..errors import ConfigError
-from ..produce.pipeline import LONG_TURNS, Pipeline, PipelineConfig
+from ..produce.pipeline import LONG_TURNS, PipelineConfig
 from ..produce.timeline import GapDistribution
 from .common import (
     EXIT_OK,
@@ -235,8 +235,7 @@ def _measure(engine: Any, args: argparse.Namespace) -> int:
     from ..voices.report import catalog_report
 
     config = PipelineConfig(cast_by="measured", voice_cache=args.model_cache)
-    with Pipeline(engine, config) as pipeline:
-        report = catalog_report(pipeline.catalog, pipeline.distance)
+    report = catalog_report(engine.voices(), api.casting_distance(engine, config))
     if args.json:
         print(json.dumps(report))
         return EXIT_OK

@@ -1,7 +1,7 @@
 """Backchannels: the short listener responses ("mm-hm", "right") that full-duplex models must
 learn to hear and make while someone else holds the floor. They are planned here, purely, from the
-turns already on the timeline (their speakers, spans and word timings); the pipeline speaks them
-in the listener's voice and they become events, never turns.
+turns already on the timeline (their speakers, spans and word timings); `speak` renders them in
+the listener's voice and they become events, never turns.
 
 A turn of at least MIN_TURN_SEC gives one opportunity, plus one for every further EVERY_SEC;
 each is taken with probability `rate`. A backchannel starts just after a word boundary (the widest
@@ -12,10 +12,12 @@ speaker answers (the previous turn's speaker), else the next speaker, else any o
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from ..domain import SynthesizedTurn
+from ..audio import trim_silence
+from ..domain import ConversationEvent, SynthesizedTurn, Voice
+from .render import TurnRenderer
 
 TEXTS = ("yeah", "right", "okay", "uh-huh", "mm-hm", "I see", "sure", "oh really?", "exactly")
 MIN_TURN_SEC = 2.0
@@ -107,3 +109,29 @@ def fits(
         ):
             return False
     return all(end + CLEARANCE_SEC <= a or b + CLEARANCE_SEC <= start for a, b in taken)
+
+
+def speak(
+    renderer: TurnRenderer,
+    planned: Sequence[PlannedBackchannel],
+    casting: Mapping[str, Voice],
+    turns: Sequence[SynthesizedTurn],
+) -> list[ConversationEvent]:
+    """The planned backchannels spoken in their listeners' voices in one engine call; one that
+    would run into the listener's own speech (or another of theirs) is left out."""
+    if not planned:
+        return []
+    rate = renderer.sample_rate
+    spoken = renderer.pieces([(p.text, casting[p.listener]) for p in planned])
+    events: list[ConversationEvent] = []
+    taken: dict[str, list[tuple[float, float]]] = {}
+    for p, pieces in zip(planned, spoken):
+        audio = trim_silence(renderer.finish(pieces)[0], rate, 0.02)
+        mine = taken.setdefault(p.listener, [])
+        if not audio.size or not fits(p.start, audio.size / rate, p.listener, turns, mine):
+            continue
+        mine.append((p.start, p.start + audio.size / rate))
+        events.append(
+            ConversationEvent("backchannel", p.listener, casting[p.listener], p.text, p.start, audio, rate)
+        )
+    return events
