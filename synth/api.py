@@ -11,10 +11,12 @@ shows them in `--help`."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
+from .dataset.fingerprint import check_options, plain
 from .dataset.mixdown import ConversationAudioConfig
 from .dataset.writer import DatasetWriter
 from .dialogs.build import DialogLimits
@@ -54,7 +56,8 @@ class GenerateOptions:
     samples: the training-sample format; None writes no samples.jsonl and no token counts.
     in_flight: conversations synthesized at once; their turns share engine batches (a GPU).
     on_error: 'skip' lists a bad dialog in failures.jsonl and goes on; 'fail' stops at it.
-    resume: skip conversations already in the manifest (off: refuse a non-empty output).
+    resume: skip conversations already in the manifest (off: refuse a non-empty output); a
+        dataset made with other options (dataset.json) is refused unless resume_with_changes.
     shard: make only this shard's share of the source (a stable partition by conversation id).
     sessions: join consecutive dialogs into long sessions (synth.sessions).
     conversation_audio: also write each conversation's two-channel conversation.wav."""
@@ -73,6 +76,24 @@ class GenerateOptions:
     shard: Shard | None = None
     sessions: SessionConfig | None = None
     conversation_audio: ConversationAudioConfig | None = None
+    resume_with_changes: bool = False
+
+    def fingerprint(self) -> dict[str, Any]:
+        """What changes the conversations (not how fast they are made), as flat 'a.b' keys:
+        recorded in dataset.json, compared on resume."""
+        engines = self.engine if isinstance(self.engine, tuple) else (self.engine,)
+        speed_only = {"device", "model_cache", "voice_cache", "max_batch"}
+        parts = {
+            "engine": [{k: v for k, v in plain(e).items() if k not in speed_only} for e in engines],
+            "pipeline": {k: v for k, v in plain(self.pipeline).items() if k not in speed_only},
+            "samples": plain(self.samples),
+            "tokenizer": self.tokenizer,
+            "limits": plain(self.limits),
+            "asr_check": plain(self.asr_check),
+            "sessions": plain(self.sessions),
+            "conversation_audio": plain(self.conversation_audio),
+        }
+        return _flat(parts)
 
     def __post_init__(self) -> None:
         if self.in_flight < 1:
@@ -92,12 +113,19 @@ def asr_check(config: AsrCheckConfig):  # -> synth.asr.AsrCheck (faster-whisper 
     return AsrCheck(Recognizer(config.model), config.threshold, config.retries)
 
 
-def profile_limits(pipeline: PipelineConfig, samples: SampleConfig | None) -> PipelineConfig:
-    """The pipeline config with the speech profile's turn limit (LLaMA-Omni: 30 s, Whisper's
-    window), unless the pipeline sets its own."""
+def pipeline_config(
+    pipeline: PipelineConfig,
+    samples: SampleConfig | None,
+    conversation_audio: ConversationAudioConfig | None = None,
+) -> PipelineConfig:
+    """The pipeline config as the rest of the options need it: the speech profile's turn limit
+    (LLaMA-Omni: 30 s, Whisper's window) unless the pipeline sets its own, and the full-band
+    rate the conversation audio is made at."""
     limit = samples.profile.max_turn_sec if samples is not None else None
     if limit is not None and pipeline.max_turn_sec is None:
-        return replace(pipeline, max_turn_sec=limit)
+        pipeline = replace(pipeline, max_turn_sec=limit)
+    if conversation_audio is not None and pipeline.fullband_rate is None:
+        pipeline = replace(pipeline, fullband_rate=conversation_audio.fullband_rate)
     return pipeline
 
 
@@ -124,7 +152,7 @@ def build_pipeline(options: GenerateOptions = GenerateOptions(), engine: Engine 
     try:
         builder = sample_builder(options.samples, options.tokenizer) if options.samples else None
         checker = asr_check(options.asr_check) if options.asr_check else None
-        config = profile_limits(options.pipeline, options.samples)
+        config = pipeline_config(options.pipeline, options.samples, options.conversation_audio)
         return Pipeline(batching, config, builder, checker, casting_distance(batching, config))
     except BaseException:
         batching.close()
@@ -153,33 +181,65 @@ def generate(
             counted = count_records(str(dialogs), fmt)
             total = counted if limit is None or counted is None else min(counted, limit)
         dialogs = open_dialogs(str(dialogs), fmt, split, limit, options.limits, chat)
+    writer = DatasetWriter(out, options.conversation_audio)
+    with writer.locked():
+        check_options(writer.root, options.fingerprint(), options.resume_with_changes)
     with build_pipeline(options, engine) as pipeline:
-        if options.sessions is not None:
-            from .dialogs.sessions import make_sessions, token_estimator
-
-            session_limits = DialogLimits(
-                max_turns=100_000,
-                max_turn_chars=options.limits.max_turn_chars,
-                max_total_chars=10**9,
-                max_speakers=options.limits.max_speakers,
-            )
-            # sizes estimated with the pipeline's own sample builder (tokenizer loaded once)
-            dialogs = make_sessions(
+        if options.sessions is None:
+            return run_producer(
                 dialogs,
-                options.sessions,
-                token_estimator(pipeline.sample_builder),
-                options.pipeline.seed,
-                session_limits,
+                pipeline,
+                writer,
+                on_error=options.on_error,
+                resume=options.resume,
+                progress=options.progress,
+                total=total,
+                workers=options.in_flight,
+                shard=options.shard,
             )
-            total = None
+        from .produce.sessions import SessionProducer
+
+        # Sessions are made from the shard's own dialogs, in source order, one after the other;
+        # a resumed run starts after the turns its finished sessions hold.
+        if options.shard is not None:
+            dialogs = _owned(dialogs, options.shard)
+        producer = SessionProducer(pipeline, options.sessions, options.limits)
         return run_producer(
-            dialogs,
-            pipeline,
-            DatasetWriter(out, options.conversation_audio),
+            producer.items(dialogs, lambda: consumed_turns(writer)),
+            producer,
+            writer,
             on_error=options.on_error,
             resume=options.resume,
             progress=options.progress,
-            total=total,
-            workers=options.in_flight,
-            shard=options.shard,
+            sequential=True,
         )
+
+
+def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict) and value:
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out.update(_flat(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        out = {}
+        for i, v in enumerate(value):
+            out.update(_flat(v, f"{prefix}[{i}]"))
+        return out
+    return {prefix: value}
+
+
+def _owned(items: Iterable[Dialog | DialogError], shard: Shard) -> Iterator[Dialog | DialogError]:
+    for item in items:
+        if shard.owns(item.conversation_id or getattr(item, "where", "")):
+            yield item
+
+
+def consumed_turns(writer: DatasetWriter) -> dict[str, int]:
+    """dialog id -> how many of its turns the dataset's finished sessions hold."""
+    from .dataset.reader import open_dataset
+    from .dialogs.sessions import consumed_turns as from_segments
+
+    if not writer.done_ids():
+        return {}
+    return from_segments(ref.metadata().extra.get("segments", []) for ref in open_dataset(writer.root))

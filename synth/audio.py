@@ -80,18 +80,34 @@ def active_dbfs(samples: np.ndarray, rate: int) -> float:
     return 20 * np.log10(max(rms, 1e-10))
 
 
+def loudness_gain(
+    samples: np.ndarray, rate: int, target_dbfs: float = TARGET_DBFS, peak_dbfs: float = PEAK_DBFS
+) -> float:
+    """The gain that brings `samples` to `target_dbfs` active loudness, lowered if needed to keep
+    peaks under `peak_dbfs` (1.0 for silence)."""
+    level = active_dbfs(samples, rate)
+    if not np.isfinite(level) or level < -90:
+        return 1.0
+    gain = 10 ** ((target_dbfs - level) / 20)
+    return capped(samples, gain, peak_dbfs)
+
+
+def capped(samples: np.ndarray, gain: float, peak_dbfs: float = PEAK_DBFS) -> float:
+    """`gain`, lowered if needed so that no sample of `samples` goes over `peak_dbfs`."""
+    peak = float(np.max(np.abs(samples))) * gain if samples.size else 0.0
+    ceiling = 10 ** (peak_dbfs / 20)
+    if peak > ceiling:
+        gain *= ceiling / peak
+    return gain
+
+
 def normalize_loudness(
     samples: np.ndarray, rate: int, target_dbfs: float = TARGET_DBFS, peak_dbfs: float = PEAK_DBFS
 ) -> np.ndarray:
     """Scale to `target_dbfs` active loudness, lowered if needed to keep peaks under `peak_dbfs`."""
-    level = active_dbfs(samples, rate)
-    if not np.isfinite(level) or level < -90:
+    gain = loudness_gain(samples, rate, target_dbfs, peak_dbfs)
+    if gain == 1.0:
         return samples.astype(np.float32, copy=True)
-    gain = 10 ** ((target_dbfs - level) / 20)
-    peak = float(np.max(np.abs(samples))) * gain
-    ceiling = 10 ** (peak_dbfs / 20)
-    if peak > ceiling:
-        gain *= ceiling / peak
     return (samples * gain).astype(np.float32)
 
 

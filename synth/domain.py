@@ -3,6 +3,7 @@ comes out (SynthesizedTurn, Conversation). No behaviour beyond small derived pro
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -45,11 +46,14 @@ class Source:
 @dataclass(frozen=True)
 class Segment:
     """One source dialog inside a session: its source and its turns' range in the session's
-    input turns (inclusive)."""
+    input turns (inclusive); `dialog_id` and `source_first` say which dialog and from which of its
+    turns (a dialog cut at a turn boundary goes on in the next session)."""
 
     source: Source
     first_turn: int
     last_turn: int
+    dialog_id: str | None = None
+    source_first: int = 0
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,16 @@ class Voice:
     params: Mapping[str, Any] = field(default_factory=dict)
     meta: Mapping[str, Any] = field(default_factory=dict)
 
+    @property
+    def language(self) -> str | None:
+        """ISO 639-1 code of the language it speaks: its `language` attribute, else the model's
+        name when it says (Piper's en_US-joe-medium), else None (unknown)."""
+        value = self.meta.get("language")
+        if value:
+            return str(value)[:2].lower()
+        m = re.match(r"([a-z]{2})[_-][A-Z]{2}\b", self.model)
+        return m.group(1) if m else None
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -116,6 +130,7 @@ class SynthesizedTurn:
     source_turn: int = -1  # the input turn it speaks (a long turn split in parts shares it)
     stored_samples: int | None = None  # set once the audio is on disk and let go (`released`)
     words: Words | None = None  # the transcript's words, seconds from the turn's start
+    fullband: np.ndarray | None = None  # the same turn at the full-band rate (conversation audio)
 
     @property
     def num_samples(self) -> int:
@@ -143,6 +158,7 @@ class ConversationEvent:
     start: float
     audio: np.ndarray
     sample_rate: int
+    fullband: np.ndarray | None = None  # the same audio at the full-band rate
 
     @property
     def end(self) -> float:
@@ -180,7 +196,7 @@ class Conversation:
 def released(turn: SynthesizedTurn) -> SynthesizedTurn:
     """The turn without its audio (written to disk already): its length is kept, so timings,
     metadata and samples can still be made from it, but it holds no memory."""
-    return replace(turn, audio=_NO_AUDIO, stored_samples=turn.num_samples)
+    return replace(turn, audio=_NO_AUDIO, fullband=None, stored_samples=turn.num_samples)
 
 
 _NO_AUDIO = np.zeros(0, dtype=np.float32)

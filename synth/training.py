@@ -15,6 +15,8 @@ play are idle (`active == False`) rather than shifted, so no conversation ever c
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import random
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
@@ -35,9 +37,12 @@ TurnIndex = tuple[int, int]  # (conversation position, turn number)
 
 
 class ConversationDataset(Dataset):
-    """Turns of a dataset's conversations, indexed by `(conversation position, turn number)`;
-    `None` stands for an idle batch row. Reads WAVs and samples lazily, caching a few
-    conversations' samples (each worker process has its own cache)."""
+    """Turns of a dataset's conversations. Indexed by a plain integer (every turn of every
+    conversation in order: `dataset[0]` is the first conversation's first turn, as a training
+    script's smoke check or a plain DataLoader expects), or by `(conversation position, turn
+    number)` as ConversationBatchSampler asks, which keeps each conversation in one batch row so
+    state carries over; `None` stands for an idle batch row. Reads WAVs and samples lazily,
+    caching a few conversations' samples (each worker process has its own cache)."""
 
     def __init__(
         self,
@@ -69,12 +74,23 @@ class ConversationDataset(Dataset):
                 raise DatasetError(f"{missing[0]}: no total_tokens in the manifest (run `synth tokenize`)")
             refs = [r for r in refs if r.total_tokens <= max_total_tokens]
         self.conversations: list[ConversationRef] = refs
+        self._starts = list(itertools.accumulate((r.num_turns for r in refs), initial=0))
         self.pad_id = LLAMA31_RENAMED[PAD_TOKEN] if pad_id is None else pad_id
         self.cache_size = cache_size
         self._cache: OrderedDict[int, list[dict[str, Any]]] = OrderedDict()
 
     def __len__(self) -> int:
-        return sum(r.num_turns for r in self.conversations)
+        return self._starts[-1]
+
+    def locate(self, index: int) -> TurnIndex:
+        """The (conversation position, turn number) of the index-th turn of the dataset."""
+        n = len(self)
+        if index < 0:
+            index += n
+        if not 0 <= index < n:
+            raise IndexError(f"turn index {index} out of range for {n} turns")
+        conv = bisect.bisect_right(self._starts, index) - 1
+        return conv, index - self._starts[conv]
 
     def turn_counts(self) -> list[int]:
         return [r.num_turns for r in self.conversations]
@@ -94,10 +110,10 @@ class ConversationDataset(Dataset):
             self._cache.popitem(last=False)
         return samples
 
-    def __getitem__(self, index: TurnIndex | None) -> dict[str, Any]:
+    def __getitem__(self, index: int | TurnIndex | None) -> dict[str, Any]:
         if index is None:
             return self._idle()
-        conv, turn = index
+        conv, turn = self.locate(index) if isinstance(index, int) else index
         ref = self.conversations[conv]
         sample = self._samples(conv)[turn]
         wav = ref.folder / sample["audio_file"]

@@ -146,3 +146,45 @@ def start_server(out: Path, port: int, *extra: str) -> subprocess.Popen:
             time.sleep(0.2)
     proc.kill()
     raise AssertionError(f"server did not become ready: {proc.stdout.read() if proc.stdout else ''}")
+
+
+SUBJECTS = (
+    "the new library", "my cousin's wedding", "the bus schedule", "a broken bicycle", "the science fair",
+    "our neighbour's dog", "the tomato harvest", "a job interview", "the winter coat sale", "a leaking roof",
+    "the chess club", "my grandmother's recipe", "the night train", "a painting class", "the football match",
+)  # fmt: skip
+OPENERS = (
+    "Have you heard anything about {s}?", "I wanted to ask you about {s}.", "What do you think of {s}?",
+    "Do you remember {s}?", "Can we talk about {s} for a minute?",
+)  # fmt: skip
+REPLIES = (
+    "Yes, I heard about {s} yesterday and I was surprised.", "Not much, to be honest. Tell me more.",
+    "I think {s} is going to take longer than anyone expects.", "Oh, that reminds me, I meant to call you.",
+    "Honestly, I would rather not think about {s} today.", "It went well, although we ran out of time.",
+    "My brother says {s} was the best part of his week.", "I am not sure, but I can find out by Friday.",
+)  # fmt: skip
+FOLLOW_UPS = (
+    "Really? Why is that?", "That sounds complicated.", "Could you explain what happened first?",
+    "I see. And what did everyone else say?", "Well, let me know if you need any help with it.",
+    "That is good news, at least.", "Then we should plan something together next week.",
+)  # fmt: skip
+
+
+def varied_dialogs(n: int, seed: int = 0, prefix: str = "d", turns: tuple[int, int] = (4, 12)) -> list[dict]:
+    """`n` two-speaker dialogs of varied lengths in synth's JSONL shape, from our own sentences."""
+    import random
+
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        subject = rng.choice(SUBJECTS)
+        texts = [rng.choice(OPENERS).format(s=subject)]
+        for k in range(rng.randint(*turns) - 1):
+            texts.append(rng.choice(REPLIES if k % 2 == 0 else FOLLOW_UPS).format(s=subject))
+        out.append(
+            {
+                "conversation_id": f"{prefix}{seed}_{i:04d}",
+                "turns": [{"speaker": "AB"[k % 2], "text": t} for k, t in enumerate(texts)],
+            }
+        )
+    return out

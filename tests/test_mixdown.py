@@ -16,6 +16,11 @@ from synth.errors import ConfigError
 from tests.helpers import DUPLEX_DIALOGS, run_cli, write_jsonl
 
 
+def share_above_8k(audio: np.ndarray, rate: int) -> float:
+    spectrum = np.abs(np.fft.rfft(audio.astype(np.float64))) ** 2
+    return float(spectrum[np.fft.rfftfreq(audio.shape[0], 1 / rate) > 8000].sum() / spectrum.sum())
+
+
 def expected_mix(folder: Path, meta: dict) -> np.ndarray:
     channel = {s: i for i, members in enumerate(meta["channels"]) for s in members}
     items = [(t["start_time"], t) for t in meta["turns"]] + [(e["start"], e) for e in meta.get("events", [])]
@@ -30,8 +35,43 @@ def expected_mix(folder: Path, meta: dict) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def duplex(duplex_dataset) -> Path:
-    return duplex_dataset
+def duplex(tmp_path_factory) -> Path:
+    """The full-duplex dataset with a 16 kHz conversation.wav: the turn WAVs copied exactly."""
+    tmp = tmp_path_factory.mktemp("duplex16")
+    out = tmp / "ds"
+    res = run_cli(
+        "generate", "--dialogs", str(write_jsonl(tmp / "d.jsonl", DUPLEX_DIALOGS)), "--out", str(out), "--quiet",
+        "--gap", "conversational", "--backchannels", "1.0", "--conversation-audio", "--conversation-rate", "16000",
+        "--main-speaker", "assistant", "--seed", "3", "--noise-scale", "0", "--noise-w", "0",
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    return out
+
+
+def test_full_band_conversation_audio_is_made_from_the_engine_audio(duplex_dataset, quiet_engine):
+    """The default conversation.wav is 24 kHz, resampled once from the engine's own audio: it
+    carries what the engine makes above 8 kHz (16 kHz turns cannot), and brought down to 16 kHz
+    it holds the same turns where metadata puts them (validate checks that)."""
+    from synth.engines.base import SynthesisRequest
+
+    report = validate_dataset(duplex_dataset)
+    assert report.ok, report.format()
+    folder = duplex_dataset / "conversations" / "duo"
+    meta = json.loads((folder / "metadata.json").read_text())
+    got, rate = sf.read(str(folder / "conversation.wav"), dtype="float32")
+    assert rate == meta["conversation_audio_rate"] == 24000
+    assert not (folder / "fullband").exists()  # the staged full-band turns are not kept
+    main = meta["main_speaker"]
+    by_id = {v.id: v for v in quiet_engine.voices()}
+    voice = by_id[meta["voices"][main]["id"]]
+    text = next(t["text"] for t in meta["turns"] if t["speaker"] == main)
+    own = quiet_engine.synthesize([SynthesisRequest(text, voice)])[0]
+    engine_share = share_above_8k(own.samples, int(own.sample_rate))
+    mix_share = share_above_8k(got[:, 0], rate)
+    turn_share = share_above_8k(sf.read(str(folder / "turn_1.wav"), dtype="float32")[0], 16000)
+    assert turn_share == 0.0  # 16 kHz: nothing above 8 kHz
+    if engine_share > 1e-4:  # the voice has content up there (the higher voices do)
+        assert mix_share > 0.3 * engine_share, (mix_share, engine_share)
 
 
 def test_channels_hold_exactly_the_turns_and_events(duplex):
@@ -83,9 +123,26 @@ def test_validate_names_a_conversation_audio_that_does_not_match(duplex, tmp_pat
     assert any("conversation.wav: channel 1 differs" in e for e in report.errors), report.format()
 
 
+def test_validate_names_a_full_band_conversation_audio_that_does_not_match(duplex_dataset, tmp_path):
+    import shutil
+
+    copy = tmp_path / "ds"
+    shutil.copytree(duplex_dataset, copy)
+    path = copy / "conversations" / "duo" / "conversation.wav"
+    audio, rate = sf.read(str(path), dtype="float32")
+    meta = json.loads((copy / "conversations" / "duo" / "metadata.json").read_text())
+    turn = meta["turns"][1]
+    lo, hi = round(turn["start_time"] * rate), round(turn["end_time"] * rate)
+    audio[lo:hi, 0] = audio[lo:hi, 0][::-1]  # the turn played backwards: same energy, wrong speech
+    sf.write(str(path), audio, rate, subtype="PCM_16")
+    report = validate_dataset(copy)
+    assert any("conversation.wav: channel 0 does not hold" in e for e in report.errors), report.format()
+
+
 def test_augmented_side_is_seeded_recorded_and_leaves_the_main_side_clean(tmp_path):
     out = tmp_path / "ds"
-    args = ["--conversation-audio", "--augment", "--augment-reverb", "1", "--augment-snr", "15,15"]
+    args = ["--conversation-audio", "--conversation-rate", "16000", "--augment", "--augment-reverb", "1",
+            "--augment-snr", "15,15"]  # fmt: skip
     res = run_cli("generate", "--dialogs", str(write_jsonl(tmp_path / "d.jsonl", DUPLEX_DIALOGS[:1])), "--out",
                   str(out), "--quiet", "--noise-scale", "0", "--noise-w", "0", *args)  # fmt: skip
     assert res.returncode == 0, res.stderr

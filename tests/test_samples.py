@@ -8,7 +8,9 @@ from synth.samples.builder import (
     SPEECH_TOKEN_INDEX,
     SampleBuilder,
     SampleConfig,
+    part_starts,
     speech_positions,
+    target_kinds,
 )
 from synth.samples.tokenizer import EmbeddedLlama3, HuggingFaceTokenizer
 from synth.samples.tokenizer import export_llama3_hf as build_llama3_tokenizer_dir
@@ -59,7 +61,7 @@ def hf_tok(tmp_path_factory):
 
 @pytest.mark.parametrize("fmt", ["chat", "transcribe"])
 def test_samples_follow_the_template(fmt, hf_tok):
-    builder = SampleBuilder(EmbeddedLlama3(), SampleConfig(format=fmt))
+    builder = SampleBuilder(EmbeddedLlama3(), SampleConfig(format=fmt, speech_profile="rate:10"))
     samples, tokens = builder.build("conv", TURNS)
     assert [s["turn_number"] for s in samples] == [0, 1, 2]
     assert [s["speaker_id"] for s in samples] == [0, 1, 0]
@@ -95,3 +97,56 @@ def test_pad_multiple_and_speech_rate_are_configurable():
     samples, tokens = builder.build("c", TURNS[:1])
     assert len(samples[0]["input_ids"]) % 16 == 0 and len(samples[0]["input_ids"]) < 64 + 16
     assert tokens["speech_tokens"] == 38  # ceil(1.52 * 25)
+
+
+def test_the_default_counts_as_llama_omni_does():
+    """300 positions a turn, whatever its length (Whisper's 30 s window)."""
+    _, tokens = SampleBuilder(EmbeddedLlama3()).build("c", TURNS)
+    assert tokens["speech_profile"] == "llama-omni" and tokens["speech_tokens"] == 300 * len(TURNS)
+
+
+def _turn(i: int, speaker: str, text: str, source: int | None = None) -> TurnRecord:
+    return TurnRecord(
+        i,
+        speaker,
+        f"turn_{i}.wav",
+        f"turn_{i}.txt",
+        1.0,
+        float(i),
+        i + 1.0,
+        0,
+        None,
+        text,
+        source_turn=source,
+    )
+
+
+def test_reply_targets_never_cross_a_part_nor_stay_with_one_speaker():
+    turns = [
+        _turn(0, "A", "Where were you?", 0),
+        _turn(1, "B", "At the station, waiting.", 1),  # a reply split in two pieces
+        _turn(2, "B", "The train never came.", 1),
+        _turn(3, "A", "Oh no.", 2),
+        _turn(4, "A", "Did you call them?", 3),  # A goes on
+        _turn(5, "B", "I did.", 4),  # the part's last turn
+        _turn(6, "A", "A new dialog begins.", 0),
+        _turn(7, "B", "And it ends.", 1),
+    ]
+    kinds = target_kinds(turns, part_starts=frozenset({6}))
+    assert kinds == [
+        ("reply", 1, 2),  # the whole split reply
+        ("transcript", 1, 1),  # a piece followed by the same speaker's next piece
+        ("reply", 3, 3),
+        ("transcript", 3, 3),  # the same speaker goes on
+        ("reply", 5, 5),
+        ("transcript", 5, 5),  # never the next part's opener
+        ("reply", 7, 7),
+        ("transcript", 7, 7),
+    ]
+    samples, _ = SampleBuilder(EmbeddedLlama3()).build("c", turns, frozenset({6}))
+    tok = EmbeddedLlama3()
+    first = [t for t, lab in zip(samples[0]["input_ids"], samples[0]["labels"]) if lab != IGNORE_INDEX]
+    assert tok.decode(first[:-1]) == "At the station, waiting. The train never came."
+    assert [s["target"] for s in samples] == [k for k, _, _ in kinds]
+    assert part_starts([{"first_turn": 0}, {"first_turn": 6}]) == frozenset({6})
+    assert [k for k, _, _ in target_kinds(turns, fmt="transcribe")] == ["transcript"] * 8

@@ -1,192 +1,192 @@
-"""Sessions: consecutive dialogs joined into long conversations that fill token or duration
-targets or a curriculum mix, one cast per session, parts listed, a bad dialog skipped and
-reported, deterministic for a seed (so resume and shards make the same sessions)."""
+"""Sessions of the size asked: consecutive dialogs joined into long conversations that land
+within their tolerance of a token, duration or window target (or inside a curriculum stage's
+band), cut at turn boundaries so that every source turn appears exactly once, one cast per
+session, reply targets that never cross a part, resumable, and a bad dialog left out and
+reported while the session goes on."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
+import soundfile as sf
 
 from synth.dialogs.build import build_dialog
-from synth.dialogs.sessions import SessionConfig, make_sessions
+from synth.dialogs.sessions import Part, PartQueue, SessionConfig, consumed_turns, join, session_id
 from synth.domain import Source
 from synth.errors import ConfigError, DialogError
 from synth.workflows.validate import validate_dataset
-from tests.helpers import run_cli
+from tests.helpers import run_cli, varied_dialogs, write_jsonl
 
-TOPICS = ["the garden", "a train ticket", "the weekend", "a new recipe", "the weather", "a lost key"]
+QUIET = ("--quiet", "--noise-scale", "0", "--noise-w", "0")
 
 
-def dialog_lines(n: int) -> list[str]:
-    """DailyDialog's text format, with our own sentences (tokenized punctuation, __eou__)."""
-    lines = []
-    for i in range(n):
-        topic = TOPICS[i % len(TOPICS)]
-        turns = [
-            f"Did you hear about {topic} , number {i} ?",
-            f"Yes , I heard about {topic} this morning .",
-            "Let ' s talk about it later then .",
+def sessions_of(out: Path) -> list[dict]:
+    lines = (out / "manifest.jsonl").read_text().splitlines()
+    return [json.loads((out / json.loads(x)["path"] / "metadata.json").read_text()) for x in lines]
+
+
+def check_every_turn_once(out: Path, dialogs: list[dict], skipped: frozenset[str] = frozenset()) -> None:
+    """Every turn of every good source dialog is in exactly one session, in order, in one part;
+    no reply target crosses a part or stays with one speaker."""
+    seen: dict[str, list[str]] = {d["conversation_id"]: [] for d in dialogs}
+    for meta in sessions_of(out):
+        turns = meta["turns"]
+        samples = [
+            json.loads(x) for x in (out / "conversations" / meta["conversation_id"] / "samples.jsonl").open()
         ]
-        lines.append(" __eou__ ".join(turns) + " __eou__")
-    return lines
-
-
-def test_sessions_fill_targets_map_roles_and_pass_errors_on():
-    dialogs = [
-        build_dialog(
-            [("guide", f"Hello {i}."), ("guest", "Hi."), ("kid", "Hey.")][: 2 + i % 2],
-            f"d{i}",
-            Source("t", index=i),
-            voices={"guest": "v1"} if i == 0 else None,
-        )
-        for i in range(7)
-    ]
-    items = [*dialogs[:3], DialogError("bad", "t #3"), *dialogs[3:]]
-    out = list(make_sessions(items, SessionConfig(tokens=5), lambda d: len(d.turns)))
-    sessions = [x for x in out if not isinstance(x, DialogError)]
-    assert [type(x).__name__ for x in out].count("DialogError") == 1
-    parts = [[seg.source.index for seg in s.segments] for s in sessions]
-    assert parts == [[0, 1], [2, 3], [4, 5], [6]]  # each dialog exactly once, in order
-    first = sessions[0]
-    assert (
-        first.conversation_id == "session_d0"
-        and first.speakers == ["A", "B", "C"]
-        and first.voices == {"B": "v1"}
-    )
-    assert [t.speaker for t in sessions[1].turns] == ["A", "B", "A", "B", "C"]  # roles by first appearance
-    assert first.segments[1].first_turn == 2 and first.join_pause_sec == 1.5
+        starts = {seg["first_turn"] for seg in meta["segments"][1:]}
+        for seg in meta["segments"]:
+            part = turns[seg["first_turn"] : seg["last_turn"] + 1]
+            by_source: dict[int, list[str]] = {}
+            for t in part:
+                by_source.setdefault(t["source_turn"], []).append(t["text"])
+            seen[seg["dialog"]] += [" ".join(v) for _, v in sorted(by_source.items())]
+            first, last = seg["source_turns"]
+            assert last - first + 1 == len(by_source)
+        for i, (turn, sample) in enumerate(zip(turns, samples)):
+            assert sample["target"] == turn["target"]
+            if sample["target"] == "reply":
+                assert i + 1 < len(turns) and i + 1 not in starts
+                assert turns[i + 1]["speaker"] != turn["speaker"]
+    for d in dialogs:
+        want = [t["text"] for t in d["turns"]] if d["conversation_id"] not in skipped else []
+        assert seen[d["conversation_id"]] == want, d["conversation_id"]
 
 
 def test_session_config_checks():
+    with pytest.raises(ConfigError):
+        SessionConfig()
+    with pytest.raises(ConfigError):
+        SessionConfig(tokens=100, minutes=2.0)
+    with pytest.raises(ConfigError):
+        SessionConfig(windows=0)
+    with pytest.raises(ConfigError):
+        SessionConfig(windows=2, window_sec=5)
+    with pytest.raises(ConfigError):
+        SessionConfig.parse_mix("16k:0.5,8k:0.5")
     assert SessionConfig.parse_mix("8k:0.4,16k:0.6") == ((8192, 0.4), (16384, 0.6))
-    for bad in ("8k", "16k:1,8k:1", "8k:0", "x:1"):
-        with pytest.raises(ConfigError, match="session_mix"):
-            SessionConfig.parse_mix(bad)
-    with pytest.raises(ConfigError, match="exactly one"):
-        SessionConfig(tokens=100, minutes=2)
-    mix = SessionConfig(mix=((1000, 1.0), (3000, 1.0)))
-    draws = [t for _, t in zip(range(50), mix.targets(seed=3))]
-    assert draws == [t for _, t in zip(range(50), mix.targets(seed=3))]  # deterministic
-    assert {t for _, t in draws} == {750.0, 2500.0}  # inside each stage's band
+    t = next(SessionConfig(minutes=5).targets(0))
+    assert (t.kind, t.aim, t.low, t.high) == ("seconds", 300, 285, 315)
+    w = next(SessionConfig(windows=3, window_sec=300).targets(0))
+    assert (w.aim, w.low, w.high, w.cap) == (900, 870, 900, 900)  # speech into the last tenth
+    stages = [next(SessionConfig(mix=((1000, 1.0), (4000, 1.0))).targets(s)) for s in range(20)]
+    assert {(x.low, x.high) for x in stages} == {(0, 1000), (1000, 4000)}
 
 
-@pytest.fixture(scope="module")
-def source(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("src")
-    lines = dialog_lines(18)
-    lines[7] = "   __eou__   __eou__"  # a bad dialog in the middle: nothing speakable
-    path = folder / "dialogues_train.txt"
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-def test_generate_sessions_from_a_dailydialog_file(source, tmp_path):
-    out = tmp_path / "ds"
-    args = [
-        "generate",
-        "--dialogs",
-        str(source),
-        "--out",
-        str(out),
-        "--quiet",
-        "--session-tokens",
-        "900",
-        "--session-pause",
-        "2.0",
-        "--noise-scale",
-        "0",
-        "--noise-w",
-        "0",
+def test_part_queue_puts_back_the_rest_of_a_cut_dialog_and_skips_what_is_consumed():
+    src = Source("t", path="x.jsonl")
+    a = build_dialog([("u", "One."), ("v", "Two."), ("u", "Three.")], "a", src)
+    b = build_dialog([("v", "Four."), ("u", "Five.")], "b", src)
+    err = DialogError("bad", "x.jsonl line 3", "turns")
+    queue = PartQueue([a, err, b], consumed=lambda: {"a": 1})
+    first = queue.take()
+    assert isinstance(first, Part) and first.first_turn == 1 and session_id(first) == "session_a_t1"
+    assert first.roles == {"v": "A", "u": "B"}  # by first appearance in the part
+    queue.put_back(Part(a, 2))
+    assert queue.take() == Part(a, 2)
+    assert queue.take() is err
+    assert queue.take() == Part(b, 0) and queue.take() is None
+    session = join("s", [(Part(a, 1), 2), (Part(b, 0), 1)], 1.5)
+    assert [(t.speaker, t.text) for t in session.turns] == [("A", "Two."), ("B", "Three."), ("A", "Four.")]
+    assert [(s.dialog_id, s.source_first, s.first_turn, s.last_turn) for s in session.segments] == [
+        ("a", 1, 0, 1),
+        ("b", 0, 2, 2),
     ]
-    res = run_cli(*args)
-    assert res.returncode == 3 and "line 8" in res.stderr  # the bad dialog is reported
+    segments = [{"dialog": "a", "source_turns": [0, 1]}, {"dialog": "b", "source_turns": [0, 0]}]
+    assert consumed_turns([segments, [{"dialog": "a", "source_turns": [2, 2]}]]) == {"a": 3, "b": 1}
+
+
+@pytest.mark.slow
+def test_minute_sessions_land_in_band_and_hold_every_turn_once(tmp_path):
+    dialogs = varied_dialogs(14, seed=1)
+    source = write_jsonl(tmp_path / "d.jsonl", dialogs)
+    out = tmp_path / "ds"
+    res = run_cli(
+        "generate", "--dialogs", str(source), "--out", str(out), *QUIET,
+        "--session-minutes", "0.75", "--session-tolerance", "0.1", "--session-pause", "2.0",
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
     assert validate_dataset(out).ok
-    manifest = [json.loads(x) for x in (out / "manifest.jsonl").read_text().splitlines()]
-    assert len(manifest) >= 3
-    seen = []
-    for entry in manifest:
-        meta = json.loads((out / entry["path"] / "metadata.json").read_text())
-        segs = meta["segments"]
-        seen += [s["source"]["index"] for s in segs]
-        turns = meta["turns"]
-        assert segs[0]["first_turn"] == 0 and segs[-1]["last_turn"] == len(turns) - 1
-        for prev, seg in zip(segs, segs[1:]):
-            assert seg["first_turn"] == prev["last_turn"] + 1
-            gap = turns[seg["first_turn"]]["start_time"] - turns[prev["last_turn"]]["end_time"]
-            assert gap == pytest.approx(2.0, abs=2e-3)
-        assert set(meta["speakers"]) == {"A", "B"} and meta["session_pause_sec"] == 2.0
+    metas = sessions_of(out)
+    assert len(metas) >= 3
+    for meta in metas[:-1]:  # the last one holds what is left of the source
+        assert 40.5 <= meta["total_duration_sec"] <= 49.5
+        assert meta["session"]["within"] and not meta["session"]["last_of_source"]
         assert meta["voices"]["A"]["id"] != meta["voices"]["B"]["id"]
-        assert meta["total_tokens"] >= 700 or entry is manifest[-1]  # estimated before synthesis
-    assert sorted(seen) == [i for i in range(18) if i != 7]  # every good dialog exactly once
-    again = run_cli(*args)
-    assert "skipped" in again.stdout and "generated 0" in again.stdout  # the same sessions: resumed
+        assert set(meta["speakers"]) == {"A", "B"} and meta["session_pause_sec"] == 2.0
+        for prev, seg in zip(meta["segments"], meta["segments"][1:]):
+            gap = (
+                meta["turns"][seg["first_turn"]]["start_time"] - meta["turns"][prev["last_turn"]]["end_time"]
+            )
+            assert gap == pytest.approx(2.0, abs=2e-3)
+    assert metas[-1]["session"]["last_of_source"]
+    assert any(m["segments"][0]["source_turns"][0] > 0 for m in metas)  # some dialog was cut
+    check_every_turn_once(out, dialogs)
+    again = run_cli("generate", "--dialogs", str(source), "--out", str(out), *QUIET, "--session-minutes", "0.75",
+                    "--session-tolerance", "0.1", "--session-pause", "2.0")  # fmt: skip
+    assert again.returncode == 0 and "generated 0" in again.stdout, again.stdout
 
 
-def test_a_session_mix_fills_every_stage_band(source, tmp_path):
+@pytest.mark.slow
+def test_window_sessions_end_at_whole_windows_full_band(tmp_path):
+    dialogs = varied_dialogs(10, seed=2)
+    source = write_jsonl(tmp_path / "d.jsonl", dialogs)
     out = tmp_path / "ds"
     res = run_cli(
-        "generate",
-        "--dialogs",
-        str(source),
-        "--out",
-        str(out),
-        "--quiet",
-        "--session-mix",
-        "512:0.5,1536:0.5",
-        "--seed",
-        "4",
-    )
-    assert res.returncode == 3, res.stderr
-    res = run_cli("splits", str(out), "--stages", "512,1536,8k", "--bands")
-    assert res.returncode == 0, res.stderr
-    bands = {
-        n: [json.loads(x) for x in (out / "splits" / f"band_{n}.jsonl").read_text().splitlines()]
-        for n in (512, 1536)
-    }
-    assert bands[512] and bands[1536]  # both stages hold sessions of their own size
-    assert all(e["total_tokens"] > 512 for e in bands[1536])
-
-
-def test_a_session_mix_from_a_chat_source_keeps_every_dialog_once(tmp_path):
-    from tests.helpers import write_jsonl
-
-    records = [
-        {
-            "id": f"c{i:03d}",
-            "messages": [
-                {"role": "system", "content": "Be kind."},
-                {
-                    "role": "user",
-                    "content": f"Can you tell me something about {TOPICS[i % len(TOPICS)]}, item {i}?",
-                },
-                {
-                    "role": "assistant",
-                    "content": "Sure. It is a **lovely** thing to talk about, and there is more to say.",
-                },
-            ],
-        }
-        for i in range(20)
-    ]
-    source = write_jsonl(tmp_path / "chats.jsonl", records)
-    out = tmp_path / "ds"
-    res = run_cli(
-        "generate",
-        "--dialogs",
-        str(source),
-        "--out",
-        str(out),
-        "--quiet",
-        "--session-mix",
-        "400:0.5,1200:0.5",
-        "--speech-profile",
-        "llama-omni",
-    )
+        "generate", "--dialogs", str(source), "--out", str(out), *QUIET, "--session-windows", "2",
+        "--window-sec", "20", "--conversation-audio", "--gap", "conversational",
+    )  # fmt: skip
     assert res.returncode == 0, res.stderr
     assert validate_dataset(out).ok
-    seen = []
-    for line in (out / "manifest.jsonl").read_text().splitlines():
-        meta = json.loads((out / json.loads(line)["path"] / "metadata.json").read_text())
-        seen += [s["source"]["original_id"] for s in meta["segments"]]
+    metas = sessions_of(out)
+    full = [m for m in metas if m["session"].get("audio_sec")]
+    assert len(full) >= 3
+    for meta in full:
+        info = sf.info(str(out / "conversations" / meta["conversation_id"] / "conversation.wav"))
+        assert info.samplerate == meta["conversation_audio_rate"] == 24000
+        assert info.frames == 40 * 24000  # exactly two windows: no tail window
+        assert meta["total_duration_sec"] <= 40.0
+    # speech reaches into the last tenth (2 s) unless the next turn and its gap were longer
+    within = [m for m in full if m["session"]["within"]]
+    assert len(within) >= len(full) // 2, [m["total_duration_sec"] for m in full]
+    check_every_turn_once(out, dialogs)
+
+
+@pytest.mark.slow
+def test_token_sessions_and_a_mix_land_in_their_bands_and_skip_a_bad_dialog(tmp_path):
+    dialogs = varied_dialogs(12, seed=3)
+    dialogs[4]["turns"][2]["text"] = "%%%"  # nothing speakable: the dialog is rejected by the source
+    source = write_jsonl(tmp_path / "d.jsonl", dialogs)
+    out = tmp_path / "ds"
+    res = run_cli("generate", "--dialogs", str(source), "--out", str(out), *QUIET, "--session-tokens", "6000")
+    assert res.returncode == 3 and "line 5" in res.stderr, res.stderr  # reported, the rest made
+    for meta in sessions_of(out)[:-1]:
+        assert 5700 <= meta["total_tokens"] <= 6300, meta["total_tokens"]
         assert meta["tokens"]["speech_profile"] == "llama-omni"
-    assert sorted(seen) == [f"c{i:03d}" for i in range(20)]
+    check_every_turn_once(out, dialogs, skipped=frozenset({dialogs[4]["conversation_id"]}))
+    mixed = tmp_path / "mix"
+    res = run_cli(
+        "generate", "--dialogs", str(source), "--out", str(mixed), *QUIET, "--session-mix", "3k:0.5,9k:0.5",
+        "--seed", "4",
+    )  # fmt: skip
+    assert res.returncode == 3, res.stderr
+    for meta in sessions_of(mixed)[:-1]:
+        low, high = meta["session"]["target"]["band"]
+        assert low <= meta["total_tokens"] <= high
+    assert {m["session"]["target"]["stage"] for m in sessions_of(mixed)} == {3072, 9216}
+
+
+@pytest.mark.slow
+def test_a_resumed_run_goes_on_after_the_turns_finished_sessions_hold(tmp_path):
+    dialogs = varied_dialogs(10, seed=5)
+    out = tmp_path / "ds"
+    args = ("--out", str(out), *QUIET, "--session-minutes", "0.5", "--session-tolerance", "0.15")
+    first = write_jsonl(tmp_path / "first.jsonl", dialogs[:5])
+    assert run_cli("generate", "--dialogs", str(first), *args).returncode == 0
+    whole = write_jsonl(tmp_path / "whole.jsonl", dialogs)
+    res = run_cli("generate", "--dialogs", str(whole), *args)
+    assert res.returncode == 0, res.stderr
+    assert validate_dataset(out).ok
+    check_every_turn_once(out, dialogs)

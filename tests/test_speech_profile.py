@@ -100,15 +100,41 @@ def test_llama_omni_profile_splits_long_turns_and_counts_300_per_turn(long_dialo
     assert "turns[1].text: the turn lasts" in rejected.stderr and "longer than 30 s" in rejected.stderr
 
 
-def test_validate_refuses_a_turn_llama_omni_would_cut(long_dialogs, tmp_path):
+def test_tokenize_refuses_a_profile_whose_window_a_turn_exceeds(long_dialogs, tmp_path):
+    """A rate:N dataset with a 35 s turn cannot become a llama-omni one by retokenizing (the model
+    would cut the turn): `synth tokenize` refuses before writing anything, naming the turn, and
+    the dataset is left as it was (it validates)."""
+    out = tmp_path / "ds"
+    made = run_cli(
+        "generate",
+        "--dialogs",
+        str(long_dialogs),
+        "--out",
+        str(out),
+        "--quiet",
+        "--speech-profile",
+        "rate:10",
+    )
+    assert made.returncode == 0, made.stderr
+    assert validate_dataset(out).ok  # rate:10 has no window
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    res = run_cli("tokenize", str(out), "--speech-profile", "llama-omni")
+    assert (
+        res.returncode == 1
+        and "turn 1 lasts" in res.stderr
+        and "longer than the speech profile's 30 s" in res.stderr
+    )
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+    assert validate_dataset(out).ok
+
+
+def test_the_default_splits_a_turn_llama_omni_would_cut(long_dialogs, tmp_path):
     out = tmp_path / "ds"
     assert run_cli("generate", "--dialogs", str(long_dialogs), "--out", str(out), "--quiet").returncode == 0
-    assert validate_dataset(out).ok  # rate:10 has no window
-    res = run_cli("tokenize", str(out), "--speech-profile", "llama-omni")
-    assert res.returncode == 0, res.stderr
-    report = validate_dataset(out)
-    assert not report.ok
-    assert any("turns[1]" in e and "30 s Whisper window" in e for e in report.errors), report.errors
+    meta = json.loads(next((out / "conversations").glob("*/metadata.json")).read_text())
+    assert meta["tokens"]["speech_profile"] == "llama-omni"
+    assert all(t["duration_sec"] <= 30.0 for t in meta["turns"]) and meta["total_turns"] > 3
+    assert validate_dataset(out).ok
 
 
 def test_llama_omni_reads_the_export_with_the_positions_synth_counted(omni_dataset, tmp_path):

@@ -48,3 +48,23 @@ def test_split_sentences_keeps_abbreviations_and_bounds_length():
     assert all(len(c) <= 100 for c in chunks)
     assert " ".join(chunks).replace(" ", "") == long.replace(" ", "")
     assert split_sentences("x" * 250, max_chars=100) == ["x" * 100, "x" * 100, "x" * 50]
+
+
+def test_emoji_and_pictographs_are_removed_by_the_documented_rule():
+    from synth.dialogs.text import clean_text
+
+    assert clean_text("Great news 🎉!") == "Great news!"
+    assert clean_text("I love it ❤️ so much") == "I love it so much"
+    assert clean_text("Call 1️⃣ now 👍🏽.") == "Call 1 now."
+    assert clean_text("The brand™ was sold.") == "The brand was sold."
+    assert clean_text("It is 25°C and costs $5, 2 + 2 = 4.") == "It is 25°C and costs $5, 2 + 2 = 4."
+
+
+def test_letters_a_voice_cannot_read_are_named():
+    from synth.dialogs.text import foreign_script
+
+    assert foreign_script("Café au lait, naïve résumé.", "en") is None
+    assert "Han letters ('你好')" in foreign_script("Say 你好 please", "en")
+    assert "Cyrillic" in foreign_script("Привет, friend", None)
+    assert foreign_script("こんにちは world", "ja") is None
+    assert foreign_script("Привет", "ru") is None

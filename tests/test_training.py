@@ -134,3 +134,21 @@ def test_token_budget_and_bad_datasets(tmp_path, example_dataset):
     (ds.conversations[0].folder / "turn_0.wav").write_bytes(b"not audio")
     with pytest.raises(DatasetError, match="turn_0.wav: cannot read audio"):
         ds[(0, 0)]
+
+
+def test_plain_integer_indexing_iteration_and_a_plain_dataloader(example_dataset):
+    """`dataset[0]`, `iter(dataset)` and `DataLoader(ds, batch_size=2, collate_fn=ds.collate)`
+    work as a training script's smoke check expects: the turns in order, every one once."""
+    from torch.utils.data import DataLoader
+
+    ds = ConversationDataset(example_dataset)
+    first = ds[0]
+    assert first["turn_number"] == 0 and first["conversation_id"] == ds.conversations[0].conversation_id
+    assert ds[-1]["turn_number"] == ds.conversations[-1].num_turns - 1
+    with pytest.raises(IndexError):
+        ds[len(ds)]
+    seen = [(item["conversation_id"], item["turn_number"]) for item in ds]
+    assert seen == [(r.conversation_id, t) for r in ds.conversations for t in range(r.num_turns)]
+    batches = list(DataLoader(ds, batch_size=2, collate_fn=ds.collate))
+    assert sum(len(b["conversation_id"]) for b in batches) == len(ds)
+    assert batches[0]["input_ids"].shape[0] == 2 and batches[0]["input_ids"].shape[1] % 64 == 0

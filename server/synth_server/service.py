@@ -20,7 +20,7 @@ from pathlib import Path
 import grpc
 from google.protobuf.message import DecodeError
 
-from synth.api import casting_distance, profile_limits
+from synth.api import casting_distance, pipeline_config
 from synth.asr.recognizer import AsrCheck
 from synth.dataset.metadata import conversation_metadata
 from synth.dataset.mixdown import ConversationAudioConfig
@@ -31,7 +31,7 @@ from synth.dialogs.build import DialogLimits
 from synth.domain import Dialog, SynthesizedTurn, released
 from synth.engines.base import Engine, SynthesisRequest
 from synth.engines.batching import BatchConfig, BatchingEngine
-from synth.errors import SynthError, VoiceError
+from synth.errors import DialogError, SynthError, VoiceError
 from synth.ids import InvalidConversationId, conversation_dir
 from synth.produce.pipeline import Pipeline, PipelineConfig, Stopped
 from synth.samples.builder import SampleBuilder, SampleConfig
@@ -206,6 +206,9 @@ class SynthService(pb_grpc.SynthServicer):
         except RequestError as exc:
             code = exc.code
             context.abort(exc.code, exc.message)
+        except DialogError as exc:  # found while synthesizing: a turn the voice cannot speak
+            code = grpc.StatusCode.INVALID_ARGUMENT
+            context.abort(code, f"{exc.field + ': ' if exc.field else ''}{exc.message}")
         except GeneratorExit:  # the client went away: nothing was written
             code = _stopped_code(context)
             raise
@@ -334,7 +337,7 @@ class SynthService(pb_grpc.SynthServicer):
             raise RequestError(
                 grpc.StatusCode.INVALID_ARGUMENT, f"sample_format: unknown value {request.sample_format}"
             )
-        config = profile_limits(self.config.pipeline, self.config.samples)
+        config = pipeline_config(self.config.pipeline, self.config.samples, self.config.conversation_audio)
         if request.HasField("seed"):
             config = replace(config, seed=request.seed)
         pipeline = Pipeline(self.engine, config, self.builders[fmt], self.config.asr_check, self.distance)

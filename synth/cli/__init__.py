@@ -49,6 +49,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not words:  # bare `synth`: the overview, not an error
         parser.print_help()
         return EXIT_USAGE
+    for group in GROUPS:  # e.g. `generate --for NAME`: a preset's defaults, before parsing
+        prepare = getattr(group, "prepare", None)
+        if prepare is not None:
+            prepare(parser, words)
     args = parser.parse_args(words)
     try:
         return args.run(args)

@@ -389,6 +389,14 @@ def add_duplex_args(p: argparse.ArgumentParser, backchannels: bool = True) -> No
         "else on channel 1, every turn and event at its start time",
     )
     g.add_argument(
+        "--conversation-rate",
+        type=int,
+        default=ConversationAudioConfig.sample_rate,
+        metavar="HZ",
+        help="conversation.wav's rate: 24000 (Mimi's) is full band, made from the engine's own audio; "
+        "16000 copies the turn WAVs sample for sample",
+    )
+    g.add_argument(
         "--main-speaker",
         default=None,
         metavar="LABEL",
@@ -446,7 +454,9 @@ def conversation_audio_from(args: argparse.Namespace) -> ConversationAudioConfig
             reverb=args.augment_reverb,
             rt60_sec=_parse_range(args.augment_rt60, "augment_rt60") or AugmentConfig.rt60_sec,
         )
-    return ConversationAudioConfig(main_speaker=args.main_speaker, augment=augment)
+    return ConversationAudioConfig(
+        main_speaker=args.main_speaker, augment=augment, sample_rate=args.conversation_rate
+    )
 
 
 def add_run_args(p: argparse.ArgumentParser) -> None:
@@ -463,6 +473,11 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
         default=True,
         help="skip conversations already in the manifest and clean up an interrupted "
         "run; --no-resume refuses a non-empty --out",
+    )
+    p.add_argument(
+        "--resume-with-changes",
+        action="store_true",
+        help="resume a dataset made with other options (dataset.json says which) instead of refusing",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument(

@@ -9,6 +9,7 @@ from typing import Any
 from .. import api
 from ..dialogs.sessions import SessionConfig
 from ..errors import ConfigError
+from ..presets import PRESETS
 from ..produce.pipeline import LONG_TURNS, PipelineConfig
 from ..produce.timeline import GapDistribution
 from .common import (
@@ -47,6 +48,14 @@ def register(sub: Any) -> None:
     )
     add_source_args(g)
     g.add_argument("--out", required=True, help="dataset root folder")
+    g.add_argument(
+        "--for",
+        dest="for_model",
+        default=None,
+        choices=list(PRESETS),
+        help="set everything a trainer of this kind needs (options given explicitly win): "
+        + "; ".join(f"{p.name}: {p.summary}" for p in PRESETS.values()),
+    )
     add_engine_args(g)
     add_noise_args(g)
     add_gap_args(g, "seed for casting and turn gaps")
@@ -87,6 +96,24 @@ def register(sub: Any) -> None:
         metavar="STAGE:WEIGHT,...",
         help="a session size drawn per session over curriculum stages, e.g. "
         "8k:0.4,16k:0.3,32k:0.2,64k:0.1 (each aims inside its stage's band)",
+    )
+    ss.add_argument(
+        "--session-windows",
+        type=int,
+        default=None,
+        metavar="N",
+        help="sessions that fill N windows of --window-sec (trainers that cut each file into windows "
+        "and carry state across them): speech reaches into the last tenth of the last window and "
+        "conversation.wav ends exactly at N windows",
+    )
+    ss.add_argument(
+        "--window-sec", type=float, default=SessionConfig.window_sec, help="the trainer's window, seconds"
+    )
+    ss.add_argument(
+        "--session-tolerance",
+        type=float,
+        default=SessionConfig.tolerance,
+        help="how far from --session-tokens or --session-minutes a session may land (a share)",
     )
     ss.add_argument(
         "--session-pause",
@@ -142,6 +169,40 @@ def register(sub: Any) -> None:
     v.set_defaults(run=cmd_voices)
 
 
+# Where each preset setting (synth.presets) lands among this command's flags.
+PRESET_FLAGS = {
+    "samples.speech_profile": "speech_profile",
+    "samples.system_prompt": "system_prompt",
+    "samples.format": "sample_format",
+    "pipeline.long_turns": "long_turns",
+    "pipeline.gap": "gap",
+    "pipeline.backchannels": "backchannels",
+    "conversation_audio.sample_rate": "conversation_rate",
+    "sessions.windows": "session_windows",
+    "sessions.window_sec": "window_sec",
+}
+
+
+def prepare(parser: argparse.ArgumentParser, argv: list[str]) -> None:
+    """`--for NAME`: the preset's settings become the defaults of `generate`'s flags, so that
+    flags given explicitly still win (an explicit session size replaces the preset's)."""
+    name = next((a.split("=", 1)[1] for a in argv if a.startswith("--for=")), None)
+    if name is None and "--for" in argv and argv.index("--for") + 1 < len(argv):
+        name = argv[argv.index("--for") + 1]
+    if name not in PRESETS or not argv or argv[0] != "generate":
+        return
+    sized = any(a.startswith(("--session-tokens", "--session-minutes", "--session-mix")) for a in argv)
+    defaults: dict[str, Any] = {}
+    for key, value in PRESETS[name].settings.items():
+        if key.startswith("sessions.") and sized:
+            continue
+        defaults[PRESET_FLAGS[key]] = value
+        if key.startswith("conversation_audio."):
+            defaults["conversation_audio"] = True
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    sub.choices["generate"].set_defaults(**defaults)
+
+
 def parse_voice_override(items: list[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for item in items:
@@ -153,11 +214,18 @@ def parse_voice_override(items: list[str]) -> dict[str, str]:
 
 
 def sessions_from(args: argparse.Namespace) -> SessionConfig | None:
-    if args.session_tokens is None and args.session_minutes is None and args.session_mix is None:
+    given = (args.session_tokens, args.session_minutes, args.session_mix, args.session_windows)
+    if all(x is None for x in given):
         return None
     mix = SessionConfig.parse_mix(args.session_mix) if args.session_mix else ()
     return SessionConfig(
-        tokens=args.session_tokens, minutes=args.session_minutes, mix=mix, pause_sec=args.session_pause
+        tokens=args.session_tokens,
+        minutes=args.session_minutes,
+        mix=mix,
+        windows=args.session_windows,
+        window_sec=args.window_sec,
+        pause_sec=args.session_pause,
+        tolerance=args.session_tolerance,
     )
 
 
@@ -181,6 +249,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         asr_check=asr_check_from(args),
         on_error=args.on_error,
         resume=args.resume,
+        resume_with_changes=args.resume_with_changes,
         progress=not args.quiet,
         shard=shard_from(args),
         sessions=sessions_from(args),

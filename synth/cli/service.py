@@ -206,7 +206,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
         seed=args.seed,
         progress=not args.quiet,
     )
-    print(summary.format(failures))
+    print(summary.format())
     return EXIT_PARTIAL if summary.failed else EXIT_OK
 
 

@@ -5,25 +5,39 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from ..domain import Conversation
+from collections.abc import Sequence
+
+from ..domain import Conversation, SynthesizedTurn
 from .records import ConversationMetadata, EventRecord, TurnRecord, event_file, turn_files
 
 
 def turn_records(conv: Conversation, digits: int | None = 4) -> list[TurnRecord]:
-    """The turns as written to metadata.json (times rounded to `digits`; None: exact)."""
-    speakers = conv.dialog.speakers
+    """The turns as written to metadata.json (times rounded to `digits`; None: exact), with
+    their samples' target kinds once the samples are built."""
+    kinds = [s.get("target") for s in conv.samples] if conv.samples else None
+    return records_of(conv.turns, conv.dialog.speakers, digits, kinds)
+
+
+def records_of(
+    turns: Sequence[SynthesizedTurn],
+    speakers: Sequence[str],
+    digits: int | None = None,
+    kinds: Sequence[str | None] | None = None,
+) -> list[TurnRecord]:
+    """Turn records of synthesized turns (a whole conversation's, or a session part's while it is
+    being measured)."""
 
     def r(x: float) -> float:
         return x if digits is None else round(x, digits)
 
     records = []
-    for t in conv.turns:
+    for i, t in enumerate(turns):
         wav, txt = turn_files(t.turn_id)
         records.append(
             TurnRecord(
                 turn_id=t.turn_id,
                 speaker=t.speaker,
-                speaker_id=speakers.index(t.speaker),
+                speaker_id=list(speakers).index(t.speaker),
                 voice=t.voice.id,
                 audio_file=wav,
                 transcript_file=txt,
@@ -35,6 +49,8 @@ def turn_records(conv: Conversation, digits: int | None = 4) -> list[TurnRecord]
                 words=None
                 if t.words is None
                 else [w.to_dict(t.start_time, 3 if digits else 6) for w in t.words],
+                target=kinds[i] if kinds else None,
+                source_turn=t.source_turn if t.source_turn >= 0 else None,
                 extra=dict(t.extra),
             )
         )

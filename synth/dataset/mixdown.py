@@ -8,9 +8,14 @@ event goes on its speaker's channel. The main speaker is the one asked for when 
 has it, else its first speaker.
 
 The mix is streamed block by block from the files already written, so a session of an hour needs
-the memory of a few seconds of audio. Samples are copied exactly (PCM16 in, PCM16 out): where
-nothing overlaps on a channel, the conversation audio equals the per-turn audio sample for
-sample, which `synth validate` checks."""
+the memory of a few seconds of audio. Full band: the producer stages each turn and event also at
+`sample_rate` (24 kHz by default, Mimi's rate), resampled once from the engine's own audio, in a
+FULLBAND folder of the conversation's staging folder; the mix is made from those, and the folder
+is removed before the conversation is committed. Without them (recorded corpora, 16 kHz asked),
+it is made from the 16 kHz turn WAVs, copied exactly: where nothing overlaps on a channel, the
+conversation audio then equals the per-turn audio sample for sample. `synth validate` checks
+either kind against the turns. A windowed session's file is padded to its whole windows
+(metadata `session.audio_sec`)."""
 
 from __future__ import annotations
 
@@ -25,11 +30,14 @@ import soundfile as sf
 import soxr
 
 from ..audio import SAMPLE_RATE, to_pcm16
+from ..errors import ConfigError
 from .augment import AugmentConfig, ChannelAugmenter, speech_level
 from .records import CONVERSATION_AUDIO, ConversationMetadata
 from ..seeding import conversation_rng
 
 BLOCK_SEC = 20.0
+FULLBAND_RATE = 24_000  # Mimi's rate (moshi): the conversation audio of full-duplex trainers
+FULLBAND = "fullband"  # in a staging folder: turns and events at the full-band rate, for the mix
 
 
 @dataclass(frozen=True)
@@ -40,6 +48,16 @@ class ConversationAudioConfig:
 
     main_speaker: str | None = None
     augment: AugmentConfig | None = None
+    sample_rate: int = FULLBAND_RATE  # 16000: the turns' own rate, sample-exact; more: full band
+
+    def __post_init__(self) -> None:
+        if not 16_000 <= self.sample_rate <= 48_000:
+            raise ConfigError("conversation_rate", "must be between 16000 and 48000 Hz", self.sample_rate)
+
+    @property
+    def fullband_rate(self) -> int | None:
+        """The rate producers must stage each turn at as well (None: the 16 kHz turns are used)."""
+        return self.sample_rate if self.sample_rate != SAMPLE_RATE else None
 
 
 @dataclass(frozen=True)
@@ -61,32 +79,49 @@ def channel_layout(speakers: Sequence[str], main_speaker: str | None = None) -> 
 
 
 def placements(
-    folder: Path, meta: ConversationMetadata, channels: Sequence[Sequence[str]], rate: int = SAMPLE_RATE
+    folder: Path,
+    meta: ConversationMetadata,
+    channels: Sequence[Sequence[str]],
+    rate: int = SAMPLE_RATE,
+    files: Path | None = None,
 ) -> list[Placed]:
-    """Every turn and event of a conversation folder on its channel."""
+    """Every turn and event of a conversation folder on its channel; `files`: the folder their
+    audio is read from at `rate` (default: the conversation folder's own 16 kHz files)."""
     channel_of = {s: i for i, members in enumerate(channels) for s in members}
+    base = files or folder
     out = []
     for t in meta.turns:
-        path = folder / t.audio_file
-        n = t.num_samples if t.num_samples is not None else sf.info(str(path)).frames
+        path = base / t.audio_file
+        n = t.num_samples if t.num_samples is not None and files is None else sf.info(str(path)).frames
         out.append(Placed(path, channel_of[t.speaker], round(t.start_time * rate), n))
     for e in meta.events:
         if e.audio_file is None:
             continue
-        path = folder / e.audio_file
+        path = base / e.audio_file
         out.append(Placed(path, channel_of[e.speaker], round(e.start * rate), sf.info(str(path)).frames))
     return sorted(out, key=lambda p: p.start)
+
+
+def padded_sec(meta: ConversationMetadata) -> float | None:
+    """The length a windowed session's conversation audio is padded to (None: no padding)."""
+    value = (meta.extra.get("session") or {}).get("audio_sec")
+    return float(value) if value is not None else None
 
 
 Processor = Callable[[np.ndarray, int], np.ndarray]  # (a channel's block, its first sample) -> block
 
 
 def mix_blocks(
-    items: Sequence[Placed], channels: int = 2, rate: int = SAMPLE_RATE, block_sec: float = BLOCK_SEC
+    items: Sequence[Placed],
+    channels: int = 2,
+    rate: int = SAMPLE_RATE,
+    block_sec: float = BLOCK_SEC,
+    total: int | None = None,
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Yield (first sample, float32 block of shape (n, channels)) covering the whole
-    conversation, each holding the sum of the files that overlap it."""
-    total = max((p.start + p.length for p in items), default=0)
+    conversation (or `total` samples, silence after the last file), each holding the sum of the
+    files that overlap it."""
+    total = max([p.start + p.length for p in items] + [total or 0])
     block = max(1, int(block_sec * rate))
     for b0 in range(0, total, block):
         b1 = min(total, b0 + block)
@@ -111,12 +146,14 @@ def write_mix(
     processors: dict[int, Processor] | None = None,
     tail_sec: float = 0.0,
     out_rate: int | None = None,
+    total: int | None = None,
 ) -> int:
     """Write the two-channel PCM16 WAV of `items`; a channel's `processor` (augmentation) sees
     every block in order, and `tail_sec` of silence is added at the end for its reverb tail.
-    `out_rate`: resample (soxr, streamed) to this rate. Returns the number of frames written."""
+    `out_rate`: resample (soxr, streamed) to this rate; `total`: at least this many samples.
+    Returns the number of frames written."""
     processors = processors or {}
-    blocks = mix_blocks(items, 2, rate)
+    blocks = mix_blocks(items, 2, rate, total=total)
     if tail_sec and processors:
         end = max((p.start + p.length for p in items), default=0)
         blocks = itertools.chain(blocks, [(end, np.zeros((int(tail_sec * rate), 2), dtype=np.float32))])
@@ -148,12 +185,18 @@ def _processed(b0: int, buf: np.ndarray, processors: dict[int, Processor]) -> np
 
 
 def write_conversation_audio(
-    folder: Path, meta: ConversationMetadata, config: ConversationAudioConfig, rate: int = SAMPLE_RATE
+    folder: Path, meta: ConversationMetadata, config: ConversationAudioConfig
 ) -> ConversationMetadata:
     """Mix a conversation folder's turns and events into its conversation.wav (fsynced) and
-    return its metadata saying so (channels, main speaker, augmentation)."""
+    return its metadata saying so (channels, main speaker, rate, augmentation): from the staged
+    full-band files when every turn and event has one, else from the 16 kHz turns."""
     main, channels = channel_layout(meta.speakers, config.main_speaker)
-    items = placements(folder, meta, channels, rate)
+    staged = folder / FULLBAND
+    names = [t.audio_file for t in meta.turns] + [e.audio_file for e in meta.events if e.audio_file]
+    full = config.fullband_rate is not None and all((staged / n).is_file() for n in names)
+    rate = config.sample_rate if full else SAMPLE_RATE
+    items = placements(folder, meta, channels, rate, staged if full else None)
+    pad = padded_sec(meta)
     extra = dict(meta.extra)
     processors: dict[int, Processor] = {}
     tail = 0.0
@@ -164,9 +207,14 @@ def write_conversation_audio(
         processors[1], tail = augmenter, augmenter.tail_sec
         extra["augmentation"] = recipe
     out = folder / CONVERSATION_AUDIO
-    write_mix(out, items, rate, processors, tail)
+    write_mix(out, items, rate, processors, tail, total=round(pad * rate) if pad else None)
     with open(out, "rb+") as fh:
         os.fsync(fh.fileno())
     return replace(
-        meta, conversation_audio=CONVERSATION_AUDIO, channels=channels, main_speaker=main, extra=extra
+        meta,
+        conversation_audio=CONVERSATION_AUDIO,
+        conversation_audio_rate=rate,
+        channels=channels,
+        main_speaker=main,
+        extra=extra,
     )

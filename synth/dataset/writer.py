@@ -29,13 +29,14 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..audio import wav_bytes
 from ..domain import Conversation, SynthesizedTurn, released
 from ..errors import SynthError
 from ..ids import conversation_dir
 from .metadata import conversation_metadata
-from .mixdown import ConversationAudioConfig, write_conversation_audio
+from .mixdown import FULLBAND, ConversationAudioConfig, write_conversation_audio
 from .records import MANIFEST, METADATA_FILE, SAMPLES_FILE, ConversationMetadata, ManifestEntry, event_file, samples_jsonl, turn_files
 
 TMP = ".tmp"
@@ -249,6 +250,9 @@ class DatasetWriter:
         (renamed into place, then killed before the append): they are synthesized again."""
         with self.locked():
             report = self._repair() if self.manifest.exists() else Recovery()
+            if not self.manifest.exists():  # a dataset with nothing in it yet is still a dataset
+                self.manifest.touch()
+                _fsync_dir(self.root)
             self._done, self._offset, self._inode = set(), 0, None
             self._refresh()
             for entry in sorted(self.tmp.iterdir()):
@@ -374,15 +378,28 @@ class Staging:
             fh.flush()
             os.fsync(fh.fileno())
 
+    def add_fullband(self, name: str, samples: Any) -> None:
+        """Stage a turn's or event's full-band audio for the conversation mix (removed at commit)."""
+        rate = self.writer.conversation_audio.sample_rate if self.writer.conversation_audio else None
+        if rate is None or "/" in name or name.startswith("."):
+            return
+        folder = self.folder / FULLBAND
+        folder.mkdir(exist_ok=True)
+        with open(folder / name, "wb") as fh:
+            fh.write(wav_bytes(samples, rate))
+
     def add_turn(self, turn: SynthesizedTurn) -> SynthesizedTurn:
-        """Write a turn's WAV and transcript; return the turn without its audio in memory."""
+        """Write a turn's WAV and transcript (and its full-band audio, staged for the mix); return
+        the turn without its audio in memory."""
         wav, txt = turn_files(turn.turn_id)
-        audio, rate = turn.audio, turn.sample_rate
+        audio, rate, full = turn.audio, turn.sample_rate, turn.fullband
         text = (turn.text + "\n").encode("utf-8")
 
         def write() -> None:
             self.add(wav, wav_bytes(audio, rate))
             self.add(txt, text)
+            if full is not None:
+                self.add_fullband(wav, full)
 
         if turn.stored_samples is not None:
             raise SynthError(f"{self.conversation_id}: turn {turn.turn_id} was already written")
@@ -396,8 +413,11 @@ class Staging:
         meta = conversation_metadata(conv)
         for i, event in enumerate(conv.events):
             self.add(event_file(i), wav_bytes(event.audio, event.sample_rate))
+            if event.fullband is not None:
+                self.add_fullband(event_file(i), event.fullband)
         if self.writer.conversation_audio is not None:
             meta = write_conversation_audio(self.folder, meta, self.writer.conversation_audio)
+        shutil.rmtree(self.folder / FULLBAND, ignore_errors=True)
         self.add(METADATA_FILE, meta.to_json().encode("utf-8"))
         if conv.samples is not None:
             self.add(SAMPLES_FILE, samples_jsonl(conv.samples).encode("utf-8"))

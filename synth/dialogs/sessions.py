@@ -1,36 +1,65 @@
-"""Sessions: consecutive dialogs of a source joined into one long conversation, for models
-trained on a curriculum of context lengths (8k, 16k, 32k, 64k tokens). A session is filled to a
-token target (`tokens`), a duration target (`minutes`), or a target drawn per session from a mix
-over curriculum stages (`mix`, e.g. 8k:0.4,16k:0.3,32k:0.2,64k:0.1: a session of stage 16k aims
-inside the band 8k-16k). Everything is deterministic for a seed and the source's order, so a
-rerun (resume) or a shard makes the same sessions.
+"""Sessions: consecutive dialogs of a source joined into one long conversation, sized for how the
+trainers read it.
 
-Sizes are estimated before synthesis: text tokens exactly (the real sample builder on the real
-texts) and speech from the text length (ESTIMATED_CHARS_PER_SEC, measured on the embedded voice);
-the dataset's `total_tokens` are then counted on the real audio, and `synth splits --bands` files
-each session under the stage it really fits.
+A session aims at one target and lands within a tolerance of it:
+- `tokens`: total_tokens (the curriculum's 8k, 16k, 32k, 64k), within +-`tolerance`;
+- `minutes`: the conversation's duration, within +-`tolerance`;
+- `mix`: a stage drawn per session (8k:0.4,16k:0.3,...): the session aims inside the stage's
+  band (previous stage, stage], at `fill` of the way up;
+- `windows` of `window_sec`: for trainers that cut each file into consecutive windows and carry
+  state across them (moshi-finetune forks with TTT layers): the speech fills the windows and
+  reaches into the last tenth of the last one, and the conversation audio ends exactly at
+  windows x window_sec (padded with silence), so no mostly empty window is left.
+
+Sizes are measured, not estimated: the session is produced turn by turn (synth.produce.sessions)
+and ends at the turn boundary nearest its target. Where a whole dialog would overshoot, the
+dialog is cut at a turn boundary and the rest of it starts the next session, so every turn of
+the source appears exactly once. The last session of a source holds what is left (and says so).
 
 Every part keeps the session's one cast: its speakers are mapped by role (order of first
-appearance) onto the session's speakers A, B, C..., so the first speaker of every part has one
-voice from the session's first turn to its last. A pause (`pause_sec`) separates the parts, which
-are listed in metadata (`segments`). A bad dialog (a DialogError from the source) is passed on
-to be reported, and the session goes on without it."""
+appearance in the part) onto the session's speakers A, B, C..., so the first speaker of every part
+has one voice from the session's first turn to its last. A pause (`pause_sec`) separates the
+parts, which are listed in metadata (`segments`, with the dialog and its turns)."""
 
 from __future__ import annotations
 
 import hashlib
 import random
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
-from ..dataset.records import TurnRecord
 from ..domain import Dialog, Segment, Source
 from ..errors import ConfigError, DialogError
 from ..ids import InvalidConversationId, check_conversation_id
 from .build import DialogLimits, build_dialog
 
-ESTIMATED_CHARS_PER_SEC = 18.0  # the embedded voice: 17-20 characters a second, measured
+WINDOW_TAIL = 0.1  # the speech of a windowed session reaches into the last tenth of its last window
+
+
+@dataclass(frozen=True)
+class SessionTarget:
+    """What one session aims at: `kind` 'tokens' or 'seconds', the `aim`, and the band it must
+    land in (`low`, `high`); `cap`: a hard upper bound (windows: the file's end)."""
+
+    kind: str
+    aim: float
+    low: float
+    high: float
+    cap: float | None = None
+    stage: int | None = None
+    windows: int | None = None
+    window_sec: float | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {"kind": self.kind, "aim": round(self.aim, 3)}
+        out["band"] = [round(self.low, 3), round(self.high, 3)]
+        if self.stage is not None:
+            out["stage"] = self.stage
+        if self.windows is not None:
+            out.update(windows=self.windows, window_sec=self.window_sec)
+        return out
 
 
 @dataclass(frozen=True)
@@ -38,20 +67,37 @@ class SessionConfig:
     tokens: int | None = None
     minutes: float | None = None
     mix: tuple[tuple[int, float], ...] = ()
+    windows: int | None = None
+    window_sec: float = 300.0
     pause_sec: float = 1.5
     fill: float = 0.75  # with a mix: aim at lower + fill * (stage - lower) of the stage's band
+    tolerance: float = 0.05  # tokens and minutes: how far from the target a session may land
 
     def __post_init__(self) -> None:
-        if sum(x is not None and x != () for x in (self.tokens, self.minutes, self.mix or None)) != 1:
+        given = sum(
+            x is not None and x != () for x in (self.tokens, self.minutes, self.mix or None, self.windows)
+        )
+        if given != 1:
             raise ConfigError(
-                "session", "give exactly one of session tokens, session minutes or a session mix"
+                "session",
+                "give exactly one of session tokens, session minutes, a session mix or session windows",
             )
         if self.tokens is not None and self.tokens <= 0:
             raise ConfigError("session_tokens", "must be positive", self.tokens)
         if self.minutes is not None and self.minutes <= 0:
             raise ConfigError("session_minutes", "must be positive", self.minutes)
+        if self.windows is not None and self.windows < 1:
+            raise ConfigError("session_windows", "must be at least 1", self.windows)
+        if self.window_sec < 10:
+            raise ConfigError("window_sec", "must be at least 10 seconds", self.window_sec)
         if self.pause_sec < 0:
             raise ConfigError("session_pause", "must not be negative", self.pause_sec)
+        if not 0 < self.tolerance < 0.5:
+            raise ConfigError("session_tolerance", "must be between 0 and 0.5", self.tolerance)
+
+    @property
+    def by_tokens(self) -> bool:
+        return self.tokens is not None or bool(self.mix)
 
     @staticmethod
     def parse_mix(spec: str) -> tuple[tuple[int, float], ...]:
@@ -68,94 +114,104 @@ class SessionConfig:
             raise ConfigError("session_mix", "stages must be strictly increasing", spec)
         return tuple(out)
 
-    def targets(self, seed: int) -> Iterator[tuple[str, float]]:
-        """('tokens' | 'seconds', target) for each session in turn, from a generator of the seed."""
+    def targets(self, seed: int) -> Iterator[SessionTarget]:
+        """The target of each session in turn, from a generator of the seed."""
         rng = random.Random(f"{seed}:sessions")
+        tol = self.tolerance
         while True:
             if self.tokens is not None:
-                yield "tokens", float(self.tokens)
+                yield SessionTarget("tokens", self.tokens, self.tokens * (1 - tol), self.tokens * (1 + tol))
             elif self.minutes is not None:
-                yield "seconds", self.minutes * 60
+                sec = self.minutes * 60
+                yield SessionTarget("seconds", sec, sec * (1 - tol), sec * (1 + tol))
+            elif self.windows is not None:
+                end = self.windows * self.window_sec
+                low = end - WINDOW_TAIL * self.window_sec
+                yield SessionTarget("seconds", end, low, end, end, None, self.windows, self.window_sec)
             else:
                 stages = [s for s, _ in self.mix]
                 stage = rng.choices(stages, weights=[w for _, w in self.mix])[0]
                 lower = ([0, *stages])[stages.index(stage)]
-                yield "tokens", lower + self.fill * (stage - lower)
+                aim = lower + self.fill * (stage - lower)
+                yield SessionTarget("tokens", aim, lower, stage, None, stage)
 
 
-def estimated_seconds(dialog: Dialog) -> float:
-    return sum(len(t.text) / ESTIMATED_CHARS_PER_SEC + 0.2 for t in dialog.turns)
+@dataclass(frozen=True)
+class Part:
+    """The turns of one source dialog from `first_turn` on: what a session takes next."""
+
+    dialog: Dialog
+    first_turn: int
+
+    @property
+    def turns(self) -> tuple:
+        return self.dialog.turns[self.first_turn :]
+
+    @property
+    def roles(self) -> dict[str, str]:
+        """The dialog's speakers mapped onto the session's labels by order of first appearance."""
+        seen: dict[str, str] = {}
+        for turn in self.turns:
+            seen.setdefault(turn.speaker, label(len(seen)))
+        return seen
 
 
-def token_estimator(builder: object | None) -> Callable[[Dialog], float]:
-    """Estimated total_tokens of a dialog: the sample builder's own count (its tokenizer, format,
-    system prompt and speech profile) on estimated durations."""
+class PartQueue:
+    """The source as parts for sessions to take, in order. A session puts back the rest of a dialog
+    it cut (`put_back`), which then starts the next session. `consumed` (dialog id -> turns already
+    in finished sessions, read when the queue is first used: a resumed run) skips what earlier runs
+    made. DialogErrors of the source come out as they are, to be reported."""
 
-    def estimate(dialog: Dialog) -> float:
-        if builder is None:
-            return estimated_seconds(dialog) * 10
-        speakers = dialog.speakers
-        turns = [
-            TurnRecord(
-                turn_id=i,
-                speaker=t.speaker,
-                speaker_id=speakers.index(t.speaker),
-                text=t.text,
-                audio_file="",
-                transcript_file="",
-                start_time=0.0,
-                end_time=0.0,
-                duration_sec=len(t.text) / ESTIMATED_CHARS_PER_SEC + 0.2,
-            )
-            for i, t in enumerate(dialog.turns)
-        ]
-        return float(builder.build(dialog.conversation_id, turns)[1]["total_tokens"])  # type: ignore[attr-defined]
+    def __init__(
+        self, items: Iterable[Dialog | DialogError], consumed: Callable[[], Mapping[str, int]] | None = None
+    ):
+        self._items = iter(items)
+        self._back: deque[Part] = deque()
+        self._consumed_of = consumed
+        self._consumed: Mapping[str, int] | None = None
 
-    return estimate
+    def take(self) -> Part | DialogError | None:
+        if self._back:
+            return self._back.popleft()
+        if self._consumed is None:
+            self._consumed = self._consumed_of() if self._consumed_of else {}
+        for item in self._items:
+            if isinstance(item, DialogError):
+                return item
+            done = self._consumed.get(item.conversation_id, 0)
+            if done < len(item.turns):
+                return Part(item, done)
+        return None
 
+    def put_back(self, part: Part) -> None:
+        self._back.appendleft(part)
 
-def make_sessions(
-    items: Iterable[Dialog | DialogError],
-    config: SessionConfig,
-    estimate_tokens: Callable[[Dialog], float],
-    seed: int = 0,
-    limits: DialogLimits = DialogLimits(),
-) -> Iterator[Dialog | DialogError]:
-    """Join consecutive dialogs into sessions that reach their targets; the last session holds
-    what is left. DialogErrors pass through (to be reported) between sessions' parts."""
-    targets = config.targets(seed)
-    kind, target = next(targets)
-    parts: list[Dialog] = []
-    size = 0.0
-    for item in items:
-        if isinstance(item, DialogError):
-            yield item
-            continue
-        parts.append(item)
-        size += estimate_tokens(item) if kind == "tokens" else estimated_seconds(item)
-        if size >= target:
-            yield join(parts, config.pause_sec, limits)
-            parts, size = [], 0.0
-            kind, target = next(targets)
-    if parts:
-        yield join(parts, config.pause_sec, limits)
+    def peek(self) -> Part | DialogError | None:
+        nxt = self.take()
+        if isinstance(nxt, Part):
+            self.put_back(nxt)
+        return nxt
 
 
-def join(parts: list[Dialog], pause_sec: float, limits: DialogLimits = DialogLimits()) -> Dialog:
-    """One session from its parts: speakers mapped by role onto A, B, C..., one cast."""
-    first = parts[0]
-    cid = _session_id(first.conversation_id)
+def join(
+    cid: str, parts: list[tuple[Part, int]], pause_sec: float, limits: DialogLimits = DialogLimits()
+) -> Dialog:
+    """The session Dialog of its parts, each `(part, count)`: the part's first `count` turns, with
+    speakers mapped by role onto A, B, C... (one cast for the session)."""
     pairs: list[tuple[str, str]] = []
     voices: dict[str, str] = {}
     segments = []
-    for part in parts:
-        role = {speaker: _label(k) for k, speaker in enumerate(part.speakers)}
+    for part, count in parts:
+        role = part.roles
         start = len(pairs)
-        pairs += [(role[t.speaker], t.text) for t in part.turns]
-        for speaker, voice in part.voices.items():
+        pairs += [(role[t.speaker], t.text) for t in part.turns[:count]]
+        for speaker, voice in part.dialog.voices.items():
             if speaker in role:
                 voices.setdefault(role[speaker], voice)
-        segments.append(Segment(part.source, start, len(pairs) - 1))
+        segments.append(
+            Segment(part.dialog.source, start, len(pairs) - 1, part.dialog.conversation_id, part.first_turn)
+        )
+    first = parts[0][0].dialog
     where = Source(**{**first.source.to_dict(), "original_id": cid})
     session = build_dialog(pairs, cid, where, voices, limits, clean=False)
     return Dialog(
@@ -163,13 +219,27 @@ def join(parts: list[Dialog], pause_sec: float, limits: DialogLimits = DialogLim
     )
 
 
-def _label(k: int) -> str:
+def consumed_turns(segments_of: Iterable[list[dict]]) -> dict[str, int]:
+    """dialog id -> how many of its turns (from its first) finished sessions hold, from their
+    metadata `segments`."""
+    out: dict[str, int] = {}
+    for segments in segments_of:
+        for seg in segments:
+            if "dialog" in seg and "source_turns" in seg:
+                out[seg["dialog"]] = max(out.get(seg["dialog"], 0), int(seg["source_turns"][1]) + 1)
+    return out
+
+
+def label(k: int) -> str:
     return chr(ord("A") + k) if k < 26 else f"S{k}"
 
 
-def _session_id(first_id: str) -> str:
-    cid = f"session_{first_id}"
+def session_id(part: Part) -> str:
+    """session_<dialog id>, with _t<N> when the session starts at turn N of its first dialog."""
+    first_id = part.dialog.conversation_id
+    cid = f"session_{first_id}" + (f"_t{part.first_turn}" if part.first_turn else "")
     try:
         return check_conversation_id(cid)
     except InvalidConversationId:  # too long with the prefix
-        return f"session_{hashlib.sha256(first_id.encode()).hexdigest()[:24]}"
+        digest = hashlib.sha256(f"{first_id}:{part.first_turn}".encode()).hexdigest()[:24]
+        return f"session_{digest}"

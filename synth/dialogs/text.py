@@ -1,7 +1,17 @@
 """Pure text functions: cleanup of tokenized corpora, speakability, sentence chunking.
 
 The same cleaned text is synthesized and written as the transcript, so what the model hears and
-what it is trained to produce never drift apart."""
+what it is trained to produce never drift apart. Two rules keep the transcript exactly what was
+said:
+
+- Emoji and pictographic symbols are removed (Unicode categories So and Sk, with the emoji
+  modifiers, variation selectors and keycap marks that go with them), because a voice reads
+  them out by name ("party popper") while the transcript would keep the picture. Kept: the
+  degree sign, currency (Sc), mathematical signs (Sm) and punctuation, which are read as the
+  words they stand for ("25°C", "$5", "2 + 2").
+- Letters of a script the voice's language is not written in (Han, Cyrillic, Arabic... for an
+  English voice) cannot be spoken: `foreign_script` names them and the turn is rejected with
+  that message."""
 
 from __future__ import annotations
 
@@ -39,6 +49,21 @@ _DECIMAL = re.compile(r"(\d) ?([.,:]) ?(\d)")
 _DOUBLE_QUOTED = re.compile(r'"\s*([^"]*?)\s*"')
 _SPACES = re.compile(r"\s+")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_KEPT_SYMBOLS = frozenset("\u00b0")  # the degree sign: read as "degrees", written so
+_SYMBOL_MARKS = frozenset(["\u20e3", "\ufe0e", "\ufe0f"])  # keycap, text/emoji presentation
+# The scripts each language's voices read; letters of any other script cannot be spoken.
+SCRIPTS = {
+    "ja": frozenset({"LATIN", "HIRAGANA", "KATAKANA", "CJK"}),
+    "zh": frozenset({"LATIN", "CJK"}),
+    "hi": frozenset({"LATIN", "DEVANAGARI"}),
+    "ko": frozenset({"LATIN", "HANGUL"}),
+    "ru": frozenset({"LATIN", "CYRILLIC"}),
+    "uk": frozenset({"LATIN", "CYRILLIC"}),
+    "el": frozenset({"LATIN", "GREEK"}),
+    "ar": frozenset({"LATIN", "ARABIC"}),
+}
+LATIN = frozenset({"LATIN"})
+_SCRIPT_NAMES = {"CJK": "Han"}
 
 
 def clean_text(text: str) -> str:
@@ -49,6 +74,7 @@ def clean_text(text: str) -> str:
     """
     text = unicodedata.normalize("NFC", text).translate(_TRANSLATE)
     text = _CONTROL.sub(" ", text)
+    text = strip_symbols(text)
     text = _SPACES.sub(" ", text).strip()
     text = _CONTRACTION.sub(r"\1'\2", text)
     text = _DECIMAL.sub(_join_number, text)
@@ -64,6 +90,37 @@ def _join_number(m: re.Match[str]) -> str:
     if sep == "," and not re.match(r"\d{3}\b", m.string[m.start(3) :]):
         return f"{left}, {right}"
     return f"{left}{sep}{right}"
+
+
+def strip_symbols(text: str) -> str:
+    """Emoji and other pictographic symbols out (the module docstring's rule), spaces kept."""
+    return "".join(
+        " "
+        if unicodedata.category(ch) in ("So", "Sk") and ch not in _KEPT_SYMBOLS
+        else ""
+        if ch in _SYMBOL_MARKS or "\U0001f3fb" <= ch <= "\U0001f3ff"
+        else ch
+        for ch in text
+    )
+
+
+def script(ch: str) -> str:
+    """The script of a letter, from its Unicode name ('LATIN', 'CJK', 'CYRILLIC'...)."""
+    return unicodedata.name(ch, "UNKNOWN").split(" ")[0]
+
+
+def foreign_script(text: str, language: str | None) -> str | None:
+    """A message naming the letters of `text` that a voice of `language` (ISO 639-1; None:
+    English) cannot read, or None when it can read them all."""
+    allowed = SCRIPTS.get((language or "en")[:2].lower(), LATIN)
+    foreign = [ch for ch in text if ch.isalpha() and script(ch) not in allowed]
+    if not foreign:
+        return None
+    scripts = sorted({_SCRIPT_NAMES.get(script(ch), script(ch).title()) for ch in foreign})
+    return (
+        f"the text has {' and '.join(scripts)} letters ({''.join(foreign[:8])!r}), which a "
+        f"{language or 'en'} voice cannot speak: give it a voice of that language, or leave it out"
+    )
 
 
 def is_speakable(text: str) -> bool:

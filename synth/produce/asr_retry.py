@@ -8,37 +8,33 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from ..asr.wer import wer
 from ..domain import SynthesizedTurn, Voice
-from ..words import Words
-from .render import TurnRenderer
+from .render import Spoken, TurnRenderer
 
 if TYPE_CHECKING:
     from ..asr.recognizer import AsrCheck
 
 
 def checked(
-    check: AsrCheck, renderer: TurnRenderer, audio: np.ndarray, words: Words | None, text: str, voice: Voice
-) -> tuple[np.ndarray, Words | None, dict[str, Any]]:
+    check: AsrCheck, renderer: TurnRenderer, spoken: Spoken, text: str, voice: Voice
+) -> tuple[Spoken, dict[str, Any]]:
     """The best rendition of `text` and the turn's `asr_check` record."""
     noisy = not renderer.engine.deterministic
-    best: tuple[float, np.ndarray, Words | None, str] | None = None
+    best: tuple[float, Spoken, str] | None = None
     attempts = 0
     while True:
         attempts += 1
-        hyp = check.recognizer.transcribe(audio).text
+        hyp = check.recognizer.transcribe(spoken.audio).text
         score = wer(text, hyp)
         if best is None or score < best[0]:
-            best = (score, audio, words, hyp)
+            best = (score, spoken, hyp)
         if score <= check.threshold or attempts > check.retries or not noisy:
             break
-        audio, words = renderer.finish(renderer.pieces([(text, voice)])[0])
-    score, audio, words, hyp = best
+        spoken = renderer.finish(renderer.pieces([(text, voice)])[0])
+    score, spoken, hyp = best
     return (
-        audio,
-        words,
+        spoken,
         {
             "wer": round(score, 4),
             "hypothesis": hyp,

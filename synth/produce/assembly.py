@@ -5,28 +5,18 @@ Conversation with its provenance and, when a sample builder is given, its traini
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from ..dataset.metadata import turn_records
-from ..dataset.records import TurnRecord
 from ..domain import Conversation, ConversationEvent, Dialog, SynthesizedTurn, Voice
+from ..samples.builder import BuildsSamples
 from ..version import __version__
 from ..words import Words
 from .timeline import GapDistribution, Timeline
-
-
-class SampleBuilder(Protocol):
-    """Builds a conversation's training samples and token counts (synth.samples)."""
-
-    def build(
-        self,
-        conversation_id: str,
-        turns: Sequence[TurnRecord],
-    ) -> tuple[list[dict[str, Any]], dict[str, Any]]: ...
 
 
 def place_turn(
@@ -42,6 +32,7 @@ def place_turn(
     source_turn: int = -1,
     gap_sec: float | None = None,
     words: Words | None = None,
+    fullband: np.ndarray | None = None,
 ) -> SynthesizedTurn:
     """A produced turn, started on the timeline; `began` is when its production started;
     `words`: its word timings from the turn's start."""
@@ -58,6 +49,7 @@ def place_turn(
         extra=extra or {},
         source_turn=source_turn,
         words=words,
+        fullband=fullband,
     )
 
 
@@ -79,22 +71,21 @@ def assemble(
     casting: Mapping[str, Voice],
     turns: list[SynthesizedTurn],
     extra: dict[str, Any],
-    sample_builder: SampleBuilder | None = None,
+    sample_builder: BuildsSamples | None = None,
     events: list[ConversationEvent] | None = None,
 ) -> Conversation:
     """The finished conversation; its samples are built from exact (unrounded) durations. A
     session lists its parts (`segments`, in output turn ids); `events` (backchannels) are heard,
     never trained on as turns."""
+    starts: frozenset[int] = frozenset()
     if dialog.segments:
-        extra = {
-            **extra,
-            "segments": segment_records(dialog, turns),
-            "session_pause_sec": dialog.join_pause_sec,
-        }
+        segments = segment_records(dialog, turns)
+        starts = frozenset(s["first_turn"] for s in segments[1:])
+        extra = {**extra, "segments": segments, "session_pause_sec": dialog.join_pause_sec}
     conv = Conversation(dialog=dialog, casting=dict(casting), turns=turns, extra=extra, events=events or [])
     if sample_builder is None:
         return conv
-    samples, tokens = sample_builder.build(conv.conversation_id, turn_records(conv, digits=None))
+    samples, tokens = sample_builder.build(conv.conversation_id, turn_records(conv, digits=None), starts)
     return replace(conv, samples=samples, tokens=tokens)
 
 
@@ -104,5 +95,9 @@ def segment_records(dialog: Dialog, turns: list[SynthesizedTurn]) -> list[dict[s
     segments = []
     for seg in dialog.segments:
         ids = [t.turn_id for t in turns if seg.first_turn <= t.source_turn <= seg.last_turn]
-        segments.append({"source": seg.source.to_dict(), "first_turn": ids[0], "last_turn": ids[-1]})
+        record: dict[str, Any] = {"source": seg.source.to_dict(), "first_turn": ids[0], "last_turn": ids[-1]}
+        if seg.dialog_id is not None:  # which dialog, and which of its turns (a part may be cut)
+            record["dialog"] = seg.dialog_id
+            record["source_turns"] = [seg.source_first, seg.source_first + seg.last_turn - seg.first_turn]
+        segments.append(record)
     return segments

@@ -15,7 +15,7 @@ import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from ..audio import trim_silence
+from ..audio import silence_bounds
 from ..domain import ConversationEvent, SynthesizedTurn, Voice
 from .render import TurnRenderer
 
@@ -126,12 +126,16 @@ def speak(
     events: list[ConversationEvent] = []
     taken: dict[str, list[tuple[float, float]]] = {}
     for p, pieces in zip(planned, spoken):
-        audio = trim_silence(renderer.finish(pieces)[0], rate, 0.02)
+        whole = renderer.finish(pieces)
+        said = whole.cut(*silence_bounds(whole.audio, rate, 0.02), rate, renderer.fullband_rate)
+        audio = said.audio
         mine = taken.setdefault(p.listener, [])
         if not audio.size or not fits(p.start, audio.size / rate, p.listener, turns, mine):
             continue
         mine.append((p.start, p.start + audio.size / rate))
         events.append(
-            ConversationEvent("backchannel", p.listener, casting[p.listener], p.text, p.start, audio, rate)
+            ConversationEvent(
+                "backchannel", p.listener, casting[p.listener], p.text, p.start, audio, rate, said.full
+            )
         )
     return events

@@ -4,12 +4,9 @@ turn. A single sentence longer than the limit cannot be split and is always reje
 
 from __future__ import annotations
 
-import numpy as np
-
 from ..audio import PAUSE_SEC
 from ..errors import DialogError
-from ..words import Words
-from .render import TURN_PAD_SEC, Piece, TurnRenderer
+from .render import TURN_PAD_SEC, Piece, Spoken, TurnRenderer
 
 LONG_TURNS = ("split", "reject")
 
@@ -22,17 +19,17 @@ def turn_parts(
     where: str,
     field: str,
     cid: str,
-) -> list[tuple[str | None, np.ndarray, Words | None]]:
+) -> list[tuple[str | None, Spoken]]:
     """A rendered turn as one part (text None: the turn's own), or, when it is longer than
     `limit_sec`, as consecutive parts of whole sentences that each fit (policy 'split') or a
     DialogError (policy 'reject')."""
-    whole, words = renderer.finish(pieces)
+    whole = renderer.finish(pieces)
     rate = renderer.sample_rate
-    if limit_sec is None or whole.shape[0] <= limit_sec * rate:
-        return [(None, whole, words)]
+    if limit_sec is None or whole.audio.shape[0] <= limit_sec * rate:
+        return [(None, whole)]
     if policy == "reject":
         raise DialogError(
-            f"the turn lasts {whole.shape[0] / rate:.1f} s, longer than {limit_sec:g} s "
+            f"the turn lasts {whole.audio.shape[0] / rate:.1f} s, longer than {limit_sec:g} s "
             "(the speech profile's limit); shorten it or let long turns be split",
             where,
             field,
@@ -55,4 +52,4 @@ def turn_parts(
         if group and size > limit_sec * rate:
             groups.append([])
         groups[-1].append(piece)
-    return [(" ".join(p.text for p in g), *renderer.finish(g)) for g in groups]
+    return [(" ".join(p.text for p in g), renderer.finish(g)) for g in groups]

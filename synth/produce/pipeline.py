@@ -16,15 +16,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..audio import SAMPLE_RATE
+from ..dialogs.text import foreign_script
 from ..domain import Conversation, Dialog, SynthesizedTurn, Voice
 from ..engines.base import Engine
 from ..errors import ConfigError, DialogError
+from ..samples.builder import BuildsSamples
 from ..seeding import conversation_rng
 from . import asr_retry, backchannels
-from .assembly import SampleBuilder, assemble, place_turn, provenance
+from .assembly import assemble, place_turn, provenance
 from .casting import MIN_DISTANCE, MIN_MEASURED_DISTANCE, cast, is_attribute_request
 from .long_turns import LONG_TURNS, turn_parts
-from .render import Piece, Stopped, TurnRenderer
+from .render import Piece, Spoken, Stopped, TurnRenderer
 from .timeline import GapDistribution, Timeline
 
 if TYPE_CHECKING:
@@ -56,7 +58,9 @@ class PipelineConfig:
         speaker-encoder embeddings of every voice (computed once per model, kept in voice_cache).
     min_voice_distance: how far apart the speakers of a conversation are kept (None: 0.22 for
         'model', 0.3 for 'measured').
-    voice_cache: where measured embeddings are kept (None: the model cache)."""
+    voice_cache: where measured embeddings are kept (None: the model cache).
+    fullband_rate: also render every turn at this rate, resampled once from the engine's own
+        audio, for the full-band conversation audio (set from ConversationAudioConfig)."""
 
     seed: int = 0
     gap: GapDistribution = field(default_factory=GapDistribution)
@@ -69,6 +73,7 @@ class PipelineConfig:
     cast_by: str = "model"
     min_voice_distance: float | None = None
     voice_cache: str | None = None
+    fullband_rate: int | None = None
 
     def __post_init__(self) -> None:
         if self.cast_by not in CAST_BY:
@@ -89,7 +94,7 @@ class Pipeline:
         self,
         engine: Engine,
         config: PipelineConfig = PipelineConfig(),
-        sample_builder: SampleBuilder | None = None,
+        sample_builder: BuildsSamples | None = None,
         asr_check: AsrCheck | None = None,
         distance: Callable[[Voice, Voice], float] | None = None,
     ):
@@ -99,7 +104,7 @@ class Pipeline:
         self.config = config
         self.sample_builder = sample_builder
         self.asr_check = asr_check
-        self.renderer = TurnRenderer(engine, config.max_chunk_chars, config.sample_rate)
+        self.renderer = TurnRenderer(engine, config.max_chunk_chars, config.sample_rate, config.fullband_rate)
         self.catalog: list[Voice] = engine.voices()
         if distance is None and config.cast_by == "measured":
             raise ConfigError(
@@ -133,6 +138,15 @@ class Pipeline:
             floor = MIN_MEASURED_DISTANCE if measured else MIN_DISTANCE
         return cast(dialog, self.catalog, self.config.seed, self.config.voice_override, self.distance, floor)
 
+    def check_speakable(self, dialog: Dialog, casting: Mapping[str, Voice], first: int = 0) -> None:
+        """A DialogError naming the first turn (from `first`) whose letters its voice cannot
+        read (synth.dialogs.text.foreign_script), before anything is synthesized."""
+        for i, turn in enumerate(dialog.turns[first:], start=first):
+            problem = foreign_script(turn.text, casting[turn.speaker].language)
+            if problem:
+                where = dialog.source.describe()
+                raise DialogError(problem, where, f"turns[{i}].text", dialog.conversation_id)
+
     def render(self, text: str, voice: Voice, should_stop: Callable[[], bool] | None = None) -> np.ndarray:
         """Speak one turn's text in a voice (synth.produce.render)."""
         return self.renderer.render(text, voice, should_stop)
@@ -151,57 +165,82 @@ class Pipeline:
         )
         return self._place(dialog, casting, rendered)
 
+    def parts(
+        self, text: str, voice: Voice, pieces: list[Piece], where: str, field: str, cid: str
+    ) -> list[tuple[str, Spoken, dict[str, Any]]]:
+        """One rendered input turn as the turns it becomes: split if it is too long for the speech
+        profile, ASR-checked if asked; (text, spoken, extra) each."""
+        if not any(p.audio.size for p in pieces):
+            raise DialogError("the engine produced no audio for this text", where, field, cid)
+        split = turn_parts(
+            self.renderer, pieces, self.config.max_turn_sec, self.config.long_turns, where, field, cid
+        )
+        out = []
+        for part_text, spoken in split:
+            extra: dict[str, Any] = {}
+            part_text = part_text or text
+            if self.asr_check is not None:
+                spoken, extra["asr_check"] = asr_retry.checked(
+                    self.asr_check, self.renderer, spoken, part_text, voice
+                )
+            out.append((part_text, spoken, extra))
+        return out
+
+    def place(
+        self,
+        timeline: Timeline,
+        turn_id: int,
+        speaker: str,
+        voice: Voice,
+        parts: list[tuple[str, Spoken, dict[str, Any]]],
+        source_turn: int,
+        began: float,
+        join_sec: float | None = None,
+    ) -> list[SynthesizedTurn]:
+        """An input turn's parts put on the conversation timeline from `turn_id` on; `join_sec`:
+        the pause before the first (a session's next part)."""
+        placed = []
+        for k, (text, spoken, extra) in enumerate(parts):
+            placed.append(
+                place_turn(
+                    timeline,
+                    turn_id + k,
+                    speaker,
+                    voice,
+                    text,
+                    spoken.audio,
+                    self.config.sample_rate,
+                    began,
+                    extra,
+                    source_turn=source_turn,
+                    gap_sec=join_sec if k == 0 else None,
+                    words=spoken.words,
+                    fullband=spoken.full,
+                )
+            )
+            began = time.perf_counter()
+        return placed
+
     def _place(
         self,
         dialog: Dialog,
         casting: Mapping[str, Voice],
         rendered: Iterable[list[Piece]],
     ) -> Iterator[SynthesizedTurn]:
-        """Split each rendered turn if it is too long for the speech profile, ASR-check it (if
-        asked) and put it on the conversation timeline. Turn ids count the parts."""
+        """Each rendered turn as its parts, on the conversation timeline. Turn ids count the
+        parts."""
         timeline = Timeline(self.config.gap, self.config.seed, dialog.conversation_id)
         began = time.perf_counter()
         turn_id = 0
         where = dialog.source.describe()
         for i, (turn, pieces) in enumerate(zip(dialog.turns, rendered)):
-            field = f"turns[{i}].text"
-            if not any(p.audio.size for p in pieces):
-                raise DialogError(
-                    "the engine produced no audio for this text", where, field, dialog.conversation_id
-                )
+            voice = casting[turn.speaker]
+            parts = self.parts(turn.text, voice, pieces, where, f"turns[{i}].text", dialog.conversation_id)
             join = dialog.join_pause_sec if dialog.starts_segment(i) else None
-            parts = turn_parts(
-                self.renderer,
-                pieces,
-                self.config.max_turn_sec,
-                self.config.long_turns,
-                where,
-                field,
-                dialog.conversation_id,
-            )
-            for k, (text, audio, words) in enumerate(parts):
-                extra: dict[str, Any] = {}
-                text = text or turn.text
-                if self.asr_check is not None:
-                    audio, words, extra["asr_check"] = asr_retry.checked(
-                        self.asr_check, self.renderer, audio, words, text, casting[turn.speaker]
-                    )
-                yield place_turn(
-                    timeline,
-                    turn_id,
-                    turn.speaker,
-                    casting[turn.speaker],
-                    text,
-                    audio,
-                    self.config.sample_rate,
-                    began,
-                    extra,
-                    source_turn=i,
-                    gap_sec=join if k == 0 else None,
-                    words=words,
-                )
-                turn_id += 1
-                began = time.perf_counter()
+            placed = self.place(timeline, turn_id, turn.speaker, voice, parts, i, began, join)
+            yield from placed
+            turn_id += len(placed)
+            began = time.perf_counter()
 
     def assemble(
         self, dialog: Dialog, casting: Mapping[str, Voice], turns: list[SynthesizedTurn]
@@ -229,6 +268,7 @@ class Pipeline:
         each, batched), each handed to `sink` as soon as it is placed (the writer's staging, which
         writes it and lets its audio go), so a long session needs the memory of a short one."""
         casting = self.cast(dialog)
+        self.check_speakable(dialog, casting)
         turns = [(t.text, casting[t.speaker]) for t in dialog.turns]
         rendered = itertools.chain.from_iterable(
             self.renderer.pieces(turns[k : k + STREAM_TURNS]) for k in range(0, len(turns), STREAM_TURNS)

@@ -18,7 +18,8 @@ from ..audio import SAMPLE_RATE, load_audio
 from ..dialogs.text import clean_text, is_speakable
 from ..domain import Conversation, Dialog, Source, SynthesizedTurn, Turn, Voice
 from ..errors import DialogError
-from .assembly import SampleBuilder, assemble, place_turn, provenance
+from ..samples.builder import BuildsSamples
+from .assembly import assemble, place_turn, provenance
 from .timeline import GapDistribution, Timeline
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".opus")
@@ -50,7 +51,7 @@ class RecordedProducer:
         self,
         gap: GapDistribution = GapDistribution(),
         seed: int = 0,
-        sample_builder: SampleBuilder | None = None,
+        sample_builder: BuildsSamples | None = None,
         recognizer: Any = None,
         aligner: Any = None,
     ):

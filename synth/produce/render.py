@@ -3,7 +3,12 @@
 A turn is split into sentence chunks (the engine's batches stay short and a batching engine runs
 the chunks of many turns in one forward pass); each chunk is resampled from the engine's rate,
 trimmed to its speech, and the chunks are joined with short pauses, padded with TURN_PAD_SEC of
-silence at each end and loudness-normalized as a whole. Word timings move with the audio."""
+silence at each end and loudness-normalized as a whole. Word timings move with the audio.
+
+With `fullband_rate` (24 kHz for the conversation audio that Mimi-based trainers read), each
+chunk is also resampled once from the engine's own rate to that rate, cut at the same instants,
+joined, padded and scaled by the same gain: the same turn, full band, aligned with the 16 kHz
+one (never resampled up from it)."""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..audio import PAUSE_SEC, SAMPLE_RATE, join, normalize_loudness, resample, silence_bounds
+from ..audio import PAUSE_SEC, SAMPLE_RATE, capped, join, loudness_gain, resample, silence_bounds
 from ..dialogs.text import split_sentences
 from ..domain import Voice
 from ..engines.base import Engine, SynthesisRequest
@@ -30,6 +35,25 @@ class Piece:
     text: str
     audio: np.ndarray
     words: Words | None
+    full: np.ndarray | None = None  # the same chunk at the full-band rate
+
+
+@dataclass(frozen=True)
+class Spoken:
+    """A finished turn (or backchannel): its audio at the dataset rate, its word timings (seconds
+    from its start), and the same audio at the full-band rate when asked for."""
+
+    audio: np.ndarray
+    words: Words | None
+    full: np.ndarray | None = None
+
+    def cut(self, lo: int, hi: int, rate: int, full_rate: int | None) -> Spoken:
+        """The audio between samples lo and hi (of the dataset rate), both tracks."""
+        full = None
+        if self.full is not None and full_rate:
+            f_lo, f_n = round(lo * full_rate / rate), round((hi - lo) * full_rate / rate)
+            full = _fit(self.full[f_lo : f_lo + f_n], f_n)
+        return Spoken(self.audio[lo:hi], self.words, full)
 
 
 class Stopped(SynthError):
@@ -40,10 +64,17 @@ class TurnRenderer:
     """Speaks texts in voices with one engine; holds no state between calls, so it is safe to
     share between threads if the engine is."""
 
-    def __init__(self, engine: Engine, max_chunk_chars: int = 400, sample_rate: int = SAMPLE_RATE):
+    def __init__(
+        self,
+        engine: Engine,
+        max_chunk_chars: int = 400,
+        sample_rate: int = SAMPLE_RATE,
+        fullband_rate: int | None = None,
+    ):
         self.engine = engine
         self.max_chunk_chars = max_chunk_chars
         self.sample_rate = sample_rate
+        self.fullband_rate = fullband_rate
 
     def render(self, text: str, voice: Voice, should_stop: Callable[[], bool] | None = None) -> np.ndarray:
         """Speak one turn (see `render_many`)."""
@@ -53,7 +84,7 @@ class TurnRenderer:
         self, turns: list[tuple[str, Voice]], should_stop: Callable[[], bool] | None = None
     ) -> list[np.ndarray]:
         """Speak turns in one engine call (a batching engine runs them in one forward pass)."""
-        return [self.finish(ps)[0] for ps in self.pieces(turns, should_stop)]
+        return [self.finish(ps).audio for ps in self.pieces(turns, should_stop)]
 
     def pieces(
         self, turns: list[tuple[str, Voice]], should_stop: Callable[[], bool] | None = None
@@ -76,26 +107,36 @@ class TurnRenderer:
                 if should_stop():
                     raise Stopped("the caller stopped waiting (cancelled or past its deadline)")
                 audios += self.engine.synthesize([request])
+        fr = self.fullband_rate
         for i, request, audio in zip(owner, requests, audios):
-            full = resample(audio.samples, audio.sample_rate, rate)
-            lo, hi = silence_bounds(full, rate, 0.03)
+            resampled = resample(audio.samples, audio.sample_rate, rate)
+            lo, hi = silence_bounds(resampled, rate, 0.03)
             words = None if audio.words is None else shift(audio.words, -lo / rate, 0.0, (hi - lo) / rate)
-            pieces[i].append(Piece(request.text, full[lo:hi], words))
+            full = None
+            if fr:
+                native = resample(audio.samples, audio.sample_rate, fr)
+                f_lo, f_n = round(lo * fr / rate), round((hi - lo) * fr / rate)
+                full = _fit(native[f_lo : f_lo + f_n], f_n)
+            pieces[i].append(Piece(request.text, resampled[lo:hi], words, full))
         return pieces
 
-    def finish(self, pieces: list[Piece]) -> tuple[np.ndarray, Words | None]:
+    def finish(self, pieces: list[Piece]) -> Spoken:
         """A turn's audio from its chunks (short pauses between, padding around, loudness) and
         its word timings from theirs (None unless every chunk has them). A chunk the engine
         left silent keeps its words, zero-length, where it would have been."""
         rate = self.sample_rate
+        pieces = self._edges(pieces)
         spoken = [p.audio for p in pieces if p.audio.size]
         if not spoken:
-            return np.zeros(0, dtype=np.float32), None
+            return Spoken(np.zeros(0, dtype=np.float32), None)
         pad_n, pause_n = int(rate * TURN_PAD_SEC), int(rate * PAUSE_SEC)
         pad = np.zeros(pad_n, dtype=np.float32)
-        audio = normalize_loudness(np.concatenate([pad, join(spoken, rate), pad]), rate)
+        joined = np.concatenate([pad, join(spoken, rate), pad])
+        gain = loudness_gain(joined, rate)
+        audio = joined.astype(np.float32, copy=True) if gain == 1.0 else (joined * gain).astype(np.float32)
+        full = self._full(pieces, gain)
         if any(p.words is None for p in pieces):
-            return audio, None
+            return Spoken(audio, None, full)
         words: list[WordTiming] = []
         at, first = pad_n, True
         for p in pieces:
@@ -106,4 +147,46 @@ class TurnRenderer:
             if p.audio.size:
                 at += p.audio.size
                 first = False
-        return audio, regroup(" ".join(p.text for p in pieces), words)
+        return Spoken(audio, regroup(" ".join(p.text for p in pieces), words), full)
+
+    def _edges(self, pieces: list[Piece]) -> list[Piece]:
+        """The turn's first and last chunks cut to their speech at the outer edge, so that the
+        turn's own padding is all the silence it starts and ends with (TURN_PAD_SEC); between
+        sentences each chunk keeps the little silence it had."""
+        spoken = [i for i, p in enumerate(pieces) if p.audio.size]
+        if not spoken:
+            return pieces
+        out = list(pieces)
+        first, last = spoken[0], spoken[-1]
+        lo = silence_bounds(out[first].audio, self.sample_rate, 0.0)[0]
+        out[first] = self._cut(out[first], lo, out[first].audio.shape[0])
+        hi = silence_bounds(out[last].audio, self.sample_rate, 0.0)[1]
+        out[last] = self._cut(out[last], 0, max(hi, 1))
+        return out
+
+    def _cut(self, piece: Piece, lo: int, hi: int) -> Piece:
+        rate, fr = self.sample_rate, self.fullband_rate
+        words = None if piece.words is None else shift(piece.words, -lo / rate, 0.0, (hi - lo) / rate)
+        full = None
+        if piece.full is not None and fr:
+            f_lo, f_n = round(lo * fr / rate), round((hi - lo) * fr / rate)
+            full = _fit(piece.full[f_lo : f_lo + f_n], f_n)
+        return Piece(piece.text, piece.audio[lo:hi], words, full)
+
+    def _full(self, pieces: list[Piece], gain: float) -> np.ndarray | None:
+        """The full-band track of a finished turn: the same pauses, padding and gain (lowered if
+        its own peaks need it)."""
+        fr = self.fullband_rate
+        if not fr or any(p.full is None for p in pieces):
+            return None
+        chunks = [p.full for p in pieces if p.audio.size and p.full is not None]
+        pad = np.zeros(int(fr * TURN_PAD_SEC), dtype=np.float32)
+        joined = np.concatenate([pad, join(chunks, fr), pad])
+        return (joined * capped(joined, gain)).astype(np.float32)
+
+
+def _fit(samples: np.ndarray, n: int) -> np.ndarray:
+    """Exactly n samples: cut, or padded with silence (a resampler's length may differ by one)."""
+    if samples.shape[0] >= n:
+        return samples[:n]
+    return np.concatenate([samples, np.zeros(n - samples.shape[0], dtype=np.float32)])

@@ -9,13 +9,11 @@ Failures (bad dialogs, RPC errors after retries) go to a JSONL file with their r
 from __future__ import annotations
 
 import itertools
-import json
 import sys
 import threading
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -26,33 +24,7 @@ from synth_client import AlreadyExists, Backoff, SummaryEvent, SynthClient, Turn
 from ..dataset.records import METADATA_FILE, SAMPLES_FILE, ConversationMetadata, ManifestEntry, turn_files
 from ..dataset.writer import AlreadyWritten, DatasetWriter
 from ..errors import ConfigError, DialogError
-
-
-@dataclass
-class BatchSummary:
-    sent: int = 0
-    done: int = 0
-    skipped_existing: int = 0
-    failed: int = 0
-    retried: int = 0  # calls a busy or unavailable server pushed back (retried, not failed)
-    audio_sec: float = 0.0
-    wall_sec: float = 0.0
-    failures: list[dict[str, Any]] = field(default_factory=list)
-
-    def format(self, failures_path: Path | None) -> str:
-        rate = self.done / self.wall_sec if self.wall_sec else 0.0
-        lines = [
-            f"done {self.done} conversation(s), {self.audio_sec / 3600:.3f} h of audio in "
-            f"{self.wall_sec:.1f} s ({rate:.2f} conv/s, "
-            f"{self.audio_sec / self.wall_sec if self.wall_sec else 0:.1f}x real time)"
-        ]
-        if self.skipped_existing:
-            lines.append(f"skipped {self.skipped_existing} already in the dataset")
-        if self.retried:
-            lines.append(f"{self.retried} call(s) pushed back by busy servers were retried")
-        if self.failed:
-            lines.append(f"FAILED {self.failed}" + (f"; reasons in {failures_path}" if failures_path else ""))
-        return "\n".join(lines)
+from ..workflows.outcome import FailureLog, Progress, RunSummary
 
 
 def _local_files(events: list[TurnEvent], summary: SummaryEvent) -> dict[str, bytes]:
@@ -108,7 +80,7 @@ def run_batch(
     seed: int | None = None,
     progress: bool = False,
     log: TextIO = sys.stderr,
-) -> BatchSummary:
+) -> RunSummary:
     """Send every dialog (synth Dialogs or DialogErrors, from synth.sources.open_dialogs) to the
     servers. A busy or unavailable server never fails a dialog: it is retried with backoff, on the
     next server, until its own deadline (`timeout` seconds in all) passes, and the number in flight
@@ -129,44 +101,25 @@ def run_batch(
     rr_lock = threading.Lock()
     limit = AdaptiveLimit(concurrency)
     pause = Backoff(attempts=1, initial=0.25, maximum=5.0)
-    summary = BatchSummary()
+    summary = RunSummary()
     lock = threading.Lock()
     began = time.perf_counter()
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(unit="dialog", file=log, dynamic_ncols=True)
-    if failures_path:
-        failures_path.parent.mkdir(parents=True, exist_ok=True)
-        if failures_path.exists():
-            print(f"note: replacing {failures_path} of an earlier run", file=log)
-        failures_path.unlink(missing_ok=True)
+    bar = Progress(progress, None, log, unit="dialog")
+    if failures_path and failures_path.exists():
+        print(f"note: replacing {failures_path} of an earlier run", file=log)
+    failures = FailureLog(summary, failures_path, log)
+    bar.start()
 
     def next_client() -> SynthClient:
         with rr_lock:
             return clients[next(rr)]
 
     def tick() -> None:
-        if bar is not None:
-            bar.set_postfix(
-                ok=summary.done + summary.skipped_existing,
-                failed=summary.failed,
-                audio_h=f"{summary.audio_sec / 3600:.3f}",
-                refresh=False,
-            )
-            bar.update(1)
+        bar.update(summary)
 
     def record_failure(item: dict[str, Any]) -> None:
-        with lock:
-            summary.failed += 1
-            summary.failures.append(item)
-            if failures_path:
-                with open(failures_path, "a", encoding="utf-8") as fh:
-                    fh.write(json.dumps(item, ensure_ascii=False) + "\n")
-            field = f"{item['field']}: " if item.get("field") else ""
-            print(f"error: {item['where']}: {field}{item['code']}: {item['error']}", file=log)
-            tick()
+        failures.record(item)
+        tick()
 
     def copy_existing(dialog: Any, client: SynthClient, deadline: float | None) -> None:
         turns: list[TurnEvent] = []
@@ -249,9 +202,9 @@ def run_batch(
                 record_failure({**failure, "server": client.target, "code": "LOCAL", "error": str(exc)})
                 return
         with lock:
-            summary.done += 1
+            summary.generated += 1
             summary.audio_sec += sum(t.duration_sec for t in turns)
-            tick()
+        tick()
 
     def run(dialog: Any) -> None:
         limit.acquire()
@@ -285,8 +238,7 @@ def run_batch(
         wait(pending)
     for c in clients:
         c.close()
-    if bar is not None:
-        bar.close()
+    bar.close()
     summary.wall_sec = time.perf_counter() - began
     return summary
 

@@ -9,17 +9,25 @@ Template (Llama 3 chat, LLaMA-Omni conventions):
 `<speech>` is the id -200, replaced in the model by projected speech features. Labels are -100
 except the target and its closing <|eot_id|>. Sequences are padded to a multiple of 64.
 
-Formats: `chat` (target = the next turn's text) and `transcribe` (target = the turn's own text).
-In `chat`, the last turn has no reply; it gets a transcribe-style sample (marked
-`"target": "transcript"`) so that every turn's speech still reaches the model in order and the
-conversation state is carried through the end."""
+Formats: `chat` (target = the reply) and `transcribe` (target = the turn's own text). Every
+sample says what its target is (`"target"`, also in metadata per turn):
+
+- `reply`: the next *other* speaker's words within the same source dialog: the next turn, when
+  it has another speaker and belongs to the same session part; a reply that was split into
+  pieces (a long turn) is the whole reply, all its pieces' words.
+- `transcript`: the turn's own words, where there is no reply to learn: a conversation's last
+  turn, a session part's last turn (the next part is another dialog), and a turn followed by the
+  same speaker (a piece of a split turn, or a speaker who goes on).
+
+So every turn's speech still reaches the model in order and the conversation state is carried
+through the end, and no target ever crosses a part or stays with one speaker."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from ..dataset.records import TurnRecord
 from ..errors import ConfigError, SynthError
@@ -94,7 +102,7 @@ class SampleConfig:
 
     format: str = "chat"
     pad_multiple: int = 64
-    speech_profile: str = "rate:10"
+    speech_profile: str = "llama-omni"
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
 
     def __post_init__(self) -> None:
@@ -110,8 +118,51 @@ class SampleConfig:
         return SpeechProfile.parse(self.speech_profile)
 
 
+def target_kinds(
+    turns: Sequence[TurnRecord], part_starts: Collection[int] = (), fmt: str = "chat"
+) -> list[tuple[str, int, int]]:
+    """Per turn, (kind, first, last): its target is the text of turns first..last ('reply': the
+    reply's turns; 'transcript': the turn itself). `part_starts`: indices of the turns that begin
+    a session part after the first (see the module docstring for the rules)."""
+    out = []
+    n = len(turns)
+    for i, turn in enumerate(turns):
+        nxt = i + 1
+        if fmt != "chat" or nxt >= n or nxt in part_starts or turns[nxt].speaker == turn.speaker:
+            out.append(("transcript", i, i))
+            continue
+        last = nxt
+        piece = turns[nxt].source_turn
+        while (
+            piece is not None
+            and last + 1 < n
+            and last + 1 not in part_starts
+            and turns[last + 1].source_turn == piece
+        ):
+            last += 1
+        out.append(("reply", nxt, last))
+    return out
+
+
+def part_starts(segments: Sequence[Mapping[str, Any]] | None) -> frozenset[int]:
+    """The turn ids where a session's parts begin, after the first (metadata `segments`)."""
+    return frozenset(int(s["first_turn"]) for s in (segments or [])[1:])
+
+
 def speech_positions(duration_sec: float, per_sec: float) -> int:
     return max(1, math.ceil(duration_sec * per_sec - 1e-9))
+
+
+class BuildsSamples(Protocol):
+    """What producers and `synth tokenize` need of a sample builder: a conversation's training
+    samples and token counts from its turn records (SampleBuilder is the one synth ships)."""
+
+    def build(
+        self,
+        conversation_id: str,
+        turns: Sequence[TurnRecord],
+        part_starts: Collection[int] = (),
+    ) -> tuple[list[dict[str, Any]], dict[str, Any]]: ...
 
 
 class SampleBuilder:
@@ -162,21 +213,23 @@ class SampleBuilder:
         self,
         conversation_id: str,
         turns: Sequence[TurnRecord],
+        part_starts: Collection[int] = (),
     ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
         """Samples of one conversation, in turn order, and its token counts (a pure function of
-        the turns' ids, speakers, texts, audio files and durations)."""
+        the turns' ids, speakers, texts, source turns, audio files and durations, and of where a
+        session's parts begin)."""
         missing = [t.turn_id for t in turns if t.text is None or t.speaker_id is None]
         if missing:
             raise SynthError(
                 f"{conversation_id}: turn {missing[0]} has no text or speaker_id "
                 "(read turns through synth.dataset, which fills them in)"
             )
-        chat = self.config.format == "chat"
-        targets = [turns[i + 1].text if chat and i + 1 < len(turns) else t.text for i, t in enumerate(turns)]
+        kinds = target_kinds(turns, part_starts, self.config.format)
+        targets = [" ".join(str(turns[k].text) for k in range(a, b + 1)) for _, a, b in kinds]
         encoded = self.tokenizer.encode_texts(targets)
         samples: list[dict[str, Any]] = []
         text_tokens = speech_tokens = 0
-        for i, (turn, target_ids) in enumerate(zip(turns, encoded)):
+        for (kind, _, _), turn, target_ids in zip(kinds, turns, encoded):
             sample = self.sample(target_ids)
             speech = self.config.profile.positions(turn.duration_sec)
             text_tokens += sample["original_length"] - 1  # minus the speech placeholder
@@ -188,7 +241,7 @@ class SampleBuilder:
                     "speaker_id": turn.speaker_id,
                     "audio_file": turn.audio_file,
                     "format": self.config.format,
-                    "target": "reply" if chat and i + 1 < len(turns) else "transcript",
+                    "target": kind,
                     "speech_tokens": speech,
                     **sample,
                 }

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 import soundfile as sf
 
-from ..audio import SAMPLE_RATE, to_pcm16
-from ..dataset.mixdown import mix_blocks, placements
+from ..audio import SAMPLE_RATE, silence_bounds, to_pcm16
+from ..dataset.mixdown import mix_blocks, padded_sec, placements
 from ..dataset.records import (
     MANIFEST,
     ConversationMetadata,
@@ -25,7 +25,7 @@ from ..dataset.records import (
 )
 from ..dialogs.text import clean_text
 from ..ids import InvalidConversationId, check_conversation_id
-from ..samples.builder import WHISPER_WINDOW_SEC
+from ..samples.builder import WHISPER_WINDOW_SEC, part_starts, target_kinds
 from ..words import word_errors
 
 DURATION_TOLERANCE_SEC = 0.01
@@ -162,6 +162,7 @@ def _check_conversation(folder: Path, entry: dict[str, Any] | None, report: Repo
     speakers = set(meta["speakers"])
     tokens = meta.get("tokens") if isinstance(meta.get("tokens"), dict) else {}
     window = WHISPER_WINDOW_SEC if tokens.get("speech_profile") == "llama-omni" else None
+    synthesized = (meta.get("engine") or {}).get("engine") not in (None, "recorded")
     previous_start = 0.0
     speaker_end: dict[str, float] = {}
     latest_end = 0.0
@@ -179,6 +180,13 @@ def _check_conversation(folder: Path, entry: dict[str, Any] | None, report: Repo
         text = _check_transcript(
             folder / turn["transcript_file"], f"{where}/{turn['transcript_file']}", report
         )
+        if text is not None and isinstance(turn.get("text"), str) and text != turn["text"]:
+            report.errors.append(
+                f"{where}/{turn['transcript_file']}: says {text[:60]!r} but metadata turns[{i}].text is "
+                f"{turn['text'][:60]!r} (the transcript must be exactly what was said)"
+            )
+        if duration is not None and synthesized:
+            _check_edges(folder / turn["audio_file"], f"{where}/{turn['audio_file']}", report)
         if "words" in turn and isinstance(turn.get("text", text), str):
             for problem in word_errors(
                 turn.get("text", text), turn["words"], turn["start_time"], turn["end_time"]
@@ -216,6 +224,7 @@ def _check_conversation(folder: Path, entry: dict[str, Any] | None, report: Repo
     expected_files |= _check_conversation_audio(folder, meta, where, report)
     if (folder / "samples.jsonl").exists():
         _check_samples(folder / "samples.jsonl", f"{where}/samples.jsonl", len(turns), report)
+        _check_targets(folder / "samples.jsonl", meta, f"{where}/samples.jsonl", report)
     extra = sorted(p.name for p in folder.iterdir() if p.name not in expected_files)
     if extra:
         report.warnings.append(f"{where}: unexpected files {extra}")
@@ -286,32 +295,83 @@ def _check_conversation_audio(folder: Path, meta: dict[str, Any], where: str, re
             "the main speaker on channel 0"
         )
         return {name}
-    if (info.samplerate, info.channels, info.subtype) != (SAMPLE_RATE, 2, "PCM_16"):
+    rate = record.conversation_audio_rate or SAMPLE_RATE
+    if (info.samplerate, info.channels, info.subtype) != (rate, 2, "PCM_16"):
         report.errors.append(
-            f"{cw}: expected 16 kHz two-channel PCM16, got {info.samplerate} Hz, "
-            f"{info.channels} channels, {info.subtype}"
+            f"{cw}: expected {rate} Hz two-channel PCM16 (metadata conversation_audio_rate), got "
+            f"{info.samplerate} Hz, {info.channels} channels, {info.subtype}"
         )
         return {name}
     augmented = {int((record.extra.get("augmentation") or {}).get("channel", -1))}
     try:
         items = placements(folder, record, channels)
-        expected_frames = max((p.start + p.length for p in items), default=0)
-        if info.frames < expected_frames:
+        expected_frames = max((p.start + p.length for p in items), default=0) * rate // SAMPLE_RATE
+        pad = padded_sec(record)
+        if pad is not None and info.frames < round(pad * rate):
+            report.errors.append(
+                f"{cw}: {info.frames} frames, the session's windows need {round(pad * rate)}"
+            )
+            return {name}
+        if info.frames < expected_frames - 2:
             report.errors.append(f"{cw}: {info.frames} frames, the timeline needs {expected_frames}")
             return {name}
-        with sf.SoundFile(str(folder / name)) as fh:
-            for b0, expected in mix_blocks(items):
-                got = fh.read(expected.shape[0], dtype="int16", always_2d=True)
-                for ch in (0, 1):
-                    if ch not in augmented and not np.array_equal(got[:, ch], to_pcm16(expected[:, ch])):
-                        at = b0 + int(np.flatnonzero(got[:, ch] != to_pcm16(expected[:, ch]))[0])
-                        report.errors.append(
-                            f"{cw}: channel {ch} differs from the turns and events at {at / SAMPLE_RATE:.3f} s"
-                        )
-                        return {name}
+        if rate == SAMPLE_RATE:
+            _same_samples(folder / name, items, augmented, cw, report)
+        else:
+            _same_speech(folder / name, items, rate, augmented, cw, report)
     except (RuntimeError, OSError, KeyError) as exc:
         report.errors.append(f"{cw}: cannot be checked against its turns ({exc})")
     return {name}
+
+
+def _same_samples(path: Path, items: list[Any], augmented: set[int], cw: str, report: Report) -> None:
+    """A 16 kHz conversation.wav: its clean channels equal the turns' and events' samples."""
+    with sf.SoundFile(str(path)) as fh:
+        for b0, expected in mix_blocks(items):
+            got = fh.read(expected.shape[0], dtype="int16", always_2d=True)
+            for ch in (0, 1):
+                if ch not in augmented and not np.array_equal(got[:, ch], to_pcm16(expected[:, ch])):
+                    at = b0 + int(np.flatnonzero(got[:, ch] != to_pcm16(expected[:, ch]))[0])
+                    report.errors.append(
+                        f"{cw}: channel {ch} differs from the turns and events at {at / SAMPLE_RATE:.3f} s"
+                    )
+                    return
+
+
+FULLBAND_MATCH = 0.05  # residual energy of a full-band channel brought to 16 kHz vs the turns
+
+
+def _same_speech(
+    path: Path, items: list[Any], rate: int, augmented: set[int], cw: str, report: Report
+) -> None:
+    """A full-band conversation.wav (made from the engine's own audio, not from the turn WAVs):
+    each clean channel, brought down to 16 kHz, holds the turns and events that metadata puts
+    there, where it puts them (residual under FULLBAND_MATCH of their energy in every block)."""
+    import soxr
+
+    stream = soxr.ResampleStream(rate, SAMPLE_RATE, 2, dtype="float32")
+    pending = np.zeros((0, 2), dtype=np.float32)
+    with sf.SoundFile(str(path)) as fh:
+        for b0, expected in mix_blocks(items):
+            while pending.shape[0] < expected.shape[0]:
+                raw = fh.read(rate, dtype="float32", always_2d=True)
+                pending = np.concatenate([pending, stream.resample_chunk(raw, last=not raw.shape[0])])
+                if not raw.shape[0]:
+                    break
+            got, pending = pending[: expected.shape[0]], pending[expected.shape[0] :]
+            if got.shape[0] < expected.shape[0]:
+                got = np.pad(got, ((0, expected.shape[0] - got.shape[0]), (0, 0)))
+            for ch in (0, 1):
+                energy = float(np.sum(expected[:, ch] ** 2))
+                if ch in augmented or energy == 0:
+                    continue
+                residual = float(np.sum((got[:, ch] - expected[:, ch]) ** 2)) / energy
+                if residual > FULLBAND_MATCH:
+                    report.errors.append(
+                        f"{cw}: channel {ch} does not hold the turns and events of metadata near "
+                        f"{b0 / SAMPLE_RATE:.1f} s (residual {residual:.2f} of their energy)"
+                    )
+                    return
 
 
 def _check_samples(path: Path, where: str, num_turns: int, report: Report) -> None:
@@ -341,6 +401,51 @@ def _check_samples(path: Path, where: str, num_turns: int, report: Report) -> No
             continue
         if not ok:
             report.errors.append(f"{where} line {n}: turn_number or array lengths are inconsistent")
+
+
+def _check_targets(path: Path, meta: dict[str, Any], where: str, report: Report) -> None:
+    """Every sample's target kind follows the rules (synth.samples.builder.target_kinds: a reply
+    is the next other speaker's words within the same session part), and metadata says the same
+    kind per turn. Checked where metadata records the kinds (datasets made before them had
+    other rules)."""
+    turns = meta["turns"]
+    if not turns or not all(isinstance(t, dict) and "target" in t for t in turns):
+        return
+    try:
+        samples = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+        records = [TurnRecord.from_dict(t) for t in turns]
+    except (ValueError, RecordError, UnicodeDecodeError):
+        return  # reported by the other checks
+    fmt = samples[0].get("format", "chat") if samples else "chat"
+    expected = target_kinds(records, part_starts(meta.get("segments")), fmt)
+    for i, (sample, turn, (kind, _, _)) in enumerate(zip(samples, records, expected)):
+        if sample.get("target") != kind or turn.target != kind:
+            report.errors.append(
+                f"{where} line {i + 1}: target {sample.get('target')!r} (metadata: {turn.target!r}), "
+                f"but turn {i} is a {kind!r}: a reply is the next other speaker's words in the same part"
+            )
+            return
+
+
+EDGE_SILENCE_TOLERANCE_SEC = 0.125  # TURN_PAD_SEC (0.1) and two 10 ms detection frames
+
+
+def _check_edges(path: Path, where: str, report: Report) -> None:
+    """A synthesized turn starts and ends with the documented 0.1 s of silence (a warning: other
+    tools' data may differ)."""
+    try:
+        audio, rate = sf.read(str(path), dtype="float32")
+    except (RuntimeError, OSError):
+        return
+    if audio.ndim != 1 or not audio.size:
+        return
+    lo, hi = silence_bounds(audio, rate, 0.0)
+    lead, trail = lo / rate, (audio.shape[0] - hi) / rate
+    if hi > lo and max(lead, trail) > EDGE_SILENCE_TOLERANCE_SEC:
+        report.warnings.append(
+            f"{where}: {lead:.2f} s of silence before the speech and {trail:.2f} s after "
+            "(synth pads turns with 0.1 s)"
+        )
 
 
 def _check_wav(path: Path, where: str, report: Report) -> float | None:

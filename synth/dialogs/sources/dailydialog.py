@@ -33,12 +33,15 @@ def alternate(utterances: list[str]) -> list[tuple[str, str]]:
 def read_dailydialog_text(
     path: Path, split: str | None = None, limit: int | None = None, limits: DialogLimits = DEFAULT_LIMITS
 ) -> Iterator[Dialog | DialogError]:
-    """Yield one Dialog per line of the original release (index = 0-based line number)."""
+    """Yield one Dialog per line of the original release (index = 0-based line number; a blank
+    line is no dialog and is passed over, the indices of the lines after it unchanged)."""
     m = _SPLIT_IN_NAME.search(path.name)
     split = split or (m.group(1) if m else None)
     count = 0
     with open(path, "rb") as fh:
         for index, raw in enumerate(fh):
+            if not raw.strip():
+                continue
             if limit is not None and count >= limit:
                 return
             count += 1

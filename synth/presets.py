@@ -1,0 +1,87 @@
+"""Presets per target model: one name that sets everything a trainer of that kind needs
+(`synth generate --for NAME`; in Python `apply_preset(options, NAME)`). Each sets options by
+their place in GenerateOptions ("samples.speech_profile"); options given explicitly win.
+
+- `llama-omni`: speech in, text out (LLaMA-Omni and its TTT integrations): LLaMA-Omni's speech
+  counting (300 positions a turn) and system prompt, long turns split at sentence boundaries so
+  no turn passes Whisper's 30 s window, per-turn 16 kHz mono WAVs and no conversation audio.
+- `moshi`: full-duplex models trained with moshi-finetune (and its TTT forks, which cut each
+  file into windows and carry state across them): two-channel conversation audio at 24 kHz made
+  from the engine's own audio, conversational turn-taking (overlaps, backchannels), and sessions
+  of two 300 s windows (10 minutes: past attention's 4-minute cache), so every file fills its
+  windows. Export with `synth export --to moshi`."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    summary: str
+    settings: Mapping[str, Any]  # "section.field" of GenerateOptions -> value
+
+
+PRESETS: dict[str, Preset] = {
+    p.name: p
+    for p in (
+        Preset(
+            "llama-omni",
+            "LLaMA-Omni: 300 speech positions a turn, its system prompt, no turn over 30 s, 16 kHz turns",
+            {
+                "samples.speech_profile": "llama-omni",
+                "samples.system_prompt": "llama-omni",
+                "samples.format": "chat",
+                "pipeline.long_turns": "split",
+            },
+        ),
+        Preset(
+            "moshi",
+            "moshi-finetune: 24 kHz two-channel conversation audio, overlaps and backchannels, "
+            "sessions of 2 x 300 s windows",
+            {
+                "conversation_audio.sample_rate": 24_000,
+                "pipeline.gap": "conversational",
+                "pipeline.backchannels": 0.3,
+                "sessions.windows": 2,
+                "sessions.window_sec": 300.0,
+            },
+        ),
+    )
+}
+
+
+def preset(name: str) -> Preset:
+    if name not in PRESETS:
+        raise ConfigError("for", f"choose one of {', '.join(PRESETS)}", name)
+    return PRESETS[name]
+
+
+def apply_preset(options: Any, name: str) -> Any:
+    """`options` (a GenerateOptions) with the preset's settings; a section that is None (no
+    conversation audio, no sessions) is made with its defaults first."""
+    from .dataset.mixdown import ConversationAudioConfig
+    from .dialogs.sessions import SessionConfig
+    from .produce.timeline import GapDistribution
+
+    makers = {"conversation_audio": ConversationAudioConfig, "sessions": SessionConfig}
+    by_section: dict[str, dict[str, Any]] = {}
+    for key, value in preset(name).settings.items():
+        section, field = key.split(".", 1)
+        by_section.setdefault(section, {})[field] = GapDistribution.parse(value) if field == "gap" else value
+    for section, values in by_section.items():
+        current = getattr(options, section)
+        if section == "sessions" and current is not None:
+            continue  # sessions sized explicitly: that sizing wins
+        if current is None:
+            current = makers[section](**values)
+        else:
+            current = dataclasses.replace(current, **values)
+        options = dataclasses.replace(options, **{section: current})
+    return options
