@@ -3,9 +3,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 from collections.abc import Sequence
+from datetime import datetime, timezone
 
 from ..domain import Conversation, SynthesizedTurn
 from .records import ConversationMetadata, EventRecord, TurnRecord, event_file, turn_files

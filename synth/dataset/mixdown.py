@@ -31,9 +31,9 @@ import soxr
 
 from ..audio import SAMPLE_RATE, to_pcm16
 from ..errors import ConfigError
+from ..seeding import conversation_rng
 from .augment import AugmentConfig, ChannelAugmenter, speech_level
 from .records import CONVERSATION_AUDIO, ConversationMetadata
-from ..seeding import conversation_rng
 
 BLOCK_SEC = 20.0
 FULLBAND_RATE = 24_000  # Mimi's rate (moshi): the conversation audio of full-duplex trainers

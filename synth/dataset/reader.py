@@ -13,7 +13,15 @@ from typing import Any
 
 from ..errors import SynthError
 from ..ids import InvalidConversationId, conversation_dir
-from .records import MANIFEST, METADATA_FILE, SAMPLES_FILE, ConversationMetadata, ManifestEntry, RecordError, TurnRecord
+from .records import (
+    MANIFEST,
+    METADATA_FILE,
+    SAMPLES_FILE,
+    ConversationMetadata,
+    ManifestEntry,
+    RecordError,
+    TurnRecord,
+)
 
 
 class DatasetError(SynthError):

@@ -37,7 +37,16 @@ from ..errors import SynthError
 from ..ids import conversation_dir
 from .metadata import conversation_metadata
 from .mixdown import FULLBAND, ConversationAudioConfig, write_conversation_audio
-from .records import MANIFEST, METADATA_FILE, SAMPLES_FILE, ConversationMetadata, ManifestEntry, event_file, samples_jsonl, turn_files
+from .records import (
+    MANIFEST,
+    METADATA_FILE,
+    SAMPLES_FILE,
+    ConversationMetadata,
+    ManifestEntry,
+    event_file,
+    samples_jsonl,
+    turn_files,
+)
 
 TMP = ".tmp"
 LOCK = ".lock"
