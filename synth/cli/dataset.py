@@ -184,13 +184,13 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     target = EXPORTS[args.to]
-    n = target.write(
+    summary = target.run(
         Path(args.dataset),
         Path(args.output),
         Path(args.manifest) if args.manifest else None,
         options_from(args, target.options),
     )
-    print(f"exported {n} {target.counts}(s) to {args.output} ({args.to})")
+    print(summary.format(args.output, args.to))
     return EXIT_OK
 
 

@@ -1,10 +1,13 @@
 """Exports of a dataset for training code that does not read our folder layout. To add one: a
-module with a function (root, out, manifest, options) -> count and an options dataclass (its
-fields become the flags of `synth export --to NAME`), and one entry in EXPORTS.
+module with a function (root, out, manifest, options) -> ExportSummary and an options dataclass
+(its fields become the flags of `synth export --to NAME`), and one entry in EXPORTS. Every
+export is crash-consistent (synth.export.staging): a kill leaves the previous export or the new
+one.
 
 - `llama-omni`: LLaMA-Omni's training JSON (llama_omni.py).
 - `hf`: a Hugging Face dataset folder (hf.py).
 - `lhotse`: Lhotse manifests (lhotse.py).
+- `lhotse-shar`: Lhotse Shar shards, tar audio plus cut manifests (shar.py).
 - `moshi`: moshi-finetune's stereo WAVs, alignments and JSONL (moshi.py)."""
 
 from __future__ import annotations
@@ -18,8 +21,19 @@ from .hf import HfOptions, export_hf
 from .lhotse import LhotseOptions, export_lhotse
 from .llama_omni import LlamaOmniOptions, export_llama_omni
 from .moshi import MoshiOptions, export_moshi
+from .shar import SharOptions, export_shar
+from .summary import ExportSummary
 
-__all__ = ["EXPORTS", "ExportTarget", "export_hf", "export_lhotse", "export_llama_omni", "export_moshi"]
+__all__ = [
+    "EXPORTS",
+    "ExportSummary",
+    "ExportTarget",
+    "export_hf",
+    "export_lhotse",
+    "export_llama_omni",
+    "export_moshi",
+    "export_shar",
+]
 
 
 @dataclass(frozen=True)
@@ -29,8 +43,12 @@ class ExportTarget:
     name: str
     output_help: str
     options: type
-    write: Callable[[Path, Path, Path | None, Any], int]
+    run: Callable[[Path, Path, Path | None, Any], ExportSummary]
     counts: str = "sample"  # what the number it returns counts
+
+    def write(self, root: Path, out: Path, manifest: Path | None, options: Any) -> int:
+        """The count alone (the summary's other lines are in `run`'s ExportSummary)."""
+        return self.run(root, out, manifest, options).count
 
 
 EXPORTS: dict[str, ExportTarget] = {
@@ -40,7 +58,7 @@ EXPORTS: dict[str, ExportTarget] = {
             "llama-omni",
             "LLaMA-Omni's training JSON file",
             LlamaOmniOptions,
-            lambda root, out, manifest, o: export_llama_omni(root, out, o.relative, manifest),
+            lambda root, out, manifest, o: export_llama_omni(root, out, o.relative, manifest, o.long_turns),
         ),
         ExportTarget(
             "lhotse",
@@ -48,6 +66,13 @@ EXPORTS: dict[str, ExportTarget] = {
             LhotseOptions,
             lambda root, out, manifest, o: export_lhotse(root, out, manifest, o.gzip, o.conversations),
             "turn",
+        ),
+        ExportTarget(
+            "lhotse-shar",
+            "a folder of Lhotse Shar shards (cuts.NNNNNN.jsonl.gz + recording.NNNNNN.tar), resumable",
+            SharOptions,
+            lambda root, out, manifest, o: export_shar(root, out, manifest, o.cuts_per_shard, o.shar_audio),
+            "cut",
         ),
         ExportTarget(
             "moshi",

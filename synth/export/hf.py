@@ -1,10 +1,13 @@
 """A Hugging Face `datasets` Dataset saved with `save_to_disk`, one row per turn: audio (an
-`Audio` feature at 16 kHz holding the WAV bytes), text, target, ids, turn numbers and, when the
-dataset has them, the turn's word timings."""
+`Audio` feature at 16 kHz holding the WAV bytes), text, target (the target's text) and
+target_kind (`reply` or `transcript`, as in samples.jsonl), ids, turn numbers and, when the
+dataset has them, the turn's word timings. Built in a staging folder and switched into place
+(synth.export.staging), so a killed export leaves the previous one whole."""
 
 from __future__ import annotations
 
-import tempfile
+import re
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,9 +15,18 @@ from typing import Any
 
 from ..audio import SAMPLE_RATE
 from ..dataset.reader import open_dataset
-from ..dataset.records import ConversationMetadata
+from ..dataset.records import ConversationMetadata, conversation_path
 from ..errors import SynthError
-from .rows import turn_rows
+from .rows import member, turn_rows
+from .staging import staged_folder
+from .summary import ExportSummary
+
+_SAVED = re.compile(r"(dataset_info\.json|state\.json|data-\d+-of-\d+\.arrow)")
+
+
+def is_hf_file(name: str) -> bool:
+    """A name `Dataset.save_to_disk` writes."""
+    return bool(_SAVED.fullmatch(name))
 
 
 @dataclass(frozen=True)
@@ -30,7 +42,7 @@ class HfOptions:
 
 def export_hf(
     root: Path | str, out: Path | str, manifest: Path | None = None, undecoded: bool = False
-) -> int:
+) -> ExportSummary:
     """Rows are built as `{bytes, path}` structs and cast to `Audio`, so writing needs no audio
     codec; reading decodes with whatever backend `datasets` uses on the training machine
     (torchcodec in datasets 5). `undecoded` stores `Audio(decode=False)`: `ds[i]` then works on a
@@ -55,18 +67,25 @@ def export_hf(
 
     def rows() -> Iterator[dict[str, Any]]:
         metas: dict[str, ConversationMetadata] = {}
-        for ref, turn, sample, target in turn_rows(refs):
-            wav = ref.folder / turn.audio_file
+        for row in turn_rows(refs):
+            ref, turn, sample, wav = row.ref, row.turn, row.sample, row.audio
             if ref.conversation_id not in metas:
                 metas.clear()
                 metas[ref.conversation_id] = ref.metadata()
             meta = metas[ref.conversation_id]
+            folder = conversation_path(ref.conversation_id)  # not the manifest's `path`: the id is checked
+            conv = (
+                member(ref, meta.conversation_audio, "conversation_audio")
+                if meta.conversation_audio
+                else None
+            )
             channel = next((i for i, c in enumerate(meta.channels or []) if turn.speaker in c), None)
             yield {
-                "audio": {"bytes": wav.read_bytes(), "path": f"{ref.entry.path}/{turn.audio_file}"},
-                "audio_path": f"{ref.entry.path}/{turn.audio_file}",
+                "audio": {"bytes": wav.read_bytes(), "path": f"{folder}/{wav.name}"},
+                "audio_path": f"{folder}/{wav.name}",
                 "text": turn.text,
-                "target": target,
+                "target": row.target,
+                "target_kind": row.kind,
                 "conversation_id": ref.conversation_id,
                 "turn_number": int(sample["turn_number"]),
                 "speaker": turn.speaker,
@@ -80,9 +99,7 @@ def export_hf(
                     }
                     for w in turn.words or []
                 ],
-                "conversation_audio_path": (
-                    f"{ref.entry.path}/{meta.conversation_audio}" if meta.conversation_audio else None
-                ),
+                "conversation_audio_path": f"{folder}/{conv.name}" if conv else None,
                 "channel": channel,
             }
 
@@ -92,6 +109,7 @@ def export_hf(
             "audio_path": datasets.Value("string"),
             "text": datasets.Value("string"),
             "target": datasets.Value("string"),
+            "target_kind": datasets.Value("string"),
             "conversation_id": datasets.Value("string"),
             "turn_number": datasets.Value("int32"),
             "speaker": datasets.Value("string"),
@@ -108,8 +126,10 @@ def export_hf(
             "channel": datasets.Value("int32"),
         }
     )
-    with tempfile.TemporaryDirectory(prefix="synth-hf-") as cache:  # keep ~/.cache clean
-        ds = datasets.Dataset.from_generator(rows, features=features, cache_dir=cache)
+    with staged_folder(out, "hf", is_hf_file) as stage:
+        cache = stage.folder / "cache"  # not ~/.cache; a killed run's is removed by the next
+        ds = datasets.Dataset.from_generator(rows, features=features, cache_dir=str(cache))
         ds = ds.cast_column("audio", datasets.Audio(sampling_rate=SAMPLE_RATE, decode=not undecoded))
-        ds.save_to_disk(str(out))
-        return len(ds)
+        ds.save_to_disk(str(stage.tree))
+        kinds = Counter(ds["target_kind"])
+        return ExportSummary(len(ds), "sample", {k: kinds[k] for k in sorted(kinds)})

@@ -10,13 +10,16 @@ the way Lhotse's recipes hold conversational corpora (Fisher, Switchboard).
 Every supervision carries the text and speaker; in `custom` the conversation id, turn number,
 speaker index, voice and the turn's place on the conversation timeline; and, when the dataset
 has word timings, `alignment: {"word": [[word, start, duration], ...]}` relative to its
-recording."""
+recording. Per turn, `custom` also has the sample's `target` kind (`reply` or `transcript`).
+
+The manifests (and the mixed conversation audio) are written into a staging folder and switched
+into place at once (synth.export.staging): a killed export leaves the previous one whole."""
 
 from __future__ import annotations
 
 import gzip as gz
 import json
-import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,10 +31,20 @@ from ..audio import SAMPLE_RATE
 from ..dataset.mixdown import channel_layout, placements, write_mix
 from ..dataset.reader import ConversationRef, open_dataset
 from ..dataset.records import TurnRecord
-from .rows import turn_rows
+from .rows import member, turn_rows
+from .staging import Stage, staged_folder
+from .summary import ExportSummary
 
 KINDS = ("recordings", "supervisions", "cuts")
 AUDIO_DIR = "audio"
+_WRITTEN = re.compile(
+    r"(recordings|supervisions|cuts)\.jsonl(\.gz)?|audio|\.(recordings|supervisions|cuts)\.jsonl(\.gz)?\.tmp"
+)
+
+
+def is_lhotse_file(name: str) -> bool:
+    """A name this export writes (or an older synth's temporary manifest)."""
+    return bool(_WRITTEN.fullmatch(name))
 
 
 @dataclass(frozen=True)
@@ -96,14 +109,16 @@ def _recording(uid: str, path: Path, channels: int, num_samples: int, rate: int)
 def _per_turn(
     refs: list[ConversationRef],
 ) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]]:
-    for ref, turn, sample, _target in turn_rows(refs):
+    for row in turn_rows(refs):
+        ref, turn, sample = row.ref, row.turn, row.sample
         uid = f"{ref.conversation_id}-turn_{turn.turn_id}"
         num_samples = (
             turn.num_samples if turn.num_samples is not None else round(turn.duration_sec * SAMPLE_RATE)
         )
-        recording = _recording(uid, ref.folder / turn.audio_file, 1, num_samples, SAMPLE_RATE)
+        recording = _recording(uid, row.audio, 1, num_samples, SAMPLE_RATE)
         supervision = _supervision(uid, uid, ref, turn, int(sample["speaker_id"]), 0.0, 0)
         supervision["duration"] = recording["duration"]
+        supervision["custom"]["target"] = row.kind
         cut = {
             "id": uid,
             "start": 0.0,
@@ -118,18 +133,24 @@ def _per_turn(
 
 
 def _per_conversation(
-    refs: list[ConversationRef], out: Path
+    refs: list[ConversationRef], stage: Stage
 ) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]]:
     for ref in refs:
         meta = ref.metadata()
+        for t in meta.turns:
+            member(ref, t.audio_file, f"turns[{t.turn_id}].audio_file")
         if meta.conversation_audio and meta.channels:
-            path, channels = ref.folder / meta.conversation_audio, meta.channels
+            path = member(ref, meta.conversation_audio, "conversation_audio")
+            channels = meta.channels
+            info = sf.info(str(path))
         else:
             _, channels = channel_layout(meta.speakers)
-            path = out / AUDIO_DIR / f"{ref.conversation_id}.wav"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            write_mix(path, placements(ref.folder, meta, channels))
-        info = sf.info(str(path))
+            rel = f"{AUDIO_DIR}/{ref.conversation_id}.wav"
+            written = stage.tree / rel
+            written.parent.mkdir(parents=True, exist_ok=True)
+            write_mix(written, placements(ref.folder, meta, channels))
+            info = sf.info(str(written))
+            path = stage.final(rel)  # where the manifest finds it once the export is in place
         recording = _recording(ref.conversation_id, path, 2, info.frames, info.samplerate)
         channel_of = {s: i for i, members in enumerate(channels) for s in members}
         supervisions = [
@@ -163,13 +184,9 @@ def export_lhotse(
     manifest: Path | None = None,
     gzip: bool = False,
     conversations: bool = False,
-) -> int:
-    """Write the manifests; returns the number of supervisions (turns)."""
-    root, out = Path(root), Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+) -> ExportSummary:
+    """Write the manifests; the summary counts supervisions (turns)."""
     suffix = ".jsonl.gz" if gzip else ".jsonl"
-    names = {k: out / f"{k}{suffix}" for k in KINDS}
-    tmp = {k: p.with_name(f".{p.name}.tmp") for k, p in names.items()}
 
     def opener(path: Path) -> Any:
         return gz.open(path, "wt", encoding="utf-8") if gzip else open(path, "w", encoding="utf-8")
@@ -177,19 +194,19 @@ def export_lhotse(
     def line(record: dict[str, Any]) -> str:
         return json.dumps(record, ensure_ascii=False) + "\n"
 
-    refs = open_dataset(root, manifest)
-    records = _per_conversation(refs, out) if conversations else _per_turn(refs)
-    n = 0
-    handles = {k: opener(p) for k, p in tmp.items()}
-    try:
-        for recording, supervisions, cut in records:
-            handles["recordings"].write(line(recording))
-            handles["supervisions"].writelines(line(s) for s in supervisions)
-            handles["cuts"].write(line(cut))
-            n += len(supervisions)
-    finally:
-        for h in handles.values():
-            h.close()
-    for key in names:
-        os.replace(tmp[key], names[key])
-    return n
+    refs = open_dataset(Path(root), manifest)
+    n = cuts = 0
+    with staged_folder(out, "lhotse", is_lhotse_file) as stage:
+        records = _per_conversation(refs, stage) if conversations else _per_turn(refs)
+        handles = {k: opener(stage.tree / f"{k}{suffix}") for k in KINDS}
+        try:
+            for recording, supervisions, cut in records:
+                handles["recordings"].write(line(recording))
+                handles["supervisions"].writelines(line(s) for s in supervisions)
+                handles["cuts"].write(line(cut))
+                n += len(supervisions)
+                cuts += 1
+        finally:
+            for h in handles.values():
+                h.close()
+    return ExportSummary(n, "turn", {"cuts": cuts})
