@@ -550,3 +550,36 @@ def test_two_servers_on_one_folder_and_one_restarting(engine, tmp_path):
     assert result["s"].failed == 0, result["s"].failures
     assert sorted(listed(out)) == [f"t{i:02d}" for i in range(24)]
     assert validate_dataset(out).ok
+
+
+@pytest.mark.faults
+def test_disk_full_while_mixing_the_conversation_audio_is_reported_and_nothing_is_kept(tmp_path):
+    """The turns fit on the disk, conversation.wav does not: `generate --conversation-audio` lists
+    the dialog in failures.jsonl ("cannot write conversation.wav ... nothing ... was kept"), exits 3
+    (no traceback), leaves nothing of it behind, and a rerun with space back makes it."""
+    from tests.helpers import EXAMPLES, run_cli
+
+    source = write_jsonl(tmp_path / "one.jsonl", [json.loads(EXAMPLES.read_text().splitlines()[0])])
+    sized = tmp_path / "sized"
+    flags = ("--quiet", "--conversation-audio", "--noise-scale", "0", "--noise-w", "0")
+    assert run_cli("generate", "--dialogs", str(source), "--out", str(sized), *flags).returncode == 0
+    folder = next((sized / "conversations").iterdir())
+    mix = (folder / "conversation.wav").stat().st_size
+    rest = sum(p.stat().st_size for p in folder.iterdir() if p.name != "conversation.wav")
+    pages = (rest + rest * 3 // 2 + mix // 2) // PAGE  # the turns, their staged full band, half the mix
+    with small_volume(tmp_path / "vol", 4096) as vol:
+        out = vol / "ds"
+        out.mkdir()
+        (out / "manifest.jsonl").touch()
+        filler = fill_leaving(vol, pages)
+        res = run_cli("generate", "--dialogs", str(source), "--out", str(out), *flags)
+        assert res.returncode == 3, res.stderr
+        assert "Traceback" not in res.stderr and "cannot write conversation.wav" in res.stderr
+        failures = [json.loads(x) for x in (out / "failures.jsonl").read_text().splitlines()]
+        assert len(failures) == 1 and "nothing of the conversation was kept" in failures[0]["error"]
+        assert listed(out) == [] and not any((out / "conversations").iterdir())
+        assert not [p for p in (out / ".tmp").iterdir() if p.is_dir()]
+        filler.unlink()
+        again = run_cli("generate", "--dialogs", str(source), "--out", str(out), *flags)
+        assert again.returncode == 0, again.stderr
+        assert len(listed(out)) == 1 and validate_dataset(out).ok

@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import soundfile as sf
+
 from ..audio import wav_bytes
 from ..domain import Conversation, SynthesizedTurn, released
 from ..errors import SynthError
@@ -38,6 +40,7 @@ from ..ids import conversation_dir
 from .metadata import conversation_metadata
 from .mixdown import FULLBAND, ConversationAudioConfig, write_conversation_audio
 from .records import (
+    CONVERSATION_AUDIO,
     MANIFEST,
     METADATA_FILE,
     SAMPLES_FILE,
@@ -425,7 +428,13 @@ class Staging:
             if event.fullband is not None:
                 self.add_fullband(event_file(i), event.fullband)
         if self.writer.conversation_audio is not None:
-            meta = write_conversation_audio(self.folder, meta, self.writer.conversation_audio)
+            try:
+                meta = write_conversation_audio(self.folder, meta, self.writer.conversation_audio)
+            except sf.LibsndfileError as exc:  # "System error." is how libsndfile says ENOSPC
+                raise WriteFailed(
+                    f"{self.conversation_id}: cannot write {CONVERSATION_AUDIO} ({exc}; a full or "
+                    "read-only disk?); nothing of the conversation was kept"
+                ) from exc
         shutil.rmtree(self.folder / FULLBAND, ignore_errors=True)
         self.add(METADATA_FILE, meta.to_json().encode("utf-8"))
         if conv.samples is not None:
