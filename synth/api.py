@@ -77,6 +77,7 @@ class GenerateOptions:
     sessions: SessionConfig | None = None
     conversation_audio: ConversationAudioConfig | None = None
     resume_with_changes: bool = False
+    repair: bool = False  # make again the finished conversations that are damaged
 
     def fingerprint(self) -> dict[str, Any]:
         """What changes the conversations (not how fast they are made), as flat 'a.b' keys:
@@ -196,6 +197,7 @@ def generate(
                 total=total,
                 workers=options.in_flight,
                 shard=options.shard,
+                repair=options.repair,
             )
         from .produce.sessions import SessionProducer
 
@@ -212,6 +214,7 @@ def generate(
             resume=options.resume,
             progress=options.progress,
             sequential=True,
+            repair=options.repair,
         )
 
 

@@ -45,10 +45,8 @@ def derived_id(prefix: str, index: int, split: str | None = None) -> str:
 
 
 def conversation_dir(root: Path, conversation_id: str) -> Path:
-    """The folder of a conversation under `root`, refusing anything that would escape it."""
+    """The folder of a conversation under `root`: a checked id is one plain name, so the path is
+    directly inside `<root>/conversations` (the name itself is not resolved: a symbolic link
+    there is refused by the readers and replaced by the writer, never followed out)."""
     check_conversation_id(conversation_id)
-    base = (root / "conversations").resolve()
-    path = (base / conversation_id).resolve()
-    if path.parent != base:
-        raise InvalidConversationId(f"conversation_id {conversation_id!r} escapes the output root")
-    return path
+    return (root / "conversations").resolve() / conversation_id

@@ -116,7 +116,7 @@ class ConversationDataset(Dataset):
         conv, turn = self.locate(index) if isinstance(index, int) else index
         ref = self.conversations[conv]
         sample = self._samples(conv)[turn]
-        wav = ref.folder / sample["audio_file"]
+        wav = ref.file(sample["audio_file"], f"turn {turn} audio_file")
         try:
             speech, rate = sf.read(str(wav), dtype="float32", always_2d=False)
         except Exception as exc:  # libsndfile: missing or corrupt file

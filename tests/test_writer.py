@@ -28,6 +28,7 @@ def test_write_is_complete_and_listed_once(tmp_path, conversation):
     entry = writer.write(conversation)
     folder = tmp_path / "conversations" / "w1"
     assert sorted(p.name for p in folder.iterdir()) == [
+        "integrity.json",
         "metadata.json",
         "samples.jsonl",
         "turn_0.txt",

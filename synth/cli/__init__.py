@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from ..errors import SynthError
@@ -54,6 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if prepare is not None:
             prepare(parser, words)
     args = parser.parse_args(words)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _stop)
     try:
         return args.run(args)
     except BrokenPipeError:  # `synth voices --json | head -3`: the reader has all it wanted
@@ -63,6 +67,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         message = error_message(_command_parser(parser, argv), exc)
         print(f"synth {args.command}: error: {message}", file=sys.stderr)
         return EXIT_ERROR
-    except KeyboardInterrupt:
-        print(f"synth {args.command}: interrupted; run it again to resume", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as stop:
+        how = "stopped (SIGTERM)" if isinstance(stop, Terminated) else "interrupted"
+        print(
+            f"synth {args.command}: {how}; every conversation finished is kept, anything unfinished "
+            "was abandoned (nothing of it is listed): run it again to resume",
+            file=sys.stderr,
+        )
+        return 128 + signal.SIGTERM if isinstance(stop, Terminated) else 130
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler's stop, `kill`), handled like Ctrl-C: whatever is not committed is
+    abandoned cleanly (staging folders are removed; the next run resumes), and it is said."""
+
+
+def _stop(signum: int, frame: object) -> None:
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
+    print(
+        "synth: SIGTERM: taking no new work, finishing the conversations in progress (a second "
+        "SIGTERM abandons them)",
+        file=sys.stderr,
+    )
+    raise Terminated()

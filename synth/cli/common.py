@@ -479,6 +479,12 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
         action="store_true",
         help="resume a dataset made with other options (dataset.json says which) instead of refusing",
     )
+    p.add_argument(
+        "--repair",
+        action="store_true",
+        help="make again the finished conversations whose files are not what was written (their "
+        "integrity records say so); without it they are reported and the run exits 3",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument(
         "--shard",

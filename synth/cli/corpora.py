@@ -115,6 +115,7 @@ def _run(args: argparse.Namespace, groups: Iterable[Any], recognizer: Any = None
         total=args.limit,
         workers=args.workers,
         shard=shard_from(args),
+        repair=args.repair,
     )
     print(summary.format())
     return EXIT_OK if summary.complete else EXIT_PARTIAL

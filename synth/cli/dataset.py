@@ -197,7 +197,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_merge(args: argparse.Namespace) -> int:
     summary = merge_datasets(args.out, args.inputs)
     print(summary.format(Path(args.out)))
-    return EXIT_OK
+    return EXIT_PARTIAL if summary.damaged else EXIT_OK
 
 
 def cmd_check(args: argparse.Namespace) -> int:

@@ -250,6 +250,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         on_error=args.on_error,
         resume=args.resume,
         resume_with_changes=args.resume_with_changes,
+        repair=args.repair,
         progress=not args.quiet,
         shard=shard_from(args),
         sessions=sessions_from(args),

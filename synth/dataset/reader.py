@@ -1,6 +1,11 @@
 """Reading a finished dataset: the manifest, each conversation's metadata and samples, as the
-typed records of synth.records. Used by the training loader, `synth splits`, `synth tokenize`,
-`synth check` and `synth export`; every error names the file that is missing or corrupt."""
+typed records of synth.dataset.records. Used by the training loader, the server, `synth merge`,
+`synth splits`, `synth tokenize`, `synth check` and `synth export`; every error names the file
+that is missing or corrupt.
+
+One rule for every path read from a dataset: a file a record names (metadata, samples) is a plain
+file name inside its own conversation folder (records.is_plain_file_name), and no symbolic link
+under the root is followed (`ConversationRef.file` refuses one, naming it)."""
 
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ from typing import Any
 from ..errors import SynthError
 from ..ids import InvalidConversationId, conversation_dir
 from .records import (
+    CONVERSATIONS_DIR,
     MANIFEST,
     METADATA_FILE,
     SAMPLES_FILE,
@@ -21,6 +27,7 @@ from .records import (
     ManifestEntry,
     RecordError,
     TurnRecord,
+    is_plain_file_name,
 )
 
 
@@ -46,7 +53,22 @@ class ConversationRef:
 
     @property
     def metadata_path(self) -> Path:
-        return self.folder / METADATA_FILE
+        return self.file(METADATA_FILE, "metadata")
+
+    def file(self, name: str, field: str = "file") -> Path:
+        """The path of a file of this conversation, by the one rule: a plain file name inside its
+        folder, and not a symbolic link (a DatasetError names the file and field otherwise)."""
+        if not is_plain_file_name(name):
+            raise DatasetError(
+                f"{self.folder / METADATA_FILE}: {field} {str(name)[:80]!r} is not a plain file name "
+                "inside the conversation's folder"
+            )
+        if self.folder.is_symlink():
+            raise DatasetError(f"{self.folder}: a symbolic link; synth does not follow links in a dataset")
+        path = self.folder / name
+        if path.is_symlink():
+            raise DatasetError(f"{path}: a symbolic link ({field}); synth does not follow links in a dataset")
+        return path
 
     def metadata(self) -> ConversationMetadata:
         path = self.metadata_path
@@ -63,7 +85,7 @@ class ConversationRef:
         for t in meta.turns:
             text = t.text
             if text is None:
-                path = self.folder / t.transcript_file
+                path = self.file(t.transcript_file, f"turn {t.turn_id} transcript_file")
                 try:
                     text = path.read_text(encoding="utf-8").strip()
                 except FileNotFoundError:
@@ -78,7 +100,15 @@ class ConversationRef:
         return out
 
     def samples(self) -> list[dict[str, Any]]:
-        return read_samples(self.folder / SAMPLES_FILE)
+        samples = read_samples(self.file(SAMPLES_FILE, "samples"))
+        for n, sample in enumerate(samples, start=1):
+            name = sample.get("audio_file") if isinstance(sample, dict) else None
+            if name is not None and not is_plain_file_name(name):
+                raise DatasetError(
+                    f"{self.folder / SAMPLES_FILE} line {n}: audio_file {str(name)[:80]!r} is not a plain "
+                    "file name inside the conversation's folder"
+                )
+        return samples
 
 
 def read_json(path: Path) -> dict[str, Any]:
@@ -136,6 +166,9 @@ def open_dataset(root: Path | str, manifest: Path | str | None = None) -> list[C
     path = Path(manifest) if manifest else root / MANIFEST
     refs = []
     for n, entry in iter_manifest(path):
+        link = root / CONVERSATIONS_DIR / entry.conversation_id
+        if link.is_symlink():
+            raise DatasetError(f"{path} line {n}: {link} is a symbolic link; synth does not follow links")
         try:
             folder = conversation_dir(root, entry.conversation_id)
         except InvalidConversationId as exc:

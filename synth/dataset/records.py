@@ -60,8 +60,22 @@ def _required(cls: type) -> dict[str, type | tuple[type, ...]]:
     }
 
 
+def is_plain_file_name(value: Any) -> bool:
+    """A file name that stays inside the folder it is read from: no separator, not '.' or '..',
+    not hidden, no NUL, at most 255 bytes."""
+    return (
+        isinstance(value, str)
+        and 0 < len(value.encode("utf-8", "surrogatepass")) <= 255
+        and "/" not in value
+        and "\\" not in value
+        and "\0" not in value
+        and not value.startswith(".")
+    )
+
+
 def field_errors(obj: Any, cls: type, where: str) -> list[str]:
-    """Every missing or mistyped required field of `cls` in `obj`, one message each."""
+    """Every missing or mistyped required field of `cls` in `obj`, and every file field that is
+    not a plain file name inside its own conversation folder, one message each."""
     if not isinstance(obj, dict):
         return [f"{where}: not a JSON object"]
     errors = []
@@ -70,6 +84,13 @@ def field_errors(obj: Any, cls: type, where: str) -> list[str]:
             errors.append(f"{where}: missing field {name!r}")
         elif isinstance(obj[name], bool) or not isinstance(obj[name], kind):
             errors.append(f"{where}: field {name!r} has type {type(obj[name]).__name__}")
+    for name in getattr(cls, "FILE_FIELDS", ()):
+        value = obj.get(name)
+        if value is not None and not is_plain_file_name(value):
+            errors.append(
+                f"{where}: field {name!r} is {str(value)[:80]!r}: a file a record names must be a plain "
+                "file name inside its own conversation folder"
+            )
     return errors
 
 
@@ -125,6 +146,7 @@ class TurnRecord:
     extra: dict[str, Any] = field(default_factory=dict)  # e.g. asr_check, source_file
 
     REQUIRED: ClassVar[dict[str, type | tuple[type, ...]]]
+    FILE_FIELDS: ClassVar[tuple[str, ...]] = ("audio_file", "transcript_file")
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"turn_id": self.turn_id, "speaker": self.speaker}
@@ -155,6 +177,7 @@ class EventRecord:
     extra: dict[str, Any] = field(default_factory=dict)
 
     REQUIRED: ClassVar[dict[str, type | tuple[type, ...]]]
+    FILE_FIELDS: ClassVar[tuple[str, ...]] = ("audio_file",)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"kind": self.kind, "speaker": self.speaker}
@@ -194,6 +217,7 @@ class ConversationMetadata:
     main_speaker: str | None = None  # the side on channel 0
 
     REQUIRED: ClassVar[dict[str, type | tuple[type, ...]]]
+    FILE_FIELDS: ClassVar[tuple[str, ...]] = ("conversation_audio",)
 
     @property
     def total_tokens(self) -> int | None:

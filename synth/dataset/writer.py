@@ -37,6 +37,9 @@ from ..audio import wav_bytes
 from ..domain import Conversation, SynthesizedTurn, released
 from ..errors import SynthError
 from ..ids import conversation_dir
+from .integrity import INTEGRITY_FILE, record_bytes
+from .integrity import problems as integrity_problems
+from .journal import roll_forward
 from .metadata import conversation_metadata
 from .mixdown import FULLBAND, ConversationAudioConfig, write_conversation_audio
 from .records import (
@@ -47,6 +50,7 @@ from .records import (
     ConversationMetadata,
     ManifestEntry,
     event_file,
+    is_plain_file_name,
     samples_jsonl,
     turn_files,
 )
@@ -54,6 +58,7 @@ from .records import (
 TMP = ".tmp"
 LOCK = ".lock"
 STAGING_LOCK = ".lock"  # <staging folder name>.lock beside it in .tmp/
+CLAIM = ".claim"  # <conversation id>.claim in .tmp/: held by the writer making that conversation
 # A staging folder without its lock file was left by a writer that did not lock (an older synth);
 # it is removed once it is old.
 STALE_UNLOCKED_SEC = 600.0
@@ -61,6 +66,14 @@ STALE_UNLOCKED_SEC = 600.0
 
 class AlreadyWritten(SynthError):
     """The conversation is already in the manifest (another worker or an earlier run wrote it)."""
+
+
+class Claimed(SynthError):
+    """Another live writer (another run on this folder) is making this conversation now."""
+
+
+class Damaged(SynthError):
+    """A conversation whose files are not what was written (its integrity record says so)."""
 
 
 class WriteFailed(SynthError, OSError):
@@ -75,6 +88,7 @@ class Recovery:
     orphans_removed: list[str] = field(default_factory=list)
     manifest_tail_truncated: bool = False
     torn_lines_removed: list[int] = field(default_factory=list)  # manifest line numbers
+    switched: int = 0  # files of an interrupted rewrite switched in
 
 
 def repair_manifest_lines(data: bytes) -> tuple[bytes, list[int], bool]:
@@ -111,6 +125,14 @@ def _entry_id(line: bytes) -> str | None:
 
 def _entry_line(line: bytes) -> bytes | None:
     return line if _entry_id(line) is not None else None
+
+
+def _remove(path: Path) -> None:
+    """Remove a folder, a file or a symbolic link (the link itself, never what it points to)."""
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        path.unlink()
+    elif path.exists():
+        shutil.rmtree(path)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -162,10 +184,9 @@ def _abandoned(staging: Path) -> bool:
 
 
 def _stale_lock(path: Path) -> bool:
-    """A lock file whose folder is gone: stale once nobody holds it and it is old."""
+    """A lock file (a staging folder's, or a claim) that nobody holds: a writer takes its lock
+    before it makes its folder, so an unheld one is left over by a writer that is gone."""
     try:
-        if time.time() - path.stat().st_mtime < STALE_UNLOCKED_SEC:
-            return False
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
         return False
@@ -256,12 +277,50 @@ class DatasetWriter:
             self._refresh()
             return set(self._done)
 
+    def is_done(self, conversation_id: str) -> bool:
+        """Whether the manifest lists it now (lines appended by any process since the last look
+        are read first)."""
+        with self.locked():
+            self._refresh()
+            return conversation_id in self._done
+
+    def damaged(self, full: bool = False) -> dict[str, list[str]]:
+        """The finished conversations whose files are not what was written, with what is wrong
+        (their integrity records: sizes only unless `full`, so a resume can afford it)."""
+        out = {}
+        for cid in sorted(self.done_ids()):
+            folder = self.conversations / cid
+            if folder.is_symlink() or not folder.is_dir():
+                out[cid] = ["the folder is missing"]
+                continue
+            bad = integrity_problems(folder, full=full)
+            if bad:
+                out[cid] = bad
+        return out
+
+    def remove(self, conversation_ids: set[str]) -> None:
+        """Take conversations out of the dataset (their manifest lines, then their folders), so
+        that the next run makes them again: the manifest is replaced at once, under the lock."""
+        with self.locked():
+            self._refresh()
+            kept = [
+                line
+                for line in self.manifest.read_bytes().splitlines(keepends=True)
+                if _entry_id(line) not in conversation_ids
+            ]
+            replace_bytes(self.manifest, b"".join(kept))
+            self._done, self._offset, self._inode = set(), 0, None
+            self._refresh()
+            for cid in conversation_ids:
+                _remove(self.conversations / cid)
+
     def recover(self) -> Recovery:
         """Clean up after an interrupted run: repair torn manifest lines, remove staging folders
         whose writer is gone, and remove conversation folders that have no manifest line
         (renamed into place, then killed before the append): they are synthesized again."""
         with self.locked():
             report = self._repair() if self.manifest.exists() else Recovery()
+            report.switched = roll_forward(self.root)  # a rewrite (synth tokenize) interrupted
             if not self.manifest.exists():  # a dataset with nothing in it yet is still a dataset
                 self.manifest.touch()
                 _fsync_dir(self.root)
@@ -272,11 +331,11 @@ class DatasetWriter:
                     shutil.rmtree(entry, ignore_errors=True)
                     _lock_of(entry).unlink(missing_ok=True)
                     report.temp_removed.append(entry.name)
-                elif entry.name.endswith(STAGING_LOCK) and _stale_lock(entry):
+                elif entry.name.endswith((STAGING_LOCK, CLAIM)) and _stale_lock(entry):
                     entry.unlink(missing_ok=True)
             for entry in sorted(self.conversations.iterdir()):
                 if entry.name not in self._done:
-                    shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink()
+                    _remove(entry)
                     report.orphans_removed.append(entry.name)
         return report
 
@@ -306,20 +365,43 @@ class DatasetWriter:
         not committed when the block ends (an error, a cancelled call) is removed."""
         final = conversation_dir(self.root, conversation_id)
         staging = self.tmp / f"{conversation_id}.{self._token}.{uuid.uuid4().hex[:6]}"
-        owner = open(_lock_of(staging), "wb")  # held until the folder is committed or removed
+        claim = self._claim(conversation_id)
         try:
-            fcntl.flock(owner, fcntl.LOCK_EX)
-            staging.mkdir()
-            current = Staging(self, conversation_id, staging, final)
+            owner = open(_lock_of(staging), "wb")  # held until the folder is committed or removed
             try:
-                yield current
+                fcntl.flock(owner, fcntl.LOCK_EX)
+                if self.is_done(conversation_id):  # finished by another run since the claim
+                    raise AlreadyWritten(f"{conversation_id} is already in the manifest")
+                staging.mkdir()
+                current = Staging(self, conversation_id, staging, final)
+                try:
+                    yield current
+                finally:
+                    current.discard()
             finally:
-                current.discard()
+                if staging.exists():
+                    shutil.rmtree(staging, ignore_errors=True)
+                _lock_of(staging).unlink(missing_ok=True)
+                owner.close()
         finally:
-            if staging.exists():
-                shutil.rmtree(staging, ignore_errors=True)
-            _lock_of(staging).unlink(missing_ok=True)
-            owner.close()
+            self._unclaim(claim)
+
+    def _claim(self, conversation_id: str) -> Any:
+        """Claim a conversation across processes (a non-blocking flock on .tmp/<id>.claim), so
+        that two runs on one folder share the work: Claimed when another live writer has it."""
+        path = self.tmp / f"{conversation_id}{CLAIM}"
+        fh = open(path, "ab")
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.close()
+            raise Claimed(f"{conversation_id} is being made by another run on this folder") from None
+        return fh
+
+    def _unclaim(self, fh: Any) -> None:
+        with contextlib.suppress(OSError):
+            os.unlink(fh.name)
+        fh.close()
 
     def _commit(self, staging: Path, final: Path, entry: ManifestEntry) -> None:
         line = entry.to_line().encode()
@@ -327,8 +409,7 @@ class DatasetWriter:
             self._refresh()
             if entry.conversation_id in self._done:
                 raise AlreadyWritten(f"{entry.conversation_id} is already in the manifest")
-            if final.exists():  # an orphan of a crashed run: replace it
-                shutil.rmtree(final)
+            _remove(final)  # an orphan of a crashed run, or a link someone put there: replace it
             os.rename(staging, final)
             _fsync_dir(self.conversations)
             size = self.manifest.stat().st_size if self.manifest.exists() else 0
@@ -383,7 +464,7 @@ class Staging:
         self._pending.clear()
 
     def add(self, name: str, data: bytes) -> None:
-        if "/" in name or name.startswith("."):
+        if not is_plain_file_name(name):
             raise SynthError(f"{self.conversation_id}: bad file name {name!r}")
         with open(self.folder / name, "wb") as fh:
             fh.write(data)
@@ -444,5 +525,14 @@ class Staging:
         return meta, entry
 
     def finish(self, entry: ManifestEntry) -> None:
+        """Seal the folder with its integrity record (or, for a copy that came with one: check
+        that every file is what was written) and make it visible."""
+        if (self.folder / INTEGRITY_FILE).is_file():
+            bad = integrity_problems(self.folder)
+            if bad:
+                raise Damaged(f"{self.conversation_id}: the copy is damaged: {'; '.join(bad[:3])}")
+        else:
+            names = [p.name for p in self.folder.iterdir() if p.is_file()]
+            self.add(INTEGRITY_FILE, record_bytes(self.folder, names))
         _fsync_dir(self.folder)
         self.writer._commit(self.folder, self.final, entry)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ..dataset.reader import ConversationRef, DatasetError
-from ..dataset.records import METADATA_FILE, SAMPLES_FILE, ConversationMetadata, TurnRecord
+from ..dataset.records import SAMPLES_FILE, ConversationMetadata, TurnRecord
 
 TARGET_KINDS = ("reply", "transcript")
 
@@ -32,16 +32,8 @@ class Row:
 
 
 def member(ref: ConversationRef, name: str, field: str) -> Path:
-    """`name` inside the conversation's folder: a plain file name, not a link, else a
-    DatasetError naming the metadata file and field."""
-    if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
-        raise DatasetError(
-            f"{ref.folder / METADATA_FILE}: {field}: {name!r} is not a file name inside the conversation folder"
-        )
-    path = ref.folder / name
-    if path.is_symlink():
-        raise DatasetError(f"{ref.folder / METADATA_FILE}: {field}: {name!r} is a symbolic link")
-    return path
+    """`name` inside the conversation's folder, by the reader's one rule for paths."""
+    return ref.file(name, field)
 
 
 def _reply(turns: list[TurnRecord], i: int, part_starts: frozenset[int]) -> str:

@@ -1,7 +1,12 @@
-"""`synth tokenize`: rewrite the samples and token counts of an existing dataset with another
-tokenizer or sample format. Each conversation's samples.jsonl and metadata.json are replaced by
-rename (never half-written); the manifest is rewritten last, under the writer's lock. A run that
-is interrupted leaves every file whole and can simply be run again."""
+"""`synth tokenize`: rewrite the samples, target kinds and token counts of an existing dataset
+with another tokenizer, sample format or speech profile.
+
+Crash-consistent as a whole: every new samples.jsonl, metadata.json, integrity record and the new
+manifest are first written beside the old ones under hidden names, then switched in as one step
+through a journal (synth.dataset.journal), under the dataset's lock. A kill before the switch
+leaves the old dataset (the next writer removes the hidden files); a kill during it is finished
+by the next writer; `synth validate` says so meanwhile. Nothing is written when a conversation
+cannot be read or a turn is longer than the new speech profile allows."""
 
 from __future__ import annotations
 
@@ -10,9 +15,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..dataset.integrity import ALGORITHM, INTEGRITY_FILE, read_record
+from ..dataset.journal import begin, roll_forward, switch, write_next
 from ..dataset.reader import ConversationRef, DatasetError, open_dataset
 from ..dataset.records import MANIFEST, SAMPLES_FILE, ManifestEntry, samples_jsonl
-from ..dataset.writer import DatasetWriter, replace_text
+from ..dataset.writer import DatasetWriter
 from .builder import BuildsSamples, part_starts
 
 
@@ -20,32 +27,60 @@ def retokenize(
     root: Path | str, builder: BuildsSamples, progress: Callable[[str], None] | None = None
 ) -> int:
     root = Path(root)
-    refs = open_dataset(root)
-    check_turn_limits(refs, builder)
+    writer = DatasetWriter(root)
+    writer.recover()  # finishes, or undoes, a rewrite that was interrupted
+    with writer.locked():
+        refs = open_dataset(root)
+        check_turn_limits(refs, builder)
+        begin(root)
+        try:
+            targets, tokens_of = _write_next(refs, builder, progress)
+            manifest = root / MANIFEST
+            lines = []
+            for raw in manifest.read_text(encoding="utf-8").splitlines():
+                if raw.strip():
+                    entry = ManifestEntry.from_dict(json.loads(raw))
+                    tokens = tokens_of.get(entry.conversation_id)
+                    lines.append((entry.with_tokens(tokens) if tokens else entry).to_line())
+            write_next(manifest, "".join(lines).encode("utf-8"))
+        except BaseException:
+            roll_forward(root)  # nothing was switched yet: the hidden new files go
+            raise
+        switch(root, [*targets, manifest])
+    return len(refs)
+
+
+def _write_next(
+    refs: list[ConversationRef], builder: BuildsSamples, progress: Callable[[str], None] | None
+) -> tuple[list[Path], dict[str, dict[str, Any]]]:
+    """Every conversation's new files, written beside the old ones."""
+    import hashlib
+
+    targets: list[Path] = []
     tokens_of: dict[str, dict[str, Any]] = {}
     for ref in refs:
         meta = ref.metadata()
         turns = ref.turns(meta)
         samples, tokens = builder.build(ref.conversation_id, turns, part_starts(meta.extra.get("segments")))
-        replace_text(ref.folder / SAMPLES_FILE, samples_jsonl(samples))
         meta.tokens = tokens
         for record, sample in zip(meta.turns, samples):
             record.target = sample["target"]
-        replace_text(ref.metadata_path, meta.to_json())
+        new = {
+            SAMPLES_FILE: samples_jsonl(samples).encode("utf-8"),
+            ref.metadata_path.name: meta.to_json().encode(),
+        }
+        for name, data in new.items():
+            targets.append(write_next(ref.file(name, name), data))
+        sealed = read_record(ref.folder)
+        if sealed is not None:  # the integrity record follows the two files it names anew
+            for name, data in new.items():
+                sealed["files"][name] = {"size": len(data), ALGORITHM: hashlib.sha256(data).hexdigest()}
+            body = (json.dumps(sealed, indent=1, sort_keys=True) + "\n").encode("utf-8")
+            targets.append(write_next(ref.file(INTEGRITY_FILE, INTEGRITY_FILE), body))
         tokens_of[ref.conversation_id] = tokens
         if progress:
             progress(ref.conversation_id)
-    writer = DatasetWriter(root)
-    with writer.locked():
-        lines = []
-        for raw in (root / MANIFEST).read_text(encoding="utf-8").splitlines():
-            if not raw.strip():
-                continue
-            entry = ManifestEntry.from_dict(json.loads(raw))
-            tokens = tokens_of.get(entry.conversation_id)
-            lines.append((entry.with_tokens(tokens) if tokens else entry).to_line())
-        replace_text(root / MANIFEST, "".join(lines))
-    return len(refs)
+    return [t.with_name(t.name[1 : -len(".next")]) for t in targets], tokens_of
 
 
 def check_turn_limits(refs: list[ConversationRef], builder: BuildsSamples) -> None:

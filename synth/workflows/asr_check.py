@@ -78,12 +78,16 @@ def check_dataset(
         meta = ref.metadata()
         checks, counts = [], []
         for turn in meta.turns:
-            wav = ref.folder / turn.audio_file
+            wav = ref.file(turn.audio_file, f"turn {turn.turn_id} audio_file")
             try:
                 audio, _rate = sf.read(str(wav), dtype="float32")
             except Exception as exc:
                 raise DatasetError(f"{wav}: cannot read audio ({exc})") from None
-            ref_text = (ref.folder / turn.transcript_file).read_text(encoding="utf-8").strip()
+            ref_text = (
+                ref.file(turn.transcript_file, f"turn {turn.turn_id} transcript_file")
+                .read_text(encoding="utf-8")
+                .strip()
+            )
             hyp = recognizer.transcribe(audio).text
             e, n = word_errors(ref_text, hyp)
             score = e / n if n else float(e > 0)

@@ -37,6 +37,9 @@ class RunSummary:
     asr_threshold: float | None = None
     failures_path: str | None = FAILURES
     outside_band: list[str] = field(default_factory=list)  # sessions that missed their target band
+    claimed_elsewhere: int = 0  # left to another run on the same folder that was making them
+    damaged: list[str] = field(default_factory=list)  # finished, but not what was written
+    repaired: list[str] = field(default_factory=list)  # damaged ones taken out and made again
 
     @property
     def done(self) -> int:
@@ -44,8 +47,9 @@ class RunSummary:
 
     @property
     def complete(self) -> bool:
-        """No rejected item and no turn over the ASR threshold (exit code 0, else 3)."""
-        return not self.failed and not self.asr_failed
+        """No rejected item, no damaged conversation, no turn over the ASR threshold (exit code
+        0, else 3)."""
+        return not self.failed and not self.asr_failed and not self.damaged
 
     def account(self, extra: Mapping[str, Any], conversation_id: str) -> None:
         """Note what a finished conversation's metadata says went short (ASR, session size)."""
@@ -68,6 +72,16 @@ class RunSummary:
             lines.append(f"skipped {self.skipped_existing} already in the manifest (resume)")
         if self.other_shards:
             lines.append(f"left {self.other_shards} to the other shards")
+        if self.claimed_elsewhere:
+            lines.append(f"left {self.claimed_elsewhere} to another run making them in this folder")
+        if self.repaired:
+            lines.append(f"made again {len(self.repaired)} damaged conversation(s): {_shown(self.repaired)}")
+        if self.damaged:
+            lines.append(
+                f"DAMAGED: {len(self.damaged)} conversation(s) are not what was written (a file missing "
+                f"or of another size): {_shown(self.damaged)}; `synth validate` says what, --repair "
+                "makes them again"
+            )
         if self.retried:
             lines.append(f"{self.retried} call(s) pushed back by busy servers were retried")
         rec = self.recovery
@@ -148,3 +162,7 @@ class Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+def _shown(ids: list[str]) -> str:
+    return ", ".join(ids[:5]) + (" ..." if len(ids) > 5 else "")

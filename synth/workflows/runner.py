@@ -13,7 +13,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Protocol, TextIO
 
 from ..dataset.records import ManifestEntry
-from ..dataset.writer import DatasetWriter
+from ..dataset.writer import AlreadyWritten, Claimed, DatasetWriter
 from ..domain import Conversation, Source, SynthesizedTurn
 from ..errors import ConfigError, DialogError, SynthError, VoiceError
 from .outcome import FAILURES, FailureLog, Progress, RunSummary
@@ -55,6 +55,7 @@ def run_producer(
     log: TextIO = sys.stderr,
     shard: Shard | None = None,
     sequential: bool = False,
+    repair: bool = False,
 ) -> RunSummary:
     """Produce and write every item not yet in the dataset; `workers` run the producer in parallel
     threads (converters, or conversations in flight whose turns share engine batches). WAVs are
@@ -63,7 +64,12 @@ def run_producer(
     logged to `<out>/failures.jsonl` and the run goes on. With `shard`, only the items whose id
     the shard owns are made. `sequential`: each item is taken from `items` only after the one
     before is written (sessions, whose start depends on where the previous one ended); an item's
-    `rejected` DialogErrors (dialogs left out of a session) are reported as failures."""
+    `rejected` DialogErrors (dialogs left out of a session) are reported as failures.
+
+    Several runs may share one folder: a conversation another live run is making is left to it,
+    one it finished first is skipped. Finished conversations whose files are not what was written
+    (their integrity records' sizes) are reported as damaged (exit 3); `repair` takes them out so
+    that this run makes them again."""
     if on_error not in ON_ERROR:
         raise ConfigError("on_error", f"choose {' or '.join(ON_ERROR)}", on_error)
     if workers < 1:
@@ -71,6 +77,12 @@ def run_producer(
     summary = RunSummary()
     began = time.perf_counter()
     summary.recovery = writer.recover()
+    damaged = writer.damaged()
+    if damaged and repair:
+        writer.remove(set(damaged))
+        summary.repaired = sorted(damaged)
+    elif damaged:
+        summary.damaged = sorted(damaged)
     done = writer.done_ids()
     if done and not resume:
         raise ConfigError(
@@ -103,7 +115,13 @@ def run_producer(
     def written(fut: Future[ManifestEntry], item: Any) -> None:
         try:
             entry = fut.result()
-        except (SynthError, OSError) as exc:  # bad input, disk errors, a concurrent writer first
+        except AlreadyWritten:  # another run on this folder finished it first
+            summary.skipped_existing += 1
+            return
+        except Claimed:  # another run on this folder is making it now
+            summary.claimed_elsewhere += 1
+            return
+        except (SynthError, OSError) as exc:  # bad input, disk errors
             fail(error_dict(item, exc, "voices" if isinstance(exc, VoiceError) else ""), exc)
             return
         summary.generated += 1
@@ -139,7 +157,7 @@ def run_producer(
                 if isinstance(item, DialogError):
                     fail(item.to_dict(), item)
                     continue
-                if item.conversation_id in done:
+                if item.conversation_id in done or writer.is_done(item.conversation_id):
                     summary.skipped_existing += 1
                     continue
                 first = seen.setdefault(item.conversation_id, item.source.describe())

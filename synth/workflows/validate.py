@@ -4,6 +4,7 @@ report every problem with the file it is in, so that a person can act on it."""
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,9 @@ import numpy as np
 import soundfile as sf
 
 from ..audio import SAMPLE_RATE, silence_bounds, to_pcm16
+from ..dataset.integrity import INTEGRITY_FILE
+from ..dataset.integrity import problems as integrity_problems
+from ..dataset.journal import JOURNAL
 from ..dataset.mixdown import mix_blocks, padded_sec, placements
 from ..dataset.records import (
     MANIFEST,
@@ -86,9 +90,31 @@ def validate_dataset(root: Path | str) -> Report:
                 "(unfinished? run `synth generate` again to clean it up)"
             )
     by_id = {e["conversation_id"]: e for e in manifest if "conversation_id" in e}
+    links = _links(root)
+    for link in links:
+        report.errors.append(
+            f"{link.relative_to(root)}: a symbolic link (synth never makes one in a dataset, and its "
+            "readers refuse to follow one)"
+        )
+    unsealed = 0
     for name in folders:
-        if (conv_root / name).is_dir():
-            _check_conversation(conv_root / name, by_id.get(name), report)
+        folder = conv_root / name
+        if folder.is_dir() and not folder.is_symlink():
+            _check_conversation(folder, by_id.get(name), report)
+            bad = integrity_problems(folder, full=True)
+            report.errors += [f"conversations/{name}: damaged: {problem}" for problem in bad]
+            unsealed += (folder / INTEGRITY_FILE).exists() is False
+    if unsealed:
+        report.warnings.append(
+            f"{unsealed} conversation(s) without an integrity record (made before synth wrote one): "
+            "their files cannot be checked against what was written"
+        )
+    if (root / JOURNAL).exists():
+        report.errors.append(
+            f"{JOURNAL}: a rewrite of the dataset (synth tokenize) was interrupted while it was being "
+            "switched in; the next `synth tokenize`, `synth generate` or `synth validate --repair` on "
+            "this folder finishes it"
+        )
     leftovers = list((root / ".tmp").iterdir()) if (root / ".tmp").is_dir() else []
     if leftovers:
         report.warnings.append(
@@ -166,7 +192,7 @@ def _check_conversation(folder: Path, entry: dict[str, Any] | None, report: Repo
     previous_start = 0.0
     speaker_end: dict[str, float] = {}
     latest_end = 0.0
-    expected_files = {"metadata.json", "samples.jsonl"}
+    expected_files = {"metadata.json", "samples.jsonl", INTEGRITY_FILE}
     for i, turn in enumerate(turns):
         tw = f"{where}/metadata.json turns[{i}]"
         if not _typed(turn, TurnRecord, tw, report.errors):
@@ -374,6 +400,17 @@ def _same_speech(
                     return
 
 
+def _links(root: Path) -> list[Path]:
+    """Every symbolic link under the dataset root (links are not followed while looking)."""
+    out = []
+    for base, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = Path(base) / name
+            if path.is_symlink():
+                out.append(path)
+    return sorted(out)
+
+
 def _check_samples(path: Path, where: str, num_turns: int, report: Report) -> None:
     """One sample per turn, in turn order, with aligned arrays."""
     try:
@@ -409,13 +446,20 @@ def _check_targets(path: Path, meta: dict[str, Any], where: str, report: Report)
     kind per turn. Checked where metadata records the kinds (datasets made before them had
     other rules)."""
     turns = meta["turns"]
-    if not turns or not all(isinstance(t, dict) and "target" in t for t in turns):
-        return
     try:
         samples = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
         records = [TurnRecord.from_dict(t) for t in turns]
     except (ValueError, RecordError, UnicodeDecodeError):
         return  # reported by the other checks
+    for i, (sample, turn) in enumerate(zip(samples, records)):
+        if isinstance(sample, dict) and sample.get("audio_file", turn.audio_file) != turn.audio_file:
+            report.errors.append(
+                f"{where} line {i + 1}: audio_file {str(sample.get('audio_file'))[:80]!r} is not turn {i}'s "
+                f"{turn.audio_file!r}"
+            )
+            return
+    if not turns or not all(isinstance(t, dict) and "target" in t for t in turns):
+        return
     fmt = samples[0].get("format", "chat") if samples else "chat"
     expected = target_kinds(records, part_starts(meta.get("segments")), fmt)
     for i, (sample, turn, (kind, _, _)) in enumerate(zip(samples, records, expected)):
