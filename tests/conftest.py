@@ -10,6 +10,19 @@ import pytest
 from tests.helpers import DUPLEX_DIALOGS, EXAMPLES, run_cli, write_jsonl
 
 
+@pytest.fixture(scope="session", autouse=True)
+def caches_in_tmp(tmp_path_factory):
+    """Every cache a test run fills (synth's model cache and measured voice embeddings, Hugging
+    Face's, XDG's) is a temporary folder of the session: no test writes outside its own folders."""
+    base = tmp_path_factory.mktemp("caches")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("SYNTH_MODEL_CACHE", str(base / "synth"))
+    patch.setenv("HF_HOME", str(base / "huggingface"))
+    patch.setenv("XDG_CACHE_HOME", str(base / "xdg"))
+    yield base
+    patch.undo()
+
+
 @pytest.fixture(scope="session")
 def engine():
     from synth.engines import load_engine

@@ -7,7 +7,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .base import Engine, EngineAudio, SynthesisRequest
-from .config import ENGINES, CoquiConfig, EngineConfig, PiperConfig, engine_config, engine_configs, engine_of
+from .config import (
+    ENGINES,
+    CoquiConfig,
+    EngineConfig,
+    KokoroConfig,
+    PiperConfig,
+    engine_config,
+    engine_configs,
+    engine_of,
+)
 
 __all__ = [
     "ENGINES",
@@ -15,6 +24,7 @@ __all__ = [
     "Engine",
     "EngineAudio",
     "EngineConfig",
+    "KokoroConfig",
     "PiperConfig",
     "SynthesisRequest",
     "engine_config",
@@ -38,6 +48,10 @@ def load_engine(config: EngineConfig | Sequence[EngineConfig] | None = None) -> 
         from .coqui import CoquiEngine
 
         return CoquiEngine(config)
+    if isinstance(config, KokoroConfig):
+        from .kokoro import KokoroEngine
+
+        return KokoroEngine(config)
     from .piper import PiperEngine
 
     return PiperEngine(config)

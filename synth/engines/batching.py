@@ -22,7 +22,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 from ..domain import Voice
-from ..errors import SynthError
+from ..errors import ConfigError
 from .base import Engine, EngineAudio, SynthesisRequest
 
 
@@ -48,7 +48,7 @@ class BatchConfig:
 
     def __post_init__(self) -> None:
         if self.max_batch < 1:
-            raise SynthError(f"max_batch {self.max_batch}: must be at least 1")
+            raise ConfigError("max_batch", "must be at least 1", self.max_batch)
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -71,7 +71,7 @@ class BatchingEngine:
         on_batch: Callable[[int, int], None] | None = None,
     ):
         if max_batch < 1:
-            raise ValueError("max_batch must be at least 1")
+            raise ConfigError("max_batch", "must be at least 1", max_batch)
         self.engine = engine
         self.name, self.model = engine.name, engine.model
         self.max_batch, self.max_wait = max_batch, max_wait_ms / 1000

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,18 +34,28 @@ def blend_id(prefix: str, parents: tuple[tuple[str, float], ...]) -> str:
     return f"{prefix}-mix-{digest}"
 
 
-def propose(prefix: str, speakers: list[str], count: int, seed: int = 0) -> list[Blend]:
+def propose(
+    prefix: str,
+    speakers: list[str],
+    count: int,
+    seed: int = 0,
+    groups: Sequence[Sequence[str]] | None = None,
+) -> list[Blend]:
     """`count` distinct candidate mixes of 2 or 3 speakers with weights drawn from a flat
-    Dirichlet (no parent under 0.2), seeded."""
-    if len(speakers) < 2:
+    Dirichlet (no parent under 0.2), seeded. With `groups` (e.g. the speakers of one gender and
+    accent each), a mix's parents all come from one group, drawn in proportion to its size, so
+    that the mix keeps the attributes its parents share."""
+    pools = [list(g) for g in groups if len(g) >= 2] if groups is not None else [speakers]
+    if not pools or len(pools[0]) < 2:
         raise ConfigError("blend", "a model needs at least two speakers to blend", len(speakers))
     rng = random.Random(seed)
     out: dict[str, Blend] = {}
     tries = 0
     while len(out) < count and tries < count * 50:
         tries += 1
-        k = 2 if len(speakers) < 3 or rng.random() < 0.6 else 3
-        names = rng.sample(speakers, k)
+        pool = pools[0] if len(pools) == 1 else rng.choices(pools, weights=[len(p) for p in pools])[0]
+        k = 2 if len(pool) < 3 or rng.random() < 0.6 else 3
+        names = rng.sample(pool, k)
         raw = [rng.gammavariate(1.0, 1.0) for _ in names]
         weights = [round(w / sum(raw), 3) for w in raw]
         if min(weights) < 0.2:

