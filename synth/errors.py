@@ -1,4 +1,6 @@
-"""Errors that name where the bad input is, so a user can fix it without guessing."""
+"""The one error hierarchy of the library: every error it raises is a SynthError, and each names
+where the bad input is (the option, the file and line, the field or turn), so a user can fix it
+without guessing. The CLI prints them with its flag names and exits 1 (2 for a bad option)."""
 
 from __future__ import annotations
 
@@ -52,3 +54,43 @@ class VoiceError(SynthError, KeyError):
 
     def __str__(self) -> str:  # KeyError would repr() the message
         return str(self.args[0]) if self.args else ""
+
+
+class RecordError(SynthError, ValueError):
+    """A record on disk that does not have the contract's fields; the message names the file."""
+
+
+class DatasetError(SynthError):
+    """A dataset file that is missing, unreadable, or names a path outside its folder."""
+
+
+class InvalidConversationId(SynthError, ValueError):
+    """A conversation id that cannot safely be a folder name."""
+
+
+class AlreadyWritten(SynthError):
+    """The conversation is already in the manifest (another worker or an earlier run wrote it)."""
+
+
+class Claimed(SynthError):
+    """Another live writer (another run on this folder) is making this conversation now."""
+
+
+class Damaged(SynthError):
+    """A conversation whose files are not what was written (its integrity record says so)."""
+
+
+class WriteFailed(SynthError, OSError):
+    """A conversation could not be committed (a full or read-only disk); nothing of it is listed."""
+
+
+class Stopped(SynthError):
+    """Synthesis was stopped between sentence chunks because the caller went away."""
+
+
+class CannotSplit(DatasetError):
+    """A turn that has no sentence end where a cut would make its pieces fit a model's window."""
+
+
+class ExportBusy(SynthError):
+    """Another export into the same output is running."""

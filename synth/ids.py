@@ -5,13 +5,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from .errors import InvalidConversationId
+
 MAX_ID_LENGTH = 128
 _SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 _SLUG_STRIP = re.compile(r"[^A-Za-z0-9]+")
-
-
-class InvalidConversationId(ValueError):
-    """A conversation id that cannot safely be a folder name."""
 
 
 def check_conversation_id(value: object) -> str:

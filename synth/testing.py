@@ -9,6 +9,8 @@ import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from .errors import ConfigError
+
 
 def build_random_vits(
     folder: Path | str,
@@ -54,7 +56,7 @@ def build_random_vits(
         args.resblock_kernel_sizes_decoder = [3]
         args.resblock_dilation_sizes_decoder = [[1, 3, 5]]
     elif size != "vctk":
-        raise ValueError(f"size {size!r}: tiny or vctk")
+        raise ConfigError("size", "choose tiny or vctk", size)
     torch.manual_seed(seed)
     model = Vits(config)
     config.save_json(str(folder / "config.json"))

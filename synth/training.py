@@ -29,6 +29,7 @@ from torch.utils.data import Dataset, Sampler
 
 from .audio import SAMPLE_RATE
 from .dataset.reader import ConversationRef, DatasetError, open_dataset
+from .errors import ConfigError
 from .samples.builder import IGNORE_INDEX
 from .samples.curriculum import SPLITS_DIR, parse_stages, split_path
 from .samples.tokenizer import LLAMA31_RENAMED, PAD_TOKEN
@@ -193,9 +194,9 @@ class ConversationBatchSampler(Sampler[list[TurnIndex | None]]):
         drop_last: bool = False,
     ):
         if batch_size < 1:
-            raise ValueError("batch_size must be at least 1")
+            raise ConfigError("batch_size", "must be at least 1", batch_size)
         if world_size < 1 or not 0 <= rank < world_size:
-            raise ValueError(f"rank {rank} is not in [0, world_size={world_size})")
+            raise ConfigError("rank", f"must be in [0, world_size={world_size})", rank)
         self.turns = dataset.turn_counts()
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
         self.rank, self.world_size, self.drop_last = rank, world_size, drop_last

@@ -30,7 +30,7 @@ import soundfile as sf
 import soxr
 
 from ..audio import SAMPLE_RATE, to_pcm16
-from ..errors import ConfigError
+from ..errors import ConfigError, DatasetError
 from ..seeding import conversation_rng
 from .augment import AugmentConfig, ChannelAugmenter, speech_level
 from .records import CONVERSATION_AUDIO, ConversationMetadata
@@ -73,7 +73,7 @@ class Placed:
 def channel_layout(speakers: Sequence[str], main_speaker: str | None = None) -> tuple[str, list[list[str]]]:
     """(main speaker, speakers of channel 0 and of channel 1)."""
     if not speakers:
-        raise ValueError("a conversation without speakers has no channels")
+        raise DatasetError("a conversation without speakers has no channels")
     main = main_speaker if main_speaker in speakers else speakers[0]
     return main, [[main], [s for s in speakers if s != main]]
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import SynthError
+from ..errors import DatasetError
 from ..ids import InvalidConversationId, conversation_dir
 from .records import (
     CONVERSATIONS_DIR,
@@ -29,10 +29,6 @@ from .records import (
     TurnRecord,
     is_plain_file_name,
 )
-
-
-class DatasetError(SynthError):
-    """A dataset file that is missing or unreadable."""
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from ..errors import RecordError
+
 METADATA_VERSION = 1
 MANIFEST = "manifest.jsonl"
 CONVERSATION_AUDIO = "conversation.wav"
@@ -35,10 +37,6 @@ def event_file(index: int) -> str:
 def conversation_path(conversation_id: str) -> str:
     """A conversation's folder relative to the dataset root, as the manifest's `path` gives it."""
     return f"{CONVERSATIONS_DIR}/{conversation_id}"
-
-
-class RecordError(ValueError):
-    """A record on disk that does not have the contract's fields; `where` names the file."""
 
 
 _NUMBER = (int, float)

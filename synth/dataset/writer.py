@@ -35,7 +35,7 @@ import soundfile as sf
 
 from ..audio import wav_bytes
 from ..domain import Conversation, SynthesizedTurn, released
-from ..errors import SynthError
+from ..errors import AlreadyWritten, Claimed, Damaged, SynthError, WriteFailed
 from ..ids import conversation_dir
 from .integrity import INTEGRITY_FILE, record_bytes
 from .integrity import problems as integrity_problems
@@ -62,22 +62,6 @@ CLAIM = ".claim"  # <conversation id>.claim in .tmp/: held by the writer making 
 # A staging folder without its lock file was left by a writer that did not lock (an older synth);
 # it is removed once it is old.
 STALE_UNLOCKED_SEC = 600.0
-
-
-class AlreadyWritten(SynthError):
-    """The conversation is already in the manifest (another worker or an earlier run wrote it)."""
-
-
-class Claimed(SynthError):
-    """Another live writer (another run on this folder) is making this conversation now."""
-
-
-class Damaged(SynthError):
-    """A conversation whose files are not what was written (its integrity record says so)."""
-
-
-class WriteFailed(SynthError, OSError):
-    """A conversation could not be committed (a full or read-only disk); nothing of it is listed."""
 
 
 @dataclass

@@ -8,11 +8,13 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import CannotSplit
+
 _SENTENCE_END = re.compile(r"[.!?\u2026][\"'\u201d\u2019)\]]*$")
 
 
 @dataclass(frozen=True)
-class Piece:
+class AudioSpan:
     """Samples [start, end) of the turn's audio and the words [first, last) it holds."""
 
     start: int
@@ -21,21 +23,17 @@ class Piece:
     last: int
 
 
-class CannotSplit(ValueError):
-    """A turn that has no sentence end where a cut would make its pieces fit."""
-
-
 def sentence_end(word: str) -> bool:
     return bool(_SENTENCE_END.search(word))
 
 
 def split_turn(
     words: list[dict[str, Any]], num_samples: int, rate: int, limit: int, edge_sec: float = 0.1
-) -> list[Piece]:
+) -> list[AudioSpan]:
     """Pieces of at most `limit` samples covering the turn's words in order. `words` are
     {"word", "start", "end"} in seconds from the start of the turn's audio."""
     if num_samples <= limit:
-        return [Piece(0, num_samples, 0, len(words))]
+        return [AudioSpan(0, num_samples, 0, len(words))]
     cuts = []  # (cut after word j, end of the piece before, start of the piece after)
     for j in range(len(words) - 1):
         if not sentence_end(words[j]["word"]):
@@ -43,7 +41,7 @@ def split_turn(
         end, nxt = float(words[j]["end"]), float(words[j + 1]["start"])
         mid = (end + nxt) / 2
         cuts.append((j, round(min(mid, end + edge_sec) * rate), round(max(mid, nxt - edge_sec) * rate)))
-    pieces: list[Piece] = []
+    pieces: list[AudioSpan] = []
     start, first = 0, 0
     while num_samples - start > limit:
         fitting = [c for c in cuts if c[0] >= first and c[1] - start <= limit]
@@ -53,7 +51,7 @@ def split_turn(
                 f"{limit / rate:g} s to cut at"
             )
         j, end, nxt = fitting[-1]
-        pieces.append(Piece(start, end, first, j + 1))
+        pieces.append(AudioSpan(start, end, first, j + 1))
         start, first = nxt, j + 1
-    pieces.append(Piece(start, num_samples, first, len(words)))
+    pieces.append(AudioSpan(start, num_samples, first, len(words)))
     return pieces

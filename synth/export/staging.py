@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import SynthError
+from ..errors import ExportBusy, SynthError
 
 STAGING_SUFFIX = ".synth-export"
 OLD_SUFFIX = ".synth-export-old"  # only where the file system cannot exchange two names
@@ -32,10 +32,6 @@ TREE = "tree"
 JOURNAL = "journal.jsonl"
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
-
-
-class ExportBusy(SynthError):
-    """Another export into the same output is running."""
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from ..audio import PAUSE_SEC, SAMPLE_RATE, capped, join, loudness_gain, resampl
 from ..dialogs.text import split_sentences
 from ..domain import Voice
 from ..engines.base import Engine, SynthesisRequest
-from ..errors import SynthError
+from ..errors import Stopped
 from ..words import Words, WordTiming, regroup, shift
 
 TURN_PAD_SEC = 0.1  # silence before and after each turn's speech
@@ -54,10 +54,6 @@ class Spoken:
             f_lo, f_n = round(lo * full_rate / rate), round((hi - lo) * full_rate / rate)
             full = _fit(self.full[f_lo : f_lo + f_n], f_n)
         return Spoken(self.audio[lo:hi], self.words, full)
-
-
-class Stopped(SynthError):
-    """Synthesis was stopped between sentence chunks because the caller went away."""
 
 
 class TurnRenderer:
