@@ -4,7 +4,7 @@ package) and by pitch: intelligible, and the speakers of a conversation sound ap
 import json
 
 import pytest
-from test_engine_piper import f0
+from tests.test_engine_piper import f0
 
 from synth.asr.wer import normalize, word_errors
 
