@@ -26,14 +26,13 @@ from .domain import Dialog, Voice
 from .engines import Engine, EngineConfig, PiperConfig, load_engine
 from .engines.batching import BatchConfig, BatchingEngine
 from .errors import ConfigError, DialogError
+from .options import option
 from .produce.pipeline import Pipeline, PipelineConfig
 from .produce.render import TurnRenderer
 from .samples.builder import SampleBuilder, SampleConfig
 from .samples.tokenizer import DEFAULT_TOKENIZER, load_tokenizer
-from .workflows.runner import RunSummary, run_producer
+from .workflows.runner import ON_ERROR, RunSummary, run_producer
 from .workflows.sharding import Shard
-
-ON_ERROR = ("skip", "fail")
 
 
 @dataclass(frozen=True)
@@ -43,9 +42,11 @@ class AsrCheckConfig:
     is not deterministic). `model`: a faster-whisper model name or path, None for the embedded
     Whisper tiny.en."""
 
-    model: str | None = None
-    threshold: float = 0.3
-    retries: int = 2
+    model: str | None = option(
+        None, flag="--asr-model", help="faster-whisper model (default: embedded tiny.en)"
+    )
+    threshold: float = option(0.3, flag="--asr-threshold", help="word error rate that fails a turn")
+    retries: int = option(2, flag="--asr-retries", help="re-syntheses per failing turn")
 
 
 @dataclass(frozen=True)
@@ -65,19 +66,50 @@ class GenerateOptions:
     engine: EngineConfig | tuple[EngineConfig, ...] = field(default_factory=PiperConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     samples: SampleConfig | None = field(default_factory=SampleConfig)
-    tokenizer: str = DEFAULT_TOKENIZER
+    tokenizer: str = option(
+        DEFAULT_TOKENIZER, help="a Llama 3 name (embedded, offline), a local tokenizer folder or a hub id"
+    )
     limits: DialogLimits = field(default_factory=DialogLimits)
     batch: BatchConfig = field(default_factory=BatchConfig)
-    in_flight: int = 1
+    in_flight: int = option(
+        1,
+        help="conversations synthesized at once; their turns share engine batches, which keeps a GPU "
+        "busy (coqui); 1: one conversation's turns per batch",
+    )
     asr_check: AsrCheckConfig | None = None
-    on_error: str = "skip"
-    resume: bool = True
+    on_error: str = option(
+        "skip",
+        choices=ON_ERROR,
+        help="skip: list a bad item in failures.jsonl and go on (exit 3 at the end); fail: stop at the "
+        "first one (exit 1)",
+    )
+    resume: bool = option(
+        True,
+        negatable=True,
+        help="skip conversations already in the manifest and clean up an interrupted run; --no-resume "
+        "refuses a non-empty --out",
+    )
     progress: bool = False
-    shard: Shard | None = None
+    shard: Shard | None = option(
+        None,
+        metavar="I/N|auto",
+        parse=Shard.parse,
+        text=lambda shard: f"{shard.index}/{shard.count}",
+        help="make only shard I of N of the source, 0-based (a stable partition by conversation id; N "
+        "machines, one shard each, into one shared or N separate datasets), or auto: I and N from the "
+        "scheduler (a Slurm array task; a Kubernetes Indexed Job's JOB_COMPLETION_INDEX with "
+        "SYNTH_SHARD_COUNT; docs/cluster.md)",
+    )
     sessions: SessionConfig | None = None
     conversation_audio: ConversationAudioConfig | None = None
-    resume_with_changes: bool = False
-    repair: bool = False  # make again the finished conversations that are damaged
+    resume_with_changes: bool = option(
+        False, help="resume a dataset made with other options (dataset.json says which) instead of refusing"
+    )
+    repair: bool = option(
+        False,
+        help="make again the finished conversations whose files are not what was written (their "
+        "integrity records say so); without it they are reported and the run exits 3",
+    )
 
     def fingerprint(self) -> dict[str, Any]:
         """What changes the conversations (not how fast they are made), as flat 'a.b' keys:
@@ -100,7 +132,7 @@ class GenerateOptions:
         if self.in_flight < 1:
             raise ConfigError("in_flight", "must be at least 1", self.in_flight)
         if self.on_error not in ON_ERROR:
-            raise ConfigError("on_error", "choose skip or fail", self.on_error)
+            raise ConfigError("on_error", f"choose {' or '.join(ON_ERROR)}", self.on_error)
 
 
 def sample_builder(config: SampleConfig | None = None, tokenizer: str = DEFAULT_TOKENIZER) -> SampleBuilder:
@@ -130,7 +162,9 @@ def pipeline_config(
     return pipeline
 
 
-def casting_distance(engine: Engine, config: PipelineConfig) -> Callable[[Voice, Voice], float]:
+def casting_distance(
+    engine: Engine, config: PipelineConfig, progress: Callable[[int, int], None] | None = None
+) -> Callable[[Voice, Voice], float]:
     """The voice distance casting uses: the engine's own, or (cast_by 'measured') distances
     between speaker-encoder embeddings of every voice, read from the cache or measured once by
     having each voice speak the reference sentences (synth.voices.encoder)."""
@@ -141,7 +175,8 @@ def casting_distance(engine: Engine, config: PipelineConfig) -> Callable[[Voice,
 
     cache = Path(config.voice_cache).expanduser() if config.voice_cache else default_cache()
     renderer = TurnRenderer(engine, config.max_chunk_chars, config.sample_rate)
-    return MeasuredDistance(voice_embeddings(engine, cache, renderer.render), engine.voice_distance)
+    embeddings = voice_embeddings(engine, cache, renderer.render, progress=progress)
+    return MeasuredDistance(embeddings, engine.voice_distance)
 
 
 def build_pipeline(options: GenerateOptions = GenerateOptions(), engine: Engine | None = None) -> Pipeline:
@@ -183,9 +218,9 @@ def generate(
             total = counted if limit is None or counted is None else min(counted, limit)
         dialogs = open_dialogs(str(dialogs), fmt, split, limit, options.limits, chat)
     writer = DatasetWriter(out, options.conversation_audio)
-    with writer.locked():
-        check_options(writer.root, options.fingerprint(), options.resume_with_changes)
-    with build_pipeline(options, engine) as pipeline:
+    with build_pipeline(options, engine) as pipeline:  # the options are valid: record or compare them
+        with writer.locked():
+            check_options(writer.root, options.fingerprint(), options.resume_with_changes)
         if options.sessions is None:
             return run_producer(
                 dialogs,

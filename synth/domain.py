@@ -44,6 +44,16 @@ class Source:
 
 
 @dataclass(frozen=True)
+class Skipped:
+    """A source record left out by a rule the user set (e.g. convert --min-duration), reported
+    as such, never as a failure."""
+
+    where: str
+    reason: str
+    conversation_id: str = ""
+
+
+@dataclass(frozen=True)
 class Segment:
     """One source dialog inside a session: its source and its turns' range in the session's
     input turns (inclusive); `dialog_id` and `source_first` say which dialog and from which of its

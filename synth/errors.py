@@ -11,9 +11,11 @@ class SynthError(Exception):
 
 class ConfigError(SynthError, ValueError):
     """A setting that is out of range or unknown. `option` is the library's name for it (a config
-    field such as 'on_error'); the command line shows its flag (--on-error) instead."""
+    field such as 'on_error'); the command line shows its flag (--on-error) instead, and exits 2
+    (a usage error)."""
 
     _UNSET = object()
+    usage = True
 
     def __init__(self, option: str, message: str, value: object = _UNSET):
         self.option, self.message, self.value = option, message, value
@@ -23,6 +25,13 @@ class ConfigError(SynthError, ValueError):
         """The message, naming the option `name` (a command-line flag, or the field itself)."""
         shown = name if self.value is self._UNSET else f"{name} {self.value!r}"
         return f"{shown}: {self.message}"
+
+
+class ConflictError(ConfigError):
+    """A setting that is valid but conflicts with what is on disk (--no-resume on a dataset that
+    has conversations, a resume with other options): the run refuses, exit 1."""
+
+    usage = False
 
 
 class DialogError(SynthError, ValueError):

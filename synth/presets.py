@@ -85,3 +85,43 @@ def apply_preset(options: Any, name: str) -> Any:
             current = dataclasses.replace(current, **values)
         options = dataclasses.replace(options, **{section: current})
     return options
+
+
+@dataclass(frozen=True)
+class VoicePreset:
+    """Which voices to speak with, and how to cast them (`synth generate --voices NAME`)."""
+
+    name: str
+    summary: str
+    model: str
+    cast_by: str
+    min_voice_distance: float
+
+    def apply(
+        self, engines: tuple[Any, ...], pipeline: Any, model_cache: str | None = None
+    ) -> tuple[Any, Any]:
+        """(engine configs, pipeline config) with this preset's voices and casting; the device and
+        model cache of the engines given are kept."""
+        from .engines.config import KokoroConfig
+
+        device = getattr(engines[0], "device", "auto") if engines else "auto"
+        engine = KokoroConfig(model=self.model, device=device, model_cache=model_cache)
+        floor = (
+            pipeline.min_voice_distance
+            if pipeline.min_voice_distance is not None
+            else self.min_voice_distance
+        )
+        return (engine,), dataclasses.replace(pipeline, cast_by=self.cast_by, min_voice_distance=floor)
+
+
+VOICE_PRESETS: dict[str, VoicePreset] = {
+    "natural": VoicePreset(
+        "natural",
+        "Kokoro-82M's 28 English voices (American and British, female and male; `synth voices fetch "
+        "kokoro` puts the model in the cache), cast by measured distance at least 0.45 apart: distinct "
+        "natural voices offline, about 1x real time on a CPU (the default embedded voice is ~12x faster)",
+        "kokoro-v1.0",
+        "measured",
+        0.45,
+    )
+}

@@ -73,7 +73,7 @@ class ConversationDataset(Dataset):
             missing = [r.conversation_id for r in refs if r.total_tokens is None]
             if missing:
                 raise DatasetError(f"{missing[0]}: no total_tokens in the manifest (run `synth tokenize`)")
-            refs = [r for r in refs if r.total_tokens <= max_total_tokens]
+            refs = [r for r in refs if r.total_tokens is not None and r.total_tokens <= max_total_tokens]
         self.conversations: list[ConversationRef] = refs
         self._starts = list(itertools.accumulate((r.num_turns for r in refs), initial=0))
         self.pad_id = LLAMA31_RENAMED[PAD_TOKEN] if pad_id is None else pad_id

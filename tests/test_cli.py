@@ -98,12 +98,24 @@ def test_bad_input_skip_and_fail(tmp_path):
 
 
 def test_usage_errors_name_the_option(tmp_path):
+    """A bad option value is a usage error: exit 2, naming the flag, in one line and a pointer to
+    --help; a run that fails on its input exits 1."""
     res = run_cli("generate", "--dialogs", str(EXAMPLES), "--out", str(tmp_path / "o"), "--voice", "A=nobody")
-    assert res.returncode == 1 and "--voice: unknown voice 'nobody'" in res.stderr
+    assert res.returncode == 2 and "--voice: unknown voice 'nobody'" in res.stderr
     res = run_cli("generate", "--dialogs", str(EXAMPLES), "--out", str(tmp_path / "o"), "--gap", "x")
-    assert res.returncode == 1 and "--gap 'x'" in res.stderr
+    assert res.returncode == 2 and "argument --gap: expected fixed:X" in res.stderr
+    assert "(see `synth generate --help`)" in res.stderr and len(res.stderr.splitlines()) == 2
+    for flags, says in (
+        (("--gap", "weird:1"), "argument --gap"),
+        (("--backchannels", "1.5"), "--backchannels 1.5: must be a probability"),
+        (("--shard", "3/2"), "shards are numbered from 0"),
+        (("--conversation-audio", "--augment", "--augment-noise", "nowhere/"), "--augment-noise 'nowhere/'"),
+        (("--voice", "A=gender:nonbinary"), "--voice"),
+    ):
+        res = run_cli("generate", "--dialogs", str(EXAMPLES), "--out", str(tmp_path / "o"), *flags)
+        assert res.returncode == 2 and says in res.stderr, (flags, res.stderr)
     res = run_cli("generate", "--dialogs", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "o"))
-    assert res.returncode == 1 and "no such file" in res.stderr
+    assert res.returncode == 2 and "no such file" in res.stderr  # --dialogs names nothing
 
 
 def test_dailydialog_sources_through_the_cli(tmp_path):

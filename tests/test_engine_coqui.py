@@ -232,7 +232,7 @@ def test_bad_models(tmp_path, tiny_model):
     with pytest.raises(SynthError, match="model: the coqui engine needs one"):
         load_engine(CoquiConfig(None))
     res = run_cli("voices", "--engine", "coqui")
-    assert res.returncode == 1 and "--model: the coqui engine needs one" in res.stderr
+    assert res.returncode == 2 and "--model: the coqui engine needs one" in res.stderr
     (tmp_path / "empty").mkdir()
     with pytest.raises(SynthError, match="no config.json"):
         load_engine(CoquiConfig(str(tmp_path / "empty"), device="cpu"))

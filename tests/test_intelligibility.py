@@ -4,9 +4,9 @@ package) and by pitch: intelligible, and the speakers of a conversation sound ap
 import json
 
 import pytest
-from tests.test_engine_piper import f0
 
 from synth.asr.wer import normalize, word_errors
+from tests.test_engine_piper import f0
 
 
 @pytest.fixture(scope="module")

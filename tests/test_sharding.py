@@ -122,7 +122,7 @@ def test_shard_auto_through_the_command_line(tmp_path):
         env=env,
         cwd=REPO,
     )
-    assert bad.returncode == 1 and "--shard 'auto': no scheduler" in bad.stderr, bad.stderr
+    assert bad.returncode == 2 and "argument --shard: no scheduler" in bad.stderr, bad.stderr
     assert not (tmp_path / "x").exists()
     env.update(JOB_COMPLETION_INDEX="1", SYNTH_SHARD_COUNT="3")
     ok = subprocess.run(

@@ -1,5 +1,7 @@
 """The `synth` command line: one module per command group, each adding its parsers and calling
-the library (synth.api). Errors the library raises are printed with the command's flag names.
+the library (synth.api). Errors the library raises are printed with the command's flag names:
+a bad option value exits 2 (argparse's, or a ConfigError), any other error 1, a run that
+finished with rejected items 3.
 
 To add a command: a function in the group's module (or a new module with `register(sub)`, listed
 in GROUPS) that parses, calls the library, prints, and returns an exit code."""
@@ -15,18 +17,25 @@ from collections.abc import Sequence
 
 from ..errors import SynthError
 from ..version import __version__
-from . import corpora, dataset, generate, service
+from . import corpora, dataset, generate, service, voices
 from .common import EXIT_ERROR, EXIT_OK, EXIT_USAGE, error_message
 
-GROUPS = (generate, dataset, corpora, service)
+GROUPS = (generate, voices, dataset, corpora, service)
+
+
+class Parser(argparse.ArgumentParser):
+    """Usage errors as one line and a pointer to --help (not the whole usage of fifty flags)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n(see `{self.prog} --help`)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="synth", description="Turn text dialogs into multi-speaker conversational speech datasets."
     )
     parser.add_argument("--version", action="version", version=f"synth {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
     for group in GROUPS:
         group.register(sub)
     return parser
@@ -64,9 +73,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
     except (SynthError, OSError) as exc:
+        if getattr(exc, "reported", False):  # printed once already, where it happened
+            print(f"synth {args.command}: stopped at the first error (--on-error fail)", file=sys.stderr)
+            return EXIT_ERROR
         message = error_message(_command_parser(parser, argv), exc)
         print(f"synth {args.command}: error: {message}", file=sys.stderr)
-        return EXIT_ERROR
+        return EXIT_USAGE if getattr(exc, "usage", False) else EXIT_ERROR
     except KeyboardInterrupt as stop:
         how = "stopped (SIGTERM)" if isinstance(stop, Terminated) else "interrupted"
         print(

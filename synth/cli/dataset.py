@@ -113,7 +113,7 @@ def register(sub: Any) -> None:
         "check",
         "check a dataset's speech against its transcripts with ASR",
         "Transcribe every turn, compute word error rate against its transcript "
-        "(synth.wer normalization), record it in metadata, report the worst turns. The same "
+        "(synth.asr.wer normalization), record it in metadata, report the worst turns. The same "
         "policy as generate --asr-check: turns over the threshold are kept, marked and listed, "
         "and the command exits 3.",
     )

@@ -51,7 +51,12 @@ def register(sub: Any) -> None:
         "Prometheus metrics. Every option also reads an environment variable "
         "(SYNTH_<OPTION>), for containers.",
     )
-    sv.add_argument("--host", default=env("HOST", ServerOptions.host), help="address to listen on")
+    sv.add_argument(
+        "--host",
+        default=env("HOST", ServerOptions.host),
+        help="address to listen on (default: loopback only; '[::]' for every interface, which "
+        "warns unless --auth-token and TLS are set)",
+    )
     sv.add_argument("--port", type=int, default=env("PORT", ServerOptions.port), help="gRPC port")
     sv.add_argument("--out", default=env("OUT", "dataset"), help="dataset root the server writes to")
     add_engine_args(sv)
@@ -64,6 +69,20 @@ def register(sub: Any) -> None:
         default=env("MAX_IN_FLIGHT", ServiceConfig.max_in_flight),
         help="Synthesize calls served at once; more get RESOURCE_EXHAUSTED",
     )
+    sv.add_argument(
+        "--max-streams",
+        type=int,
+        default=env("MAX_STREAMS", ServiceConfig.max_streams),
+        help="GetConversation calls served at once (each streams a stored conversation); more get "
+        "RESOURCE_EXHAUSTED",
+    )
+    sv.add_argument(
+        "--stall-seconds",
+        type=float,
+        default=env("STALL_SECONDS", ServiceConfig.stall_seconds),
+        help="end a call whose client has not taken a streamed message for this long (a client "
+        "that stops reading gives its thread and slot back)",
+    )
     add_batch_args(sv, "across all streams")
     add_limit_args(sv.add_argument_group("request limits"), SERVER_LIMITS, from_env=True)
     add_sample_args(sv, "--sample-format")
@@ -71,6 +90,13 @@ def register(sub: Any) -> None:
         "--auth-token",
         default=env("AUTH_TOKEN", None),
         help="require 'authorization: Bearer TOKEN' on every call (default: off)",
+    )
+    sv.add_argument(
+        "--require-auth",
+        action="store_true",
+        default=env("REQUIRE_AUTH", "") == "1",
+        help="refuse to start without a non-empty --auth-token (SYNTH_REQUIRE_AUTH=1; for "
+        "deployments whose token comes from a secret)",
     )
     sv.add_argument("--tls-cert", default=env("TLS_CERT", None), help="PEM certificate chain (TLS on)")
     sv.add_argument("--tls-key", default=env("TLS_KEY", None), help="PEM private key")
@@ -121,9 +147,23 @@ def register(sub: Any) -> None:
         "--failures", default="batch_failures.jsonl", help="where to list failed dialogs with their reasons"
     )
     b.add_argument("--token", default=os.environ.get("SYNTH_AUTH_TOKEN"), help="bearer token")
-    b.add_argument("--tls", action="store_true", help="connect with TLS")
+    b.add_argument("--tls", action="store_true", help="connect with TLS (the system's CAs)")
+    b.add_argument(
+        "--tls-ca",
+        default=os.environ.get("SYNTH_TLS_CA"),
+        metavar="FILE",
+        help="connect with TLS, trusting the CA(s) in this PEM file (a private CA)",
+    )
     b.add_argument("--seed", type=int, default=None, help="seed sent with every request")
     b.add_argument("--timeout", type=float, default=600.0, help="deadline per dialog in seconds")
+    b.add_argument(
+        "--unreachable-timeout",
+        type=float,
+        default=10.0,
+        metavar="SEC",
+        help="stop when no server could be reached for this long (connection refused, no route, "
+        "TLS handshake failures); the dialogs not made are listed as UNREACHABLE",
+    )
     b.add_argument("--quiet", action="store_true", help="no progress bar")
     b.set_defaults(run=cmd_batch)
 
@@ -137,7 +177,10 @@ def register(sub: Any) -> None:
     h.add_argument("--service", default="synth.v1.Synth", help="'' for the whole server")
     h.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for the answer")
     h.add_argument("--tls", action="store_true", help="connect with TLS")
-    h.add_argument("--root-cert", default=None, help="PEM file of the CA to trust (TLS)")
+    h.add_argument(
+        "--tls-ca", "--root-cert", dest="root_cert", default=None, metavar="FILE",
+        help="PEM file of the CA to trust (TLS on)",
+    )  # fmt: skip
     h.set_defaults(run=cmd_health)
 
 
@@ -149,6 +192,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
     if bool(args.tls_cert) != bool(args.tls_key):
         raise ConfigError("tls_cert", "--tls-cert and --tls-key go together")
+    if args.require_auth and not (args.auth_token or "").strip():
+        raise ConfigError(
+            "auth_token",
+            "--require-auth is set but no token was given (SYNTH_AUTH_TOKEN is empty or unset): "
+            "refusing to serve without one",
+        )
+    for name in ("max_in_flight", "max_streams"):
+        if getattr(args, name) < 1:
+            raise ConfigError(name, "must be at least 1", getattr(args, name))
+    if args.stall_seconds <= 0:
+        raise ConfigError("stall_seconds", "must be more than 0", args.stall_seconds)
     check = asr_check_from(args)
     config = ServiceConfig(
         out=Path(args.out),
@@ -160,6 +214,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         ),
         limits=limits_from(args),
         max_in_flight=args.max_in_flight,
+        max_streams=args.max_streams,
+        stall_seconds=args.stall_seconds,
         batch=batch_from(args),
         samples=samples_from(args),
         tokenizer=args.tokenizer,
@@ -201,10 +257,12 @@ def cmd_batch(args: argparse.Namespace) -> int:
         Path(args.out) if args.out else None,
         token=args.token,
         tls=args.tls,
+        tls_ca=Path(args.tls_ca) if args.tls_ca else None,
         failures_path=failures,
         timeout=args.timeout,
         seed=args.seed,
         progress=not args.quiet,
+        unreachable_timeout=args.unreachable_timeout,
     )
     print(summary.format())
     return EXIT_PARTIAL if summary.failed else EXIT_OK

@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..domain import Skipped
 from ..errors import DialogError
 from ..produce.recorded import RecordedGroup
 
-Reader = Callable[[Path, Any], Iterator["RecordedGroup | DialogError"]]
+Reader = Callable[[Path, Any], Iterator["RecordedGroup | DialogError | Skipped"]]
 
 
 @dataclass(frozen=True)
@@ -38,13 +39,13 @@ class CommonVoiceOptions:
     speakers: int = field(default=2, metadata={"help": "speakers per conversation"})
 
 
-def _librispeech(path: Path, o: LibriSpeechOptions) -> Iterator[RecordedGroup | DialogError]:
+def _librispeech(path: Path, o: LibriSpeechOptions) -> Iterator[RecordedGroup | DialogError | Skipped]:
     from .librispeech import read_librispeech
 
     return read_librispeech(path, o.min_duration, o.truecase)
 
 
-def _commonvoice(path: Path, o: CommonVoiceOptions) -> Iterator[RecordedGroup | DialogError]:
+def _commonvoice(path: Path, o: CommonVoiceOptions) -> Iterator[RecordedGroup | DialogError | Skipped]:
     from .commonvoice import read_commonvoice
 
     return read_commonvoice(path, o.split, o.turns, o.speakers)

@@ -14,6 +14,7 @@ import hashlib
 from collections import OrderedDict, deque
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from ..domain import Source
 from ..errors import ConfigError, DialogError, SynthError
@@ -50,7 +51,8 @@ def read_commonvoice(
 
     def emit(chosen: list[str], count: int) -> RecordedGroup:
         nonlocal buffered, index
-        utts, rows = [], []
+        utts: list[Utterance] = []
+        rows: list[Any] = []
         order = list(chosen)
         last = None
         while len(utts) < count:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import soundfile as sf
 
-from ..domain import Source
+from ..domain import Skipped, Source
 from ..errors import DialogError, SynthError
 from ..produce.recorded import RecordedGroup, Utterance
 
@@ -65,7 +65,7 @@ def read_librispeech(
     root: Path,
     min_duration: float | None = None,
     truecased: bool = False,
-) -> Iterator[RecordedGroup | DialogError]:
+) -> Iterator[RecordedGroup | DialogError | Skipped]:
     root = Path(root)
     if not root.is_dir():
         raise SynthError(f"{root}: not a folder")
@@ -99,6 +99,9 @@ def read_librispeech(
             chunks = _chunks(ordered, audio, min_duration, where)
         except DialogError as exc:
             yield exc
+            continue
+        if not chunks:
+            yield Skipped(where, f"the chapter is shorter than --min-duration {min_duration:g} s")
             continue
         meta = {speaker: speakers[speaker]} if speaker in speakers else {}
         for n, ids in enumerate(chunks):
@@ -137,10 +140,4 @@ def _chunks(
             current, total = [], 0.0
     if current and chunks:
         chunks[-1].extend(current)
-    if not chunks:
-        raise DialogError(
-            f"chapter lasts {total:.1f} s, shorter than the minimum duration {min_duration:g} s; "
-            "skipped (lower min_duration to keep it)",
-            where,
-        )
-    return chunks
+    return chunks  # none: the chapter is shorter than min_duration

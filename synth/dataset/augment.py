@@ -19,10 +19,26 @@ import numpy as np
 
 from ..audio import SAMPLE_RATE, active_dbfs, load_audio
 from ..errors import ConfigError
+from ..options import option
 
 NOISE_KINDS = ("white", "pink")
 NOISE_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 DIRECT_TO_REVERB_DB = 3.0  # a talker a metre or so from the microphone
+
+
+def parse_range(text: str) -> tuple[float, float] | None:
+    """'LO,HI' -> (LO, HI); 'none' -> None."""
+    if text == "none":
+        return None
+    try:
+        lo, hi = (float(x) for x in text.split(","))
+    except ValueError:
+        raise ConfigError("range", "expected LO,HI (or none)", text) from None
+    return lo, hi
+
+
+def range_text(r: tuple[float, float] | None) -> str:
+    return "none" if r is None else f"{r[0]:g},{r[1]:g}"
 
 
 @dataclass(frozen=True)
@@ -34,11 +50,32 @@ class AugmentConfig:
     noise: 'white', 'pink' or a folder of noise recordings (drawn per conversation, looped).
     reverb: the chance a conversation is reverberant; rt60_sec: its reverberation time."""
 
-    gain_db: tuple[float, float] = (-6.0, 3.0)
-    snr_db: tuple[float, float] | None = (10.0, 30.0)
-    noise: str = "pink"
-    reverb: float = 0.5
-    rt60_sec: tuple[float, float] = (0.2, 0.8)
+    gain_db: tuple[float, float] = option(
+        (-6.0, 3.0),
+        flag="--augment-gain",
+        metavar="LO,HI",
+        parse=parse_range,
+        text=range_text,
+        help="gain range, dB",
+    )
+    snr_db: tuple[float, float] | None = option(
+        (10.0, 30.0),
+        flag="--augment-snr",
+        metavar="LO,HI",
+        parse=parse_range,
+        text=range_text,
+        help="signal-to-noise range, dB ('none': no noise)",
+    )
+    noise: str = option("pink", flag="--augment-noise", help="white, pink or a folder of noise recordings")
+    reverb: float = option(0.5, flag="--augment-reverb", metavar="P", help="chance of reverberation")
+    rt60_sec: tuple[float, float] = option(
+        (0.2, 0.8),
+        flag="--augment-rt60",
+        metavar="LO,HI",
+        parse=parse_range,
+        text=range_text,
+        help="reverberation time range, s",
+    )
 
     def __post_init__(self) -> None:
         for name in ("gain_db", "snr_db", "rt60_sec"):

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConflictError
 from ..version import __version__
 
 DATASET_FILE = "dataset.json"
@@ -50,7 +50,7 @@ def check_options(root: Path, options: Mapping[str, Any], allow_changes: bool = 
         changed = differences(recorded, options)
         if changed and not allow_changes:
             shown = "; ".join(changed[:6]) + (" ..." if len(changed) > 6 else "")
-            raise ConfigError(
+            raise ConflictError(
                 "resume",
                 f"{root} was made with other options ({shown}): write elsewhere, or add to it anyway "
                 "with --resume-with-changes",

@@ -31,6 +31,7 @@ import soxr
 
 from ..audio import SAMPLE_RATE, to_pcm16
 from ..errors import ConfigError, DatasetError
+from ..options import option
 from ..seeding import conversation_rng
 from .augment import AugmentConfig, ChannelAugmenter, speech_level
 from .records import CONVERSATION_AUDIO, ConversationMetadata
@@ -46,9 +47,20 @@ class ConversationAudioConfig:
     (a conversation without it puts its first speaker there); augment: augmentation of the other
     side (channel 1)."""
 
-    main_speaker: str | None = None
+    main_speaker: str | None = option(
+        None,
+        metavar="LABEL",
+        help="speaker label on channel 0 (e.g. assistant); default and where a conversation lacks it: "
+        "its first speaker",
+    )
     augment: AugmentConfig | None = None
-    sample_rate: int = FULLBAND_RATE  # 16000: the turns' own rate, sample-exact; more: full band
+    sample_rate: int = option(
+        FULLBAND_RATE,
+        flag="--conversation-rate",
+        metavar="HZ",
+        help="conversation.wav's rate: 24000 (Mimi's) is full band, made from the engine's own audio; "
+        "16000 copies the turn WAVs sample for sample",
+    )
 
     def __post_init__(self) -> None:
         if not 16_000 <= self.sample_rate <= 48_000:
@@ -74,7 +86,7 @@ def channel_layout(speakers: Sequence[str], main_speaker: str | None = None) -> 
     """(main speaker, speakers of channel 0 and of channel 1)."""
     if not speakers:
         raise DatasetError("a conversation without speakers has no channels")
-    main = main_speaker if main_speaker in speakers else speakers[0]
+    main = main_speaker if main_speaker is not None and main_speaker in speakers else speakers[0]
     return main, [[main], [s for s in speakers if s != main]]
 
 

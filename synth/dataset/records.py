@@ -290,7 +290,9 @@ class ManifestEntry:
     @classmethod
     def from_metadata(cls, meta: ConversationMetadata) -> ManifestEntry:
         tokens = meta.tokens or {}
-        source = {k: meta.source[k] for k in ("dataset", "split", "index") if k in meta.source}
+        source: dict[str, Any] = {
+            k: meta.source[k] for k in ("dataset", "split", "index") if k in meta.source
+        }
         return cls(
             conversation_id=meta.conversation_id,
             path=conversation_path(meta.conversation_id),

@@ -232,7 +232,7 @@ class DatasetWriter:
         if (data and not data.endswith(b"\n")) or None in ids:  # a torn line: repair, read anew
             self._repair()
             return self._refresh()
-        self._done.update(ids)
+        self._done.update(i for i in ids if i is not None)
         self._offset += len(data)
 
     def _repair(self) -> Recovery:

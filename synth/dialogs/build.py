@@ -9,6 +9,7 @@ from typing import Any
 from ..domain import Dialog, Source, Turn
 from ..errors import DialogError
 from ..ids import InvalidConversationId, check_conversation_id
+from ..options import option
 from .text import clean_text, is_speakable
 
 
@@ -16,9 +17,11 @@ from .text import clean_text, is_speakable
 class DialogLimits:
     """Bounds on one dialog, so one record cannot exhaust memory or time."""
 
-    max_turns: int = 1000
-    max_turn_chars: int = 5000
-    max_total_chars: int = 200_000
+    max_turns: int = option(1000, env="MAX_TURNS", help="reject dialogs with more turns")
+    max_turn_chars: int = option(5000, env="MAX_TURN_CHARS", help="reject turns with more characters")
+    max_total_chars: int = option(
+        200_000, env="MAX_TOTAL_CHARS", help="reject dialogs with more characters in all"
+    )
     max_speakers: int = 16
 
 

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from ..domain import Dialog, Segment, Source
 from ..errors import ConfigError, DialogError
 from ..ids import InvalidConversationId, check_conversation_id
+from ..options import option
 from .build import DialogLimits, build_dialog
 
 WINDOW_TAIL = 0.1  # the speech of a windowed session reaches into the last tenth of its last window
@@ -64,14 +65,39 @@ class SessionTarget:
 
 @dataclass(frozen=True)
 class SessionConfig:
-    tokens: int | None = None
-    minutes: float | None = None
-    mix: tuple[tuple[int, float], ...] = ()
-    windows: int | None = None
-    window_sec: float = 300.0
-    pause_sec: float = 1.5
+    tokens: int | None = option(
+        None, flag="--session-tokens", help="join consecutive dialogs into sessions of this many total_tokens"
+    )
+    minutes: float | None = option(
+        None, flag="--session-minutes", help="join consecutive dialogs into sessions of this many minutes"
+    )
+    mix: tuple[tuple[int, float], ...] = option(
+        (),
+        flag="--session-mix",
+        metavar="STAGE:WEIGHT,...",
+        parse=lambda text: SessionConfig.parse_mix(text),
+        text=lambda mix: ",".join(f"{s}:{w:g}" for s, w in mix) or None,
+        help="a session size drawn per session over curriculum stages, e.g. 8k:0.4,16k:0.3,32k:0.2,64k:0.1 "
+        "(each lands inside its stage's band)",
+    )
+    windows: int | None = option(
+        None,
+        flag="--session-windows",
+        metavar="N",
+        help="sessions that fill N windows of --window-sec (trainers that cut each file into windows and "
+        "carry state across them): speech reaches into the last tenth of the last window and "
+        "conversation.wav ends exactly at N windows",
+    )
+    window_sec: float = option(300.0, flag="--window-sec", help="the trainer's window, seconds")
+    pause_sec: float = option(
+        1.5, flag="--session-pause", help="seconds of silence between the dialogs joined in a session"
+    )
     fill: float = 0.75  # with a mix: aim at lower + fill * (stage - lower) of the stage's band
-    tolerance: float = 0.05  # tokens and minutes: how far from the target a session may land
+    tolerance: float = option(
+        0.05,
+        flag="--session-tolerance",
+        help="how far from --session-tokens or --session-minutes a session may land (a share)",
+    )
 
     def __post_init__(self) -> None:
         given = sum(

@@ -54,4 +54,5 @@ def load_engine(config: EngineConfig | Sequence[EngineConfig] | None = None) -> 
         return KokoroEngine(config)
     from .piper import PiperEngine
 
+    assert isinstance(config, PiperConfig)
     return PiperEngine(config)

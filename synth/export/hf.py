@@ -6,6 +6,7 @@ dataset has them, the turn's word timings. Built in a staging folder and switche
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from collections import Counter
 from collections.abc import Iterator
@@ -114,12 +115,12 @@ def export_hf(
             "turn_number": datasets.Value("int32"),
             "speaker": datasets.Value("string"),
             "speaker_id": datasets.Value("int32"),
-            "duration_sec": datasets.Value("float32"),
+            "duration_sec": datasets.Value("float64"),
             "words": [
                 {
                     "word": datasets.Value("string"),
-                    "start": datasets.Value("float32"),
-                    "end": datasets.Value("float32"),
+                    "start": datasets.Value("float64"),
+                    "end": datasets.Value("float64"),
                 }
             ],
             "conversation_audio_path": datasets.Value("string"),
@@ -132,4 +133,11 @@ def export_hf(
         ds = ds.cast_column("audio", datasets.Audio(sampling_rate=SAMPLE_RATE, decode=not undecoded))
         ds.save_to_disk(str(stage.tree))
         kinds = Counter(ds["target_kind"])
-        return ExportSummary(len(ds), "sample", {k: kinds[k] for k in sorted(kinds)})
+        notes: tuple[str, ...] = ()
+        if not undecoded and importlib.util.find_spec("torchcodec") is None:
+            notes = (
+                "rows decode their audio with torchcodec (datasets 5), which is not installed here: "
+                "`pip install torchcodec` (it needs FFmpeg 4-7) where you read it, or export with "
+                "--undecoded and read each row's audio with soundfile.read(io.BytesIO(row['audio']['bytes']))",
+            )
+        return ExportSummary(len(ds), "sample", {k: kinds[k] for k in sorted(kinds)}, notes)

@@ -185,7 +185,8 @@ def export_lhotse(
     gzip: bool = False,
     conversations: bool = False,
 ) -> ExportSummary:
-    """Write the manifests; the summary counts supervisions (turns)."""
+    """Write the manifests; the summary counts what the cuts are: turns (one cut each), or with
+    `conversations` the conversations (one MultiCut each, its turns as supervisions)."""
     suffix = ".jsonl.gz" if gzip else ".jsonl"
 
     def opener(path: Path) -> Any:
@@ -209,4 +210,6 @@ def export_lhotse(
         finally:
             for h in handles.values():
                 h.close()
+    if conversations:
+        return ExportSummary(cuts, "conversation", {"turns": n})
     return ExportSummary(n, "turn", {"cuts": cuts})

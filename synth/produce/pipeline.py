@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -19,12 +19,20 @@ from ..audio import SAMPLE_RATE
 from ..dialogs.text import foreign_script
 from ..domain import Conversation, Dialog, SynthesizedTurn, Voice
 from ..engines.base import Engine
-from ..errors import ConfigError, DialogError
+from ..errors import ConfigError, DialogError, VoiceError
+from ..options import option
 from ..samples.builder import BuildsSamples
 from ..seeding import conversation_rng
 from . import asr_retry, backchannels
 from .assembly import assemble, place_turn, provenance
-from .casting import MIN_DISTANCE, MIN_MEASURED_DISTANCE, cast, is_attribute_request
+from .casting import (
+    MIN_DISTANCE,
+    MIN_MEASURED_DISTANCE,
+    cast,
+    is_attribute_request,
+    matches,
+    parse_attributes,
+)
 from .long_turns import LONG_TURNS, turn_parts
 from .render import Piece, Spoken, Stopped, TurnRenderer
 from .timeline import GapDistribution, Timeline
@@ -36,6 +44,17 @@ __all__ = ["CAST_BY", "LONG_TURNS", "STREAM_TURNS", "Pipeline", "PipelineConfig"
 
 CAST_BY = ("model", "measured")
 STREAM_TURNS = 16  # turns per engine call in `run`: batching without holding a whole session
+
+
+def parse_voice_override(items: list[str]) -> dict[str, str]:
+    """['A=joe-vt1.04', 'B=gender:female'] -> {'A': 'joe-vt1.04', 'B': 'gender:female'}."""
+    out: dict[str, str] = {}
+    for item in items:
+        speaker, sep, voice = item.partition("=")
+        if not sep or not speaker or not voice:
+            raise ConfigError("voice_override", "expected SPEAKER=VOICE", item)
+        out[speaker] = voice
+    return out
 
 
 @dataclass(frozen=True)
@@ -62,16 +81,53 @@ class PipelineConfig:
     fullband_rate: also render every turn at this rate, resampled once from the engine's own
         audio, for the full-band conversation audio (set from ConversationAudioConfig)."""
 
-    seed: int = 0
-    gap: GapDistribution = field(default_factory=GapDistribution)
-    voice_override: Mapping[str, str] = field(default_factory=dict)
+    seed: int = option(0, help="seed for casting, turn gaps and backchannels", env="SEED")
+    gap: GapDistribution = option(
+        factory=GapDistribution,
+        parse=GapDistribution.parse,
+        text=GapDistribution.spec,
+        env="GAP",
+        help="offset from the end of one turn to the start of the next, in seconds: fixed:X, "
+        "uniform:LO,HI, normal:MEAN,STD or lognormal:MEDIAN,SIGMA (clipped to [0.05, 2]), or "
+        "'conversational' (normal:0.2,0.45 clipped to [-0.8, 2]: about a third of speaker changes "
+        "overlap, as in real conversation; see docs/full-duplex.md)",
+    )
+    voice_override: Mapping[str, str] = option(
+        factory=dict,
+        flag="--voice",
+        repeat=True,
+        metavar="SPEAKER=VOICE",
+        parse=parse_voice_override,
+        help="cast SPEAKER to VOICE in every dialog (repeatable; see `synth voices`), or to a voice "
+        "with attributes: A=gender:female, B=gender:male,accent:uk",
+    )
     max_chunk_chars: int = 400
     sample_rate: int = SAMPLE_RATE
     max_turn_sec: float | None = None
-    long_turns: str = "split"
-    backchannels: float = 0.0
-    cast_by: str = "model"
-    min_voice_distance: float | None = None
+    long_turns: str = option(
+        "split",
+        choices=LONG_TURNS,
+        help="a turn longer than the speech profile allows (llama-omni: 30 s): split it at sentence "
+        "boundaries into turns that fit, or reject the dialog",
+    )
+    backchannels: float = option(
+        0.0,
+        metavar="P",
+        help="chance of a listener's backchannel ('mm-hm') at each opportunity in a speaker's longer "
+        "turns (one per turn of 2 s, one more every 5 s); listed as events, heard in "
+        "conversation.wav, never turns",
+    )
+    cast_by: str = option(
+        "model",
+        choices=CAST_BY,
+        help="how apart voices sound: the model's own measure, or distances between speaker-encoder "
+        "embeddings of every voice (computed once per model, kept in --model-cache)",
+    )
+    min_voice_distance: float | None = option(
+        None,
+        help="keep the speakers of a conversation at least this far apart when the catalog allows "
+        "(default 0.22 by the model, 0.3 measured)",
+    )
     voice_cache: str | None = None
     fullband_rate: int | None = None
 
@@ -118,6 +174,20 @@ class Pipeline:
         unknown = sorted(ids - {v.id for v in self.catalog})
         if unknown:
             raise ConfigError("voice_override", f"unknown voice {unknown[0]!r} (see `synth voices`)")
+        for speaker, asked in config.voice_override.items():
+            if not is_attribute_request(asked):
+                continue
+            try:
+                wanted = parse_attributes(asked)
+            except VoiceError as exc:
+                raise ConfigError("voice_override", str(exc).strip("'\""), f"{speaker}={asked}") from None
+            if not any(matches(v, wanted) for v in self.catalog):
+                raise ConfigError(
+                    "voice_override",
+                    "no voice of the catalog has these attributes (see `synth voices`: they are in each "
+                    "voice's meta)",
+                    f"{speaker}={asked}",
+                )
 
     def __enter__(self) -> Pipeline:
         return self

@@ -39,7 +39,11 @@ class GapDistribution:
     preset: str | None = None
 
     @classmethod
-    def parse(cls, spec: str, min_sec: float | None = None, max_sec: float | None = None) -> GapDistribution:
+    def parse(
+        cls, spec: str | GapDistribution, min_sec: float | None = None, max_sec: float | None = None
+    ) -> GapDistribution:
+        if isinstance(spec, GapDistribution):  # parsed already (a command-line flag's value)
+            return spec
         if spec in PRESETS:
             inner, lo, hi = PRESETS[spec]
             gap = cls.parse(inner, lo if min_sec is None else min_sec, hi if max_sec is None else max_sec)

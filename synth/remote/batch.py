@@ -4,16 +4,23 @@
 Resume: conversations already in the local copy's manifest are not sent, and a server answering
 ALREADY_EXISTS counts as done. With `local_out`, each streamed conversation is also written
 locally (same atomic writer as the server), for servers whose disk the caller cannot see.
-Failures (bad dialogs, RPC errors after retries) go to a JSONL file with their reasons."""
+Failures (bad dialogs, RPC errors after retries) go to a JSONL file with their reasons.
+
+A server that pushes back (busy, draining, cannot write) is retried until the dialog's own
+deadline; a server that cannot be reached at all (connection refused, no route, a TLS handshake
+that fails) is a different thing: its circuit breaker opens, the other servers take its share,
+and when none has been reachable for `unreachable_timeout` seconds the batch stops and lists
+every dialog it did not make as UNREACHABLE."""
 
 from __future__ import annotations
 
-import itertools
+import io
 import sys
 import threading
 import time
 from collections.abc import Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -68,6 +75,117 @@ class AdaptiveLimit:
             self.limit = max(1.0, self.limit * 2 / 3)
 
 
+@dataclass
+class BatchSummary(RunSummary):
+    """A run's summary, plus why it stopped early when no server could be reached."""
+
+    unreachable: str = ""
+    not_sent: int = 0
+
+    def format(self) -> str:
+        text = super().format()
+        if self.unreachable:
+            text += (
+                f"\nSTOPPED: no server reachable: {self.unreachable}; {self.not_sent} dialog(s) not sent "
+                "and the ones in flight are listed as UNREACHABLE (run again once a server is up: "
+                "finished conversations are kept)"
+            )
+        return text
+
+
+class NoServerReachable(Exception):
+    """Every server has been unreachable for the batch's `unreachable_timeout`."""
+
+
+class DeadlinePassed(Exception):
+    """The dialog's deadline passed while every server was unreachable."""
+
+
+class Breaker:
+    """One server's circuit breaker: closed while calls reach it; open after a call could not
+    reach it, for a cool-down that doubles (0.5 s to 5 s); then one call tries it again."""
+
+    MAX_COOLDOWN = 5.0
+
+    def __init__(self, client: SynthClient):
+        self.client = client
+        self.down_since: float | None = None
+        self.retry_at = 0.0
+        self.failures = 0
+        self.last_error = ""
+
+    def cooldown(self) -> float:
+        return min(self.MAX_COOLDOWN, 0.5 * 2 ** max(0, self.failures - 1))
+
+
+class Servers:
+    """The servers of a batch, each behind its breaker: round robin over the ones that are
+    reachable (or due for another try); NoServerReachable once none has been for
+    `unreachable_timeout` seconds."""
+
+    def __init__(
+        self, clients: Sequence[SynthClient], unreachable_timeout: float, probe_timeout: float = 2.0
+    ):
+        self.breakers = [Breaker(c) for c in clients]
+        self.unreachable_timeout, self.probe_timeout = unreachable_timeout, probe_timeout
+        self._lock = threading.Lock()
+        self._next = 0
+        self.gave_up = threading.Event()
+        self.reason = ""
+
+    def pick(self, deadline: float | None) -> Breaker:
+        while True:
+            now = time.monotonic()
+            with self._lock:
+                if self.gave_up.is_set():
+                    raise NoServerReachable(self.reason)
+                up = [b for b in self.breakers if b.down_since is None]
+                due = [b for b in self.breakers if b.down_since is not None and b.retry_at <= now]
+                if up:
+                    chosen = up[self._next % len(up)]
+                    self._next += 1
+                    return chosen
+                if due:  # one call tries it again; the others wait for its answer
+                    due[0].retry_at = now + due[0].cooldown()
+                    return due[0]
+                down_for = now - max(b.down_since or now for b in self.breakers)
+                if down_for >= self.unreachable_timeout:
+                    self.reason = self.describe(down_for)
+                    self.gave_up.set()
+                    raise NoServerReachable(self.reason)
+                last_down = max(b.down_since or now for b in self.breakers)
+                wake = min(min(b.retry_at for b in self.breakers), last_down + self.unreachable_timeout)
+            if deadline is not None and now >= deadline:
+                raise DeadlinePassed(self.describe(down_for))
+            time.sleep(max(0.01, min(wake, deadline if deadline is not None else wake) - now))
+
+    def reached(self, breaker: Breaker) -> None:
+        with self._lock:
+            breaker.down_since, breaker.failures = None, 0
+
+    def unreachable(self, breaker: Breaker, error: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if breaker.down_since is None:
+                breaker.down_since = now
+            breaker.failures += 1
+            breaker.retry_at = now + breaker.cooldown()
+            breaker.last_error = " ".join(error.split())[:200]
+
+    def is_reachable(self, breaker: Breaker) -> bool:
+        """Whether the server's channel connects now (an UNAVAILABLE from a server that answers
+        is pushback; from one that cannot be reached, it is not)."""
+        try:
+            grpc.channel_ready_future(breaker.client.channel).result(timeout=self.probe_timeout)
+            return True
+        except grpc.FutureTimeoutError:
+            return False
+
+    def describe(self, down_for: float) -> str:
+        each = "; ".join(f"{b.client.target} ({b.last_error or 'not reached'})" for b in self.breakers)
+        return f"{each}, for {down_for:.0f} s"
+
+
 def run_batch(
     dialogs: Iterable[Any],
     servers: Sequence[str],
@@ -80,28 +198,34 @@ def run_batch(
     seed: int | None = None,
     progress: bool = False,
     log: TextIO = sys.stderr,
-) -> RunSummary:
+    tls_ca: Path | None = None,
+    unreachable_timeout: float = 10.0,
+) -> BatchSummary:
     """Send every dialog (synth Dialogs or DialogErrors, from synth.sources.open_dialogs) to the
-    servers. A busy or unavailable server never fails a dialog: it is retried with backoff, on the
-    next server, until its own deadline (`timeout` seconds in all) passes, and the number in flight
-    adapts to the servers' pushback. With `local_out`, every conversation ends up in the local
-    copy: ones the server already had are fetched (GetConversation)."""
+    servers. A busy server never fails a dialog: it is retried with backoff, on the next server,
+    until its own deadline (`timeout` seconds in all) passes, and the number in flight adapts to
+    the servers' pushback. A server that cannot be reached is left out until it can (its
+    breaker); when none could be for `unreachable_timeout` seconds, the batch stops and says so.
+    With `local_out`, every conversation ends up in the local copy: ones the server already had
+    are fetched (GetConversation). `tls_ca`: a PEM file of the CA the servers' certificates are
+    signed by (TLS on)."""
     if not servers:
         raise ConfigError("servers", "at least one server is needed")
     if concurrency < 1:
         raise ConfigError("concurrency", "must be at least 1", concurrency)
+    if unreachable_timeout <= 0:
+        raise ConfigError("unreachable_timeout", "must be more than 0", unreachable_timeout)
     writer = DatasetWriter(local_out) if local_out else None
     done_ids: set[str] = set()
     if writer:
         writer.recover()
         done_ids = writer.done_ids()
     once = Backoff(attempts=1)  # retries are this function's, across servers
-    clients = [SynthClient(s, token=token, tls=tls, backoff=once) for s in servers]
-    rr = itertools.cycle(range(len(clients)))
-    rr_lock = threading.Lock()
+    clients = [SynthClient(s, token=token, tls=tls, backoff=once, tls_ca=tls_ca) for s in servers]
+    reach = Servers(clients, unreachable_timeout)
     limit = AdaptiveLimit(concurrency)
     pause = Backoff(attempts=1, initial=0.25, maximum=5.0)
-    summary = RunSummary()
+    summary = BatchSummary()
     lock = threading.Lock()
     began = time.perf_counter()
     bar = Progress(progress, None, log, unit="dialog")
@@ -110,15 +234,29 @@ def run_batch(
     failures = FailureLog(summary, failures_path, log)
     bar.start()
 
-    def next_client() -> SynthClient:
-        with rr_lock:
-            return clients[next(rr)]
-
     def tick() -> None:
         bar.update(summary)
 
     def record_failure(item: dict[str, Any]) -> None:
         failures.record(item)
+        tick()
+
+    shown_unreachable = [0]
+
+    def record_unreachable(item: dict[str, Any], why: str) -> None:
+        """An UNREACHABLE failure, printed for the first few only (the summary counts them)."""
+        entry = {**item, "server": "", "code": "UNREACHABLE", "error": f"no server reachable: {why}"}
+        with lock:
+            shown_unreachable[0] += 1
+            quiet = shown_unreachable[0] > 3
+        if quiet:
+            shown, failures.log = failures.log, io.StringIO()
+            try:
+                failures.record(entry)
+            finally:
+                failures.log = shown
+        else:
+            failures.record(entry)
         tick()
 
     def copy_existing(dialog: Any, client: SynthClient, deadline: float | None) -> None:
@@ -136,7 +274,17 @@ def run_batch(
         failure = {"conversation_id": dialog.conversation_id, "where": dialog.source.describe()}
         attempt = 0
         while True:
-            client = next_client()
+            try:
+                server = reach.pick(deadline)
+            except NoServerReachable as exc:
+                record_unreachable(failure, str(exc))
+                return
+            except DeadlinePassed as exc:
+                record_failure(
+                    {**failure, "server": "", "code": "UNREACHABLE", "error": f"before its deadline: {exc}"}
+                )
+                return
+            client = server.client
             turns: list[TurnEvent] = []
             try:
                 for ev in client.synthesize(dialog, seed=seed, timeout=_left(deadline)):
@@ -148,8 +296,14 @@ def run_batch(
                             _local_files(turns, ev),
                             ManifestEntry.from_dict(ev.manifest_line),
                         )
+                reach.reached(server)
                 break
-            except Unavailable as exc:  # busy, draining or restarting: back off, try elsewhere
+            except Unavailable as exc:
+                busy = exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED or reach.is_reachable(server)
+                if not busy:  # nobody answers there: its breaker opens, the others take the dialog
+                    reach.unreachable(server, exc.details())
+                    continue
+                reach.reached(server)  # busy, draining or cannot write: back off, try elsewhere
                 limit.pushed_back()
                 with lock:
                     summary.retried += 1
@@ -169,6 +323,7 @@ def run_batch(
                     return
                 time.sleep(wait)
             except AlreadyExists:
+                reach.reached(server)
                 try:
                     if writer is not None and dialog.conversation_id not in writer.done_ids():
                         copy_existing(dialog, client, deadline)
@@ -189,6 +344,7 @@ def run_batch(
                     tick()
                 return
             except grpc.RpcError as exc:
+                reach.reached(server)
                 record_failure(
                     {**failure, "server": client.target, "code": exc.code().name, "error": exc.details()}
                 )
@@ -231,14 +387,21 @@ def run_batch(
             if item.conversation_id in done_ids:
                 summary.skipped_existing += 1
                 continue
-            while len(pending) >= concurrency:  # bounded: never holds the whole source in memory
-                _, pending = wait(pending, return_when=FIRST_COMPLETED)
+            while len(pending) >= concurrency and not reach.gave_up.is_set():  # bounded memory
+                _, pending = wait(pending, return_when=FIRST_COMPLETED, timeout=1.0)
+            if reach.gave_up.is_set():  # stopped: the rest is listed, not sent
+                summary.not_sent += 1
+                record_unreachable(
+                    {"conversation_id": item.conversation_id, "where": item.source.describe()}, reach.reason
+                )
+                continue
             summary.sent += 1
             pending.add(pool.submit(run, item))
         wait(pending)
     for c in clients:
         c.close()
     bar.close()
+    summary.unreachable = reach.reason
     summary.wall_sec = time.perf_counter() - began
     return summary
 

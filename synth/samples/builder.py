@@ -31,6 +31,7 @@ from typing import Any, Protocol
 
 from ..dataset.records import TurnRecord
 from ..errors import ConfigError, SynthError
+from ..options import option
 from .tokenizer import Tokenizer
 
 IGNORE_INDEX = -100
@@ -100,10 +101,24 @@ class SampleConfig:
     """The training samples: format, padding, how speech positions are counted (a speech
     profile, `rate:N` or `llama-omni`) and the system prompt (text, or a preset name)."""
 
-    format: str = "chat"
-    pad_multiple: int = 64
-    speech_profile: str = "llama-omni"
-    system_prompt: str = DEFAULT_SYSTEM_PROMPT
+    format: str = option(
+        "chat",
+        flag="--sample-format",
+        choices=FORMATS,
+        help="chat: the target is the reply (the next other speaker's words); transcribe: the turn's own words",
+    )
+    pad_multiple: int = option(64, help="pad sequences to a multiple of this (the TTT mini-batch)")
+    speech_profile: str = option(
+        "llama-omni",
+        help="how speech positions are counted in total_tokens: llama-omni (300 a turn, Whisper's "
+        "30 s window; no turn may be longer than 30 s) or rate:N (N per second of audio)",
+    )
+    system_prompt: str = option(
+        DEFAULT_SYSTEM_PROMPT,
+        text=lambda prompt: next((k for k, v in SYSTEM_PROMPTS.items() if v == prompt), prompt),
+        help="the samples' system prompt: a text, or a preset: 'default' or 'llama-omni' (the prompt "
+        "of LLaMA-Omni's conv_llama_3 template)",
+    )
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:

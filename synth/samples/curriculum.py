@@ -105,6 +105,8 @@ def write_splits(
     for s in stages:
         os.replace(tmp[s], final[s])
         summaries.append(
-            StageSummary(s, final[s], counts[s][0], counts[s][1], counts[s][2], lower[s], tuple(bins[s]))
+            StageSummary(
+                s, final[s], int(counts[s][0]), counts[s][1], int(counts[s][2]), lower[s], tuple(bins[s])
+            )
         )
     return summaries, too_long

@@ -40,6 +40,7 @@ class RunSummary:
     claimed_elsewhere: int = 0  # left to another run on the same folder that was making them
     damaged: list[str] = field(default_factory=list)  # finished, but not what was written
     repaired: list[str] = field(default_factory=list)  # damaged ones taken out and made again
+    skipped_by_rule: list[str] = field(default_factory=list)  # "where: why", by an option's rule
 
     @property
     def done(self) -> int:
@@ -72,6 +73,12 @@ class RunSummary:
             lines.append(f"skipped {self.skipped_existing} already in the manifest (resume)")
         if self.other_shards:
             lines.append(f"left {self.other_shards} to the other shards")
+        if self.skipped_by_rule:
+            lines.append(
+                f"left out {len(self.skipped_by_rule)} record(s) by the options' rules (not failures): "
+                + "; ".join(self.skipped_by_rule[:3])
+                + (" ..." if len(self.skipped_by_rule) > 3 else "")
+            )
         if self.claimed_elsewhere:
             lines.append(f"left {self.claimed_elsewhere} to another run making them in this folder")
         if self.repaired:

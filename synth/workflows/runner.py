@@ -14,8 +14,8 @@ from typing import Any, Protocol, TextIO
 
 from ..dataset.records import ManifestEntry
 from ..dataset.writer import AlreadyWritten, Claimed, DatasetWriter
-from ..domain import Conversation, Source, SynthesizedTurn
-from ..errors import ConfigError, DialogError, SynthError, VoiceError
+from ..domain import Conversation, Skipped, Source, SynthesizedTurn
+from ..errors import ConfigError, ConflictError, DialogError, SynthError, VoiceError
 from .outcome import FAILURES, FailureLog, Progress, RunSummary
 from .sharding import Shard
 
@@ -29,8 +29,11 @@ class Item(Protocol):
     (a group of recorded utterances, a session to make), with a conversation id and a source for
     messages."""
 
-    conversation_id: str
-    source: Source
+    @property
+    def conversation_id(self) -> str: ...
+
+    @property
+    def source(self) -> Source: ...
 
 
 class Producer(Protocol):
@@ -44,7 +47,7 @@ class Producer(Protocol):
 
 
 def run_producer(
-    items: Iterable[Item | DialogError],
+    items: Iterable[Item | DialogError | Skipped],
     producer: Producer,
     writer: DatasetWriter,
     on_error: str = "skip",
@@ -85,7 +88,7 @@ def run_producer(
         summary.damaged = sorted(damaged)
     done = writer.done_ids()
     if done and not resume:
-        raise ConfigError(
+        raise ConflictError(
             "resume",
             f"off, but {writer.root} already holds {len(done)} "
             "conversation(s): resume it, or write elsewhere",
@@ -157,6 +160,9 @@ def run_producer(
                 if isinstance(item, DialogError):
                     fail(item.to_dict(), item)
                     continue
+                if isinstance(item, Skipped):  # left out by a rule the user set, not a failure
+                    summary.skipped_by_rule.append(f"{item.where}: {item.reason}")
+                    continue
                 if item.conversation_id in done or writer.is_done(item.conversation_id):
                     summary.skipped_existing += 1
                     continue
@@ -179,5 +185,6 @@ def run_producer(
             bar.close()
     summary.wall_sec = time.perf_counter() - began
     if stop:
+        stop[0].reported = True  # type: ignore[attr-defined]  # its line is printed already
         raise stop[0]
     return summary

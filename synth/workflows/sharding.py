@@ -31,7 +31,9 @@ class Shard:
         if self.count < 1 or not 0 <= self.index < self.count:
             raise ConfigError(
                 "shard",
-                f"index must be in 0..{self.count - 1} and count at least 1",
+                f"shards are numbered from 0: with {self.count} shard(s) the index is 0 to {self.count - 1}"
+                if self.count >= 1
+                else "the count must be at least 1",
                 f"{self.index}/{self.count}",
             )
 

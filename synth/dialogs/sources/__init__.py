@@ -67,7 +67,8 @@ def open_dialogs(
     """Open a dialog source by what the user typed: a path, 'dailydialog' (the hub dataset) or
     'hf:<dataset id>'. `limit` bounds the number of records read (good or bad). Chat-format
     records (messages, ShareGPT, or the layout `chat` maps) are recognized in JSONL files and in
-    parquet / Hugging Face rows."""
+    parquet / Hugging Face rows. A local file is recorded by its absolute path (metadata
+    `source.path`), so a dataset says where it came from whatever folder it was made in."""
     if fmt not in FORMATS:
         raise ConfigError("format", f"choose one of {', '.join(FORMATS)}", fmt)
     chat = chat or ChatFields()
@@ -75,12 +76,13 @@ def open_dialogs(
         fmt = detect_format(spec)
         if fmt == "jsonl" and (chat.is_mapped or jsonl_is_chat(Path(spec))):
             fmt = "chat"
-    if fmt == "chat" and Path(spec).suffix == ".jsonl":
-        return itertools.islice(read_chat_jsonl(Path(spec), chat, limits), limit)
+    local = Path(spec).resolve()
+    if fmt == "chat" and local.suffix == ".jsonl":
+        return itertools.islice(read_chat_jsonl(local, chat, limits), limit)
     if fmt == "jsonl":
-        return itertools.islice(read_jsonl(Path(spec), limits), limit)
+        return itertools.islice(read_jsonl(local, limits), limit)
     if fmt == "dailydialog-txt":
-        return read_dailydialog_text(Path(spec), split, limit, limits)
+        return read_dailydialog_text(local, split, limit, limits)
     name = HF_DATASET_ID if spec == "dailydialog" else spec.removeprefix("hf:")
     return read_huggingface(
         name, split or "train", limit, limits=limits, chat=chat if fmt == "chat" else None

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ...domain import Dialog, Source
 from ...errors import ConfigError, DialogError
 from ...ids import derived_id
+from ...options import option
 from ..build import DEFAULT_LIMITS, DialogLimits, build_dialog
 from ..markup import speakable
 from .jsonl import MAX_LINE_BYTES, _lines
@@ -43,10 +44,25 @@ class ChatFields:
     """Where a record keeps its messages. None: found from the record (`messages`/`role`/
     `content` or `conversations`/`from`/`value`)."""
 
-    dialog_field: str | None = None
-    speaker_field: str | None = None
-    text_field: str | None = None
-    roles: Mapping[str, str] = field(default_factory=dict)  # role -> speaker label
+    dialog_field: str | None = option(
+        None,
+        help="chat formats: the field holding the list of messages (default: messages, or ShareGPT's "
+        "conversations)",
+    )
+    speaker_field: str | None = option(
+        None, help="chat formats: the field of a message naming its speaker (default: role / from)"
+    )
+    text_field: str | None = option(
+        None, help="chat formats: the field of a message holding its text (default: content / value)"
+    )
+    roles: Mapping[str, str] = option(
+        factory=dict,
+        metavar="ROLE=SPEAKER,...",
+        parse=lambda text: ChatFields.parse_roles(text),
+        text=lambda roles: ",".join(f"{k}={v}" for k, v in roles.items()) or None,
+        help="chat formats: speaker labels for roles (default: user/human -> user, assistant/gpt/bot -> "
+        "assistant); system and tool messages are dropped",
+    )
 
     @classmethod
     def parse_roles(cls, spec: str | None) -> dict[str, str]:

@@ -9,6 +9,7 @@ list of plain strings, spoken alternately by speakers A and B."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -69,8 +70,26 @@ def parse_record(
     try:
         record = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise DialogError(f"invalid JSON: {exc.msg} (column {exc.colno})", where) from None
+        raise DialogError(_json_problem(text, exc), where, "", _visible_id(text)) from None
     return dialog_from_dict(record, source, default_id, limits)
+
+
+def _json_problem(text: str, exc: json.JSONDecodeError) -> str:
+    """What is wrong with a line that is not JSON, at the column where it goes wrong (for a cut
+    line: where the line ends, before the record is complete)."""
+    end = len(text.rstrip("\r\n"))
+    if exc.pos >= end or exc.msg.startswith("Unterminated string"):
+        return f"invalid JSON: the line ends at column {end + 1} before the record is complete ({exc.msg}; a cut line?)"
+    return f"invalid JSON at column {exc.colno}: {exc.msg}"
+
+
+_ID_IN_TEXT = re.compile(r'"conversation_id"\s*:\s*"([A-Za-z0-9][A-Za-z0-9._-]{0,127})"')
+
+
+def _visible_id(text: str) -> str:
+    """The conversation id a broken line still shows, so its failure can name it."""
+    m = _ID_IN_TEXT.search(text)
+    return m.group(1) if m else ""
 
 
 def dialog_from_dict(
