@@ -11,6 +11,7 @@ shows them in `--help`."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -221,19 +222,16 @@ def generate(
     with build_pipeline(options, engine) as pipeline:  # the options are valid: record or compare them
         with writer.locked():
             check_options(writer.root, options.fingerprint(), options.resume_with_changes)
+        run = functools.partial(
+            run_producer,
+            writer=writer,
+            on_error=options.on_error,
+            resume=options.resume,
+            progress=options.progress,
+            repair=options.repair,
+        )
         if options.sessions is None:
-            return run_producer(
-                dialogs,
-                pipeline,
-                writer,
-                on_error=options.on_error,
-                resume=options.resume,
-                progress=options.progress,
-                total=total,
-                workers=options.in_flight,
-                shard=options.shard,
-                repair=options.repair,
-            )
+            return run(dialogs, pipeline, total=total, workers=options.in_flight, shard=options.shard)
         from .produce.sessions import SessionProducer
 
         # Sessions are made from the shard's own dialogs, in source order, one after the other;
@@ -241,16 +239,7 @@ def generate(
         if options.shard is not None:
             dialogs = _owned(dialogs, options.shard)
         producer = SessionProducer(pipeline, options.sessions, options.limits)
-        return run_producer(
-            producer.items(dialogs, lambda: consumed_turns(writer)),
-            producer,
-            writer,
-            on_error=options.on_error,
-            resume=options.resume,
-            progress=options.progress,
-            sequential=True,
-            repair=options.repair,
-        )
+        return run(producer.items(dialogs, lambda: consumed_turns(writer)), producer, sequential=True)
 
 
 def _flat(value: Any, prefix: str = "") -> dict[str, Any]:

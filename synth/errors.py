@@ -34,6 +34,13 @@ class ConflictError(ConfigError):
     usage = False
 
 
+class NotAvailable(ConfigError):
+    """What an option names is valid but cannot be had here (a model neither in the cache nor
+    downloadable): the run fails, exit 1, saying what would get it."""
+
+    usage = False
+
+
 class DialogError(SynthError, ValueError):
     """A dialog that cannot be synthesized. `where` names the file and line or dataset index,
     `field` the offending field or turn, so messages read 'dialogs.jsonl line 7: turns[2].text: empty'."""

@@ -63,6 +63,7 @@ def test_engine_and_aligner_agree_and_the_engine_is_on_the_speech(aligner, spoke
     assert statistics.median(engine_err) < statistics.median(aligner_err)
 
 
+@pytest.mark.slow
 def test_long_audio_is_aligned_through_transcription(aligner, spoken):
     audio = np.concatenate([t.audio for t in spoken] * 3)
     text = " ".join([t.text for t in spoken] * 3)

@@ -11,6 +11,7 @@ from synth.engines import SynthesisRequest
 from synth.engines.batching import BatchingEngine
 
 
+@pytest.mark.slow
 def test_concurrent_callers_get_their_own_audio(quiet_engine):
     voices = quiet_engine.voices()
     texts = [f"Caller {i} says hello number {i}." for i in range(12)]
@@ -78,6 +79,7 @@ def test_other_errors_reach_the_caller(quiet_engine):
     batching.close()
 
 
+@pytest.mark.slow
 def test_limits_bound_every_engine_call_even_within_one_call(quiet_engine):
     """A call with more requests (a long turn's chunks) than a batch holds is spread over
     consecutive engine calls: max_batch and max_batch_chars bound each; results keep their order."""

@@ -37,6 +37,7 @@ def manifest_ids(out: Path) -> list[str]:
         "check",
     ],
 )
+@pytest.mark.slow
 def test_help_on_every_subcommand(command):
     res = run_cli(command, "--help")
     assert res.returncode == 0 and "usage: synth " + command in res.stdout
@@ -48,6 +49,7 @@ def test_voices_lists_catalog_as_json():
     assert len(voices) == 18 and {"id", "engine", "model", "speaker", "params"} <= set(voices[0])
 
 
+@pytest.mark.slow
 def test_example_run_resumes_without_duplicates(example_dataset):
     assert sorted(manifest_ids(example_dataset)) == [
         "bakery_morning",
@@ -118,6 +120,7 @@ def test_usage_errors_name_the_option(tmp_path):
     assert res.returncode == 2 and "no such file" in res.stderr  # --dialogs names nothing
 
 
+@pytest.mark.slow
 def test_dailydialog_sources_through_the_cli(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -148,6 +151,7 @@ def test_dailydialog_sources_through_the_cli(tmp_path):
     assert res.returncode == 0 and manifest_ids(tmp_path / "dd") == ["dailydialog_test_000000"]
 
 
+@pytest.mark.slow
 def test_sigkill_mid_run_then_rerun_gives_each_conversation_once(tmp_path):
     records = [
         {

@@ -200,6 +200,7 @@ def test_commonvoice_bad_tsv(commonvoice, tmp_path):
     assert res.returncode == 1 and "test.tsv: missing" in res.stderr
 
 
+@pytest.mark.slow
 def test_transcribe_wav_folders(quiet_engine, tmp_path):
     from synth.asr.wer import word_errors
 
@@ -231,6 +232,7 @@ def test_transcribe_wav_folders(quiet_engine, tmp_path):
     assert errors / words < 0.3  # Whisper tiny.en on short synthetic sentences
 
 
+@pytest.mark.slow
 def test_check_asr_catches_a_wrong_transcript(example_dataset, tmp_path):
     import shutil
 

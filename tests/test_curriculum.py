@@ -40,7 +40,7 @@ def test_splits_hold_the_conversations_that_fit(tmp_path, example_dataset):
     res = run_cli("splits", str(ds), "--stages", f"{tokens[0] - 1}")
     assert res.returncode == 0 and "4 conversation(s) exceed the last stage" in res.stdout
     res = run_cli("splits", str(ds), "--stages", "16k,8k")
-    assert res.returncode == 1 and "strictly increasing" in res.stderr
+    assert res.returncode == 2 and "strictly increasing" in res.stderr
 
 
 def test_splits_reject_a_corrupt_manifest(tmp_path):

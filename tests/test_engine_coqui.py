@@ -98,6 +98,7 @@ def test_alone_equals_coquis_own_inference_and_speakers_differ(coqui):
             assert np.abs(outputs[i] - outputs[j]).max() > 1e-3
 
 
+@pytest.mark.slow
 def test_synth_voices_and_generate_with_a_model_folder(tiny_model, tmp_path):
     res = run_cli("voices", "--engine", "coqui", "--model", str(tiny_model), "--json")
     assert res.returncode == 0, res.stderr
@@ -140,6 +141,7 @@ def test_synth_voices_and_generate_with_a_model_folder(tiny_model, tmp_path):
     assert len({v["id"] for v in meta["voices"].values()}) == 3
 
 
+@pytest.mark.slow
 def test_generate_batches_turns_across_conversations_in_flight(tiny_model, tmp_path):
     """`synth generate --in-flight N`: N conversations at once, their turns in shared engine
     batches; with noise off the dataset sounds the same as one conversation at a time."""
@@ -346,6 +348,7 @@ def test_models_saved_other_ways_load(tmp_path):
     assert engine.synthesize([SynthesisRequest("one voice", engine.voices()[0])])[0].samples.size > 0
 
 
+@pytest.mark.slow
 def test_older_and_d_vector_models_load(tmp_path):
     """A speaker table saved without any speakers file (older coqui) gets `speaker<i>` voices; a
     d-vector VITS (`use_d_vector_file`, its file moved beside the model) gets one voice per name,

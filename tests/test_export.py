@@ -365,7 +365,7 @@ def test_llama_omni_refuses_or_drops_a_turn_over_30_s(tmp_path, long_turn_datase
     assert "story turn 1" in summary.notes[0]
 
     res = run_cli("export", str(long_turn_dataset), str(out), "--to", "llama-omni", "--long-turns", "cut")
-    assert res.returncode == 1 and "--long-turns 'cut'" in res.stderr
+    assert res.returncode == 2 and "--long-turns 'cut'" in res.stderr
 
 
 def _offset(whole: np.ndarray, part: np.ndarray) -> int:

@@ -253,6 +253,7 @@ def test_an_export_killed_at_random_moments_leaves_the_old_or_the_new(tmp_path, 
     assert sorted(x.name for x in work.iterdir()) == [out_name]
 
 
+@pytest.mark.slow
 def test_an_export_never_replaces_a_folder_it_did_not_write(tmp_path, example_dataset):
     """The output of a folder export is replaced whole, so a folder holding anything else is
     refused, untouched; a second export into the same output at once is refused too."""

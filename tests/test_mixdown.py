@@ -69,7 +69,7 @@ def test_full_band_conversation_audio_is_made_from_the_engine_audio(duplex_datas
     engine_share = share_above_8k(own.samples, int(own.sample_rate))
     mix_share = share_above_8k(got[:, 0], rate)
     turn_share = share_above_8k(sf.read(str(folder / "turn_1.wav"), dtype="float32")[0], 16000)
-    assert turn_share == 0.0  # 16 kHz: nothing above 8 kHz
+    assert turn_share < 1e-9  # 16 kHz: nothing above 8 kHz
     if engine_share > 1e-4:  # the voice has content up there (the higher voices do)
         assert mix_share > 0.3 * engine_share, (mix_share, engine_share)
 
@@ -139,6 +139,7 @@ def test_validate_names_a_full_band_conversation_audio_that_does_not_match(duple
     assert any("conversation.wav: channel 0 does not hold" in e for e in report.errors), report.format()
 
 
+@pytest.mark.slow
 def test_augmented_side_is_seeded_recorded_and_leaves_the_main_side_clean(tmp_path):
     out = tmp_path / "ds"
     args = ["--conversation-audio", "--conversation-rate", "16000", "--augment", "--augment-reverb", "1",

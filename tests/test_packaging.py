@@ -13,6 +13,10 @@ import pytest
 
 from tests.helpers import REPO
 
+# builds the distributions and installs them into new environments (their dependencies come
+# from the package registry)
+pytestmark = [pytest.mark.packaging, pytest.mark.network]
+
 CLIENT_SCRIPT = """
 import importlib.util, sys
 from synth_client import SummaryEvent, SynthClient, TurnEvent, check_health
@@ -47,6 +51,7 @@ def dist(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.mark.slow
 def test_sdist_carries_what_a_build_needs(dist):
     import tarfile
 
@@ -62,6 +67,7 @@ def test_sdist_carries_what_a_build_needs(dist):
         assert any(n.endswith(part) for n in names), part
 
 
+@pytest.mark.slow
 def test_the_wheel_alone_generates_and_validates(dist, tmp_path):
     (wheel,) = dist.glob("synth-*.whl")
     python = _venv(tmp_path / "env")
@@ -83,6 +89,7 @@ def test_the_wheel_alone_generates_and_validates(dist, tmp_path):
     _run(python, "-c", "import synth_server, synth_client.v1.synth_pb2_grpc", cwd=tmp_path)
 
 
+@pytest.mark.slow
 def test_the_light_client_alone_streams_from_a_server(engine, tmp_path):
     from synth_server import ServerOptions, ServiceConfig, SynthServer
 

@@ -1,11 +1,14 @@
 import json
 import shutil
 
+import pytest
+
 from synth.samples.tokenizer import export_llama3_hf as build_llama3_tokenizer_dir
 from synth.workflows.validate import validate_dataset
 from tests.helpers import run_cli
 
 
+@pytest.mark.slow
 def test_tokenize_rewrites_samples_metadata_and_manifest(tmp_path, example_dataset):
     ds = tmp_path / "ds"
     shutil.copytree(example_dataset, ds)
@@ -36,11 +39,12 @@ def test_tokenize_rewrites_samples_metadata_and_manifest(tmp_path, example_datas
     assert validate_dataset(ds).ok
 
 
+@pytest.mark.slow
 def test_tokenize_errors_name_the_file(tmp_path, example_dataset):
     ds = tmp_path / "ds"
     shutil.copytree(example_dataset, ds)
     res = run_cli("tokenize", str(ds), "--tokenizer", str(tmp_path / "no" / "such"))
-    assert res.returncode == 1 and "no such folder" in res.stderr
+    assert res.returncode == 2 and "no such folder" in res.stderr  # a bad --tokenizer value
     (ds / "conversations" / "team_standup" / "metadata.json").write_text("{")
     res = run_cli("tokenize", str(ds))
     assert res.returncode == 1 and "team_standup/metadata.json: not valid JSON" in res.stderr

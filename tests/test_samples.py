@@ -59,6 +59,7 @@ def hf_tok(tmp_path_factory):
     return AutoTokenizer.from_pretrained(str(build_llama3_tokenizer_dir(tmp_path_factory.mktemp("t"))))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["chat", "transcribe"])
 def test_samples_follow_the_template(fmt, hf_tok):
     builder = SampleBuilder(EmbeddedLlama3(), SampleConfig(format=fmt, speech_profile="rate:10"))
@@ -84,6 +85,7 @@ def test_samples_follow_the_template(fmt, hf_tok):
     assert tokens["total_tokens"] == tokens["text_tokens"] + tokens["speech_tokens"]
 
 
+@pytest.mark.slow
 def test_embedded_and_hf_tokenizer_give_identical_samples(tmp_path):
     folder = build_llama3_tokenizer_dir(tmp_path / "tok")
     a, ta = SampleBuilder(EmbeddedLlama3()).build("c", TURNS)

@@ -477,6 +477,7 @@ def test_container_variant_command_line():
     assert cpu == ["singularity", "exec", "/images/synth.sif", "synth"]
 
 
+@pytest.mark.slow
 def test_array_task_runs_synth_through_the_container(tmp_path):
     """generate.sbatch as an array task would run it (the variables Slurm sets, no scheduler),
     with SYNTH_CONTAINER set: the command it starts is `apptainer exec --nv --bind ... IMAGE synth
@@ -570,6 +571,7 @@ def test_definition_smoke_check_is_the_dockerfile_one():
     assert [shlex.split(u) for u in until] == [health], sections["test"]
 
 
+@pytest.mark.slow
 def test_definition_smoke_check_runs(tmp_path):
     """%test as written (POSIX sh, the venv's synth on PATH, the image's port and metrics port)
     in a network namespace of its own, so that nothing else here holds port 50051: it passes;

@@ -65,6 +65,7 @@ def omni_dataset(long_dialogs, tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_llama_omni_profile_splits_long_turns_and_counts_300_per_turn(long_dialogs, omni_dataset, tmp_path):
     out = omni_dataset
     meta = json.loads((out / "conversations" / "story" / "metadata.json").read_text())
@@ -100,6 +101,7 @@ def test_llama_omni_profile_splits_long_turns_and_counts_300_per_turn(long_dialo
     assert "turns[1].text: the turn lasts" in rejected.stderr and "longer than 30 s" in rejected.stderr
 
 
+@pytest.mark.slow
 def test_tokenize_refuses_a_profile_whose_window_a_turn_exceeds(long_dialogs, tmp_path):
     """A rate:N dataset with a 35 s turn cannot become a llama-omni one by retokenizing (the model
     would cut the turn): `synth tokenize` refuses before writing anything, naming the turn, and
@@ -128,6 +130,7 @@ def test_tokenize_refuses_a_profile_whose_window_a_turn_exceeds(long_dialogs, tm
     assert validate_dataset(out).ok
 
 
+@pytest.mark.slow
 def test_the_default_splits_a_turn_llama_omni_would_cut(long_dialogs, tmp_path):
     out = tmp_path / "ds"
     assert run_cli("generate", "--dialogs", str(long_dialogs), "--out", str(out), "--quiet").returncode == 0
@@ -137,6 +140,7 @@ def test_the_default_splits_a_turn_llama_omni_would_cut(long_dialogs, tmp_path):
     assert validate_dataset(out).ok
 
 
+@pytest.mark.slow
 def test_llama_omni_reads_the_export_with_the_positions_synth_counted(omni_dataset, tmp_path):
     """LLaMA-Omni's loading path (omni_speech/infer/infer.py CustomDataset, input_type 'mel'):
     the export's `speech` file is loaded at 16 kHz, `whisper.pad_or_trim`-ed to 30 s and turned

@@ -5,12 +5,15 @@ import json
 import random
 from statistics import NormalDist
 
+import pytest
+
 from synth.workflows.timeline_stats import timeline_stats
 from tests.helpers import run_cli, write_jsonl
 
 SUBJECTS = ["the garden", "the old train station", "a long meeting", "the bakery", "my brother", "the lake"]
 
 
+@pytest.mark.slow
 def test_generated_dataset_matches_its_configuration(tmp_path):
     rng = random.Random(5)
     dialogs = [

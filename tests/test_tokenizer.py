@@ -26,6 +26,7 @@ def hf_dir(tmp_path_factory) -> Path:
     return build_llama3_tokenizer_dir(tmp_path_factory.mktemp("llama3_hf"))
 
 
+@pytest.mark.slow
 def test_embedded_matches_transformers_on_text(hf_dir):
     emb, hf = EmbeddedLlama3(), HuggingFaceTokenizer(str(hf_dir))
     assert emb.encode_texts(TEXTS) == hf.encode_texts(TEXTS)
@@ -75,6 +76,7 @@ for t in texts:
 """
 
 
+@pytest.mark.slow
 def test_exported_folder_loads_in_transformers_4_4x_and_adds_bos_like_meta(hf_dir, tmp_path):
     """The folder is read by transformers 4.44 / tokenizers 0.19 (a fresh venv from the package
     registry) with the same ids as the embedded tokenizer, and <|begin_of_text|> comes first when

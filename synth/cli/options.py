@@ -102,6 +102,8 @@ def values_of(args: argparse.Namespace, cls: type, skip: Iterable[str] = ()) -> 
         if f.name in skip or not hasattr(args, dest_of(f)):
             continue
         value = getattr(args, dest_of(f))
+        if value is None and f.default_factory is not dataclasses.MISSING:
+            value = f.default_factory()  # an empty default shown as none (e.g. no --roles)
         parse = f.metadata.get("parse")
         if (
             isinstance(value, str) and parse is not None or f.metadata.get("repeat") and parse is not None

