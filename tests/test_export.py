@@ -576,3 +576,42 @@ def test_moshi_full_band_copy_resample_and_band_limited(tmp_path, duplex_dataset
     meta_path.write_text(json.dumps(meta))
     res = run_cli("export", str(ds), str(tmp_path / "bad"), "--to", "moshi")
     assert res.returncode == 1 and "24000 Hz" in res.stderr and "conversation_audio_rate 16000" in res.stderr
+
+
+@pytest.mark.slow
+def test_moshi_export_of_window_sessions_loads_window_by_window_full_band(tmp_path):
+    """What a moshi-finetune fork with TTT layers reads: `--for moshi` sessions of 2 windows of
+    20 s, exported, then read by moshi-finetune's own path window by window: every file is
+    exactly its two windows (no tail window), each window in order with the main speaker's
+    words in its text stream, and the audio is full band (energy above 8 kHz, as the engine
+    made it)."""
+    from tests.helpers import varied_dialogs, write_jsonl
+
+    source = write_jsonl(tmp_path / "d.jsonl", varied_dialogs(8, seed=6))
+    ds = tmp_path / "ds"
+    res = run_cli(
+        "generate", "--dialogs", str(source), "--out", str(ds), "--quiet", "--for", "moshi",
+        "--session-windows", "2", "--window-sec", "20", "--noise-scale", "0", "--noise-w", "0",
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    out = tmp_path / "moshi"
+    assert run_cli("export", str(ds), str(out), "--to", "moshi").returncode == 0
+    full = {
+        json.loads(line)["path"]: json.loads(line)["duration"]
+        for line in (out / "data.jsonl").read_text().splitlines()
+    }
+    windows: dict[str, list[float]] = {}
+    words = 0
+    for path, start, wav, _chunk, main_only in _moshi_chunks(out / "data.jsonl", 20.0):
+        windows.setdefault(Path(path).name, []).append(start)
+        assert wav.shape[0] == 2 and wav.shape[1] > 0
+        words += len(main_only)
+    padded = [p for p, d in full.items() if abs(d - 40.0) < 1e-6]
+    assert len(padded) >= 3  # every session but the source's last fills its two windows exactly
+    for name in (Path(p).name for p in padded):
+        assert windows[name] == [0.0, 20.0]  # in order, and no third window
+    assert words > 20
+    audio, rate = sf.read(str(out / padded[0]), dtype="float64")
+    spectrum = np.abs(np.fft.rfft(audio[:, 0])) ** 2 + np.abs(np.fft.rfft(audio[:, 1])) ** 2
+    high = spectrum[np.fft.rfftfreq(audio.shape[0], 1 / rate) > 8000].sum() / spectrum.sum()
+    assert rate == 24000 and high > 1e-5  # 16 kHz audio would have none
