@@ -1,6 +1,10 @@
 # synth gRPC service for a CUDA GPU host:
 #   docker build -t synth .
-#   docker run --gpus all -p 50051:50051 -p 9090:9090 -v /data/dataset:/data/dataset synth
+#   docker run --gpus all -p 50051:50051 -p 9090:9090 -v /data/dataset:/data/dataset \
+#     -e SYNTH_AUTH_TOKEN="$(openssl rand -hex 32)" synth
+#
+# The server listens on every interface of the container (`--host [::]` below: `synth serve`
+# alone listens on loopback only) and warns at start when it does so without a token or TLS.
 #
 # The install step is the README's setup command (the same one .ci/run runs), so CI proves it.
 # PyPI's torch wheels for Linux are CUDA builds and carry their CUDA libraries; the host provides
@@ -24,7 +28,7 @@ RUN python3 -m venv .venv && . .venv/bin/activate && pip install -e ".[test]"
 ENV PATH=/app/.venv/bin:$PATH
 
 # Configuration: every `synth serve` option reads SYNTH_<OPTION>.
-ENV SYNTH_HOST=[::] SYNTH_PORT=50051 SYNTH_OUT=/data/dataset SYNTH_DEVICE=auto \
+ENV SYNTH_PORT=50051 SYNTH_OUT=/data/dataset SYNTH_DEVICE=auto \
     SYNTH_METRICS_PORT=9090 SYNTH_MAX_IN_FLIGHT=64 SYNTH_DRAIN_SECONDS=30 \
     HF_HOME=/models/huggingface XDG_CACHE_HOME=/models/cache
 VOLUME ["/data/dataset", "/models"]
@@ -35,4 +39,4 @@ HEALTHCHECK --interval=15s --timeout=6s --start-period=60s --retries=3 \
 
 # exec form: SIGTERM reaches synth, which drains requests in flight before exiting.
 STOPSIGNAL SIGTERM
-CMD ["synth", "serve"]
+CMD ["synth", "serve", "--host", "[::]"]

@@ -12,6 +12,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from synth.workflows.validate import validate_dataset
 from synth_client import SynthClient
 from tests.helpers import REPO, free_port, run_cli, start_server, write_jsonl
@@ -24,6 +26,7 @@ def manifest_ids(root: Path) -> list[str]:
     return [json.loads(l)["conversation_id"] for l in path.read_text().splitlines()] if path.exists() else []
 
 
+@pytest.mark.slow
 def test_sigterm_drains_requests_in_flight(tmp_path):
     port = free_port()
     proc = start_server(tmp_path / "ds", port)
@@ -45,6 +48,7 @@ def test_sigterm_drains_requests_in_flight(tmp_path):
     assert validate_dataset(tmp_path / "ds").ok
 
 
+@pytest.mark.slow
 def test_server_killed_mid_batch_then_rerun_gives_each_conversation_once(tmp_path):
     records = [
         {
@@ -120,6 +124,7 @@ def test_server_killed_mid_batch_then_rerun_gives_each_conversation_once(tmp_pat
         assert report.ok, report.format()
 
 
+@pytest.mark.slow
 def test_batch_reports_bad_dialogs_and_round_robins(tmp_path):
     dialogs = write_jsonl(
         tmp_path / "d.jsonl",

@@ -82,6 +82,7 @@ def test_stream_only_writes_nothing(server):
     assert manifest_ids(root) == before and not (root / "conversations" / "srv_stream_only").exists()
 
 
+@pytest.mark.slow
 def test_twenty_concurrent_streams(server):
     results: dict[int, list] = {}
     errors: list[BaseException] = []
@@ -343,6 +344,7 @@ def test_stubs_are_generated_from_the_proto():
     assert res.returncode == 0, res.stderr
 
 
+@pytest.mark.slow
 def test_full_duplex_server_sends_events_and_conversation_audio(engine, tmp_path):
     """`serve --conversation-audio --backchannels`: the server writes conversation.wav and the
     backchannels' audio, streams them after the turns (Synthesize and GetConversation alike), and
@@ -392,3 +394,71 @@ def test_full_duplex_server_sends_events_and_conversation_audio(engine, tmp_path
     assert (local / "conversation.wav").read_bytes() == (
         tmp_path / "srv2/conversations/fd2/conversation.wav"
     ).read_bytes()
+
+
+def test_a_log_line_cannot_be_forged_by_a_value():
+    from synth_server.logs import format_record, kv_value
+
+    assert kv_value("conv_01") == "conv_01"
+    forged = kv_value("x\n2026-01-01 synth_server method=Synthesize code=OK")
+    assert "\n" not in forged and forged.startswith('"') and "\\n" in forged
+    assert kv_value("") == '""' and kv_value("a b") == '"a b"'
+    line = format_record({"method": "GetConversation", "conversation_id": "a\r\nb=c"}, as_json=False)
+    assert line.splitlines() == [line] and line.startswith("method=GetConversation ")
+    assert json.loads(format_record({"id": "a\nb"}, as_json=True)) == {"id": "a\nb"}
+
+
+def test_exposure_warnings_name_what_is_open():
+    from synth_server.app import exposure_warnings, is_loopback
+
+    assert is_loopback("127.0.0.1") and is_loopback("[::1]") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("[::]")
+    assert exposure_warnings("127.0.0.1", 1, token=False, tls=False) == []
+    both = exposure_warnings("[::]", 50051, token=False, tls=False)
+    assert len(both) == 2 and "no --auth-token" in both[0] and "without TLS" in both[1]
+    assert [w for w in exposure_warnings("0.0.0.0", 1, token=True, tls=False) if "bearer token" in w]
+    assert exposure_warnings("0.0.0.0", 1, token=True, tls=True) == []
+
+
+def test_a_reader_that_stops_is_cut_off_and_health_answers(engine, tmp_path):
+    """In-process: GetConversation streams from a client that never asks for a message (its
+    flow-control windows at 64 KiB) hold the two stream slots; more are refused at once; Health
+    and ListVoices answer; after --stall-seconds the slots come back."""
+    config = ServiceConfig(out=tmp_path / "ds", max_streams=2, stall_seconds=1.0)
+    srv = SynthServer(engine, config, ServerOptions(host="127.0.0.1", port=0)).start()
+    hostile = grpc.insecure_channel(target(srv), [("grpc.http2.bdp_probe", 0)])
+    try:
+        with SynthClient(target(srv)) as c:
+            list(c.synthesize(LONG[:6], conversation_id="stored"))
+        stub = hostile.unary_stream(
+            "/synth.v1.Synth/GetConversation",
+            request_serializer=pb.GetConversationRequest.SerializeToString,
+            response_deserializer=pb.SynthesizeResponse.FromString,
+        )
+        calls = [stub(pb.GetConversationRequest(conversation_id="stored")) for _ in range(2)]
+        deadline = time.monotonic() + 10
+        while srv.service.streams.used < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert srv.service.streams.used == 2
+        with SynthClient(target(srv), backoff=NO_RETRY) as c:
+            with pytest.raises(grpc.RpcError) as err:
+                list(c.get_conversation("stored", timeout=5))
+            assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED and "limit 2" in err.value.details()
+            began = time.monotonic()
+            assert len(c.list_voices(timeout=2)) == 18
+            with grpc.insecure_channel(target(srv)) as channel:
+                reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2)
+            assert reply.status == health_pb2.HealthCheckResponse.SERVING
+            assert time.monotonic() - began < 1.0
+            deadline = time.monotonic() + 10
+            while srv.service.streams.used and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert srv.service.streams.used == 0  # cut off: their threads and slots are back
+            assert [e.turn_id for e in list(c.get_conversation("stored"))[:-1]] == list(range(6))
+        for call in calls:
+            with pytest.raises(grpc.RpcError) as err:
+                list(call)
+            assert err.value.code() == grpc.StatusCode.CANCELLED
+    finally:
+        hostile.close()
+        srv.stop(grace=0)

@@ -10,6 +10,7 @@ its own distribution: `pip install ./client`).
 from .aio import AsyncSynthClient
 from .errors import (
     AlreadyExists,
+    DataLoss,
     DeadlineExceeded,
     InvalidRequest,
     ServerError,
@@ -23,6 +24,7 @@ from .sync import SynthClient
 
 __all__ = [
     "AlreadyExists",
+    "DataLoss",
     "DeadlineExceeded",
     "InvalidRequest",
     "ServerError",

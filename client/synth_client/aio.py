@@ -20,7 +20,7 @@ from .events import (
     build_request,
     voice_dict,
 )
-from .sync import CHANNEL_OPTIONS
+from .sync import CHANNEL_OPTIONS, PathLike, read_ca
 from .v1 import synth_pb2 as pb
 from .v1 import synth_pb2_grpc as pb_grpc
 
@@ -39,12 +39,13 @@ class AsyncSynthClient:
         tls: bool = False,
         root_certificates: bytes | None = None,
         backoff: Backoff | None = None,
+        *,
+        tls_ca: PathLike | None = None,
     ):
         options = CHANNEL_OPTIONS
-        if tls or root_certificates:
-            self.channel = grpc.aio.secure_channel(
-                target, grpc.ssl_channel_credentials(root_certificates), options
-            )
+        roots = read_ca(tls_ca, root_certificates)
+        if tls or roots:
+            self.channel = grpc.aio.secure_channel(target, grpc.ssl_channel_credentials(roots), options)
         else:
             self.channel = grpc.aio.insecure_channel(target, options)
         self.stub = pb_grpc.SynthStub(self.channel)

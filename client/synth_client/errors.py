@@ -49,6 +49,11 @@ class ServerError(SynthRpcError):
     """Anything else (INTERNAL, CANCELLED, ...)."""
 
 
+class DataLoss(ServerError):
+    """The conversation is damaged on the server (a file missing, changed, or named outside its
+    folder): nothing of it should be kept (DATA_LOSS)."""
+
+
 _BY_CODE = {
     grpc.StatusCode.INVALID_ARGUMENT: InvalidRequest,
     grpc.StatusCode.NOT_FOUND: InvalidRequest,
@@ -57,6 +62,7 @@ _BY_CODE = {
     grpc.StatusCode.RESOURCE_EXHAUSTED: Unavailable,
     grpc.StatusCode.UNAUTHENTICATED: Unauthenticated,
     grpc.StatusCode.DEADLINE_EXCEEDED: DeadlineExceeded,
+    grpc.StatusCode.DATA_LOSS: DataLoss,
 }
 
 

@@ -4,7 +4,7 @@ grpcio-health-checking."""
 
 from __future__ import annotations
 
-from .sync import channel_for
+from .sync import PathLike, channel_for
 
 STATUSES = {0: "UNKNOWN", 1: "SERVING", 2: "NOT_SERVING", 3: "SERVICE_UNKNOWN"}
 SERVICE = "synth.v1.Synth"
@@ -45,10 +45,12 @@ def check_health(
     timeout: float = 5.0,
     tls: bool = False,
     root_certificates: bytes | None = None,
+    *,
+    tls_ca: PathLike | None = None,
 ) -> str:
     """'SERVING', 'NOT_SERVING', ... for `service` ('' for the whole server); raises
     grpc.RpcError when the server cannot be reached."""
-    with channel_for(target, tls, root_certificates) as channel:
+    with channel_for(target, tls, root_certificates, tls_ca) as channel:
         call = channel.unary_unary(
             "/grpc.health.v1.Health/Check", request_serializer=None, response_deserializer=None
         )

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterator, Mapping
-from typing import Any
+from pathlib import Path
+from typing import Any, Union
 
 import grpc
 
@@ -28,13 +30,35 @@ CHANNEL_OPTIONS = [
     # With a `dns:///name:port` target that resolves to several replicas (a Kubernetes headless
     # Service), spread calls over all of them instead of pinning to the first address.
     ("grpc.service_config", json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})),
+    # A server that went away is tried again every 5 s at most (gRPC's default grows to 120 s),
+    # so a restarted replica gets calls again soon after it is back.
+    ("grpc.max_reconnect_backoff_ms", 5000),
 ]
+PathLike = Union[str, "os.PathLike[str]"]
 
 
-def channel_for(target: str, tls: bool = False, root_certificates: bytes | None = None) -> grpc.Channel:
+def read_ca(tls_ca: PathLike | None, root_certificates: bytes | None = None) -> bytes | None:
+    """The PEM bytes of the CA(s) to trust: `tls_ca` (a file) or `root_certificates` (bytes)."""
+    if tls_ca is None:
+        return root_certificates
+    try:
+        return Path(tls_ca).read_bytes()
+    except OSError as exc:
+        raise OSError(f"tls_ca {str(tls_ca)!r}: cannot read the CA file ({exc.strerror or exc})") from None
+
+
+def channel_for(
+    target: str,
+    tls: bool = False,
+    root_certificates: bytes | None = None,
+    tls_ca: PathLike | None = None,
+) -> grpc.Channel:
+    """A channel to `target`: TLS when `tls`, `root_certificates` (PEM bytes) or `tls_ca` (a PEM
+    file of a private CA) is given (no CA: the system's), plain otherwise."""
     options = CHANNEL_OPTIONS
-    if tls or root_certificates:
-        return grpc.secure_channel(target, grpc.ssl_channel_credentials(root_certificates), options)
+    roots = read_ca(tls_ca, root_certificates)
+    if tls or roots:
+        return grpc.secure_channel(target, grpc.ssl_channel_credentials(roots), options)
     return grpc.insecure_channel(target, options)
 
 
@@ -45,7 +69,8 @@ class SynthClient:
                 ...   # TurnEvent per turn as soon as it is ready, then one SummaryEvent
 
     Retries with backoff on UNAVAILABLE and RESOURCE_EXHAUSTED only, and only before the first
-    message of a stream arrived (so a retry never duplicates turns)."""
+    message of a stream arrived (so a retry never duplicates turns). TLS: `tls=True` trusts the
+    system's CAs, `tls_ca="ca.pem"` a private CA's file (`root_certificates`: its PEM bytes)."""
 
     def __init__(
         self,
@@ -54,9 +79,11 @@ class SynthClient:
         tls: bool = False,
         root_certificates: bytes | None = None,
         backoff: Backoff | None = None,
+        *,
+        tls_ca: PathLike | None = None,
     ):
         self.target = target
-        self.channel = channel_for(target, tls, root_certificates)
+        self.channel = channel_for(target, tls, root_certificates, tls_ca)
         self.stub = pb_grpc.SynthStub(self.channel)
         self.metadata = [("authorization", f"Bearer {token}")] if token else []
         self.backoff = backoff or Backoff()

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -159,19 +157,16 @@ def turn_messages(turn: SynthesizedTurn) -> list[pb.SynthesizeResponse]:
     )
 
 
-def stored_turn_messages(turn: TurnRecord, wav: bytes) -> list[pb.SynthesizeResponse]:
-    """A turn of a conversation already on disk, as Synthesize would have streamed it."""
-    return wav_messages(
-        pb.TurnAudio(
-            turn_id=turn.turn_id,
-            speaker=turn.speaker,
-            voice=turn.voice or "",
-            transcript=turn.text or "",
-            duration_sec=turn.duration_sec,
-            start_time=turn.start_time,
-            end_time=turn.end_time,
-        ),
-        wav,
+def stored_turn_head(turn: TurnRecord) -> pb.TurnAudio:
+    """The fields of a turn already on disk, as Synthesize streamed them (without its WAV)."""
+    return pb.TurnAudio(
+        turn_id=turn.turn_id,
+        speaker=turn.speaker,
+        voice=turn.voice or "",
+        transcript=turn.text or "",
+        duration_sec=turn.duration_sec,
+        start_time=turn.start_time,
+        end_time=turn.end_time,
     )
 
 
@@ -187,29 +182,13 @@ def wav_messages(head: pb.TurnAudio, data: bytes) -> list[pb.SynthesizeResponse]
     return out
 
 
-def file_messages(path: Path) -> Iterator[pb.SynthesizeResponse]:
-    """A conversation file that is not a turn, read and sent in chunks like a turn's WAV (an
-    hour's conversation.wav never sits in memory whole)."""
-    size = path.stat().st_size
-    with open(path, "rb") as fh:
-        index = 0
-        while True:
-            chunk = fh.read(CHUNK_BYTES)
-            last = fh.tell() >= size
-            yield pb.SynthesizeResponse(
-                file=pb.ConversationFile(name=path.name, data_chunk=chunk, chunk_index=index, last_chunk=last)
-            )
-            index += 1
-            if last:
-                return
-
-
-def extra_files(metadata: ConversationMetadata) -> list[str]:
-    """The files of a conversation folder besides its turns and records (events' audio and the
-    conversation audio), by name."""
-    names = [e.audio_file for e in metadata.events if e.audio_file]
-    names += [metadata.conversation_audio] if metadata.conversation_audio else []
-    return [n for n in names if Path(n).name == n and not n.startswith(".")]  # inside the folder
+def extra_file_fields(metadata: ConversationMetadata) -> list[tuple[str, str]]:
+    """The files of a conversation besides its turns and records (events' audio, the
+    conversation audio), each with the metadata field that names it."""
+    names = [(e.audio_file, f"events[{i}].audio_file") for i, e in enumerate(metadata.events) if e.audio_file]
+    if metadata.conversation_audio:
+        names.append((metadata.conversation_audio, "conversation_audio"))
+    return names
 
 
 def summary_message(

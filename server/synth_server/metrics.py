@@ -27,6 +27,15 @@ class Metrics:
             registry=r,
         )
         self.in_flight = Gauge("synth_requests_in_flight", "Synthesize calls being served", registry=r)
+        self.streams_in_flight = Gauge(
+            "synth_streams_in_flight", "GetConversation calls being served", registry=r
+        )
+        self.stalled = Counter(
+            "synth_stalled_calls",
+            "Calls ended because the client stopped reading (--stall-seconds), by method",
+            ["method"],
+            registry=r,
+        )
         self.queue_depth = Gauge("synth_queue_depth", "Turns waiting for the synthesis worker", registry=r)
         self.batch_size = Histogram(
             "synth_batch_size", "Turns per engine call", buckets=(1, 2, 4, 8, 16, 32, 64), registry=r

@@ -9,8 +9,7 @@ so a request that is cancelled or times out leaves no folder and no manifest lin
 from __future__ import annotations
 
 import contextlib
-import json
-import logging
+import errno
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,67 +23,53 @@ from synth.api import casting_distance, pipeline_config
 from synth.asr.recognizer import AsrCheck
 from synth.dataset.metadata import conversation_metadata
 from synth.dataset.mixdown import ConversationAudioConfig
-from synth.dataset.reader import ConversationRef
-from synth.dataset.records import SAMPLES_FILE, ConversationMetadata, ManifestEntry
-from synth.dataset.writer import AlreadyWritten, DatasetWriter
+from synth.dataset.records import ManifestEntry
+from synth.dataset.writer import AlreadyWritten, Claimed, DatasetWriter
 from synth.dialogs.build import DialogLimits
 from synth.domain import Dialog, SynthesizedTurn, released
 from synth.engines.base import Engine, SynthesisRequest
 from synth.engines.batching import BatchConfig, BatchingEngine
 from synth.errors import DialogError, SynthError, VoiceError
-from synth.ids import InvalidConversationId, conversation_dir
+from synth.ids import conversation_dir
 from synth.produce.pipeline import Pipeline, PipelineConfig, Stopped
 from synth.samples.builder import SampleBuilder, SampleConfig
 from synth.samples.tokenizer import DEFAULT_TOKENIZER, Tokenizer, load_tokenizer
 from synth_client.v1 import synth_pb2 as pb
 from synth_client.v1 import synth_pb2_grpc as pb_grpc
 
-from .convert import (
-    FORMATS,
-    RequestError,
-    extra_files,
-    file_messages,
-    request_to_dialog,
-    stored_turn_messages,
-    summary_message,
-    turn_messages,
-    voice_message,
-)
+from .convert import FORMATS, RequestError, request_to_dialog, summary_message, turn_messages, voice_message
+from .logs import CallLog, log_call
 from .metrics import Metrics
+from .stored import checked_id, stored_messages, without_root, written_files
+from .streams import Slots, StallWatch
 
-LOG = logging.getLogger("synth_server")
 DEADLINE_SLACK_SEC = 1.0
+MIN_ROOM = 1 << 20  # free bytes needed after a failed write before writing is tried again
+_LOST = (FileNotFoundError, IsADirectoryError, NotADirectoryError)  # read back: the file is not there
 SERVER_LIMITS = DialogLimits(max_turns=200, max_turn_chars=2000, max_total_chars=50_000, max_speakers=16)
 
 
 @dataclass
 class ServiceConfig:
-    """The service's settings. `max_in_flight` bounds the calls served at once (their turns wait
-    in the batcher's queue), so threads and memory stay bounded; `samples` is the sample
-    configuration (each request picks its format); `asr_check` transcribes every turn and
+    """The service's settings. `max_in_flight` bounds the Synthesize calls served at once (their
+    turns wait in the batcher's queue), `max_streams` the GetConversation calls, so threads and
+    memory stay bounded; `stall_seconds` ends a call whose client has not taken a message for
+    that long (a client that stops reading gives its thread and slot back); `samples` is the
+    sample configuration (each request picks its format); `asr_check` transcribes every turn and
     synthesizes failing ones again."""
 
     out: Path
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     limits: DialogLimits = SERVER_LIMITS
     max_in_flight: int = 64
+    max_streams: int = 16
+    stall_seconds: float = 30.0
     batch: BatchConfig = field(default_factory=BatchConfig)
     samples: SampleConfig = field(default_factory=SampleConfig)
     tokenizer: str = DEFAULT_TOKENIZER
     asr_check: AsrCheck | None = None
     log_json: bool = False  # one log line per call, as JSON (for log collectors) or key=value
     conversation_audio: ConversationAudioConfig | None = None  # also write conversation.wav
-
-
-@dataclass
-class CallLog:
-    """What one call did, for its log line."""
-
-    began: float
-    conversation_id: str = ""
-    method: str = "Synthesize"
-    turns: int = 0
-    audio_sec: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -137,14 +122,17 @@ class SynthService(pb_grpc.SynthServicer):
         self.writer = DatasetWriter(config.out, config.conversation_audio)
         self.writer.recover()
         self._lock = threading.Lock()
-        self._in_flight = 0
+        self.calls = Slots(config.max_in_flight, "requests", self.metrics.in_flight.set)
+        self.streams = Slots(config.max_streams, "conversation streams", self.metrics.streams_in_flight.set)
+        self.stalls = StallWatch(config.stall_seconds, self._stalled)
         self._claimed: set[str] = set()  # ids being synthesized here, claimed when a call starts
         self.draining = threading.Event()
         self.writable = threading.Event()
         self.writable.set()
         self.write_error = ""
-        # called with the error when a write fails (the server reports NOT_SERVING until a probe
-        # write succeeds again)
+        self.largest_written = 0  # bytes of the largest conversation this server wrote
+        # called with the error when a write fails (the server reports NOT_SERVING until the
+        # volume has room_needed() bytes free and a probe write succeeds)
         self.on_write_failure: Callable[[BaseException], None] = lambda exc: None
 
     def warm_up(self) -> None:
@@ -155,35 +143,30 @@ class SynthService(pb_grpc.SynthServicer):
     def _admit(self) -> None:
         if self.draining.is_set():
             raise RequestError(grpc.StatusCode.UNAVAILABLE, "server is draining; retry on another replica")
-        with self._lock:
-            if self._in_flight >= self.config.max_in_flight:
-                raise RequestError(
-                    grpc.StatusCode.RESOURCE_EXHAUSTED,
-                    f"{self._in_flight} requests in flight (limit "
-                    f"{self.config.max_in_flight}); retry with backoff",
-                )
-            self._in_flight += 1
-            self.metrics.in_flight.set(self._in_flight)
-
-    def _release(self) -> None:
-        with self._lock:
-            self._in_flight -= 1
-            self.metrics.in_flight.set(self._in_flight)
+        self.calls.take()
 
     @property
     def in_flight(self) -> int:
-        return self._in_flight
+        return self.calls.used
 
-    def _finish(self, method: str, code: grpc.StatusCode) -> None:
-        self.metrics.requests.labels(method, code.name).inc()
+    def _finish(self, call: CallLog, code: grpc.StatusCode) -> None:
+        self.metrics.requests.labels(call.method, code.name).inc()
         if code != grpc.StatusCode.OK:
             self.metrics.errors.labels(code.name).inc()
+        log_call(call, code.name, self.config.log_json)
+
+    def _stalled(self, call: CallLog) -> None:
+        self.metrics.stalled.labels(call.method).inc()
+
+    def close(self) -> None:
+        self.stalls.close()
+        self.engine.close()
 
     # -- RPCs --------------------------------------------------------------------------------
     def ListVoices(
         self, request: pb.ListVoicesRequest, context: grpc.ServicerContext
     ) -> pb.ListVoicesResponse:
-        self._finish("ListVoices", grpc.StatusCode.OK)
+        self.metrics.requests.labels("ListVoices", "OK").inc()
         return pb.ListVoicesResponse(voices=[voice_message(v) for v in self.catalog])
 
     def Synthesize(
@@ -191,76 +174,103 @@ class SynthService(pb_grpc.SynthServicer):
         request: pb.SynthesizeRequest | UndecodableRequest,
         context: grpc.ServicerContext,
     ) -> Iterator[pb.SynthesizeResponse]:
-        call = CallLog(time.perf_counter())
+        call = CallLog(time.perf_counter(), "Synthesize")
+        return self.stalls.watch(context, call, self._synthesize_call(request, context, call))
+
+    def GetConversation(
+        self, request: pb.GetConversationRequest, context: grpc.ServicerContext
+    ) -> Iterator[pb.SynthesizeResponse]:
+        call = CallLog(time.perf_counter(), "GetConversation")
+        return self.stalls.watch(context, call, self._get_call(request, context, call))
+
+    def _synthesize_call(
+        self,
+        request: pb.SynthesizeRequest | UndecodableRequest,
+        context: grpc.ServicerContext,
+        call: CallLog,
+    ) -> Iterator[pb.SynthesizeResponse]:
         try:
             self._admit()
         except RequestError as exc:
-            self._finish("Synthesize", exc.code)
-            self._log(call, exc.code)
+            self._finish(call, exc.code)
             context.abort(exc.code, exc.message)
         code = grpc.StatusCode.OK
         try:
             yield from self._synthesize(request, context, call)
             if not context.is_active():  # stopped between turns: cancelled or past its deadline
-                code = _stopped_code(context)
+                code = self._stopped(context, call)
         except RequestError as exc:
             code = exc.code
             context.abort(exc.code, exc.message)
         except DialogError as exc:  # found while synthesizing: a turn the voice cannot speak
             code = grpc.StatusCode.INVALID_ARGUMENT
             context.abort(code, f"{exc.field + ': ' if exc.field else ''}{exc.message}")
-        except GeneratorExit:  # the client went away: nothing was written
-            code = _stopped_code(context)
+        except GeneratorExit:  # the client went away, or stopped reading: nothing more is sent
+            code = self._stopped(context, call)
             raise
         except Exception as exc:  # a bug or an engine failure: report it, keep serving
             code = grpc.StatusCode.INTERNAL
             context.abort(grpc.StatusCode.INTERNAL, f"synthesis failed: {type(exc).__name__}: {exc}")
         finally:
-            self._finish("Synthesize", code)
-            self._log(call, code)
-            self._release()  # last: a drain that waits for in_flight == 0 sees the call counted
+            self._finish(call, code)
+            self.calls.give_back()  # last: a drain that waits for in_flight == 0 sees the call counted
 
-    def GetConversation(
-        self, request: pb.GetConversationRequest, context: grpc.ServicerContext
+    def _get_call(
+        self, request: pb.GetConversationRequest, context: grpc.ServicerContext, call: CallLog
     ) -> Iterator[pb.SynthesizeResponse]:
-        call = CallLog(time.perf_counter(), request.conversation_id, method="GetConversation")
         code = grpc.StatusCode.OK
         try:
-            yield from self._stored(request.conversation_id, call)
+            call.conversation_id = checked_id(request.conversation_id)  # logged only once checked
+            self.streams.take()
+            try:
+                listed = call.conversation_id in self.writer.done_ids()
+                yield from stored_messages(self.config.out, call.conversation_id, listed, call)
+            finally:
+                self.streams.give_back()
+            if not context.is_active():
+                code = self._stopped(context, call)
         except RequestError as exc:
             code = exc.code
             context.abort(exc.code, exc.message)
-        except (OSError, SynthError) as exc:  # a folder that cannot be read back
-            code = grpc.StatusCode.INTERNAL
-            context.abort(code, f"cannot read conversation {request.conversation_id!r}: {exc}")
+        except GeneratorExit:
+            code = self._stopped(context, call)
+            raise
+        except (SynthError, OSError) as exc:  # a folder that is not what was written, or unreadable
+            code, message = self._read_error(call.conversation_id, exc)
+            context.abort(code, message)
         finally:
-            self._finish("GetConversation", code)
-            self._log(call, code)
+            self._finish(call, code)
 
-    def _stored(self, conversation_id: str, call: CallLog) -> Iterator[pb.SynthesizeResponse]:
-        try:
-            folder = conversation_dir(self.config.out, conversation_id)
-        except InvalidConversationId as exc:
-            raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"conversation_id: {exc}") from None
-        if conversation_id not in self.writer.done_ids():
-            raise RequestError(
-                grpc.StatusCode.NOT_FOUND, f"conversation {conversation_id!r} is not in the dataset"
-            )
-        ref = ConversationRef(conversation_id, folder, ManifestEntry(conversation_id, "", 0, 0.0))
-        meta = ref.metadata()
-        for turn in ref.turns(meta):
-            call.turns += 1
-            call.audio_sec += turn.duration_sec
-            yield from stored_turn_messages(turn, (folder / turn.audio_file).read_bytes())
-        yield from self._extra_files(folder, meta)
-        samples = ref.samples() if (folder / SAMPLES_FILE).exists() else None
-        yield summary_message(meta, ManifestEntry.from_metadata(meta), written=True, samples=samples)
+    def _read_error(self, conversation_id: str, exc: BaseException) -> tuple[grpc.StatusCode, str]:
+        """DATA_LOSS for a conversation that is damaged or breaks the path rule (a file named
+        outside its folder, a symbolic link, a file missing or changed); UNAVAILABLE when the
+        volume cannot be read now (EIO, too many open files)."""
+        detail = without_root(str(exc), self.config.out) or type(exc).__name__
+        if isinstance(exc, OSError) and exc.errno == errno.ELOOP:
+            detail = f"{Path(exc.filename or '').name}: a symbolic link; it is not followed"
+        elif isinstance(exc, OSError) and not isinstance(exc, _LOST):
+            return grpc.StatusCode.UNAVAILABLE, f"cannot read conversation {conversation_id!r} now: {detail}"
+        return (
+            grpc.StatusCode.DATA_LOSS,
+            f"conversation {conversation_id!r} is damaged on the server, not sent: {detail}",
+        )
 
     @staticmethod
-    def _extra_files(folder: Path, meta: ConversationMetadata) -> Iterator[pb.SynthesizeResponse]:
-        """Event audio and conversation.wav, read one at a time from the written folder."""
-        for name in extra_files(meta):
-            yield from file_messages(folder / name)
+    def _stopped(context: grpc.ServicerContext, call: CallLog) -> grpc.StatusCode:
+        return grpc.StatusCode.CANCELLED if call.note else _stopped_code(context)
+
+    def _written(self, conversation_id: str) -> None:
+        folder = conversation_dir(self.config.out, conversation_id)
+        with contextlib.suppress(OSError):
+            size = sum(p.stat().st_size for p in folder.iterdir())
+            self.largest_written = max(self.largest_written, size)
+
+    def room_needed(self) -> int:
+        """Free bytes the volume must have before writing is tried again after a failure: room
+        for twice the largest conversation written so far (while one is written, its staged
+        full-band audio and its mix are on disk together), 1 MiB at least; so that a failed
+        write, whose clean-up frees what it had written, does not flip health straight back."""
+        return max(2 * self.largest_written, MIN_ROOM)
 
     def _count(self, turn: SynthesizedTurn, call: CallLog) -> None:
         self.metrics.turns.inc()
@@ -269,20 +279,6 @@ class SynthService(pb_grpc.SynthServicer):
         self.metrics.turn_latency.observe(turn.synthesis_sec)
         call.turns += 1
         call.audio_sec += turn.duration_sec
-
-    def _log(self, call: CallLog, code: grpc.StatusCode) -> None:
-        record = {
-            "method": "Synthesize",
-            "conversation_id": call.conversation_id,
-            "code": code.name,
-            "turns": call.turns,
-            "audio_sec": round(call.audio_sec, 3),
-            "latency_sec": round(time.perf_counter() - call.began, 3),
-        }
-        if self.config.log_json:
-            LOG.info(json.dumps(record))
-        else:
-            LOG.info(" ".join(f"{k}={v}" for k, v in record.items()))
 
     def _claim(self, conversation_id: str) -> None:
         with self._lock:
@@ -369,19 +365,21 @@ class SynthService(pb_grpc.SynthServicer):
                     return
                 if staging is not None:
                     meta, entry = staging.commit(conv)
+                    self._written(meta.conversation_id)
                 else:
                     meta = conversation_metadata(conv)
                     entry = ManifestEntry.from_metadata(meta)
-        except AlreadyWritten as exc:
+        except (AlreadyWritten, Claimed) as exc:  # finished, or being made, by another writer
             raise RequestError(grpc.StatusCode.ALREADY_EXISTS, str(exc)) from None
-        except OSError as exc:  # a full or read-only volume: nothing of it was kept
-            self.write_error = str(exc)
+        except OSError as exc:  # a full or read-only volume (WriteFailed too): nothing of it was kept
+            self.write_error = without_root(str(exc), self.config.out)
             self.writable.clear()
             self.on_write_failure(exc)
             raise RequestError(
                 grpc.StatusCode.UNAVAILABLE,
-                f"cannot write the conversation ({exc}); nothing was kept, retry later or elsewhere",
+                f"cannot write the conversation ({self.write_error}); nothing was kept, retry later "
+                "or elsewhere",
             ) from None
         if write:
-            yield from self._extra_files(conversation_dir(self.config.out, meta.conversation_id), meta)
+            yield from written_files(conversation_dir(self.config.out, meta.conversation_id), meta)
         yield summary_message(meta, entry, written=write, samples=conv.samples)
