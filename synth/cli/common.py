@@ -8,7 +8,6 @@ import argparse
 from typing import Any
 
 from ..errors import ConfigError
-from .options import env
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL = 0, 1, 2, 3
 
@@ -59,36 +58,3 @@ def error_message(parser: argparse.ArgumentParser, exc: Exception) -> str:
     if isinstance(exc, ConfigError):
         return exc.render(flag_for(parser, exc.option))
     return str(exc)
-
-
-from .engine import add_engine_args, add_noise_args, engine_from  # noqa: E402  (their old home)
-from .groups import (  # noqa: E402  (the groups' old home: the service commands import them here)
-    add_asr_check_args,
-    add_batch_args,
-    add_casting_args,
-    add_duplex_args,
-    add_gap_args,
-    add_limit_args,
-    add_run_args,
-    add_sample_args,
-    add_source_args,
-    asr_check_from,
-    batch_from,
-    casting_from,
-    chat_from,
-    conversation_audio_from,
-    limits_from,
-    pipeline_from,
-    run_from,
-    samples_from,
-    shard_from,
-)
-
-__all__ = [
-    "EXIT_ERROR", "EXIT_OK", "EXIT_PARTIAL", "EXIT_USAGE", "HelpFormatter", "add_asr_check_args",
-    "add_batch_args", "add_casting_args", "add_duplex_args", "add_engine_args", "add_gap_args",
-    "add_limit_args", "add_noise_args", "add_options", "add_parser", "add_run_args", "add_sample_args",
-    "add_source_args", "asr_check_from", "batch_from", "casting_from", "chat_from", "conversation_audio_from",
-    "engine_from", "env", "error_message", "flag_for", "limits_from", "options_from", "pipeline_from",
-    "run_from", "samples_from", "shard_from",
-]  # fmt: skip

@@ -15,17 +15,13 @@ from ..dataset.writer import DatasetWriter
 from ..produce.recorded import RecordedProducer
 from ..produce.timeline import GapDistribution
 from ..workflows.runner import run_producer
-from .common import (
-    EXIT_OK,
-    EXIT_PARTIAL,
+from .common import EXIT_OK, EXIT_PARTIAL, add_options, add_parser, options_from
+from .groups import (
     add_duplex_args,
     add_gap_args,
-    add_options,
-    add_parser,
     add_run_args,
     add_sample_args,
     conversation_audio_from,
-    options_from,
     samples_from,
     shard_from,
 )

@@ -20,14 +20,9 @@ from ..workflows.asr_check import check_dataset
 from ..workflows.merge import merge_datasets
 from ..workflows.timeline_stats import timeline_stats
 from ..workflows.validate import validate_dataset
-from .common import (
-    EXIT_ERROR,
-    EXIT_OK,
-    EXIT_PARTIAL,
-    add_options,
-    add_parser,
+from .common import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, add_options, add_parser, options_from
+from .groups import (
     add_sample_args,
-    options_from,
     samples_from,
 )
 
