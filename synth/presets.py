@@ -125,3 +125,17 @@ VOICE_PRESETS: dict[str, VoicePreset] = {
         0.45,
     )
 }
+
+
+def measure_voice_presets() -> None:
+    """Write the shipped measurements of every voice preset's catalog (synth.voices.shipped)."""
+    from .produce.pipeline import PipelineConfig
+    from .voices.shipped import measure
+
+    for name, preset in VOICE_PRESETS.items():
+        (config,), pipeline = preset.apply((), PipelineConfig())
+        measure(name, config, pipeline)
+
+
+if __name__ == "__main__":
+    measure_voice_presets()

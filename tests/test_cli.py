@@ -118,6 +118,12 @@ def test_usage_errors_name_the_option(tmp_path):
         assert res.returncode == 2 and says in res.stderr, (flags, res.stderr)
     res = run_cli("generate", "--dialogs", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "o"))
     assert res.returncode == 2 and "no such file" in res.stderr  # --dialogs names nothing
+    for corpus, flags, says in (
+        ("librispeech", ("--min-duration", "-1"), "--min-duration -1.0: must be more than 0"),
+        ("commonvoice", ("--speakers", "0"), "--speakers 0: must be at least 1"),
+    ):
+        res = run_cli("convert", corpus, str(tmp_path), "--out", str(tmp_path / "c"), *flags)
+        assert res.returncode == 2 and says in res.stderr, (corpus, res.stderr)
 
 
 @pytest.mark.slow

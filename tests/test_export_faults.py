@@ -221,7 +221,7 @@ def test_an_export_killed_at_random_moments_leaves_the_old_or_the_new(tmp_path, 
 
     rng = random.Random(case)
     states = []
-    kills = 8
+    kills = 5
     for i in range(kills):
         before = put_back_old()
         p = _run(dataset, out, flags)

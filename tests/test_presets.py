@@ -33,7 +33,7 @@ def test_apply_preset_sets_the_sections_and_keeps_an_explicit_session_size():
 
 @pytest.mark.slow
 def test_generate_for_moshi_makes_window_sessions_with_full_band_audio(tmp_path):
-    source = write_jsonl(tmp_path / "d.jsonl", varied_dialogs(6, seed=8))
+    source = write_jsonl(tmp_path / "d.jsonl", varied_dialogs(3, seed=8))
     out = tmp_path / "ds"
     res = run_cli(
         "generate", "--dialogs", str(source), "--out", str(out), "--quiet", "--for", "moshi",

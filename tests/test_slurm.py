@@ -314,6 +314,11 @@ def test_array_with_a_task_cancelled_and_requeued_merges_every_conversation_once
     wait_for(
         lambda: not cluster.run("squeue", "-h", "-j", task, check=False).stdout.strip(), 60, f"{task} to stop"
     )
+    # the job ended only once synth had: nothing still writes into the shard beside the requeued task
+    still = subprocess.run(
+        ["pgrep", "-f", f"--out {scratch}/shard-{victim} "], capture_output=True, text=True
+    )
+    assert still.stdout == "", (still.stdout, logs())
     before = manifest_ids(scratch / f"shard-{victim}")
     assert 0 < len(before) < len(share[victim]), (before, share[victim])
     assert not (scratch / f"shard-{victim}.done").exists()

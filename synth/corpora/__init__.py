@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..domain import Skipped
-from ..errors import DialogError
+from ..errors import ConfigError, DialogError
 from ..produce.recorded import RecordedGroup
 
 Reader = Callable[[Path, Any], Iterator["RecordedGroup | DialogError | Skipped"]]
@@ -31,12 +31,21 @@ class LibriSpeechOptions:
     )
     truecase: bool = field(default=False, metadata={"help": "true-case the transcripts"})
 
+    def __post_init__(self) -> None:
+        if self.min_duration is not None and not self.min_duration > 0:
+            raise ConfigError("min_duration", "must be more than 0 seconds", self.min_duration)
+
 
 @dataclass(frozen=True)
 class CommonVoiceOptions:
     split: str = field(default="train", metadata={"help": "the TSV to read: train, dev, test, validated..."})
     turns: int = field(default=8, metadata={"help": "turns per conversation"})
     speakers: int = field(default=2, metadata={"help": "speakers per conversation"})
+
+    def __post_init__(self) -> None:
+        for name in ("turns", "speakers"):
+            if getattr(self, name) < 1:
+                raise ConfigError(name, "must be at least 1", getattr(self, name))
 
 
 def _librispeech(path: Path, o: LibriSpeechOptions) -> Iterator[RecordedGroup | DialogError | Skipped]:

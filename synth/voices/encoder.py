@@ -7,7 +7,8 @@ audio code instead of WebRTC's detector.
 
 Voices are embedded from a few reference sentences each, once per model: the embeddings are kept
 as JSON in the model cache (`<cache>/embeddings/`), keyed by the model, the voices' parameters,
-the sentences and the encoder, so a catalog is measured once and casting reads the file."""
+the sentences and the encoder, so a catalog is measured once and casting reads the file; the
+voice presets' catalogs come measured with the package (synth.voices.shipped)."""
 
 from __future__ import annotations
 
@@ -129,16 +130,24 @@ def voice_embeddings(
     render: Callable[[str, Voice], np.ndarray],
     encoder: SpeakerEncoder | None = None,
     progress: Callable[[int, int], None] | None = None,
+    shipped: bool = True,
 ) -> dict[str, np.ndarray]:
-    """Every catalog voice's embedding, from the cache when it has them, else computed (each
+    """Every catalog voice's embedding, from the cache when it has them, else from the package's
+    measurements of the presets' catalogs (`shipped`; synth.voices.shipped), else computed (each
     voice speaking the reference sentences, `render` giving 16 kHz audio) and stored."""
+    from .shipped import shipped_embeddings
+
     voices = engine.voices()
+    key = catalog_key(engine.describe(), voices)
     path = None
     if cache is not None:
-        path = cache / "embeddings" / f"{catalog_key(engine.describe(), voices)}.json"
+        path = cache / "embeddings" / f"{key}.json"
         if path.is_file():
             data = json.loads(path.read_text())
             return {k: np.asarray(v, dtype=np.float32) for k, v in data["voices"].items()}
+    known = shipped_embeddings(key) if shipped else None
+    if known is not None:
+        return known
     encoder = encoder or SpeakerEncoder()
     out = {}
     for i, voice in enumerate(voices):
