@@ -99,6 +99,7 @@ def test_bad_input_skip_and_fail(tmp_path):
     assert validate_dataset(out2).ok
 
 
+@pytest.mark.slow
 def test_usage_errors_name_the_option(tmp_path):
     """A bad option value is a usage error: exit 2, naming the flag, in one line and a pointer to
     --help; a run that fails on its input exits 1."""
