@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
@@ -127,14 +128,40 @@ VOICE_PRESETS: dict[str, VoicePreset] = {
 }
 
 
+def measure_catalog(name: str, config: Any, pipeline: Any) -> Path:
+    """Measure the catalog of engine `config` afresh (never from a cache or the shipped files,
+    with `pipeline`'s rendering) and write it into the package's shipped measurements
+    (synth.voices.shipped) as the catalog of `name`; returns the file."""
+    import shutil
+    import tempfile
+
+    from .engines import load_engine
+    from .produce.render import TurnRenderer
+    from .voices.encoder import catalog_key, voice_embeddings
+    from .voices.shipped import SHIPPED
+
+    engine = load_engine(config)
+    key = catalog_key(engine.describe(), engine.voices())
+    print(f"{name}: measuring the {len(engine.voices())} voices of {engine.model} ({key})", flush=True)
+    renderer = TurnRenderer(engine, pipeline.max_chunk_chars, pipeline.sample_rate)
+    SHIPPED.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        voice_embeddings(
+            engine, Path(tmp), renderer.render, shipped=False,
+            progress=lambda i, n: print(f"  {i}/{n}", end="\r", flush=True),
+        )  # fmt: skip
+        shutil.copy2(Path(tmp) / "embeddings" / f"{key}.json", SHIPPED / f"{key}.json")
+    print(f"\n{name}: wrote {SHIPPED / f'{key}.json'}")
+    return SHIPPED / f"{key}.json"
+
+
 def measure_voice_presets() -> None:
     """Write the shipped measurements of every voice preset's catalog (synth.voices.shipped)."""
     from .produce.pipeline import PipelineConfig
-    from .voices.shipped import measure
 
     for name, preset in VOICE_PRESETS.items():
         (config,), pipeline = preset.apply((), PipelineConfig())
-        measure(name, config, pipeline)
+        measure_catalog(name, config, pipeline)
 
 
 if __name__ == "__main__":

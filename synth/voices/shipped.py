@@ -7,14 +7,14 @@ in any of them is measured as before. tests/test_engine_kokoro.py measures a sam
 live and compares.
 
     python -m synth.presets      # measure the presets' catalogs again (needs their models)
+
+The measuring itself is synth.presets.measure_catalog.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -29,27 +29,3 @@ def shipped_embeddings(key: str) -> dict[str, np.ndarray] | None:
         return None
     data = json.loads(path.read_text())
     return {k: np.asarray(v, dtype=np.float32) for k, v in data["voices"].items()}
-
-
-def measure(name: str, config: Any, pipeline: Any) -> Path:
-    """Measure the catalog of engine `config` afresh (never from a cache or these files, with
-    `pipeline`'s rendering) and write it here as the catalog of `name`; returns the file."""
-    import tempfile
-
-    from ..engines import load_engine
-    from ..produce.render import TurnRenderer
-    from .encoder import catalog_key, voice_embeddings
-
-    engine = load_engine(config)
-    key = catalog_key(engine.describe(), engine.voices())
-    print(f"{name}: measuring the {len(engine.voices())} voices of {engine.model} ({key})", flush=True)
-    renderer = TurnRenderer(engine, pipeline.max_chunk_chars, pipeline.sample_rate)
-    SHIPPED.mkdir(exist_ok=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        voice_embeddings(
-            engine, Path(tmp), renderer.render, shipped=False,
-            progress=lambda i, n: print(f"  {i}/{n}", end="\r", flush=True),
-        )  # fmt: skip
-        shutil.copy2(Path(tmp) / "embeddings" / f"{key}.json", SHIPPED / f"{key}.json")
-    print(f"\n{name}: wrote {SHIPPED / f'{key}.json'}")
-    return SHIPPED / f"{key}.json"
