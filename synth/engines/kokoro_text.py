@@ -7,7 +7,8 @@ as every Kokoro front end does."""
 from __future__ import annotations
 
 import re
-import threading
+
+from .espeak import espeak_lock, leak_free_bridge
 
 # Kokoro-82M's phoneme vocabulary (symbol -> token id; 0 is the pad put at both ends), copied from
 # thewh1teagle/kokoro-onnx src/kokoro_onnx/config.json (MIT), the same table as hexgrad/Kokoro-82M's
@@ -35,7 +36,6 @@ ESPEAK_VOICES = {"a": "en-us", "b": "en"}  # kokoro-js: American English, else B
 _PUNCTUATION = ';:,.!?¡¿—…"«»“”(){}[]'
 _PUNCTUATION_RUN = re.compile(rf"(?:\s*[{re.escape(_PUNCTUATION)}]+\s*)+")
 _CLAUSE_END = frozenset(";:,.!?—…")
-_lock = threading.Lock()  # espeak-ng has one global voice
 
 
 def _split_num(m: re.Match[str]) -> str:
@@ -122,15 +122,15 @@ def normalize(text: str) -> str:
 
 def _espeak(text: str, voice: str) -> str:
     """espeak-ng IPA of a stretch without punctuation, its clauses joined by spaces."""
-    from piper import espeakbridge
     from piper.phonemize_espeak import EspeakPhonemizer
 
-    with _lock:
+    bridge = leak_free_bridge()
+    with espeak_lock():
         if not getattr(_espeak, "ready", False):
             EspeakPhonemizer()  # initializes the bridge with piper's espeak-ng-data
             _espeak.ready = True  # type: ignore[attr-defined]
-        espeakbridge.set_voice(voice)
-        clauses = espeakbridge.get_phonemes(text)
+        bridge.set_voice(voice)
+        clauses = bridge.get_phonemes(text)
     return " ".join(p + t for p, t, _ in clauses if p or t)
 
 

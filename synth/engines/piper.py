@@ -22,6 +22,7 @@ from ..words import Words, align_units
 from .base import EngineAudio, SynthesisRequest
 from .blends import Blend, read_blends
 from .config import PiperConfig
+from .espeak import leak_free_bridge
 from .piper_voices import fetch_voice, is_voice_name
 from .speakers import read_speaker_info, speaker_key
 
@@ -54,6 +55,7 @@ class PiperEngine:
     def __init__(self, config: PiperConfig = PiperConfig()):
         from piper import PiperVoice
 
+        leak_free_bridge()  # piper-tts's phonemizer leaks each clause otherwise (synth.engines.espeak)
         self.config = config
         self.model_path = self._resolve(config)
         self.use_cuda = config.device == "cuda" or (config.device == "auto" and _onnx_has_cuda())
