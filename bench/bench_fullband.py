@@ -30,19 +30,15 @@ import argparse
 import json
 import math
 import os
-import platform
 import shutil
-import signal
 import subprocess
-import sys
-import tempfile
-import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import soundfile as sf
+from _common import machine, machine_line, peak_rss, say, synth_command, work_folder
 
 CUT_HZ = 8000.0
 RATE = 24_000
@@ -113,18 +109,6 @@ def write_jsonl(path: Path, dialogs: list[list[str]], prefix: str) -> None:
     with open(path, "w", encoding="utf-8") as fh:
         for i, turns in enumerate(dialogs):
             fh.write(json.dumps({"conversation_id": f"{prefix}_{i:05d}", "turns": turns}) + "\n")
-
-
-def machine() -> str:
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
 def share_above(x: np.ndarray, rate: float, cut: float = CUT_HZ) -> float | None:
@@ -292,43 +276,10 @@ def band_case(
     }
 
 
-def synth_command() -> str:
-    cmd = Path(sys.executable).with_name("synth")
-    return str(cmd) if cmd.exists() else (shutil.which("synth") or "synth")
-
-
 def kokoro_cached() -> bool:
     from synth.engines.kokoro_model import cached_model, problems
 
     return not problems(cached_model())
-
-
-def peak_rss(cmd: list[str], log: Path) -> tuple[float, float]:
-    """(peak resident MiB of the child: its VmHWM, read from /proc every 20 ms while it lives,
-    wall s). Not wait4's ru_maxrss: that keeps the high-water mark from before exec, i.e. this
-    benchmark's own memory at fork time when it is the larger (an engine is loaded here)."""
-    began = time.perf_counter()
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT)
-    peak = 0
-    try:
-        while proc.poll() is None:
-            try:
-                for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
-                    if line.startswith("VmHWM:"):
-                        peak = max(peak, int(line.split()[1]))
-            except OSError:
-                pass
-            time.sleep(0.02)
-    except BaseException:
-        proc.kill()
-        proc.wait()
-        raise
-    if proc.returncode != 0:
-        raise RuntimeError(
-            f"{' '.join(cmd)}: exit {proc.returncode}:\n{log.read_text(errors='replace')[-3000:]}"
-        )
-    return peak / 1024, time.perf_counter() - began
 
 
 def memory_case(minutes: list[float], work: Path, say: Any) -> dict[str, Any]:
@@ -446,26 +397,13 @@ def main() -> None:
     short = args.minutes_short or (3.0 if args.quick else 10.0)
     long = args.minutes_long or (12.0 if args.quick else 90.0)
 
-    def say(msg: str) -> None:
-        print(msg, file=sys.stderr, flush=True)
-
-    def stop(signum: int, _frame: Any) -> None:
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGHUP, stop)
-    if args.out is not None:
-        if args.out.exists() and any(args.out.iterdir()):
-            ap.error(f"--out {args.out} is not empty")
-        args.out.mkdir(parents=True, exist_ok=True)
-        holder, work = None, args.out
-    else:
-        holder = tempfile.TemporaryDirectory(prefix="synth-fullband-")
-        work = Path(holder.name)
     from synth.engines import KokoroConfig, PiperConfig
 
-    result: dict[str, Any] = {"machine": machine(), "load_avg_at_start": round(os.getloadavg()[0], 2)}
-    try:
+    result: dict[str, Any] = {
+        "machine": machine_line(machine()),
+        "load_avg_at_start": round(os.getloadavg()[0], 2),
+    }
+    with work_folder(ap, args.out, "synth-fullband-") as work:
         if args.only != "memory":
             result["band"] = [
                 band_case(
@@ -497,9 +435,6 @@ def main() -> None:
                 )
         if args.only != "band":
             result["memory"] = memory_case([short, long], work, say)
-    finally:
-        if holder is not None:
-            holder.cleanup()
     result["load_avg_at_end"] = round(os.getloadavg()[0], 2)
     if args.json == "-":
         print(json.dumps(result, indent=2))

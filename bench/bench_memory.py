@@ -1,6 +1,6 @@
 """Peak memory of `synth generate` for one conversation of 1, 10, 30 and 90 minutes of speech,
 each made as a session (`--session-minutes`) from generated dialogs, in a fresh child process whose
-resident memory (with its children) is sampled from outside every 20 ms. The baseline is the
+peak resident memory (VmHWM) is read from outside every 20 ms. The baseline is the
 1-minute conversation in the same run; the target is flat (every ratio near 1; the issue asks
 within 1.2x for a 64k-token session, about 90 minutes at 10 speech positions a second).
 
@@ -12,14 +12,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-import psutil
+from _common import machine, machine_line, peak_rss, say, synth_command
 
 SUBJECTS = [
     "the harbour",
@@ -50,30 +46,12 @@ def write_dialogs(path: Path, count: int) -> None:
             fh.write(json.dumps({"conversation_id": f"mem_{i:05d}", "turns": turns}) + "\n")
 
 
-def peak_rss(cmd: list[str]) -> tuple[float, float]:
-    """(peak resident MiB of the process tree, wall seconds), sampled from outside."""
-    began = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    watched = psutil.Process(proc.pid)
-    peak = 0
-    while proc.poll() is None:
-        try:
-            tree = [watched, *watched.children(recursive=True)]
-            peak = max(peak, sum(p.memory_info().rss for p in tree if p.is_running()))
-        except psutil.Error:
-            pass
-        time.sleep(0.02)
-    if proc.returncode not in (0, 3):
-        raise RuntimeError(f"{cmd}: exit {proc.returncode}: {proc.stderr.read()[-2000:]}")
-    return peak / 2**20, time.perf_counter() - began
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--minutes", type=float, nargs="+", default=[1, 10, 30, 90])
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    synth = str(Path(sys.executable).with_name("synth"))
+    synth = synth_command()
     rows = []
     with tempfile.TemporaryDirectory(prefix="synth-mem-") as tmp:
         source = Path(tmp) / "dialogs.jsonl"
@@ -97,7 +75,7 @@ def main() -> None:
                 "--noise-w",
                 "0",
             ]
-            mib, wall = peak_rss(cmd)
+            mib, wall = peak_rss(cmd, Path(tmp) / f"generate_{minutes:g}.log", ok=(0, 3))
             first = json.loads((out / "manifest.jsonl").read_text().splitlines()[0])
             rows.append(
                 {
@@ -109,12 +87,12 @@ def main() -> None:
                     "wall_sec": round(wall, 1),
                 }
             )
-            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+            say(json.dumps(rows[-1]))
     base = rows[0]["peak_rss_mib"]
     for r in rows:
         r["ratio_to_first"] = round(r["peak_rss_mib"] / base, 3)
     result = {
-        "machine": f"{platform.machine()} {psutil.cpu_count()} cores, {platform.python_version()}",
+        "machine": machine_line(machine()),
         "rows": rows,
     }
     if args.json:

@@ -33,16 +33,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
-import signal
 import subprocess
-import sys
-import tempfile
 import time
 from collections import deque
 from pathlib import Path
 from typing import Any
+
+from _common import machine, say, synth_command, vm_status, work_folder
 
 # Your own short sentences: the i-th dialog takes its parts from lists of coprime lengths, so
 # every stretch of the run has the same mix of texts (no numbers that grow with i: "nine
@@ -75,44 +73,6 @@ def write_dialogs(path: Path, count: int) -> None:
             a = f"{OPENERS[i % len(OPENERS)]} {WHEN[i % len(WHEN)]}?"
             b = REPLIES[i % len(REPLIES)] + ENDINGS[i % len(ENDINGS)]
             fh.write(json.dumps({"conversation_id": f"scale_{i:06d}", "turns": [a, b]}) + "\n")
-
-
-def machine() -> dict[str, Any]:
-    model = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        mem = int(Path("/proc/meminfo").read_text().split()[1]) / 2**20
-    except (OSError, ValueError, IndexError):
-        mem = 0.0
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return {
-        "cpu": model,
-        "cores": os.cpu_count(),
-        "usable_cores": usable,
-        "memory_gib": round(mem, 1),
-        "python": platform.python_version(),
-        "load_avg_at_start": round(os.getloadavg()[0], 2),
-    }
-
-
-def proc_memory(pid: int) -> dict[str, int] | None:
-    """VmHWM and VmRSS of a live process in KiB (None once it is gone or a zombie)."""
-    try:
-        text = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return None
-    out = {}
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmHWM", "VmRSS"):
-            out[key] = int(value.split()[0])
-    return out if len(out) == 2 else None
 
 
 def proc_cpu(pid: int) -> float | None:
@@ -209,7 +169,7 @@ def watch_generate(cmd: list[str], out: Path, count: int, log: Path, say: Any) -
     prev: dict[str, float] = {}
     while True:
         exited = child.poll() is not None
-        mem, cpu = proc_memory(child.pid), proc_cpu(child.pid)
+        mem, cpu = vm_status(child.pid), proc_cpu(child.pid)
         if mem is not None:
             last_mem = mem
             recent.append((time.perf_counter(), mem["VmRSS"]))
@@ -346,9 +306,7 @@ def ratio(a: float | None, b: float | None) -> float | None:
 
 
 def run(args: argparse.Namespace, work: Path, say: Any) -> dict[str, Any]:
-    synth = str(Path(sys.executable).with_name("synth"))
-    if not Path(synth).exists():
-        synth = shutil.which("synth") or "synth"
+    synth = synth_command()
     count, small = args.count, max(1, args.count // 10)
     source, empty = work / "dialogs.jsonl", work / "empty.jsonl"
     write_dialogs(source, count)
@@ -517,29 +475,11 @@ def main() -> None:
     if args.count < 10:
         ap.error("--count must be at least 10")
 
-    def say(msg: str) -> None:
-        print(msg, file=sys.stderr, flush=True)
-
-    def stop(signum: int, _frame: Any) -> None:
-        raise SystemExit(128 + signum)
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGHUP, stop)
-    if args.out is not None:
-        if args.out.exists() and any(args.out.iterdir()):
-            ap.error(f"--out {args.out} is not empty")
-        args.out.mkdir(parents=True, exist_ok=True)
-        holder = None
-        work = args.out
-    else:
-        holder = tempfile.TemporaryDirectory(prefix="synth-scale-")
-        work = Path(holder.name)
-    try:
-        result = run(args, work, say)
-    finally:
-        Child.stop_all()
-        if holder is not None:
-            holder.cleanup()
+    with work_folder(ap, args.out, "synth-scale-") as work:
+        try:
+            result = run(args, work, say)
+        finally:
+            Child.stop_all()
     if args.json == "-":
         print(json.dumps(result, indent=2))
         return
