@@ -76,7 +76,7 @@ def leak_free_bridge() -> LeakFreeBridge:
         from piper import espeakbridge
 
         wrapped = LeakFreeBridge(espeakbridge)
-        piper.espeakbridge = wrapped  # type: ignore[attr-defined]
+        piper.espeakbridge = wrapped  # type: ignore[assignment]  # a module attribute, on purpose
         return wrapped
 
 
