@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import DUPLEX_DIALOGS, EXAMPLES, run_cli, write_jsonl
+from tests.helpers import DUPLEX_DIALOGS, EXAMPLES, run_cli, varied_dialogs, write_jsonl
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -57,6 +57,21 @@ def duplex_dataset(tmp_path_factory) -> Path:
         "generate", "--dialogs", str(write_jsonl(tmp / "d.jsonl", DUPLEX_DIALOGS)), "--out", str(out), "--quiet",
         "--gap", "conversational", "--backchannels", "1.0", "--conversation-audio",
         "--main-speaker", "assistant", "--seed", "3", "--noise-scale", "0", "--noise-w", "0",
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    return out
+
+
+@pytest.fixture(scope="session")
+def moshi_windows_dataset(tmp_path_factory) -> Path:
+    """`--for moshi` sessions of 2 windows of 20 s from 8 varied dialogs, noise off: what a
+    moshi-finetune fork with TTT layers trains on (the preset's and the moshi export's tests)."""
+    tmp = tmp_path_factory.mktemp("moshi_windows")
+    out = tmp / "ds"
+    res = run_cli(
+        "generate", "--dialogs", str(write_jsonl(tmp / "d.jsonl", varied_dialogs(8, seed=6))), "--out", str(out),
+        "--quiet", "--for", "moshi", "--session-windows", "2", "--window-sec", "20",
+        "--noise-scale", "0", "--noise-w", "0",
     )  # fmt: skip
     assert res.returncode == 0, res.stderr
     return out

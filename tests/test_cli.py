@@ -114,6 +114,11 @@ def test_usage_errors_name_the_option(tmp_path):
         (("--shard", "3/2"), "shards are numbered from 0"),
         (("--conversation-audio", "--augment", "--augment-noise", "nowhere/"), "--augment-noise 'nowhere/'"),
         (("--voice", "A=gender:nonbinary"), "--voice"),
+        (
+            ("--conversation-audio", "--augment-noise", "white"),
+            "--augment-noise set, but augmentation is off",
+        ),
+        (("--augment-snr", "5,10"), "--augment-snr set, but augmentation is off"),
     ):
         res = run_cli("generate", "--dialogs", str(EXAMPLES), "--out", str(tmp_path / "o"), *flags)
         assert res.returncode == 2 and says in res.stderr, (flags, res.stderr)

@@ -579,21 +579,13 @@ def test_moshi_full_band_copy_resample_and_band_limited(tmp_path, duplex_dataset
 
 
 @pytest.mark.slow
-def test_moshi_export_of_window_sessions_loads_window_by_window_full_band(tmp_path):
+def test_moshi_export_of_window_sessions_loads_window_by_window_full_band(moshi_windows_dataset, tmp_path):
     """What a moshi-finetune fork with TTT layers reads: `--for moshi` sessions of 2 windows of
     20 s, exported, then read by moshi-finetune's own path window by window: every file is
     exactly its two windows (no tail window), each window in order with the main speaker's
     words in its text stream, and the audio is full band (energy above 8 kHz, as the engine
     made it)."""
-    from tests.helpers import varied_dialogs, write_jsonl
-
-    source = write_jsonl(tmp_path / "d.jsonl", varied_dialogs(8, seed=6))
-    ds = tmp_path / "ds"
-    res = run_cli(
-        "generate", "--dialogs", str(source), "--out", str(ds), "--quiet", "--for", "moshi",
-        "--session-windows", "2", "--window-sec", "20", "--noise-scale", "0", "--noise-w", "0",
-    )  # fmt: skip
-    assert res.returncode == 0, res.stderr
+    ds = moshi_windows_dataset
     out = tmp_path / "moshi"
     assert run_cli("export", str(ds), str(out), "--to", "moshi").returncode == 0
     full = {

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+import yaml
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from synth.workflows.validate import validate_dataset
@@ -583,7 +584,6 @@ def test_deploy_manifest_and_image_refuse_to_run_open(tmp_path):
     its auth secret (the secret is not optional, and an empty one is refused: the container's
     command run here with the manifest's environment minus the secret exits at once, saying
     why); the Dockerfile's command says --host too."""
-    yaml = pytest.importorskip("yaml")
     docs = list(yaml.safe_load_all((REPO / "deploy/synth.yaml").read_text()))
     deployment = next(d for d in docs if d and d.get("kind") == "Deployment")
     container = deployment["spec"]["template"]["spec"]["containers"][0]

@@ -206,5 +206,9 @@ def test_noise_from_a_folder_of_recordings(tmp_path):
     level = 10 * np.log10(np.mean(out**2))
     assert level == pytest.approx(-40.0, abs=0.5)  # speech at -20 dBFS, 20 dB above the noise
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ConfigError, match="no audio files"):
-        AugmentConfig(noise=str(tmp_path / "empty")).draw(random.Random(0))
+    with pytest.raises(ConfigError, match="no audio files"):  # refused before any conversation
+        AugmentConfig(noise=str(tmp_path / "empty"))
+    assert (
+        AugmentConfig(noise=str(tmp_path / "empty"), snr_db=None).draw(random.Random(0))["gain_db"]
+        is not None
+    )

@@ -32,20 +32,15 @@ def test_apply_preset_sets_the_sections_and_keeps_an_explicit_session_size():
 
 
 @pytest.mark.slow
-def test_generate_for_moshi_makes_window_sessions_with_full_band_audio(tmp_path):
-    source = write_jsonl(tmp_path / "d.jsonl", varied_dialogs(3, seed=8))
-    out = tmp_path / "ds"
-    res = run_cli(
-        "generate", "--dialogs", str(source), "--out", str(out), "--quiet", "--for", "moshi",
-        "--window-sec", "20", "--session-windows", "1", "--noise-scale", "0", "--noise-w", "0",
-    )  # fmt: skip
-    assert res.returncode == 0, res.stderr
+def test_generate_for_moshi_makes_window_sessions_with_full_band_audio(moshi_windows_dataset, tmp_path):
+    out = moshi_windows_dataset
     assert validate_dataset(out).ok
     first = json.loads(next(iter((out / "manifest.jsonl").open())))
     meta = json.loads((out / first["path"] / "metadata.json").read_text())
-    assert meta["session"]["target"]["windows"] == 1 and meta["gap_distribution"] == "conversational"
+    assert meta["session"]["target"]["windows"] == 2 and meta["gap_distribution"] == "conversational"
     info = sf.info(str(out / first["path"] / "conversation.wav"))
-    assert (info.samplerate, info.channels, info.frames) == (24000, 2, 20 * 24000)
+    assert (info.samplerate, info.channels, info.frames) == (24000, 2, 2 * 20 * 24000)
+    source = write_jsonl(tmp_path / "d.jsonl", varied_dialogs(3, seed=8))
     explicit = run_cli(
         "generate", "--dialogs", str(source), "--out", str(tmp_path / "ds2"), "--quiet", "--for", "moshi",
         "--gap", "fixed:0.3", "--session-minutes", "0.5", "--limit", "2",

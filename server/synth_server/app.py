@@ -29,6 +29,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 from synth.engines.base import Engine
+from synth.errors import ConfigError
+from synth.options import option
 from synth_client.v1 import synth_pb2
 
 from .logs import log_event
@@ -125,17 +127,58 @@ def bind_error(host: str, port: int) -> str:
     return "address in use or not permitted"
 
 
+def _port_or_off(text: str | int) -> int | None:
+    port = int(text)
+    return None if port < 0 else port
+
+
+def _text_or_none(text: str | None) -> str | None:
+    return text or None
+
+
 @dataclass
 class ServerOptions:
-    host: str = LOOPBACK  # loopback unless told otherwise ("[::]" for every interface)
-    port: int = 50051
-    auth_token: str | None = None
-    tls_cert: Path | None = None
-    tls_key: Path | None = None
-    metrics_port: int | None = None  # None: no metrics endpoint; 0: any free port
+    """Where and how the server listens. Declared as options (synth.options): `synth serve` builds
+    its flags and their SYNTH_<NAME> variables from these fields."""
+
+    host: str = option(
+        LOOPBACK,
+        env="HOST",
+        help="address to listen on: loopback only unless told ('[::]' for every interface, which "
+        "warns unless --auth-token and TLS are set)",
+    )
+    port: int = option(50051, env="PORT", help="gRPC port")
+    auth_token: str | None = option(
+        None,
+        env="AUTH_TOKEN",
+        parse=_text_or_none,
+        help="require 'authorization: Bearer TOKEN' on every call (default: off)",
+    )
+    require_auth: bool = option(
+        False,
+        env="REQUIRE_AUTH",
+        help="refuse to start without a non-empty --auth-token (SYNTH_REQUIRE_AUTH=1; for "
+        "deployments whose token comes from a secret)",
+    )
+    tls_cert: Path | None = option(None, env="TLS_CERT", parse=Path, help="PEM certificate chain (TLS on)")
+    tls_key: Path | None = option(None, env="TLS_KEY", parse=Path, help="PEM private key")
+    # None: no metrics endpoint; 0: any free port (`synth serve` defaults to 9090, -1: off)
+    metrics_port: int | None = option(
+        None, env="METRICS_PORT", parse=_port_or_off, help="Prometheus /metrics port (-1: off)"
+    )
     max_message_bytes: int = 4 * 1024 * 1024
-    drain_seconds: float = 30.0
+    drain_seconds: float = option(30.0, env="DRAIN_SECONDS", help="on SIGTERM, time given to calls in flight")
     probe_seconds: float = 2.0  # after a failed write, how often to try the volume again
+
+    def __post_init__(self) -> None:
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ConfigError("tls_cert", "--tls-cert and --tls-key go together")
+        if self.require_auth and not (self.auth_token or "").strip():
+            raise ConfigError(
+                "auth_token",
+                "--require-auth is set but no token was given (SYNTH_AUTH_TOKEN is empty or unset): "
+                "refusing to serve without one",
+            )
 
 
 class SynthServer:

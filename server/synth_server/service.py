@@ -29,8 +29,9 @@ from synth.dialogs.build import DialogLimits
 from synth.domain import Dialog, SynthesizedTurn, released
 from synth.engines.base import Engine, SynthesisRequest
 from synth.engines.batching import BatchConfig, BatchingEngine
-from synth.errors import DialogError, SynthError, VoiceError
+from synth.errors import ConfigError, DialogError, SynthError, VoiceError
 from synth.ids import conversation_dir
+from synth.options import option
 from synth.produce.pipeline import Pipeline, PipelineConfig, Stopped
 from synth.samples.builder import SampleBuilder, SampleConfig
 from synth.samples.tokenizer import DEFAULT_TOKENIZER, Tokenizer, load_tokenizer
@@ -61,15 +62,35 @@ class ServiceConfig:
     out: Path
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
     limits: DialogLimits = SERVER_LIMITS
-    max_in_flight: int = 64
-    max_streams: int = 16
-    stall_seconds: float = 30.0
+    max_in_flight: int = option(
+        64, env="MAX_IN_FLIGHT", help="Synthesize calls served at once; more get RESOURCE_EXHAUSTED"
+    )
+    max_streams: int = option(
+        16,
+        env="MAX_STREAMS",
+        help="GetConversation calls served at once (each streams a stored conversation); more get "
+        "RESOURCE_EXHAUSTED",
+    )
+    stall_seconds: float = option(
+        30.0,
+        env="STALL_SECONDS",
+        help="end a call whose client has not taken a streamed message for this long (a client "
+        "that stops reading gives its thread and slot back)",
+    )
     batch: BatchConfig = field(default_factory=BatchConfig)
     samples: SampleConfig = field(default_factory=SampleConfig)
     tokenizer: str = DEFAULT_TOKENIZER
     asr_check: AsrCheck | None = None
-    log_json: bool = False  # one log line per call, as JSON (for log collectors) or key=value
+    # one log line per call, as JSON (for log collectors) or key=value
+    log_json: bool = option(False, env="LOG_JSON", help="log one JSON object per line (for log collectors)")
     conversation_audio: ConversationAudioConfig | None = None  # also write conversation.wav
+
+    def __post_init__(self) -> None:
+        for name in ("max_in_flight", "max_streams"):
+            if getattr(self, name) < 1:
+                raise ConfigError(name, "must be at least 1", getattr(self, name))
+        if self.stall_seconds <= 0:
+            raise ConfigError("stall_seconds", "must be more than 0", self.stall_seconds)
 
 
 @dataclass(frozen=True)

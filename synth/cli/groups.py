@@ -15,11 +15,12 @@ from ..dialogs.sources import FORMATS as SOURCE_FORMATS
 from ..dialogs.sources import ChatFields
 from ..engines.batching import BatchConfig
 from ..errors import ConfigError
+from ..options import declared, default_of
 from ..produce.pipeline import PipelineConfig
 from ..samples.builder import FORMATS as SAMPLE_FORMATS
 from ..samples.builder import SampleConfig
 from ..workflows.sharding import Shard
-from .options import add_fields, config_from, renamed, values_of
+from .options import add_fields, config_from, flag_of, renamed, values_of
 
 
 # -- dialogs -----------------------------------------------------------------------------------
@@ -142,6 +143,11 @@ def add_duplex_args(p: argparse.ArgumentParser, backchannels: bool = True) -> No
 
 
 def conversation_audio_from(args: argparse.Namespace) -> ConversationAudioConfig | None:
+    if not args.augment:  # an --augment-* setting alone would change nothing: say so
+        given = values_of(args, AugmentConfig)
+        changed = [flag_of(f) for f in declared(AugmentConfig) if given.get(f.name) != default_of(f)]
+        if changed:
+            raise ConfigError("augment", f"{', '.join(changed)} set, but augmentation is off: add --augment")
     if not args.conversation_audio:
         if args.augment or args.main_speaker:
             raise ConfigError("augment" if args.augment else "main_speaker", "needs --conversation-audio")

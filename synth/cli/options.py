@@ -32,10 +32,17 @@ def dest_of(f: dataclasses.Field[Any]) -> str:
     return flag_of(f).lstrip("-").replace("-", "_")
 
 
+TRUE = ("1", "true", "yes", "on")
+
+
 def _env_default(f: dataclasses.Field[Any], value: Any) -> Any:
+    """SYNTH_<ENV> when set (text: argparse parses it like a typed value); a switch is on for
+    1/true/yes/on and off for anything else (SYNTH_LOG_JSON=0 is off)."""
     name = f.metadata.get("env")
     raw = os.environ.get(f"SYNTH_{name}") if name else None
-    return raw if raw is not None else value
+    if raw is None:
+        return value
+    return raw.strip().lower() in TRUE if str(f.type) == "bool" else raw
 
 
 def _typed(f: dataclasses.Field[Any]) -> Callable[[str], Any] | None:

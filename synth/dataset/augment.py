@@ -90,6 +90,8 @@ class AugmentConfig:
             raise ConfigError(
                 "noise", f"expected {' or '.join(NOISE_KINDS)} or a folder of recordings", self.noise
             )
+        if self.snr_db is not None and self.noise not in NOISE_KINDS:
+            self.noise_files()  # an empty folder is refused before the run, not at each conversation
 
     def noise_files(self) -> list[Path]:
         if self.noise in NOISE_KINDS:
