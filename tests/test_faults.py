@@ -41,7 +41,7 @@ def small_volume(path: Path, size_kib: int):
         text=True,
     )
     if res.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {res.stderr.strip()}")
+        pytest.fail(f"cannot mount a tmpfs here: the fault tests need root ({res.stderr.strip()})")
     try:
         yield path
     finally:

@@ -77,7 +77,9 @@ def ensure_slurm() -> None:
     if all(shutil.which(p) for p in PROGRAMS):
         return
     if os.geteuid() != 0:
-        pytest.skip("Slurm is not installed and installing it (apt-get) needs root")
+        pytest.fail(
+            "Slurm is not installed and installing it (apt-get) needs root: run the full suite as root"
+        )
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     install = [
         "apt-get",
@@ -584,11 +586,11 @@ def test_definition_smoke_check_runs(tmp_path):
         not shutil.which("unshare")
         or subprocess.run(["unshare", "--net", "true"], capture_output=True).returncode
     ):
-        pytest.skip("cannot make a network namespace here (unshare --net needs root)")
+        pytest.fail("cannot make a network namespace here: unshare --net needs root")
     script = tmp_path / "smoke.sh"
     script.write_text(definition_sections()["test"])
     if not shutil.which("ip"):
-        pytest.skip("no `ip` (iproute2) to bring up the namespace's loopback")
+        pytest.fail("no `ip` (iproute2) to bring up the namespace's loopback: apt-get install iproute2")
     env = {
         "PATH": f"{SYNTH_BIN.parent}:/usr/sbin:/usr/bin:/sbin:/bin",
         "HOME": str(tmp_path),
