@@ -23,12 +23,14 @@ from .dataset.writer import DatasetWriter
 from .dialogs.build import DialogLimits
 from .dialogs.sessions import SessionConfig
 from .dialogs.sources.chat import ChatFields
+from .dialogs.sources.coherent import CoherentConfig
 from .domain import Dialog, Voice
 from .engines import Engine, EngineConfig, PiperConfig, load_engine
 from .engines.batching import BatchConfig, BatchingEngine
 from .errors import ConfigError, DialogError
 from .options import option
 from .produce.pipeline import Pipeline, PipelineConfig
+from .produce.probes import ProbeConfig
 from .produce.render import TurnRenderer
 from .samples.builder import SampleBuilder, SampleConfig
 from .samples.tokenizer import DEFAULT_TOKENIZER, load_tokenizer
@@ -103,6 +105,8 @@ class GenerateOptions:
     )
     sessions: SessionConfig | None = None
     conversation_audio: ConversationAudioConfig | None = None
+    coherent: CoherentConfig = field(default_factory=CoherentConfig)
+    probes: ProbeConfig = field(default_factory=ProbeConfig)
     resume_with_changes: bool = option(
         False, help="resume a dataset made with other options (dataset.json says which) instead of refusing"
     )
@@ -127,6 +131,11 @@ class GenerateOptions:
             "sessions": plain(self.sessions),
             "conversation_audio": plain(self.conversation_audio),
         }
+        # added in the fourth round: recorded only when set, so datasets made before still resume
+        for name in ("coherent", "probes"):
+            value = getattr(self, name)
+            if value != type(value)():
+                parts[name] = plain(value)
         return _flat(parts)
 
     def __post_init__(self) -> None:
@@ -190,7 +199,9 @@ def build_pipeline(options: GenerateOptions = GenerateOptions(), engine: Engine 
         builder = sample_builder(options.samples, options.tokenizer) if options.samples else None
         checker = asr_check(options.asr_check) if options.asr_check else None
         config = pipeline_config(options.pipeline, options.samples, options.conversation_audio)
-        return Pipeline(batching, config, builder, checker, casting_distance(batching, config))
+        main = options.conversation_audio.main_speaker if options.conversation_audio else None
+        distance = casting_distance(batching, config)
+        return Pipeline(batching, config, builder, checker, distance, options.probes, main)
     except BaseException:
         batching.close()
         raise
@@ -217,7 +228,7 @@ def generate(
         if options.progress and options.shard is None:
             counted = count_records(str(dialogs), fmt)
             total = counted if limit is None or counted is None else min(counted, limit)
-        dialogs = open_dialogs(str(dialogs), fmt, split, limit, options.limits, chat)
+        dialogs = open_dialogs(str(dialogs), fmt, split, limit, options.limits, chat, options.coherent)
     writer = DatasetWriter(out, options.conversation_audio)
     with build_pipeline(options, engine) as pipeline:  # the options are valid: record or compare them
         with writer.locked():

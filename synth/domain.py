@@ -15,10 +15,13 @@ from .words import Words
 
 @dataclass(frozen=True)
 class Turn:
-    """One utterance of a dialog: the speaker's label and the clean text that is spoken."""
+    """One utterance of a dialog: the speaker's label and the clean text that is spoken. `meta`:
+    what the source says of the turn that is not spoken (its own id such as LoCoMo's "D1:3", an
+    image's caption, a date), kept in the turn's metadata."""
 
     speaker: str
     text: str
+    meta: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,26 @@ class Segment:
     last_turn: int
     dialog_id: str | None = None
     source_first: int = 0
+    info: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    """What the source says of this part (a session's number, its date or the time since the last
+    one, as given), written into its metadata segment."""
+
+
+@dataclass(frozen=True)
+class Probe:
+    """A memory probe of a coherent conversation: a question whose answer lies in earlier turns
+    (`evidence`: indices into the dialog's turns, in order; `evidence_ids`: the source's own ids
+    of them). `adversarial`: the answer is that the conversation does not say."""
+
+    probe_id: str
+    question: str
+    answer: str
+    evidence: tuple[int, ...]
+    evidence_ids: tuple[str, ...] = ()
+    category: str | None = None
+    adversarial: bool = False
+    scoring: str = "f1"  # how an answer is scored: see synth.workflows.memory_score.SCORING
+    meta: Mapping[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
 
 @dataclass(frozen=True)
@@ -78,6 +101,8 @@ class Dialog:
     voices: Mapping[str, str] = field(default_factory=dict)  # per-dialog speaker -> voice id
     segments: tuple[Segment, ...] = ()
     join_pause_sec: float | None = None
+    probes: tuple[Probe, ...] = ()
+    notes: tuple[str, ...] = ()  # what reading left out (a turn, a probe), each naming where
 
     def starts_segment(self, turn_index: int) -> bool:
         return any(s.first_turn == turn_index for s in self.segments[1:])
@@ -156,6 +181,29 @@ class SynthesizedTurn:
 
 
 @dataclass
+class SpokenProbe:
+    """A probe whose question (and, if asked, answer) is spoken: 16 kHz mono float32. Released
+    (audio let go) once written, like a turn."""
+
+    index: int
+    probe: Probe
+    asked_by: str
+    voice: Voice
+    audio: np.ndarray
+    sample_rate: int
+    time: float = 0.0
+    placement: str = "end"
+    answer_audio: np.ndarray | None = None
+    answer_voice: Voice | None = None
+    stored_samples: int | None = None
+
+    @property
+    def duration_sec(self) -> float:
+        n = self.stored_samples if self.stored_samples is not None else int(self.audio.shape[0])
+        return n / self.sample_rate
+
+
+@dataclass
 class ConversationEvent:
     """Something heard that is not a turn (a listener's "mm-hm"): it never gets a training
     sample nor shifts turn ids, and is heard only in the conversation-level audio. `start` is on
@@ -188,6 +236,8 @@ class Conversation:
     samples: list[dict[str, Any]] | None = None
     tokens: dict[str, Any] | None = None
     events: list[ConversationEvent] = field(default_factory=list)
+    probes: list[SpokenProbe] = field(default_factory=list)  # memory probes, spoken (not turns)
+    probe_samples: list[dict[str, Any]] | None = None  # their samples (target kind `answer`)
 
     @property
     def conversation_id(self) -> str:
@@ -207,6 +257,11 @@ def released(turn: SynthesizedTurn) -> SynthesizedTurn:
     """The turn without its audio (written to disk already): its length is kept, so timings,
     metadata and samples can still be made from it, but it holds no memory."""
     return replace(turn, audio=_NO_AUDIO, fullband=None, stored_samples=turn.num_samples)
+
+
+def released_probe(probe: SpokenProbe) -> SpokenProbe:
+    """The probe without its audio (written already), its length kept."""
+    return replace(probe, audio=_NO_AUDIO, answer_audio=None, stored_samples=int(probe.audio.shape[0]))
 
 
 _NO_AUDIO = np.zeros(0, dtype=np.float32)

@@ -9,8 +9,10 @@ from typing import Any
 from .. import api
 from ..dataset.mixdown import ConversationAudioConfig
 from ..dialogs.sessions import SessionConfig
+from ..dialogs.sources.coherent import CoherentConfig
 from ..presets import PRESETS, VOICE_PRESETS
 from ..produce.pipeline import PipelineConfig
+from ..produce.probes import ProbeConfig
 from ..samples.builder import SampleConfig
 from .common import EXIT_OK, EXIT_PARTIAL, add_parser
 from .engine import add_engine_args, add_noise_args, engine_from
@@ -75,6 +77,9 @@ def register(sub: Any) -> None:
     add_casting_args(g)
     add_run_args(g)
     add_fields(g.add_argument_group("sessions (long conversations from consecutive dialogs)"), SessionConfig)
+    memory = g.add_argument_group("coherent multi-session sources and memory probes (docs/memory.md)")
+    add_fields(memory, CoherentConfig)
+    add_fields(memory, ProbeConfig)
     add_fields(g.add_argument_group("speed"), api.GenerateOptions, skip=_but("in_flight", "GenerateOptions"))
     add_batch_args(g, "across the conversations in flight")
     add_asr_check_args(g)
@@ -149,5 +154,7 @@ def _options(args: argparse.Namespace) -> api.GenerateOptions:
         in_flight=args.in_flight,
         asr_check=asr_check_from(args),
         sessions=sessions_from(args),
+        coherent=config_from(args, CoherentConfig),
+        probes=config_from(args, ProbeConfig),
         **run_from(args),
     )

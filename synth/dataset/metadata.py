@@ -3,11 +3,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
+from typing import Any
 
-from ..domain import Conversation, SynthesizedTurn
-from .records import ConversationMetadata, EventRecord, TurnRecord, event_file, turn_files
+from ..domain import Conversation, Probe, SpokenProbe, SynthesizedTurn
+from .records import (
+    ConversationMetadata,
+    EventRecord,
+    ProbeRecord,
+    TurnRecord,
+    event_file,
+    probe_answer_file,
+    probe_files,
+    turn_files,
+)
 
 
 def turn_records(conv: Conversation, digits: int | None = 4) -> list[TurnRecord]:
@@ -83,4 +93,92 @@ def conversation_metadata(conv: Conversation) -> ConversationMetadata:
             )
             for i, e in enumerate(conv.events)
         ],
+        probes=probe_records(conv.probes, conv.turns, conv.samples, len(conv.turns)),
+    )
+
+
+def turn_tokens(samples: Sequence[Mapping[str, Any]] | None) -> dict[int, int]:
+    """turn_number -> the tokens its sample adds to total_tokens (text and speech)."""
+    return {
+        int(s["turn_number"]): int(s["original_length"]) - 1 + int(s.get("speech_tokens", 0))
+        for s in samples or []
+    }
+
+
+def probe_records(
+    probes: Sequence[SpokenProbe],
+    turns: Sequence[SynthesizedTurn],
+    samples: Sequence[Mapping[str, Any]] | None,
+    first_number: int,
+) -> list[ProbeRecord]:
+    """The probes as metadata records: evidence turns with their times, distances in seconds and
+    in counted tokens (when the conversation has samples), their samples' turn numbers."""
+    tokens = turn_tokens(samples)
+    by_source: dict[int, list[SynthesizedTurn]] = {}
+    for t in turns:
+        by_source.setdefault(t.source_turn, []).append(t)
+    records = []
+    for p in probes:
+        evidence: list[dict[str, Any]] = []
+        ends: list[float] = []
+        for i, source_id in zip(p.probe.evidence, _ids(p.probe)):
+            for t in by_source[i]:
+                ends.append(round(t.end_time, 3))
+                evidence.append(
+                    {
+                        "turn_id": t.turn_id,
+                        **({"source_id": source_id} if source_id else {}),
+                        "start": round(t.start_time, 3),
+                        "end": round(t.end_time, 3),
+                    }
+                )
+        latest, earliest = max(ends), min(ends)
+        wav, txt = probe_files(p.index)
+        distance_tokens = None
+        if samples is not None:
+            distance_tokens = {
+                "latest": _tokens_between(turns, tokens, latest, p.time),
+                "earliest": _tokens_between(turns, tokens, earliest, p.time),
+            }
+        records.append(
+            ProbeRecord(
+                probe_id=p.probe.probe_id,
+                question=p.probe.question,
+                answer=p.probe.answer,
+                audio_file=wav,
+                transcript_file=txt,
+                duration_sec=round(p.duration_sec, 4),
+                time=round(p.time, 3),
+                evidence=evidence,
+                distance_sec={"latest": round(p.time - latest, 3), "earliest": round(p.time - earliest, 3)},
+                turn_number=first_number + p.index,
+                asked_by=p.asked_by,
+                voice=p.voice.id,
+                placement=p.placement,
+                distance_tokens=distance_tokens,
+                category=p.probe.category,
+                adversarial=p.probe.adversarial,
+                scoring=p.probe.scoring,
+                answer_audio_file=probe_answer_file(p.index) if p.answer_voice is not None else None,
+                extra={
+                    **({"answer_voice": p.answer_voice.id} if p.answer_voice is not None else {}),
+                    **({"source": dict(p.probe.meta)} if p.probe.meta else {}),
+                },
+            )
+        )
+    return records
+
+
+def _ids(probe: Probe) -> list[str | None]:
+    ids: list[str | None] = list(probe.evidence_ids)
+    return ids + [None] * (len(probe.evidence) - len(ids))
+
+
+def _tokens_between(
+    turns: Sequence[SynthesizedTurn], tokens: Mapping[int, int], after: float, until: float
+) -> int:
+    """The tokens of the turns that start at or after `after` and end by `until`: what the
+    context holds between the evidence and the question."""
+    return sum(
+        tokens.get(t.turn_id, 0) for t in turns if t.start_time >= after - 1e-6 and t.end_time <= until + 1e-6
     )

@@ -20,6 +20,7 @@ MANIFEST = "manifest.jsonl"
 CONVERSATION_AUDIO = "conversation.wav"
 METADATA_FILE = "metadata.json"
 SAMPLES_FILE = "samples.jsonl"
+PROBES_FILE = "probes.jsonl"  # the probes' samples, apart from the training samples (docs/memory.md)
 CONVERSATIONS_DIR = "conversations"
 TOKEN_COUNTS = ("text_tokens", "speech_tokens", "total_tokens")
 
@@ -27,6 +28,16 @@ TOKEN_COUNTS = ("text_tokens", "speech_tokens", "total_tokens")
 def turn_files(turn_id: int) -> tuple[str, str]:
     """The audio and transcript file names of a turn inside its conversation folder."""
     return f"turn_{turn_id}.wav", f"turn_{turn_id}.txt"
+
+
+def probe_files(index: int) -> tuple[str, str]:
+    """The audio and transcript file names of a conversation's memory probe (its question)."""
+    return f"probe_{index}.wav", f"probe_{index}.txt"
+
+
+def probe_answer_file(index: int) -> str:
+    """The audio of a probe's answer, spoken by the main speaker (full-duplex exports)."""
+    return f"probe_{index}_answer.wav"
 
 
 def event_file(index: int) -> str:
@@ -191,6 +202,58 @@ class EventRecord:
 
 
 @dataclass
+class ProbeRecord:
+    """One entry of `probes` in `metadata.json`: a memory probe (docs/memory.md). The question is
+    spoken (`audio_file`, `transcript_file`); `answer` is its text target. `time` is where on the
+    conversation timeline it is asked (the state an evaluator answers it from); `evidence` lists
+    the turns that hold the answer (`turn_id`, `source_id`, `start`, `end`), all before `time`;
+    `distance_sec` and `distance_tokens` are measured from the `latest` and the `earliest`
+    evidence turn's end to `time` (tokens counted as total_tokens counts them). `turn_number`: its
+    sample's number, after the conversation's turns."""
+
+    probe_id: str
+    question: str
+    answer: str
+    audio_file: str
+    transcript_file: str
+    duration_sec: float
+    time: float
+    evidence: list[dict[str, Any]]
+    distance_sec: dict[str, Any]
+    turn_number: int
+    asked_by: str | None = None
+    voice: str | None = None
+    placement: str | None = None
+    distance_tokens: dict[str, Any] | None = None
+    category: str | None = None
+    adversarial: bool = False
+    scoring: str | None = None
+    answer_audio_file: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    REQUIRED: ClassVar[dict[str, type | tuple[type, ...]]]
+    FILE_FIELDS: ClassVar[tuple[str, ...]] = ("audio_file", "transcript_file", "answer_audio_file")
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"probe_id": self.probe_id, "question": self.question, "answer": self.answer}
+        out.update(_set(self, "asked_by", "voice"))
+        out.update(audio_file=self.audio_file, transcript_file=self.transcript_file)
+        out.update(_set(self, "answer_audio_file"))
+        out.update(duration_sec=self.duration_sec, time=self.time, turn_number=self.turn_number)
+        out.update(_set(self, "placement"))
+        out.update(evidence=self.evidence, distance_sec=self.distance_sec)
+        out.update(_set(self, "distance_tokens", "category"))
+        out["adversarial"] = self.adversarial
+        out.update(_set(self, "scoring"))
+        out.update(self.extra)
+        return out
+
+    @classmethod
+    def from_dict(cls, obj: Any, where: str = "probe") -> ProbeRecord:
+        return _plain(cls, obj, where)
+
+
+@dataclass
 class ConversationMetadata:
     """`metadata.json`: the conversation, its speakers and voices, its turns on one timeline,
     what makes it reproducible (in `extra`: seed, engine, sample rate, gaps...) and its token
@@ -213,6 +276,7 @@ class ConversationMetadata:
     conversation_audio_rate: int | None = None  # its sample rate (absent: 16000, before full band)
     channels: list[list[str]] | None = None  # the speakers on each channel
     main_speaker: str | None = None  # the side on channel 0
+    probes: list[ProbeRecord] = field(default_factory=list)  # memory probes (docs/memory.md)
 
     REQUIRED: ClassVar[dict[str, type | tuple[type, ...]]]
     FILE_FIELDS: ClassVar[tuple[str, ...]] = ("conversation_audio",)
@@ -242,6 +306,8 @@ class ConversationMetadata:
         if self.events:
             out["events"] = [e.to_dict() for e in self.events]
         out.update(_set(self, "conversation_audio", "conversation_audio_rate", "channels", "main_speaker"))
+        if self.probes:
+            out["probes"] = [p.to_dict() for p in self.probes]
         out.update(self.extra)
         if self.tokens:
             out["tokens"] = self.tokens
@@ -261,7 +327,11 @@ class ConversationMetadata:
         if not isinstance(events, (list, type(None))):
             raise RecordError(f"{where}: field 'events' has type {type(events).__name__}")
         events = [EventRecord.from_dict(e, f"{where} events[{i}]") for i, e in enumerate(events or [])]
-        return cls(**known, turns=turns, extra=rest, tokens=tokens, events=events)
+        probes = known.pop("probes", None)
+        if not isinstance(probes, (list, type(None))):
+            raise RecordError(f"{where}: field 'probes' has type {type(probes).__name__}")
+        probes = [ProbeRecord.from_dict(p, f"{where} probes[{i}]") for i, p in enumerate(probes or [])]
+        return cls(**known, turns=turns, extra=rest, tokens=tokens, events=events, probes=probes)
 
     def to_json(self) -> str:
         """metadata.json as written to disk (indented, UTF-8 kept)."""
@@ -335,7 +405,7 @@ class ManifestEntry:
         return _plain(cls, obj, where)
 
 
-for _cls in (TurnRecord, EventRecord, ConversationMetadata, ManifestEntry):
+for _cls in (TurnRecord, EventRecord, ProbeRecord, ConversationMetadata, ManifestEntry):
     _cls.REQUIRED = _required(_cls)
 
 

@@ -29,12 +29,12 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 import soundfile as sf
 
 from ..audio import wav_bytes
-from ..domain import Conversation, SynthesizedTurn, released
+from ..domain import Conversation, SpokenProbe, SynthesizedTurn, released, released_probe
 from ..errors import AlreadyWritten, Claimed, Damaged, SynthError, WriteFailed
 from ..ids import conversation_dir
 from .integrity import INTEGRITY_FILE, record_bytes
@@ -46,11 +46,14 @@ from .records import (
     CONVERSATION_AUDIO,
     MANIFEST,
     METADATA_FILE,
+    PROBES_FILE,
     SAMPLES_FILE,
     ConversationMetadata,
     ManifestEntry,
     event_file,
     is_plain_file_name,
+    probe_answer_file,
+    probe_files,
     samples_jsonl,
     turn_files,
 )
@@ -457,9 +460,16 @@ class Staging:
         with open(folder / name, "wb") as fh:
             fh.write(wav_bytes(samples, rate))
 
-    def add_turn(self, turn: SynthesizedTurn) -> SynthesizedTurn:
-        """Write a turn's WAV and transcript (and its full-band audio, staged for the mix); return
-        the turn without its audio in memory."""
+    @overload
+    def add_turn(self, turn: SynthesizedTurn) -> SynthesizedTurn: ...
+    @overload
+    def add_turn(self, turn: SpokenProbe) -> SpokenProbe: ...
+
+    def add_turn(self, turn: SynthesizedTurn | SpokenProbe) -> SynthesizedTurn | SpokenProbe:
+        """Write a turn's WAV and transcript (and its full-band audio, staged for the mix), or a
+        memory probe's; return it without its audio in memory."""
+        if isinstance(turn, SpokenProbe):
+            return self.add_probe(turn)
         wav, txt = turn_files(turn.turn_id)
         audio, rate, full = turn.audio, turn.sample_rate, turn.fullband
         text = (turn.text + "\n").encode("utf-8")
@@ -475,6 +485,25 @@ class Staging:
         self._pending.append(self.writer._io.submit(write))
         self._wait(keep=self.MAX_PENDING_WRITES)
         return released(turn)
+
+    def add_probe(self, probe: SpokenProbe) -> SpokenProbe:
+        """Write a memory probe's question (WAV and transcript) and its answer's audio, if spoken;
+        return it without its audio in memory."""
+        wav, txt = probe_files(probe.index)
+        audio, answer, rate = probe.audio, probe.answer_audio, probe.sample_rate
+        text = (probe.probe.question + "\n").encode("utf-8")
+
+        def write() -> None:
+            self.add(wav, wav_bytes(audio, rate))
+            self.add(txt, text)
+            if answer is not None:
+                self.add(probe_answer_file(probe.index), wav_bytes(answer, rate))
+
+        if probe.stored_samples is not None:
+            raise SynthError(f"{self.conversation_id}: probe {probe.index} was already written")
+        self._pending.append(self.writer._io.submit(write))
+        self._wait(keep=self.MAX_PENDING_WRITES)
+        return released_probe(probe)
 
     def commit(self, conv: Conversation) -> tuple[ConversationMetadata, ManifestEntry]:
         """Write the conversation's records (its turns were added) and make it visible."""
@@ -496,6 +525,8 @@ class Staging:
         self.add(METADATA_FILE, meta.to_json().encode("utf-8"))
         if conv.samples is not None:
             self.add(SAMPLES_FILE, samples_jsonl(conv.samples).encode("utf-8"))
+        if conv.probe_samples:
+            self.add(PROBES_FILE, samples_jsonl(conv.probe_samples).encode("utf-8"))
         entry = ManifestEntry.from_metadata(meta)
         self.finish(entry)
         return meta, entry

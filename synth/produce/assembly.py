@@ -82,6 +82,8 @@ def assemble(
         segments = segment_records(dialog, turns)
         starts = frozenset(s["first_turn"] for s in segments[1:])
         extra = {**extra, "segments": segments, "session_pause_sec": dialog.join_pause_sec}
+    if dialog.notes:  # what reading the source left out (a turn, a question), each naming where
+        extra = {**extra, "source_notes": list(dialog.notes)}
     conv = Conversation(dialog=dialog, casting=dict(casting), turns=turns, extra=extra, events=events or [])
     if sample_builder is None:
         return conv
@@ -95,7 +97,12 @@ def segment_records(dialog: Dialog, turns: list[SynthesizedTurn]) -> list[dict[s
     segments = []
     for seg in dialog.segments:
         ids = [t.turn_id for t in turns if seg.first_turn <= t.source_turn <= seg.last_turn]
-        record: dict[str, Any] = {"source": seg.source.to_dict(), "first_turn": ids[0], "last_turn": ids[-1]}
+        record: dict[str, Any] = {
+            **seg.info,  # a coherent source's session: its number, date or time gap as given
+            "source": seg.source.to_dict(),
+            "first_turn": ids[0],
+            "last_turn": ids[-1],
+        }
         if seg.dialog_id is not None:  # which dialog, and which of its turns (a part may be cut)
             record["dialog"] = seg.dialog_id
             record["source_turns"] = [seg.source_first, seg.source_first + seg.last_turn - seg.first_turn]

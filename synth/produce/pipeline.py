@@ -34,6 +34,7 @@ from .casting import (
     parse_attributes,
 )
 from .long_turns import LONG_TURNS, turn_parts
+from .probes import ProbeConfig, ProbeSpeaker, attach
 from .render import Piece, Spoken, Stopped, TurnRenderer
 from .timeline import GapDistribution, Timeline
 
@@ -153,9 +154,13 @@ class Pipeline:
         sample_builder: BuildsSamples | None = None,
         asr_check: AsrCheck | None = None,
         distance: Callable[[Voice, Voice], float] | None = None,
+        probes: ProbeConfig = ProbeConfig(),
+        main_speaker: str | None = None,
     ):
         """`distance`: how apart two voices sound, for casting (default: the engine's own; for
-        cast_by 'measured' pass synth.api.casting_distance's, which build_pipeline does)."""
+        cast_by 'measured' pass synth.api.casting_distance's, which build_pipeline does).
+        `probes`: what becomes of a coherent conversation's questions (synth.produce.probes);
+        `main_speaker`: who speaks the probes' answers (the conversation audio's main side)."""
         self.engine = engine
         self.config = config
         self.sample_builder = sample_builder
@@ -170,6 +175,8 @@ class Pipeline:
                 config.cast_by,
             )
         self.distance = distance or engine.voice_distance
+        self.probes = ProbeSpeaker(self.renderer, probes, self.cast)
+        self.main_speaker = main_speaker
         ids = {v for v in config.voice_override.values() if not is_attribute_request(v)}
         unknown = sorted(ids - {v.id for v in self.catalog})
         if unknown:
@@ -306,6 +313,8 @@ class Pipeline:
         for i, (turn, pieces) in enumerate(zip(dialog.turns, rendered)):
             voice = casting[turn.speaker]
             parts = self.parts(turn.text, voice, pieces, where, f"turns[{i}].text", dialog.conversation_id)
+            if turn.meta:  # what the source says of the turn besides its words (an id, an image)
+                parts[0][2]["source"] = dict(turn.meta)
             join = dialog.join_pause_sec if dialog.starts_segment(i) else None
             placed = self.place(timeline, turn_id, turn.speaker, voice, parts, i, began, join)
             yield from placed
@@ -344,6 +353,14 @@ class Pipeline:
             self.renderer.pieces(turns[k : k + STREAM_TURNS]) for k in range(0, len(turns), STREAM_TURNS)
         )
         placed = [sink(t) if sink else t for t in self._place(dialog, casting, rendered)]
-        return self.assemble(dialog, casting, placed)
+        conv = self.assemble(dialog, casting, placed)
+        return self.ask(conv, sink)
+
+    def ask(self, conv: Conversation, sink: Callable[[Any], Any] | None = None) -> Conversation:
+        """The conversation with its memory probes spoken after it (synth.produce.probes), each
+        handed to `sink` as it is spoken."""
+        config = self.probes.config
+        spoken = self.probes.speak(conv.dialog, conv.casting, conv.turns, self.main_speaker, sink)
+        return attach(conv, spoken, self.sample_builder, config.mode)
 
     produce = run  # the runner's streaming producer interface: produce(item, sink)

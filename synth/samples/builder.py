@@ -29,11 +29,12 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ..dataset.records import TurnRecord
+from ..dataset.records import ProbeRecord, TurnRecord
 from ..errors import ConfigError, SynthError
 from ..options import option
 from .tokenizer import Tokenizer
 
+ANSWER_TARGET = "answer"  # a memory probe's sample: its answer (docs/memory.md)
 IGNORE_INDEX = -100
 SPEECH_TOKEN_INDEX = -200
 FORMATS = ("chat", "transcribe")
@@ -179,6 +180,10 @@ class BuildsSamples(Protocol):
         part_starts: Collection[int] = (),
     ) -> tuple[list[dict[str, Any]], dict[str, Any]]: ...
 
+    def answer_samples(
+        self, conversation_id: str, probes: Sequence[ProbeRecord], speaker_ids: Mapping[str, int]
+    ) -> list[dict[str, Any]]: ...
+
 
 class SampleBuilder:
     """Builds every sample of a conversation; header ids are encoded once per builder."""
@@ -268,6 +273,30 @@ class SampleBuilder:
             **self.describe(),
         }
         return samples, tokens
+
+    def answer_samples(
+        self, conversation_id: str, probes: Sequence[ProbeRecord], speaker_ids: Mapping[str, int]
+    ) -> list[dict[str, Any]]:
+        """The memory probes' samples (target kind `answer`): the question's speech in, the
+        answer's text out, numbered after the conversation's turns. `speaker_ids`: the asker's id
+        (an examiner, who is none of the speakers, gets the next free id)."""
+        encoded = self.tokenizer.encode_texts([p.answer for p in probes])
+        out = []
+        for probe, target_ids in zip(probes, encoded):
+            out.append(
+                {
+                    "conversation_id": conversation_id,
+                    "turn_number": probe.turn_number,
+                    "speaker_id": speaker_ids.get(probe.asked_by or "", len(speaker_ids)),
+                    "audio_file": probe.audio_file,
+                    "format": self.config.format,
+                    "target": ANSWER_TARGET,
+                    "probe_id": probe.probe_id,
+                    "speech_tokens": self.config.profile.positions(probe.duration_sec),
+                    **self.sample(target_ids),
+                }
+            )
+        return out
 
     def sample(self, target_ids: Sequence[int]) -> dict[str, Any]:
         """input_ids / labels / attention_mask for one target, padded to the multiple."""

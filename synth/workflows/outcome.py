@@ -41,6 +41,7 @@ class RunSummary:
     damaged: list[str] = field(default_factory=list)  # finished, but not what was written
     repaired: list[str] = field(default_factory=list)  # damaged ones taken out and made again
     skipped_by_rule: list[str] = field(default_factory=list)  # "where: why", by an option's rule
+    left_out: list[str] = field(default_factory=list)  # turns and questions of a source not spoken
 
     @property
     def done(self) -> int:
@@ -57,6 +58,7 @@ class RunSummary:
         session = extra.get("session")
         if session is not None and not session.get("within", True):
             self.outside_band.append(conversation_id)
+        self.left_out.extend(extra.get("source_notes", ()))
         check = extra.get("asr_check")
         if check:
             self.asr_threshold = check.get("threshold")
@@ -78,6 +80,13 @@ class RunSummary:
                 f"left out {len(self.skipped_by_rule)} record(s) by the options' rules (not failures): "
                 + "; ".join(self.skipped_by_rule[:3])
                 + (" ..." if len(self.skipped_by_rule) > 3 else "")
+            )
+        if self.left_out:
+            lines.append(
+                f"left out {len(self.left_out)} turn(s), session(s) or question(s) that cannot be spoken or "
+                "resolved, each listed in its conversation's metadata (source_notes): "
+                + "; ".join(self.left_out[:3])
+                + (" ..." if len(self.left_out) > 3 else "")
             )
         if self.claimed_elsewhere:
             lines.append(f"left {self.claimed_elsewhere} to another run making them in this folder")

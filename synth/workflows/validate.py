@@ -20,9 +20,11 @@ from ..dataset.journal import JOURNAL
 from ..dataset.mixdown import mix_blocks, padded_sec, placements
 from ..dataset.records import (
     MANIFEST,
+    PROBES_FILE,
     ConversationMetadata,
     EventRecord,
     ManifestEntry,
+    ProbeRecord,
     RecordError,
     TurnRecord,
     field_errors,
@@ -248,8 +250,10 @@ def _check_conversation(folder: Path, entry: dict[str, Any] | None, report: Repo
         )
     expected_files |= _check_events(folder, meta, where, report)
     expected_files |= _check_conversation_audio(folder, meta, where, report)
+    expected_files |= _check_probes(folder, meta, where, report)
     if (folder / "samples.jsonl").exists():
-        _check_samples(folder / "samples.jsonl", f"{where}/samples.jsonl", len(turns), report)
+        in_samples = len(meta.get("probes") or []) if tokens.get("probes_in_samples") else 0
+        _check_samples(folder / "samples.jsonl", f"{where}/samples.jsonl", len(turns), report, in_samples)
         _check_targets(folder / "samples.jsonl", meta, f"{where}/samples.jsonl", report)
     extra = sorted(p.name for p in folder.iterdir() if p.name not in expected_files)
     if extra:
@@ -411,21 +415,25 @@ def _links(root: Path) -> list[Path]:
     return sorted(out)
 
 
-def _check_samples(path: Path, where: str, num_turns: int, report: Report) -> None:
-    """One sample per turn, in turn order, with aligned arrays."""
+def _check_samples(
+    path: Path, where: str, num_turns: int, report: Report, probes: int = 0, first: int = 0
+) -> None:
+    """One sample per turn (then one per probe, where they are in the training samples), in
+    turn order from `first`, with aligned arrays."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError:
         report.errors.append(f"{where}: not UTF-8")
         return
-    if len(lines) != num_turns:
-        report.errors.append(f"{where}: {len(lines)} samples for {num_turns} turns")
+    if len(lines) != num_turns + probes:
+        what = f"{num_turns} turns" + (f" and {probes} probes" if probes else "")
+        report.errors.append(f"{where}: {len(lines)} samples for {what}")
     for n, line in enumerate(lines, start=1):
         try:
             s = json.loads(line)
             ids, labels, mask = s["input_ids"], s["labels"], s["attention_mask"]
             ok = (
-                s["turn_number"] == n - 1
+                s["turn_number"] == first + n - 1
                 and len(ids) == len(labels) == len(mask)
                 and 0 < s["original_length"] <= len(ids)
                 and sum(mask) == s["original_length"]
@@ -438,6 +446,100 @@ def _check_samples(path: Path, where: str, num_turns: int, report: Report) -> No
             continue
         if not ok:
             report.errors.append(f"{where} line {n}: turn_number or array lengths are inconsistent")
+
+
+def _check_probes(folder: Path, meta: dict[str, Any], where: str, report: Report) -> set[str]:
+    """Memory probes (docs/memory.md): typed, their question's WAV and transcript as listed, each
+    asked after its evidence, which names the conversation's turns with their times, distances that
+    match the timeline, numbered after the turns; their samples (probes.jsonl) one per probe, each
+    an `answer` of its probe."""
+    probes = meta.get("probes", [])
+    if not isinstance(probes, list):
+        report.errors.append(f"{where}/metadata.json: 'probes' is not a list")
+        return set()
+    files: set[str] = set()
+    turns = meta["turns"]
+    n = len(turns)
+    ids: set[str] = set()
+    for k, probe in enumerate(probes):
+        pw = f"{where}/metadata.json probes[{k}]"
+        if not _typed(probe, ProbeRecord, pw, report.errors):
+            continue
+        if probe["probe_id"] in ids:
+            report.errors.append(f"{pw}: probe_id {probe['probe_id']!r} is listed twice")
+        ids.add(probe["probe_id"])
+        if probe["turn_number"] != n + k:
+            report.errors.append(
+                f"{pw}: turn_number {probe['turn_number']}, expected {n + k} (after the turns)"
+            )
+        files |= {probe["audio_file"], probe["transcript_file"]}
+        duration = _check_wav(folder / probe["audio_file"], f"{where}/{probe['audio_file']}", report)
+        if duration is not None and abs(duration - probe["duration_sec"]) > DURATION_TOLERANCE_SEC:
+            report.errors.append(
+                f"{pw}: duration_sec {probe['duration_sec']} but the WAV lasts {duration:.4f} s"
+            )
+        text = _check_transcript(
+            folder / probe["transcript_file"], f"{where}/{probe['transcript_file']}", report
+        )
+        if text is not None and text != probe["question"]:
+            report.errors.append(f"{where}/{probe['transcript_file']}: is not the probe's question")
+        if isinstance(probe.get("answer_audio_file"), str):
+            files.add(probe["answer_audio_file"])
+            _check_wav(folder / probe["answer_audio_file"], f"{where}/{probe['answer_audio_file']}", report)
+        _check_evidence(probe, turns, meta["total_duration_sec"], pw, report)
+    path = folder / PROBES_FILE
+    if path.exists():
+        files.add(PROBES_FILE)
+        _check_samples(path, f"{where}/{PROBES_FILE}", 0, report, len(probes), n)
+        try:
+            samples = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+        except (ValueError, UnicodeDecodeError):
+            return files
+        for k, (sample, probe) in enumerate(zip(samples, probes)):
+            if (
+                not isinstance(sample, dict)
+                or sample.get("target") != "answer"
+                or sample.get("probe_id") != probe.get("probe_id")
+            ):
+                report.errors.append(
+                    f"{where}/{PROBES_FILE} line {k + 1}: not the `answer` sample of probe {probe.get('probe_id')!r}"
+                )
+                break
+    return files
+
+
+def _check_evidence(probe: dict[str, Any], turns: list[Any], total: float, pw: str, report: Report) -> None:
+    """A probe's evidence names turns with their times, ends before the probe is asked, and its
+    distances are the timeline's."""
+    tol = DURATION_TOLERANCE_SEC
+    ends = []
+    for e, ev in enumerate(probe["evidence"]):
+        tid = ev.get("turn_id") if isinstance(ev, dict) else None
+        if not isinstance(tid, int) or isinstance(tid, bool) or not 0 <= tid < len(turns):
+            report.errors.append(f"{pw}: evidence[{e}] names no turn of the conversation")
+            return
+        turn = turns[tid]
+        if (
+            abs(ev.get("start", -1) - turn["start_time"]) > tol
+            or abs(ev.get("end", -1) - turn["end_time"]) > tol
+        ):
+            report.errors.append(f"{pw}: evidence[{e}]'s times are not turn {tid}'s")
+            return
+        ends.append(turn["end_time"])
+    if not ends:
+        report.errors.append(f"{pw}: no evidence")
+        return
+    time = probe["time"]
+    if time < max(ends) - tol:
+        report.errors.append(f"{pw}: asked at {time} s, before its evidence ends ({max(ends)} s)")
+    if time > total + tol:
+        report.errors.append(f"{pw}: asked at {time} s, after the conversation's end ({total} s)")
+    dist = probe["distance_sec"]
+    for key, end in (("latest", max(ends)), ("earliest", min(ends))):
+        if not isinstance(dist.get(key), (int, float)) or abs(dist[key] - (time - end)) > 2 * tol:
+            report.errors.append(
+                f"{pw}: distance_sec.{key} {dist.get(key)} is not {time - end:.3f} (time - evidence end)"
+            )
 
 
 def _check_targets(path: Path, meta: dict[str, Any], where: str, report: Report) -> None:
