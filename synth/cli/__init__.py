@@ -17,10 +17,10 @@ from collections.abc import Sequence
 
 from ..errors import SynthError
 from ..version import __version__
-from . import corpora, dataset, generate, serve, service, voices
+from . import corpora, dataset, generate, memory, serve, service, voices
 from .common import EXIT_ERROR, EXIT_OK, EXIT_USAGE, error_message
 
-GROUPS = (generate, voices, dataset, corpora, serve, service)
+GROUPS = (generate, voices, dataset, memory, corpora, serve, service)
 
 
 class Parser(argparse.ArgumentParser):
