@@ -36,9 +36,12 @@ class Source:
     original_id: str | None = None
 
     def describe(self) -> str:
-        """Human location for error messages: 'file.jsonl line 7' or 'daily_dialog train #3'."""
+        """Human location for error messages: 'file.jsonl line 7', 'locomo10.json item 3' (an item
+        of a JSON array) or 'daily_dialog train #3'."""
         if self.path is not None:
-            return f"{self.path} line {self.line}" if self.line is not None else self.path
+            if self.line is not None:
+                return f"{self.path} line {self.line}"
+            return f"{self.path} item {self.index}" if self.index is not None else self.path
         where = self.dataset + (f" {self.split}" if self.split else "")
         return f"{where} #{self.index}" if self.index is not None else where
 

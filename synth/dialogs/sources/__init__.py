@@ -6,15 +6,19 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from ...domain import Dialog
-from ...errors import ConfigError, DialogError
+from ...errors import ConfigError, DialogError, SynthError
 from ..build import DEFAULT_LIMITS, DialogLimits
 from .chat import ChatFields, jsonl_is_chat, read_chat_jsonl
+from .chronicles import chronicles_rows, looks_like_chronicles, read_chronicles
 from .coherent import COHERENT_FORMATS, CoherentConfig
-from .dailydialog import HF_DATASET_ID, read_dailydialog_text, read_huggingface
+from .dailydialog import HF_DATASET_ID, _load_streaming, read_dailydialog_text, read_huggingface
 from .jsonl import read_jsonl
 from .locomo import looks_like_locomo, read_locomo
+from .longmemeval import HUB_SPLIT, json_records, longmemeval_rows, looks_like_longmemeval, read_longmemeval
+from .msc import looks_like_msc, looks_like_msc_row, msc_rows, read_msc
 
 FORMATS = ("auto", "jsonl", "chat", "dailydialog-txt", "hf", *COHERENT_FORMATS)
 
@@ -32,6 +36,10 @@ __all__ = [
 
 
 def detect_format(spec: str) -> str:
+    """The format of what the user typed, from a cheap look at it: a file's suffix and first
+    record, a parquet file's columns (for the coherent layouts: LoCoMo, MSC, Conversation
+    Chronicles, LongMemEval). A hub name is "hf": its layout cannot be seen from here, so a
+    coherent dataset on the hub needs --format."""
     if spec == "dailydialog" or spec.startswith("hf:"):
         return "hf"
     path = Path(spec)
@@ -43,31 +51,78 @@ def detect_format(spec: str) -> str:
             spec,
         )
     if path.is_dir() or path.suffix == ".parquet":
-        return "hf"
-    if path.suffix == ".txt":
-        return "dailydialog-txt"
+        return _parquet_layout(path) or "hf"
     if path.suffix == ".json":
         return _json_layout(path)
-    return "jsonl"
+    if path.suffix == ".txt":  # DailyDialog's text, or ParlAI's MSC session files (JSON Lines)
+        return _jsonl_layout(path) or "dailydialog-txt"
+    return _jsonl_layout(path) or "jsonl"
+
+
+def _record_layout(record: Any) -> str | None:
+    """The coherent layout one record is in, or None."""
+    if looks_like_locomo(record):
+        return "locomo"
+    if looks_like_longmemeval(record):
+        return "longmemeval"
+    if looks_like_chronicles(record):
+        return "chronicles"
+    if looks_like_msc(record) or looks_like_msc_row(record):
+        return "msc"
+    return None
+
+
+def _first_record(path: Path) -> Any:
+    """A local file's first record (streamed: a big JSON array is not read whole), or None."""
+    for _index, _line, record in json_records(path):
+        return record
+    return None
 
 
 def _json_layout(path: Path) -> str:
-    """The coherent layout of a .json file, by its first record."""
-    import json
-
-    try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError("dialogs", f"cannot read as JSON: {exc}", str(path)) from None
-    first = data[0] if isinstance(data, list) and data else data
-    if looks_like_locomo(first):
-        return "locomo"
+    """The coherent layout of a .json file, by its first record: a JSON array or object (LoCoMo,
+    REALTALK, LongMemEval) or JSON Lines (Conversation Chronicles' release, MSC)."""
+    record = _first_record(path)
+    if isinstance(record, DialogError):
+        raise ConfigError("dialogs", f"cannot read as JSON: {record}", str(path))
+    layout = _record_layout(record)
+    if layout is not None:
+        return layout
     raise ConfigError(
         "dialogs",
-        "a .json file is read as a LoCoMo or REALTALK conversation, and this one is not "
-        "(give --format, or JSONL for one dialog a line)",
+        "a .json file is read as LoCoMo, REALTALK, LongMemEval, MSC or Conversation Chronicles, "
+        "and this one is none of them (give --format, or JSONL for one dialog a line)",
         str(path),
     )
+
+
+def _jsonl_layout(path: Path) -> str | None:
+    """The coherent layout of a JSON Lines file by its first line (MSC, Chronicles, LongMemEval),
+    or None. Only a file that starts with "{" is looked into (not DailyDialog's text)."""
+    with open(path, "rb") as fh:
+        head = fh.read(64).removeprefix(b"\xef\xbb\xbf").lstrip()
+    if not head.startswith(b"{"):
+        return None
+    layout = _record_layout(_first_record(path))
+    return layout if layout != "locomo" else None  # LoCoMo is a JSON file, not JSON Lines
+
+
+def _parquet_layout(path: Path) -> str | None:
+    """The coherent layout a parquet file's (or a folder's first parquet file's) columns show,
+    from its footer alone; None when it shows none or cannot be read (the hub reader says why)."""
+    files = [path] if path.is_file() else sorted(path.glob("**/*.parquet"))[:1]
+    if not files:
+        return None
+    try:
+        import pyarrow.parquet as pq
+
+        names = set(pq.read_schema(files[0]).names)
+    except Exception:  # not installed, or not parquet: the reader reports it
+        return None
+    if {"dialog", "previous_dialogs"} <= names:
+        return "msc"
+    layout = _record_layout(dict.fromkeys(names))
+    return layout if layout != "locomo" else None  # LoCoMo is read from its JSON file only
 
 
 def count_records(spec: str, fmt: str = "auto") -> int | None:
@@ -122,7 +177,27 @@ def open_dialogs(
 def _coherent(
     local: Path, spec: str, fmt: str, split: str | None, limits: DialogLimits, config: CoherentConfig
 ) -> Iterator[Dialog | DialogError]:
-    """A coherent multi-session source (synth.dialogs.sources.coherent), one Dialog per item."""
+    """A coherent multi-session source (synth.dialogs.sources.coherent), one Dialog per item: a
+    local file, or rows from the hub ('hf:<id>'), a parquet file or a folder of them, read through
+    `datasets` as read_huggingface reads them."""
+    gap = config.session_gap_sec
     if fmt == "locomo":
-        return read_locomo(local, limits, config.session_gap_sec)
-    raise ConfigError("format", f"{fmt} is not supported yet", spec)
+        return read_locomo(local, limits, gap)
+    files = {"msc": read_msc, "chronicles": read_chronicles, "longmemeval": read_longmemeval}
+    rows = {"msc": msc_rows, "chronicles": chronicles_rows, "longmemeval": longmemeval_rows}
+    if fmt not in files:
+        raise ConfigError("format", f"{fmt} is not supported yet", spec)
+    if spec.startswith("hf:") or local.is_dir() or local.suffix == ".parquet":
+        split = split or (HUB_SPLIT if fmt == "longmemeval" else "train")
+        name = spec.removeprefix("hf:")
+        return rows[fmt](_hub_rows(name, split), split, limits, gap)
+    return files[fmt](local, limits, gap)
+
+
+def _hub_rows(name_or_path: str, split: str) -> Iterator[Any]:
+    """The rows of a hub dataset or local parquet, streamed (`datasets` imported only here)."""
+    try:
+        import datasets
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise SynthError("Hugging Face sources need `datasets`: pip install 'synth[hf]'") from exc
+    yield from _load_streaming(datasets, name_or_path, split, None)

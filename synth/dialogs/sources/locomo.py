@@ -62,7 +62,7 @@ def read_locomo(
         return
     samples = data if isinstance(data, list) else [data]
     for index, sample in enumerate(samples):
-        where = f"{path} sample {index}" if isinstance(data, list) else str(path)
+        where = f"{path} item {index}" if isinstance(data, list) else str(path)
         if not looks_like_locomo(sample):
             yield DialogError("not a LoCoMo sample nor a REALTALK conversation (no session_N lists)", where)
             continue
