@@ -1,7 +1,7 @@
-"""Reading a finished dataset: the manifest, each conversation's metadata and samples, as the
-typed records of synth.dataset.records. Used by the training loader, the server, `synth merge`,
-`synth splits`, `synth tokenize`, `synth check` and `synth export`; every error names the file
-that is missing or corrupt.
+"""Reading a finished dataset: the manifest, each conversation's metadata and samples (and its
+memory probes' samples, probes.jsonl), as the typed records of synth.dataset.records. Used by the
+training loader, the server, `synth merge`, `synth splits`, `synth tokenize`, `synth check` and
+`synth export`; every error names the file that is missing or corrupt.
 
 One rule for every path read from a dataset: a file a record names (metadata, samples) is a plain
 file name inside its own conversation folder (records.is_plain_file_name), and no symbolic link
@@ -22,6 +22,7 @@ from .records import (
     CONVERSATIONS_DIR,
     MANIFEST,
     METADATA_FILE,
+    PROBES_FILE,
     SAMPLES_FILE,
     ConversationMetadata,
     ManifestEntry,
@@ -42,6 +43,10 @@ class ConversationRef:
     @property
     def num_turns(self) -> int:
         return self.entry.num_turns
+
+    @property
+    def num_probes(self) -> int:
+        return self.entry.num_probes or 0
 
     @property
     def total_tokens(self) -> int | None:
@@ -96,12 +101,25 @@ class ConversationRef:
         return out
 
     def samples(self) -> list[dict[str, Any]]:
-        samples = read_samples(self.file(SAMPLES_FILE, "samples"))
+        """samples.jsonl: the turns' samples, then, where the dataset was made with `--probes
+        in-training`, its memory probes' (target kind `answer`)."""
+        return self._checked(SAMPLES_FILE, read_samples(self.file(SAMPLES_FILE, "samples")))
+
+    def probe_samples(self) -> list[dict[str, Any]] | None:
+        """probes.jsonl: one sample per memory probe, in the order of metadata `probes`; None
+        where the conversation has no such file (no probes, or made before probes)."""
+        path = self.file(PROBES_FILE, "probe samples")
+        if not path.exists():
+            return None
+        return self._checked(PROBES_FILE, read_samples(path))
+
+    def _checked(self, name: str, samples: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """`samples` of file `name`, each audio_file in it a plain file name."""
         for n, sample in enumerate(samples, start=1):
-            name = sample.get("audio_file") if isinstance(sample, dict) else None
-            if name is not None and not is_plain_file_name(name):
+            audio = sample.get("audio_file") if isinstance(sample, dict) else None
+            if audio is not None and not is_plain_file_name(audio):
                 raise DatasetError(
-                    f"{self.folder / SAMPLES_FILE} line {n}: audio_file {str(name)[:80]!r} is not a plain "
+                    f"{self.folder / name} line {n}: audio_file {str(audio)[:80]!r} is not a plain "
                     "file name inside the conversation's folder"
                 )
         return samples

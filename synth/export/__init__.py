@@ -8,7 +8,12 @@ one.
 - `hf`: a Hugging Face dataset folder (hf.py).
 - `lhotse`: Lhotse manifests (lhotse.py).
 - `lhotse-shar`: Lhotse Shar shards, tar audio plus cut manifests (shar.py).
-- `moshi`: moshi-finetune's stereo WAVs, alignments and JSONL (moshi.py)."""
+- `moshi`: moshi-finetune's stereo WAVs, alignments and JSONL (moshi.py).
+- `memory`: one JSONL line per memory probe, what a memory evaluation reads (memory.py).
+
+Memory probes (docs/memory.md) are training data only where the dataset was made so (`generate
+--probes in-training`): llama-omni and hf carry them there by default and otherwise only when
+asked, moshi only when asked, the Lhotse exports never (they are not turns)."""
 
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ from typing import Any
 from .hf import HfOptions, export_hf
 from .lhotse import LhotseOptions, export_lhotse
 from .llama_omni import LlamaOmniOptions, export_llama_omni
+from .memory import MemoryOptions, export_memory
 from .moshi import MoshiOptions, export_moshi
 from .shar import SharOptions, export_shar
 from .summary import ExportSummary
@@ -31,6 +37,7 @@ __all__ = [
     "export_hf",
     "export_lhotse",
     "export_llama_omni",
+    "export_memory",
     "export_moshi",
     "export_shar",
 ]
@@ -58,7 +65,9 @@ EXPORTS: dict[str, ExportTarget] = {
             "llama-omni",
             "LLaMA-Omni's training JSON file",
             LlamaOmniOptions,
-            lambda root, out, manifest, o: export_llama_omni(root, out, o.relative, manifest, o.long_turns),
+            lambda root, out, manifest, o: export_llama_omni(
+                root, out, o.relative, manifest, o.long_turns, o.probes
+            ),
         ),
         ExportTarget(
             "lhotse",
@@ -78,14 +87,23 @@ EXPORTS: dict[str, ExportTarget] = {
             "moshi",
             "a moshi-finetune data folder (data.jsonl, stereo WAVs, alignments)",
             MoshiOptions,
-            lambda root, out, manifest, o: export_moshi(root, out, manifest, o.main_speaker, o.sample_rate),
+            lambda root, out, manifest, o: export_moshi(
+                root, out, manifest, o.main_speaker, o.sample_rate, o.probes
+            ),
             "conversation",
         ),
         ExportTarget(
             "hf",
             "a Hugging Face dataset folder (save_to_disk)",
             HfOptions,
-            lambda root, out, manifest, o: export_hf(root, out, manifest, o.undecoded),
+            lambda root, out, manifest, o: export_hf(root, out, manifest, o.undecoded, o.probes),
+        ),
+        ExportTarget(
+            "memory",
+            "a JSONL file, one line per memory probe (question audio, answer, evidence, distances)",
+            MemoryOptions,
+            lambda root, out, manifest, o: export_memory(root, out, manifest, o.relative),
+            "probe",
         ),
     )
 }

@@ -2,7 +2,13 @@
 `Audio` feature at 16 kHz holding the WAV bytes), text, target (the target's text) and
 target_kind (`reply` or `transcript`, as in samples.jsonl), ids, turn numbers and, when the
 dataset has them, the turn's word timings. Built in a staging folder and switched into place
-(synth.export.staging), so a killed export leaves the previous one whole."""
+(synth.export.staging), so a killed export leaves the previous one whole.
+
+Memory probes (docs/memory.md; `probes`, PROBE_CHOICES: by default only where the dataset made
+them training samples) follow their conversation's turns as rows of target_kind `answer`: audio
+the spoken question, text the question, target the answer, turn_number after the turns, and the
+probe columns (probe_id, category, adversarial, scoring, time, evidence, distance_sec,
+distance_tokens, answer_audio_path), which are None (or empty) on a turn's row."""
 
 from __future__ import annotations
 
@@ -15,10 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from ..audio import SAMPLE_RATE
-from ..dataset.reader import open_dataset
+from ..dataset.reader import ConversationRef, open_dataset
 from ..dataset.records import ConversationMetadata, conversation_path
 from ..errors import SynthError
-from .rows import member, turn_rows
+from ..options import option
+from .rows import PROBE_CHOICES, PROBES_HELP, ProbeRow, Row, conversation_rows, member, probes_note
 from .staging import staged_folder
 from .summary import ExportSummary
 
@@ -39,10 +46,110 @@ class HfOptions:
             "decode one with soundfile.read(io.BytesIO(row['audio']['bytes']))"
         },
     )
+    # One flag per export: `synth export` gives each export's fields their own flags.
+    probes: str = option("auto", flag="--hf-probes", choices=PROBE_CHOICES, help="hf: " + PROBES_HELP)
+
+
+_PROBE_NONE: dict[str, Any] = {
+    "probe_id": None,
+    "category": None,
+    "adversarial": None,
+    "scoring": None,
+    "time": None,
+    "evidence": [],
+    "distance_sec": None,
+    "distance_tokens": None,
+    "answer_audio_path": None,
+}
+
+
+def _turn_row(row: Row, meta: ConversationMetadata) -> dict[str, Any]:
+    ref, turn, sample, wav = row.ref, row.turn, row.sample, row.audio
+    folder = conversation_path(ref.conversation_id)  # not the manifest's `path`: the id is checked
+    channel = next((i for i, c in enumerate(meta.channels or []) if turn.speaker in c), None)
+    return {
+        "audio": {"bytes": wav.read_bytes(), "path": f"{folder}/{wav.name}"},
+        "audio_path": f"{folder}/{wav.name}",
+        "text": turn.text,
+        "target": row.target,
+        "target_kind": row.kind,
+        "conversation_id": ref.conversation_id,
+        "turn_number": int(sample["turn_number"]),
+        "speaker": turn.speaker,
+        "speaker_id": int(sample["speaker_id"]),
+        "duration_sec": float(turn.duration_sec),
+        "words": [
+            {"word": w["word"], "start": w["start"] - turn.start_time, "end": w["end"] - turn.start_time}
+            for w in turn.words or []
+        ],
+        "conversation_audio_path": _conversation_audio(ref, meta),
+        "channel": channel,
+        **_PROBE_NONE,
+    }
+
+
+def _probe_row(row: ProbeRow, meta: ConversationMetadata) -> dict[str, Any]:
+    """A probe's row: not on the conversation audio (no channel), no word timings."""
+    p, wav = row.probe, row.audio
+    folder = conversation_path(row.ref.conversation_id)
+    answer = row.answer_audio
+    return {
+        "audio": {"bytes": wav.read_bytes(), "path": f"{folder}/{wav.name}"},
+        "audio_path": f"{folder}/{wav.name}",
+        "text": p.question,
+        "target": p.answer,
+        "target_kind": row.kind,
+        "conversation_id": row.ref.conversation_id,
+        "turn_number": p.turn_number,
+        "speaker": p.asked_by,
+        "speaker_id": row.speaker_id,
+        "duration_sec": float(p.duration_sec),
+        "words": [],
+        "conversation_audio_path": _conversation_audio(row.ref, meta),
+        "channel": None,
+        "probe_id": p.probe_id,
+        "category": p.category,
+        "adversarial": p.adversarial,
+        "scoring": p.scoring,
+        "time": float(p.time),
+        "evidence": [
+            {
+                "turn_id": int(e["turn_id"]),
+                "source_id": e.get("source_id"),
+                "start": float(e["start"]),
+                "end": float(e["end"]),
+            }
+            for e in p.evidence
+        ],
+        "distance_sec": _pair(p.distance_sec, float),
+        "distance_tokens": _pair(p.distance_tokens, int),
+        "answer_audio_path": f"{folder}/{answer.name}" if answer else None,
+    }
+
+
+def _pair(value: dict[str, Any] | None, kind: type) -> dict[str, Any] | None:
+    """A {latest, earliest} distance typed for its column."""
+    return None if value is None else {k: kind(value[k]) for k in ("latest", "earliest")}
+
+
+def _conversation_audio(ref: ConversationRef, meta: ConversationMetadata) -> str | None:
+    """conversation.wav relative to the root, or None."""
+    if not meta.conversation_audio:
+        return None
+    conv = member(ref, meta.conversation_audio, "conversation_audio")
+    return f"{conversation_path(ref.conversation_id)}/{conv.name}"
+
+
+def _pair_feature(datasets: Any, kind: str) -> dict[str, Any]:
+    return {"latest": datasets.Value(kind), "earliest": datasets.Value(kind)}
 
 
 def export_hf(
-    root: Path | str, out: Path | str, manifest: Path | None = None, undecoded: bool = False
+    root: Path | str,
+    out: Path | str,
+    manifest: Path | None = None,
+    undecoded: bool = False,
+    probes: str = "auto",
 ) -> ExportSummary:
     """Rows are built as `{bytes, path}` structs and cast to `Audio`, so writing needs no audio
     codec; reading decodes with whatever backend `datasets` uses on the training machine
@@ -66,43 +173,17 @@ def export_hf(
     root = Path(root)
     refs = open_dataset(root, manifest)
 
+    left_out: list[str] = []
+
     def rows() -> Iterator[dict[str, Any]]:
         metas: dict[str, ConversationMetadata] = {}
-        for row in turn_rows(refs):
-            ref, turn, sample, wav = row.ref, row.turn, row.sample, row.audio
+        for row in conversation_rows(refs, probes, left_out):
+            ref = row.ref
             if ref.conversation_id not in metas:
                 metas.clear()
                 metas[ref.conversation_id] = ref.metadata()
             meta = metas[ref.conversation_id]
-            folder = conversation_path(ref.conversation_id)  # not the manifest's `path`: the id is checked
-            conv = (
-                member(ref, meta.conversation_audio, "conversation_audio")
-                if meta.conversation_audio
-                else None
-            )
-            channel = next((i for i, c in enumerate(meta.channels or []) if turn.speaker in c), None)
-            yield {
-                "audio": {"bytes": wav.read_bytes(), "path": f"{folder}/{wav.name}"},
-                "audio_path": f"{folder}/{wav.name}",
-                "text": turn.text,
-                "target": row.target,
-                "target_kind": row.kind,
-                "conversation_id": ref.conversation_id,
-                "turn_number": int(sample["turn_number"]),
-                "speaker": turn.speaker,
-                "speaker_id": int(sample["speaker_id"]),
-                "duration_sec": float(turn.duration_sec),
-                "words": [
-                    {
-                        "word": w["word"],
-                        "start": w["start"] - turn.start_time,
-                        "end": w["end"] - turn.start_time,
-                    }
-                    for w in turn.words or []
-                ],
-                "conversation_audio_path": f"{folder}/{conv.name}" if conv else None,
-                "channel": channel,
-            }
+            yield _probe_row(row, meta) if isinstance(row, ProbeRow) else _turn_row(row, meta)
 
     features = datasets.Features(
         {
@@ -125,6 +206,22 @@ def export_hf(
             ],
             "conversation_audio_path": datasets.Value("string"),
             "channel": datasets.Value("int32"),
+            "probe_id": datasets.Value("string"),
+            "category": datasets.Value("string"),
+            "adversarial": datasets.Value("bool"),
+            "scoring": datasets.Value("string"),
+            "time": datasets.Value("float64"),
+            "evidence": [
+                {
+                    "turn_id": datasets.Value("int32"),
+                    "source_id": datasets.Value("string"),
+                    "start": datasets.Value("float64"),
+                    "end": datasets.Value("float64"),
+                }
+            ],
+            "distance_sec": _pair_feature(datasets, "float64"),
+            "distance_tokens": _pair_feature(datasets, "int64"),
+            "answer_audio_path": datasets.Value("string"),
         }
     )
     with staged_folder(out, "hf", is_hf_file) as stage:
@@ -133,11 +230,13 @@ def export_hf(
         ds = ds.cast_column("audio", datasets.Audio(sampling_rate=SAMPLE_RATE, decode=not undecoded))
         ds.save_to_disk(str(stage.tree))
         kinds = Counter(ds["target_kind"])
-        notes: tuple[str, ...] = ()
+        notes: list[str] = []
         if not undecoded and importlib.util.find_spec("torchcodec") is None:
-            notes = (
+            notes.append(
                 "rows decode their audio with torchcodec (datasets 5), which is not installed here: "
                 "`pip install torchcodec` (it needs FFmpeg 4-7) where you read it, or export with "
-                "--undecoded and read each row's audio with soundfile.read(io.BytesIO(row['audio']['bytes']))",
+                "--undecoded and read each row's audio with soundfile.read(io.BytesIO(row['audio']['bytes']))"
             )
-        return ExportSummary(len(ds), "sample", {k: kinds[k] for k in sorted(kinds)}, notes)
+        if left_out and probes == "auto":
+            notes.append(probes_note(len(left_out), "--hf-probes"))
+        return ExportSummary(len(ds), "sample", {k: kinds[k] for k in sorted(kinds)}, tuple(notes))

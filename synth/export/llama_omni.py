@@ -11,7 +11,14 @@ says so in the summary; `long_turns="split"` cuts it at sentence ends, between w
 word timings say the speaker paused, into pieces of at most 30 s, each its own WAV and text in a
 folder beside the JSON (`<name>.pieces-<run>/<conversation>/turn_<n>_part_<k>.wav`). The pieces
 of a turn are consecutive entries with the turn's `turn_number` and `piece`/`pieces`; all but the
-last target their own words (`transcript`), the last keeps the turn's target."""
+last target their own words (`transcript`), the last keeps the turn's target.
+
+Memory probes (docs/memory.md; `probes`, PROBE_CHOICES: by default only where the dataset made
+them training samples) follow their conversation's turns as items of target kind `answer`: the
+question's WAV in, its answer out, `turn_number` after the turns, with `probe_id`, `question`,
+`answer`, `category`, `adversarial`, `scoring`, `time`, `evidence`, `distance_sec` and
+`distance_tokens` from metadata. A question over 30 s cannot be split (it has no word timings):
+it is refused or, with `long_turns="drop"`, left out like a turn."""
 
 from __future__ import annotations
 
@@ -28,9 +35,10 @@ import soundfile as sf
 from ..audio import SAMPLE_RATE
 from ..dataset.reader import DatasetError, open_dataset
 from ..errors import ConfigError, SynthError
+from ..options import option
 from ..samples.builder import WHISPER_WINDOW_SEC
 from .pieces import CannotSplit, split_turn
-from .rows import Row, turn_rows
+from .rows import PROBE_CHOICES, PROBES_HELP, ProbeRow, Row, conversation_rows, probes_note
 from .staging import absolute, fsync_tree, staged_file
 from .summary import ExportSummary
 
@@ -51,10 +59,30 @@ class LlamaOmniOptions:
             "(at sentence ends, from its word timings, into pieces of at most 30 s)"
         },
     )
+    # One flag per export: `synth export` gives each export's fields their own flags.
+    probes: str = option(
+        "auto", flag="--omni-probes", choices=PROBE_CHOICES, help="llama-omni: " + PROBES_HELP
+    )
 
 
 def _samples(row: Row) -> int:
     return row.turn.num_samples if row.turn.num_samples is not None else sf.info(str(row.audio)).frames
+
+
+def _fits(row: ProbeRow, long: list[str], long_turns: str) -> bool:
+    """Whether a probe's question fits Whisper's window; one that does not is listed in `long`
+    (refused or dropped with the turns); it cannot be split, having no word timings."""
+    frames = sf.info(str(row.audio)).frames
+    if frames <= LIMIT:
+        return True
+    where = f"{row.ref.conversation_id} probe {row.probe.probe_id}"
+    if long_turns == "split":
+        raise DatasetError(
+            f"{where}: its question lasts over {WHISPER_WINDOW_SEC:g} s and has no word timings to "
+            "split it at (use --long-turns drop)"
+        )
+    long.append(f"{where} ({frames / SAMPLE_RATE:.1f} s)")
+    return False
 
 
 def _listed(items: list[str], most: int = 5) -> str:
@@ -118,6 +146,31 @@ def _entry(row: Row, speech: str, kind: str, target: str, piece: tuple[int, int]
     return entry
 
 
+def _probe_entry(row: ProbeRow, speech: str) -> dict[str, Any]:
+    """A probe's item: its question's speech in, its answer out, and what an evaluation or a
+    memory-aware trainer needs to know of it."""
+    p = row.probe
+    return {
+        "id": f"{row.ref.conversation_id}_probe_{row.index}",
+        "speech": speech,
+        "conversations": [{"from": "human", "value": "<speech>"}, {"from": "gpt", "value": p.answer}],
+        "conversation_id": row.ref.conversation_id,
+        "turn_number": p.turn_number,
+        "speaker_id": row.speaker_id,
+        "target": row.kind,
+        "probe_id": p.probe_id,
+        "question": p.question,
+        "answer": p.answer,
+        "category": p.category,
+        "adversarial": p.adversarial,
+        "scoring": p.scoring,
+        "time": p.time,
+        "evidence": p.evidence,
+        "distance_sec": p.distance_sec,
+        "distance_tokens": p.distance_tokens,
+    }
+
+
 def _split(row: Row, pieces: _Pieces, path_of: Any) -> list[dict[str, Any]]:
     turn = row.turn
     if not turn.words:
@@ -158,6 +211,7 @@ def export_llama_omni(
     relative: bool = False,
     manifest: Path | None = None,
     long_turns: str = "refuse",
+    probes: str = "auto",
 ) -> ExportSummary:
     if long_turns not in LONG_TURNS:
         raise ConfigError("long_turns", f"choose {', '.join(LONG_TURNS)}", long_turns)
@@ -169,8 +223,9 @@ def export_llama_omni(
     def path_of(wav: Path) -> str:
         return os.path.relpath(wav, base) if relative else str(wav)
 
-    counts = {"reply": 0, "transcript": 0}
+    counts = {"reply": 0, "transcript": 0, "answer": 0}
     long: list[str] = []
+    left_out: list[str] = []
     n = 0
 
     def put(fh: TextIO, entry: dict[str, Any]) -> None:
@@ -182,7 +237,11 @@ def export_llama_omni(
     try:
         with staged_file(out, on_commit=pieces.remove_others) as tmp, open(tmp, "w", encoding="utf-8") as fh:
             fh.write("[\n")
-            for row in turn_rows(refs):
+            for row in conversation_rows(refs, probes, left_out):
+                if isinstance(row, ProbeRow):
+                    if _fits(row, long, long_turns):
+                        put(fh, _probe_entry(row, path_of(row.audio)))
+                    continue
                 frames = _samples(row)
                 if frames > LIMIT:
                     long.append(f"{_where(row)} ({frames / SAMPLE_RATE:.1f} s)")
@@ -205,7 +264,7 @@ def export_llama_omni(
         if pieces.made:
             shutil.rmtree(pieces.folder, ignore_errors=True)
         raise
-    details = dict(counts)
+    details = {k: v for k, v in counts.items() if v or k != "answer"}
     notes = []
     if long and long_turns == "drop":
         details["dropped_turns"] = len(long)
@@ -217,4 +276,6 @@ def export_llama_omni(
             f"split {len(long)} turn(s) over {WHISPER_WINDOW_SEC:g} s into {pieces.count} pieces "
             f"in {pieces.folder}: " + _listed(long)
         )
+    if left_out and probes == "auto":
+        notes.append(probes_note(len(left_out), "--omni-probes"))
     return ExportSummary(n, "sample", details, tuple(notes))

@@ -10,7 +10,11 @@ engine's native-rate audio; `conversation_audio_rate` in metadata) is copied sam
 one at another rate is resampled once. Where the stereo file must come from 16 kHz audio (a
 conversation.wav made before full band, or none: mixed from the 16 kHz turn WAVs) it is still
 made, but it has nothing above 8 kHz, and the summary says how many files are so and how to get
-full band. Built in a staging folder and switched into place (synth.export.staging)."""
+full band. Built in a staging folder and switched into place (synth.export.staging).
+
+Memory probes are left out unless asked (`probes`): a training export must not carry evaluation
+questions by default. Asked, each conversation's probes follow its end, the question on the
+user's channel and the answer, spoken by the main speaker, on the model's (moshi_probes.py)."""
 
 from __future__ import annotations
 
@@ -28,6 +32,8 @@ from ..audio import SAMPLE_RATE
 from ..dataset.mixdown import BLOCK_SEC, channel_layout, mix_blocks, placements, write_blocks
 from ..dataset.reader import ConversationRef, DatasetError, open_dataset
 from ..dataset.records import ConversationMetadata
+from ..options import option
+from .moshi_probes import append_probes, probe_audio
 from .rows import member
 from .staging import staged_folder
 from .summary import ExportSummary
@@ -54,6 +60,13 @@ class MoshiOptions:
         },
     )
     sample_rate: int = field(default=MIMI_RATE, metadata={"help": "moshi: WAV rate (Mimi's is 24000)"})
+    # One flag per export: `synth export` gives each export's fields their own flags.
+    probes: bool = option(
+        False,
+        flag="--moshi-probes",
+        help="moshi: after each conversation, its memory probes: the question on the user's channel, "
+        "the answer (made with generate --probe-answer-audio) on the model's (default: left out)",
+    )
 
 
 def alignments(meta: ConversationMetadata, main: str) -> list[list[Any]]:
@@ -185,9 +198,11 @@ def export_moshi(
     manifest: Path | None = None,
     main_speaker: str | None = None,
     sample_rate: int = MIMI_RATE,
+    probes: bool = False,
 ) -> ExportSummary:
     refs = open_dataset(Path(root), manifest)
     made: list[tuple[str, Made]] = []
+    carried = left_out = 0
     with staged_folder(out, "moshi", is_moshi_file) as stage:
         (stage.tree / AUDIO_DIR).mkdir()
         lines = []
@@ -195,16 +210,30 @@ def export_moshi(
             meta = ref.metadata()
             main, _ = channel_layout(meta.speakers, main_speaker or meta.main_speaker)
             words = alignments(meta, main)
+            tail = probe_audio(ref, meta, main, sample_rate) if probes else []
+            left_out += 0 if probes else len(meta.probes)
             name = f"{AUDIO_DIR}/{ref.conversation_id}"
             result = _write_stereo(ref, meta, main, stage.tree / f"{name}.wav", sample_rate)
+            added, probe_words = append_probes(stage.tree / f"{name}.wav", tail, sample_rate, MAIN_LABEL)
+            carried += len(tail)
             (stage.tree / f"{name}.json").write_text(
-                json.dumps({"alignments": words}, ensure_ascii=False) + "\n", encoding="utf-8"
+                json.dumps({"alignments": words + probe_words}, ensure_ascii=False) + "\n", encoding="utf-8"
             )
-            lines.append(json.dumps({"path": f"{name}.wav", "duration": result.frames / sample_rate}) + "\n")
+            duration = (result.frames + added) / sample_rate
+            lines.append(json.dumps({"path": f"{name}.wav", "duration": duration}) + "\n")
             made.append((ref.conversation_id, result))
         (stage.tree / JSONL).write_text("".join(lines), encoding="utf-8")
     details = {how: sum(1 for _, m in made if m.how == how) for how in ("copied", "resampled", "mixed")}
     limited = [(cid, m) for cid, m in made if m.source_rate <= SAMPLE_RATE < sample_rate]
     details["band_limited"] = len(limited)
-    notes = (_band_note(limited, len(made), sample_rate),) if limited else ()
-    return ExportSummary(len(made), "conversation", details, notes)
+    notes = [_band_note(limited, len(made), sample_rate)] if limited else []
+    if carried:
+        details["probes"] = carried
+        notes.append(
+            f"{carried} memory probe(s) after their conversations (question on channel 1, answer on "
+            "channel 0), from their 16 kHz WAVs: nothing above 8 kHz in them; their words are spread "
+            "over their audio (probes have no word timings)"
+        )
+    if left_out:
+        notes.append(f"left out {left_out} memory probe(s); carry them with --moshi-probes")
+    return ExportSummary(len(made), "conversation", details, tuple(notes))
