@@ -12,6 +12,7 @@ shows them in `--help`."""
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -136,6 +137,8 @@ class GenerateOptions:
             value = getattr(self, name)
             if value != type(value)():
                 parts[name] = plain(value)
+        if not self.pipeline.voice_per_person:
+            del parts["pipeline"]["voice_per_person"]
         return _flat(parts)
 
     def __post_init__(self) -> None:
@@ -243,12 +246,16 @@ def generate(
         )
         if options.sessions is None:
             return run(dialogs, pipeline, total=total, workers=options.in_flight, shard=options.shard)
-        from .produce.sessions import SessionProducer
+        from .produce.sessions import CoherentSessionProducer, SessionProducer
 
         # Sessions are made from the shard's own dialogs, in source order, one after the other;
         # a resumed run starts after the turns its finished sessions hold.
         if options.shard is not None:
             dialogs = _owned(dialogs, options.shard)
+        first, dialogs = _peek(dialogs)
+        if isinstance(first, Dialog) and first.segments:  # coherent conversations: cut, never joined
+            pieces = CoherentSessionProducer(pipeline, options.sessions)
+            return run(pieces.items(dialogs), pieces, workers=options.in_flight)
         producer = SessionProducer(pipeline, options.sessions, options.limits)
         return run(producer.items(dialogs, lambda: consumed_turns(writer)), producer, sequential=True)
 
@@ -265,6 +272,19 @@ def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
             out.update(_flat(v, f"{prefix}[{i}]"))
         return out
     return {prefix: value}
+
+
+def _peek(
+    items: Iterable[Dialog | DialogError],
+) -> tuple[Dialog | DialogError | None, Iterator[Dialog | DialogError]]:
+    """The first item that is a Dialog (None: none), and all the items still to iterate."""
+    it = iter(items)
+    seen: list[Dialog | DialogError] = []
+    for item in it:
+        seen.append(item)
+        if isinstance(item, Dialog):
+            return item, itertools.chain(seen, it)
+    return None, iter(seen)
 
 
 def _owned(items: Iterable[Dialog | DialogError], shard: Shard) -> Iterator[Dialog | DialogError]:

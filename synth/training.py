@@ -54,9 +54,14 @@ class ConversationDataset(Dataset):
         cache_size: int = 64,
         stage: int | str | None = None,
         bands: bool = False,
+        probes: bool | None = None,
     ):
         """`stage` (16384 or '16k') reads that curriculum stage's split manifest, written by
-        `synth splits` (with `bands`, the band where each conversation is in exactly one stage)."""
+        `synth splits` (with `bands`, the band where each conversation is in exactly one stage).
+        `probes`: each conversation's memory probes (docs/memory.md) after its turns, numbered on
+        from them: None where the dataset put them in its training samples (`--probes
+        in-training`), True always (an evaluation reads them with the conversation before them),
+        False never."""
         self.root = Path(root)
         if stage is not None:
             if manifest is not None:
@@ -75,7 +80,9 @@ class ConversationDataset(Dataset):
                 raise DatasetError(f"{missing[0]}: no total_tokens in the manifest (run `synth tokenize`)")
             refs = [r for r in refs if r.total_tokens is not None and r.total_tokens <= max_total_tokens]
         self.conversations: list[ConversationRef] = refs
-        self._starts = list(itertools.accumulate((r.num_turns for r in refs), initial=0))
+        self.probes = probes
+        self._counts = [r.num_turns + (r.num_probes if self._with_probes(r) else 0) for r in refs]
+        self._starts = list(itertools.accumulate(self._counts, initial=0))
         self.pad_id = LLAMA31_RENAMED[PAD_TOKEN] if pad_id is None else pad_id
         self.cache_size = cache_size
         self._cache: OrderedDict[int, list[dict[str, Any]]] = OrderedDict()
@@ -94,7 +101,13 @@ class ConversationDataset(Dataset):
         return conv, index - self._starts[conv]
 
     def turn_counts(self) -> list[int]:
-        return [r.num_turns for r in self.conversations]
+        """Samples per conversation: its turns, and its probes where they are read."""
+        return list(self._counts)
+
+    def _with_probes(self, ref: ConversationRef) -> bool:
+        return bool(ref.num_probes) and (
+            self.probes if self.probes is not None else bool(ref.entry.probes_in_samples)
+        )
 
     def _samples(self, conv: int) -> list[dict[str, Any]]:
         if conv in self._cache:
@@ -102,10 +115,16 @@ class ConversationDataset(Dataset):
             return self._cache[conv]
         ref = self.conversations[conv]
         samples = ref.samples()
-        if len(samples) != ref.num_turns:
-            raise DatasetError(
-                f"{ref.folder / 'samples.jsonl'}: {len(samples)} samples for {ref.num_turns} turns"
-            )
+        in_samples = ref.num_probes if ref.entry.probes_in_samples else 0
+        if len(samples) != ref.num_turns + in_samples:
+            what = f"{ref.num_turns} turns" + (f" and {in_samples} probes" if in_samples else "")
+            raise DatasetError(f"{ref.folder / 'samples.jsonl'}: {len(samples)} samples for {what}")
+        samples = samples[: ref.num_turns]
+        if self._with_probes(ref):
+            answers = ref.probe_samples()
+            if answers is None:
+                raise DatasetError(f"{ref.folder}: the manifest lists probes but there is no probes.jsonl")
+            samples = samples + answers
         self._cache[conv] = samples
         if len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)

@@ -179,3 +179,102 @@ def test_validate_finds_a_probe_asked_before_its_evidence(separate, tmp_path):
     errors = "\n".join(synth.validate_dataset(copy).errors)
     assert "probes[0]: asked at 1.0 s, before its evidence ends" in errors
     assert "probes[1]: distance_sec.latest" in errors
+
+
+def test_a_person_keeps_one_voice_across_a_corpus_with_voice_per_person(tmp_path):
+    sample = json.loads(EXAMPLE.read_text())[0]
+    other = json.loads(json.dumps(sample))
+    other["sample_id"] = "neighbours-02"
+    for session in (v for k, v in other["conversation"].items() if isinstance(v, list)):
+        for turn in session:
+            turn["speaker"] = turn["speaker"].replace("Tom", "Iris")
+    source = tmp_path / "two.json"
+    source.write_text(json.dumps([sample, other]))
+    options = synth.GenerateOptions(pipeline=synth.PipelineConfig(voice_per_person=True, seed=5))
+    assert synth.generate(source, tmp_path / "ds", options).generated == 2
+    voices = {
+        meta["conversation_id"]: meta["voices"]
+        for meta in (
+            json.loads(p.read_text()) for p in (tmp_path / "ds").glob("conversations/*/metadata.json")
+        )
+    }
+    assert voices["neighbours-01"]["Nadia"]["id"] == voices["neighbours-02"]["Nadia"]["id"]
+    assert voices["neighbours-02"]["Iris"]["id"] != voices["neighbours-02"]["Nadia"]["id"]
+
+
+def test_per_person_casting_gives_a_clashing_person_another_voice(engine):
+    from synth.domain import Dialog, Source, Turn
+    from synth.produce.casting import cast
+    from synth.seeding import conversation_rng
+
+    catalog = engine.voices()
+    own = {n: conversation_rng(0, f"person:{n}", "casting").choice(catalog).id for n in map(str, range(200))}
+    a, b = next((x, y) for x in own for y in own if x < y and own[x] == own[y])  # two people, one voice
+    dialog = Dialog("c", (Turn(a, "Hi."), Turn(b, "Hello.")), Source("test"))
+    voices = cast(dialog, catalog, 0, per_person=True)
+    assert voices[a].id == own[a] and voices[b].id != own[a]
+
+
+def test_sized_sessions_cut_a_coherent_conversation_only_between_its_sessions(tmp_path):
+    sample = json.loads(EXAMPLE.read_text())[0]
+    other = json.loads(json.dumps(sample))
+    other["sample_id"] = "neighbours-02"
+    source = tmp_path / "two.json"
+    source.write_text(json.dumps([sample, other]))
+    options = synth.GenerateOptions(sessions=synth.SessionConfig(minutes=0.5))
+    summary = synth.generate(source, tmp_path / "ds", options)
+    assert summary.complete and summary.generated == 6, summary.format()
+    assert synth.validate_dataset(tmp_path / "ds").ok
+    metas = sorted(
+        (json.loads(p.read_text()) for p in (tmp_path / "ds").glob("conversations/*/metadata.json")),
+        key=lambda m: m["conversation_id"],
+    )
+    for conv in ("neighbours-01", "neighbours-02"):
+        pieces = [m for m in metas if m["source"]["original_id"] == conv]
+        assert [m["conversation_id"] for m in pieces] == [f"{conv}_p{k}" for k in range(3)]
+        # every source session whole, in order, in exactly one piece; never two conversations in one
+        assert [[s["session"] for s in m["segments"]] for m in pieces] == [[1], [2], [3]]
+        assert sum(m["total_turns"] for m in pieces) == 15
+        assert [m["session"]["last_of_source"] for m in pieces] == [False, False, True]
+        # a probe stays with the piece that holds its evidence; one whose evidence spans two is dropped
+        kept = [p["probe_id"] for m in pieces for p in m.get("probes", [])]
+        assert kept == [f"{conv}_q{k}" for k in (0, 1, 2, 4, 5)]
+        for m in pieces:
+            for probe in m.get("probes", []):
+                assert all(e["turn_id"] < m["total_turns"] for e in probe["evidence"])
+        assert any(f"probe {conv}_q3" in n and "more than one piece" in n for n in pieces[2]["source_notes"])
+
+
+def test_the_training_loader_reads_probes_after_the_turns_where_asked(separate, tmp_path):
+    from synth.training import ConversationDataset
+
+    out, meta = separate
+    n, k = len(meta.turns), len(meta.probes)
+    assert len(ConversationDataset(out)) == n  # separate: the training set holds no probe
+    with_probes = ConversationDataset(out, probes=True)
+    assert len(with_probes) == n + k
+    item = with_probes[n]  # the first probe, right after the last turn
+    assert item["turn_number"] == n and item["conversation_id"] == meta.conversation_id
+    labels = [t for t in item["labels"].tolist() if t != -100]
+    assert labels and item["speech"].shape[0] == round(meta.probes[0].duration_sec * 16000)
+    in_training = tmp_path / "ds"
+    _generate(in_training, ProbeConfig(mode="in-training"))
+    assert len(ConversationDataset(in_training)) == n + k  # training samples: read by default
+    assert len(ConversationDataset(in_training, probes=False)) == n
+
+
+def test_tokenize_rewrites_the_probes_samples_with_the_new_profile(tmp_path):
+    meta = _generate(tmp_path / "ds", ProbeConfig(mode="in-training"))
+    folder = tmp_path / "ds" / "conversations" / meta.conversation_id
+    res = run_cli("tokenize", str(tmp_path / "ds"), "--speech-profile", "rate:10")
+    assert res.returncode == 0, res.stderr
+    assert synth.validate_dataset(tmp_path / "ds").ok
+    answers = _lines(folder / "probes.jsonl")
+    samples = _lines(folder / "samples.jsonl")
+    assert [s["speech_tokens"] for s in answers] == [
+        max(1, -(-round(p.duration_sec * 10, 6) // 1)) for p in meta.probes
+    ]
+    assert samples[len(meta.turns) :] == answers  # still after the turns, in the new profile
+    after = json.loads((folder / "metadata.json").read_text())
+    assert after["tokens"]["speech_profile"] == "rate:10" and after["tokens"]["probes_in_samples"]
+    assert after["total_tokens"] == sum(s["original_length"] - 1 + s["speech_tokens"] for s in samples)

@@ -15,6 +15,7 @@ import sys
 import threading
 from collections.abc import Sequence
 
+from ..allocator import limit_arenas
 from ..errors import SynthError
 from ..version import __version__
 from . import corpora, dataset, generate, memory, serve, service, voices
@@ -67,6 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(words)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _stop)
+        limit_arenas()  # before the engines' threads: long conversations stay flat (synth.allocator)
     try:
         return args.run(args)
     except BrokenPipeError:  # `synth voices --json | head -3`: the reader has all it wanted

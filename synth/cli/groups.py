@@ -103,7 +103,11 @@ def add_gap_args(p: argparse.ArgumentParser, seed_help: str, from_env: bool = Fa
 
 def add_casting_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("casting (docs/voices.md)")
-    add_fields(g, PipelineConfig, skip=_all_but("voice_override", "cast_by", "min_voice_distance"))
+    add_fields(
+        g,
+        PipelineConfig,
+        skip=_all_but("voice_override", "cast_by", "min_voice_distance", "voice_per_person"),
+    )
 
 
 def pipeline_from(args: argparse.Namespace) -> PipelineConfig:
@@ -113,10 +117,12 @@ def pipeline_from(args: argparse.Namespace) -> PipelineConfig:
 
 
 def casting_from(args: argparse.Namespace) -> dict[str, Any]:
-    """cast_by, min_voice_distance and the embeddings' cache, for a PipelineConfig."""
+    """cast_by, min_voice_distance, voice_per_person and the embeddings' cache, for a
+    PipelineConfig."""
     return {
         "cast_by": args.cast_by,
         "min_voice_distance": args.min_voice_distance,
+        "voice_per_person": args.voice_per_person,
         "voice_cache": args.model_cache,
     }
 

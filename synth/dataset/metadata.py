@@ -150,7 +150,7 @@ def probe_records(
                 duration_sec=round(p.duration_sec, 4),
                 time=round(p.time, 3),
                 evidence=evidence,
-                distance_sec={"latest": round(p.time - latest, 3), "earliest": round(p.time - earliest, 3)},
+                distance_sec={"latest": _seconds(p.time - latest), "earliest": _seconds(p.time - earliest)},
                 turn_number=first_number + p.index,
                 asked_by=p.asked_by,
                 voice=p.voice.id,
@@ -167,6 +167,11 @@ def probe_records(
             )
         )
     return records
+
+
+def _seconds(value: float) -> float:
+    """A distance rounded to milliseconds, never -0.0."""
+    return round(value, 3) + 0.0
 
 
 def _ids(probe: Probe) -> list[str | None]:

@@ -353,6 +353,8 @@ class ManifestEntry:
     text_tokens: int | None = None
     speech_tokens: int | None = None
     source: dict[str, Any] | None = None
+    num_probes: int | None = None  # memory probes (docs/memory.md), where there are any
+    probes_in_samples: bool | None = None  # their samples follow the turns' in samples.jsonl
     extra: dict[str, Any] = field(default_factory=dict)
 
     REQUIRED: ClassVar[dict[str, type | tuple[type, ...]]]
@@ -374,6 +376,8 @@ class ManifestEntry:
             text_tokens=tokens.get("text_tokens"),
             speech_tokens=tokens.get("speech_tokens"),
             source=source or None,
+            num_probes=len(meta.probes) or None,
+            probes_in_samples=True if meta.probes and tokens.get("probes_in_samples") else None,
         )
 
     def with_tokens(self, tokens: dict[str, Any]) -> ManifestEntry:
@@ -393,6 +397,7 @@ class ManifestEntry:
         }
         if self.source:
             out["source"] = self.source
+        out.update(_set(self, "num_probes", "probes_in_samples"))
         out.update(self.extra)
         return out
 

@@ -23,6 +23,7 @@ parts, which are listed in metadata (`segments`, with the dialog and its turns).
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import random
 import re
@@ -30,7 +31,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
-from ..domain import Dialog, Segment, Source
+from ..domain import Dialog, Probe, Segment, Source, Turn
 from ..errors import ConfigError, DialogError
 from ..ids import InvalidConversationId, check_conversation_id
 from ..options import option
@@ -269,3 +270,98 @@ def session_id(part: Part) -> str:
     except InvalidConversationId:  # too long with the prefix
         digest = hashlib.sha256(f"{first_id}:{part.first_turn}".encode()).hexdigest()[:24]
         return f"session_{digest}"
+
+
+def decide(target: SessionTarget, without: float | None, with_: float) -> tuple[bool, bool]:
+    """Whether a session takes what comes next (a turn, or a whole source session of a coherent
+    conversation) and whether it stops after this: `without` and `with_` are its size before and
+    after (None before: a session holds at least one). It ends nearest its aim inside its band,
+    never past a cap."""
+    if without is None:
+        return True, with_ >= target.aim
+    if target.cap is not None:  # windows: fill up to the end of the file, never past it
+        if with_ > target.cap:
+            return False, True
+        return True, False
+    if with_ <= target.aim:
+        return True, False
+    if with_ > target.high:
+        return False, True
+    if without < target.low:
+        return True, True
+    return abs(with_ - target.aim) < abs(target.aim - without), True
+
+
+def split_coherent(
+    dialog: Dialog, targets: Iterator[SessionTarget], size: Callable[[Turn], float], pause: float
+) -> list[tuple[Dialog, SessionTarget]]:
+    """A coherent conversation cut into pieces sized for the trainers, only at its session
+    boundaries (a source session is never cut; pieces of one conversation are never joined with
+    another's). Sizes are estimated per turn (`size`, in the target's unit) plus `pause` between
+    sessions; what each piece reached is measured when it is made. A probe stays with the piece that
+    holds all its evidence; one whose evidence lies in two pieces is dropped and noted there."""
+    segments = dialog.segments or (Segment(dialog.source, 0, len(dialog.turns) - 1),)
+    sizes = [sum(size(t) for t in dialog.turns[s.first_turn : s.last_turn + 1]) for s in segments]
+    groups: list[tuple[list[int], SessionTarget]] = []
+    current: list[int] = []
+    measured: float | None = None
+    target = next(targets)
+    for k, seg_size in enumerate(sizes):
+        with_ = seg_size if measured is None else measured + pause + seg_size
+        take, stop = decide(target, measured, with_)
+        if not take:  # it starts the next piece
+            groups.append((current, target))
+            current, measured, target = [], None, next(targets)
+            take, stop = decide(target, None, seg_size)
+            with_ = seg_size
+        current.append(k)
+        measured = with_
+        if stop:
+            groups.append((current, target))
+            current, measured, target = [], None, next(targets)
+    if current:
+        groups.append((current, target))
+    if len(groups) == 1:
+        return [(dialog, groups[0][1])]
+    return [
+        (_piece(dialog, segments, group, p, len(groups)), target) for p, (group, target) in enumerate(groups)
+    ]
+
+
+def _piece(dialog: Dialog, segments: tuple[Segment, ...], group: list[int], p: int, count: int) -> Dialog:
+    """Piece `p` of a coherent conversation: the sessions `group`, re-numbered, with the probes
+    whose evidence all lies in them."""
+    first, last = segments[group[0]].first_turn, segments[group[-1]].last_turn
+    inside = range(first, last + 1)
+    probes: list[Probe] = []
+    notes: list[str] = list(dialog.notes) if p == 0 else []
+    cid = f"{dialog.conversation_id}_p{p}"
+    for probe in dialog.probes:
+        held = [e in inside for e in probe.evidence]
+        if all(held):
+            probes.append(dataclasses.replace(probe, evidence=tuple(e - first for e in probe.evidence)))
+        elif any(held) and max(probe.evidence) in inside:
+            notes.append(
+                f"{dialog.source.describe()}: probe {probe.probe_id}: its evidence lies in more than one "
+                f"piece of the conversation (cut for the session size); dropped"
+            )
+    segs = tuple(
+        dataclasses.replace(
+            segments[k], first_turn=segments[k].first_turn - first, last_turn=segments[k].last_turn - first
+        )
+        for k in group
+    )
+    source = Source(**{**dialog.source.to_dict(), "original_id": dialog.conversation_id})
+    return dataclasses.replace(
+        dialog,
+        conversation_id=check_conversation_id(cid) if len(cid) <= 128 else _short(cid),
+        turns=dialog.turns[first : last + 1],
+        source=source,
+        segments=segs if len(segs) > 1 or dialog.segments else (),
+        probes=tuple(probes),
+        notes=tuple(notes),
+    )
+
+
+def _short(cid: str) -> str:
+    return "piece_" + hashlib.sha256(cid.encode()).hexdigest()[:24]

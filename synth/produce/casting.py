@@ -55,12 +55,16 @@ def cast(
     override: Mapping[str, str] | None = None,
     distance: Callable[[Voice, Voice], float] = speaker_distance,
     min_distance: float = MIN_DISTANCE,
+    per_person: bool = False,
 ) -> dict[str, Voice]:
     """Map each speaker of `dialog` to a Voice. `override` (speaker -> voice id, or attributes such
     as `gender:female`, e.g. from the command line) applies to every dialog; the dialog's own
     `voices` field wins over it. `distance` is the engine's `voice_distance` or a measured one;
     later speakers are kept at least `min_distance` from those already cast when the catalog
-    allows."""
+    allows. `per_person`: a speaker label names a person (a coherent corpus where the same person
+    talks in several conversations): each first takes the voice drawn for its name alone, from
+    (seed, name), so it keeps that voice in every conversation where it is free; a person whose
+    voice another speaker of the conversation already has is cast by the usual rules."""
     by_id = {v.id: v for v in catalog}
     speakers = dialog.speakers
     if len(speakers) > len(by_id):
@@ -93,6 +97,11 @@ def cast(
                     f"no free voice in the catalog has {wanted[speaker]!r} for speaker {speaker!r} "
                     "(see `synth voices`: attributes are in each voice's meta)"
                 )
+        if per_person and speaker not in asked:
+            own = conversation_rng(seed, f"person:{speaker}", "casting").choice(list(catalog))
+            if own.id not in used:
+                cast_to[speaker] = own
+                continue
         if cast_to:
             score = {v.id: min(distance(v, c) for c in cast_to.values()) for v in free}
             bar = min(max(score.values()), min_distance)

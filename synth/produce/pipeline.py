@@ -129,6 +129,11 @@ class PipelineConfig:
         help="keep the speakers of a conversation at least this far apart when the catalog allows "
         "(default 0.22 by the model, 0.3 measured)",
     )
+    voice_per_person: bool = option(
+        False,
+        help="a speaker's label names a person, who keeps one voice in every conversation of the source "
+        "where it is free (REALTALK's people appear in several files; see docs/memory.md)",
+    )
     voice_cache: str | None = None
     fullband_rate: int | None = None
 
@@ -213,7 +218,15 @@ class Pipeline:
         floor = self.config.min_voice_distance
         if floor is None:
             floor = MIN_MEASURED_DISTANCE if measured else MIN_DISTANCE
-        return cast(dialog, self.catalog, self.config.seed, self.config.voice_override, self.distance, floor)
+        return cast(
+            dialog,
+            self.catalog,
+            self.config.seed,
+            self.config.voice_override,
+            self.distance,
+            floor,
+            self.config.voice_per_person,
+        )
 
     def check_speakable(self, dialog: Dialog, casting: Mapping[str, Voice], first: int = 0) -> None:
         """A DialogError naming the first turn (from `first`) whose letters its voice cannot

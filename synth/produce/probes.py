@@ -25,7 +25,7 @@ from ..dataset.metadata import probe_records
 from ..domain import Conversation, Dialog, Probe, SpokenProbe, SynthesizedTurn, Turn, Voice
 from ..errors import ConfigError, DialogError
 from ..options import option
-from ..samples.builder import BuildsSamples
+from ..samples.builder import BuildsSamples, with_probes
 from .render import TurnRenderer
 
 PROBE_MODES = ("separate", "in-training", "off")
@@ -214,14 +214,6 @@ def attach(
         samples = builder.answer_samples(conv.conversation_id, records, speaker_ids)
     conv = replace(conv, probes=spoken, probe_samples=samples)
     if mode == "in-training" and samples and conv.samples is not None and conv.tokens is not None:
-        text = sum(int(s["original_length"]) - 1 for s in samples)
-        speech = sum(int(s["speech_tokens"]) for s in samples)
-        tokens = dict(conv.tokens)
-        tokens.update(
-            text_tokens=tokens["text_tokens"] + text,
-            speech_tokens=tokens["speech_tokens"] + speech,
-            total_tokens=tokens["total_tokens"] + text + speech,
-            probes_in_samples=True,
-        )
-        conv = replace(conv, samples=conv.samples + samples, tokens=tokens)
+        in_training, tokens = with_probes(conv.samples, conv.tokens, samples)
+        conv = replace(conv, samples=in_training, tokens=tokens)
     return conv

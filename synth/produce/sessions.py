@@ -23,7 +23,17 @@ from typing import Any
 
 from ..dataset.metadata import records_of
 from ..dialogs.build import DialogLimits
-from ..dialogs.sessions import Part, PartQueue, SessionConfig, SessionTarget, join, label, session_id
+from ..dialogs.sessions import (
+    Part,
+    PartQueue,
+    SessionConfig,
+    SessionTarget,
+    decide,
+    join,
+    label,
+    session_id,
+    split_coherent,
+)
 from ..domain import Conversation, Dialog, Source, SynthesizedTurn, Turn, Voice
 from ..errors import ConfigError, DialogError
 from .pipeline import STREAM_TURNS, Pipeline
@@ -117,20 +127,7 @@ class _Session:
 
     def decide(self, without: float | None, with_: float) -> tuple[bool, bool]:
         """(take the turn, stop after this decision)."""
-        t = self.target
-        if without is None:  # a session holds at least one turn
-            return True, with_ >= t.aim
-        if t.cap is not None:  # windows: fill up to the end of the file, never past it
-            if with_ > t.cap:
-                return False, True
-            return True, False
-        if with_ <= t.aim:
-            return True, False
-        if with_ > t.high:
-            return False, True
-        if without < t.low:
-            return True, True
-        return abs(with_ - t.aim) < abs(t.aim - without), True
+        return decide(self.target, without, with_)
 
     def batch(self, remaining: list[Turn], measured: float) -> int:
         """How many turns to render next: about what the rest of the target needs, plus one."""
@@ -248,28 +245,96 @@ class _Session:
         return taken
 
     def record(self, conv: Conversation, last: bool) -> dict[str, Any]:
-        """metadata `session`: the target, what was reached, whether it is inside the band, and
-        for windows the length the conversation audio is padded to."""
-        t = self.target
-        reached: dict[str, Any] = {"seconds": round(conv.total_duration_sec, 3)}
-        if conv.tokens is not None:
-            reached["tokens"] = conv.tokens["total_tokens"]
-        value = reached["tokens"] if t.kind == "tokens" else conv.total_duration_sec
-        out: dict[str, Any] = {
-            "target": t.to_dict(),
-            "reached": reached,
-            "within": t.low - 1e-6 <= value <= t.high + 1e-6,
-            "last_of_source": last,
-        }
-        if t.window_sec is not None:
-            # the file ends at whole windows: the asked ones, or (speech past them: a turn longer
-            # than the file) as many as the speech needs; never a mostly empty extra window, so
-            # the source's last session, when short, ends with its speech
-            windows = max(t.windows or 1, math.ceil(value / t.window_sec - 1e-9))
-            if value >= (windows - 0.5) * t.window_sec:
-                out["audio_sec"] = round(windows * t.window_sec, 3)
-                out["windows"] = windows
-        return out
+        return session_record(self.target, conv, last)
 
 
-__all__ = ["SessionItem", "SessionProducer", "label"]
+def session_record(t: SessionTarget, conv: Conversation, last: bool) -> dict[str, Any]:
+    """metadata `session`: the target, what was reached, whether it is inside the band, and for
+    windows the length the conversation audio is padded to."""
+    reached: dict[str, Any] = {"seconds": round(conv.total_duration_sec, 3)}
+    if conv.tokens is not None:
+        reached["tokens"] = conv.tokens["total_tokens"]
+    value = reached["tokens"] if t.kind == "tokens" else conv.total_duration_sec
+    out: dict[str, Any] = {
+        "target": t.to_dict(),
+        "reached": reached,
+        "within": t.low - 1e-6 <= value <= t.high + 1e-6,
+        "last_of_source": last,
+    }
+    if t.window_sec is not None:
+        # the file ends at whole windows: the asked ones, or (speech past them: a turn longer than
+        # the file) as many as the speech needs; never a mostly empty extra window, so the
+        # source's last session, when short, ends with its speech
+        windows = max(t.windows or 1, math.ceil(value / t.window_sec - 1e-9))
+        if value >= (windows - 0.5) * t.window_sec:
+            out["audio_sec"] = round(windows * t.window_sec, 3)
+            out["windows"] = windows
+    return out
+
+
+@dataclass(frozen=True)
+class PieceItem:
+    """A piece of a coherent conversation cut at its session boundaries, with its target."""
+
+    dialog: Dialog
+    target: SessionTarget
+    last: bool
+
+    @property
+    def conversation_id(self) -> str:
+        return self.dialog.conversation_id
+
+    @property
+    def source(self) -> Source:
+        return self.dialog.source
+
+
+class CoherentSessionProducer:
+    """Sessions of the size asked from coherent multi-session conversations (LoCoMo, MSC, ...):
+    each conversation is cut only at its own session boundaries (synth.dialogs.sessions.
+    split_coherent), by sizes estimated from its text; each piece is made whole by the pipeline
+    (probes included) and its metadata `session` says what it reached. Pieces never join two
+    conversations, so they are made in any order (in flight together)."""
+
+    def __init__(self, pipeline: Pipeline, config: SessionConfig):
+        if config.by_tokens and pipeline.sample_builder is None:
+            raise ConfigError("session_tokens", "sessions sized in tokens need training samples")
+        self.pipeline = pipeline
+        self.config = config
+
+    def estimate(self, kind: str) -> Callable[[Turn], float]:
+        """A turn's size before it is spoken: seconds from its characters, or the tokens its
+        sample adds (the speech profile's positions, the template, the target's words)."""
+        seconds = lambda t: len(t.text) / ESTIMATED_CHARS_PER_SEC + 0.4  # with a turn gap
+        if kind == "seconds":
+            return seconds
+        builder = self.pipeline.sample_builder
+        profile = getattr(getattr(builder, "config", None), "profile", None)
+        positions = (lambda t: profile.positions(seconds(t))) if profile is not None else (lambda t: 300)
+        return lambda t: positions(t) + 40 + len(t.text) / 4
+
+    def items(self, dialogs: Iterable[Dialog | DialogError]) -> Iterator[PieceItem | DialogError]:
+        targets = self.config.targets(self.pipeline.config.seed)
+        for dialog in dialogs:
+            if isinstance(dialog, DialogError):
+                yield dialog
+                continue
+            size = self.estimate("tokens" if self.config.by_tokens else "seconds")
+            pieces = split_coherent(dialog, targets, size, dialog.join_pause_sec or 0.0)
+            for k, (piece, target) in enumerate(pieces):
+                yield PieceItem(piece, target, k == len(pieces) - 1)
+
+    def produce(self, item: PieceItem, sink: Callable[[Any], Any] | None = None) -> Conversation:
+        conv = self.pipeline.run(item.dialog, sink)
+        conv.extra["session"] = session_record(item.target, conv, item.last)
+        return conv
+
+
+__all__ = [
+    "CoherentSessionProducer",
+    "PieceItem",
+    "SessionItem",
+    "SessionProducer",
+    "label",
+    "session_record",
+]

@@ -160,6 +160,23 @@ def target_kinds(
     return out
 
 
+def with_probes(
+    samples: list[dict[str, Any]], tokens: dict[str, Any], answers: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The training samples with the memory probes' samples after the turns' (`--probes
+    in-training`), and the token counts that hold them too."""
+    text = sum(int(s["original_length"]) - 1 for s in answers)
+    speech = sum(int(s["speech_tokens"]) for s in answers)
+    counted = dict(tokens)
+    counted.update(
+        text_tokens=tokens["text_tokens"] + text,
+        speech_tokens=tokens["speech_tokens"] + speech,
+        total_tokens=tokens["total_tokens"] + text + speech,
+        probes_in_samples=True,
+    )
+    return samples + answers, counted
+
+
 def part_starts(segments: Sequence[Mapping[str, Any]] | None) -> frozenset[int]:
     """The turn ids where a session's parts begin, after the first (metadata `segments`)."""
     return frozenset(int(s["first_turn"]) for s in (segments or [])[1:])

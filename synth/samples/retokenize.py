@@ -18,9 +18,9 @@ from typing import Any
 from ..dataset.integrity import ALGORITHM, INTEGRITY_FILE, read_record
 from ..dataset.journal import begin, roll_forward, switch, write_next
 from ..dataset.reader import ConversationRef, DatasetError, open_dataset
-from ..dataset.records import MANIFEST, SAMPLES_FILE, ManifestEntry, samples_jsonl
+from ..dataset.records import MANIFEST, PROBES_FILE, SAMPLES_FILE, ManifestEntry, samples_jsonl
 from ..dataset.writer import DatasetWriter
-from .builder import BuildsSamples, part_starts
+from .builder import BuildsSamples, part_starts, with_probes
 
 
 def retokenize(
@@ -62,13 +62,19 @@ def _write_next(
         meta = ref.metadata()
         turns = ref.turns(meta)
         samples, tokens = builder.build(ref.conversation_id, turns, part_starts(meta.extra.get("segments")))
-        meta.tokens = tokens
         for record, sample in zip(meta.turns, samples):
             record.target = sample["target"]
-        new = {
-            SAMPLES_FILE: samples_jsonl(samples).encode("utf-8"),
-            ref.metadata_path.name: meta.to_json().encode(),
-        }
+        new = {}
+        if meta.probes:  # the memory probes' samples follow the new profile too (docs/memory.md)
+            answers = builder.answer_samples(
+                ref.conversation_id, meta.probes, {s: i for i, s in enumerate(meta.speakers)}
+            )
+            new[PROBES_FILE] = samples_jsonl(answers).encode("utf-8")
+            if (meta.tokens or {}).get("probes_in_samples"):
+                samples, tokens = with_probes(samples, tokens, answers)
+        meta.tokens = tokens
+        new[SAMPLES_FILE] = samples_jsonl(samples).encode("utf-8")
+        new[ref.metadata_path.name] = meta.to_json().encode()
         for name, data in new.items():
             targets.append(write_next(ref.file(name, name), data))
         sealed = read_record(ref.folder)

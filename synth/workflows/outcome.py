@@ -112,7 +112,8 @@ class RunSummary:
             shown = ", ".join(self.outside_band[:5]) + (" ..." if len(self.outside_band) > 5 else "")
             lines.append(
                 f"{len(self.outside_band)} session(s) outside their target band (a turn longer than "
-                f"the band allows, or the source's last session): {shown}; see metadata `session`"
+                f"the band allows, a coherent conversation's session, which is never cut, or the "
+                f"source's last session): {shown}; see metadata `session`"
             )
         if self.asr_failed:
             shown = ", ".join(self.asr_failed[:5]) + (" ..." if len(self.asr_failed) > 5 else "")
