@@ -68,3 +68,67 @@ def test_letters_a_voice_cannot_read_are_named():
     assert "Cyrillic" in foreign_script("Привет, friend", None)
     assert foreign_script("こんにちは world", "ja") is None
     assert foreign_script("Привет", "ru") is None
+
+
+@pytest.mark.parametrize(
+    "raw, clean",
+    [
+        ("Pay \u202eenilno\u202c today.", "Pay enilno today."),  # a right-to-left override and its end
+        ("Stay\u2060together.", "Staytogether."),  # a word joiner
+        ("co\u00adoperate", "cooperate"),  # a soft hyphen
+        ("e\u0301te\u0301", "\u00e9t\u00e9"),  # decomposed accents composed (NFC)
+        ("Z" + "\u0301" * 12 + "ap", "\u0179\u0301\u0301\u0301ap"),  # a flood of marks cut to 3 on the letter
+        ("\u0301alone", "alone"),  # a mark on no letter
+        ("tab\there\x85next", "tab here next"),  # C0 and C1 controls are spaces
+        ("flag\U000e0067\U000e0062", "flag"),  # tag characters
+        ("Vi\u1ec7t Nam", "Vi\u1ec7t Nam"),  # two marks on one letter: a real orthography, kept
+    ],
+)
+def test_transcripts_are_clean_unicode_by_one_rule(raw, clean):
+    from synth.dialogs.text import clean_text, unclean
+
+    assert clean_text(raw) == clean
+    assert unclean(clean) is None
+    assert clean_text(clean) == clean
+
+
+def test_unclean_names_what_breaks_the_rule():
+    from synth.dialogs.text import unclean
+
+    assert "U+202E RIGHT-TO-LEFT OVERRIDE" in unclean("a\u202eb")
+    assert "NFC" in unclean("e\u0301")
+    assert "combining marks" in unclean("x" + "\u0301\u0302\u0303\u0304")  # x has no precomposed form
+
+
+def test_spoken_text_is_the_clean_transcript_and_validate_holds_the_rule(tmp_path):
+    import json
+
+    from tests.helpers import run_cli, write_jsonl
+
+    source = write_jsonl(
+        tmp_path / "d.jsonl",
+        [
+            {
+                "conversation_id": "odd",
+                "turns": [
+                    "Pay \u202eenilno\u202c to\u2060day, co\u00adoperate.",
+                    "Fine" + "\u0301" * 9 + ".",
+                ],
+            }
+        ],
+    )
+    out = tmp_path / "ds"
+    res = run_cli("generate", "--dialogs", str(source), "--out", str(out), "--quiet")
+    assert res.returncode == 0, res.stderr
+    folder = out / "conversations" / "odd"
+    meta = json.loads((folder / "metadata.json").read_text())
+    assert [t["text"] for t in meta["turns"]] == ["Pay enilno today, cooperate.", "Fin\u00e9\u0301\u0301\u0301."]
+    for t in meta["turns"]:  # what was spoken (its words, timed) is the transcript, byte for byte
+        assert (folder / t["transcript_file"]).read_text() == t["text"] + "\n"
+        assert " ".join(w["word"] for w in t["words"]) == t["text"]
+    (folder / "turn_0.txt").write_text("Pay \u202eenilno today, cooperate.\n")
+    res = run_cli("validate", str(out))
+    assert (
+        res.returncode == 1
+        and "turn_0.txt: transcript is not clean text: it holds U+202E" in res.stdout + res.stderr
+    )

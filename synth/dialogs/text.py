@@ -11,7 +11,19 @@ said:
   words they stand for ("25°C", "$5", "2 + 2").
 - Letters of a script the voice's language is not written in (Han, Cyrillic, Arabic... for an
   English voice) cannot be spoken: `foreign_script` names them and the turn is rejected with
-  that message."""
+  that message.
+
+A transcript is a training label, so it is clean Unicode text (the rule `clean_text` applies before
+synthesis, and `synth validate` checks every transcript against it):
+
+- normalized to NFC (one code point for "é", whatever the source wrote);
+- no control characters (C0 and C1: a tab or line break becomes a space), no format characters
+  (Unicode category Cf: right-to-left overrides and the other bidirectional controls, the word
+  joiner, the soft hyphen, zero-width spaces and joiners, the byte-order mark, tag characters),
+  no private-use, unassigned or surrogate code points: removed, they are invisible and unspoken;
+- at most MAX_COMBINING (3) combining marks on one letter (enough for every orthography the
+  voices read, Vietnamese's two included): the marks past them are removed, and so is a mark
+  with no letter to sit on."""
 
 from __future__ import annotations
 
@@ -48,7 +60,9 @@ _SPACE_AFTER_OPEN = re.compile(r"([(\[{$#])\s+")
 _DECIMAL = re.compile(r"(\d) ?([.,:]) ?(\d)")
 _DOUBLE_QUOTED = re.compile(r'"\s*([^"]*?)\s*"')
 _SPACES = re.compile(r"\s+")
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_INVISIBLE = frozenset(("Cf", "Co", "Cn", "Cs"))  # format, private use, unassigned, surrogate
+MAX_COMBINING = 3
 _KEPT_SYMBOLS = frozenset("\u00b0")  # the degree sign: read as "degrees", written so
 _SYMBOL_MARKS = frozenset(["\u20e3", "\ufe0e", "\ufe0f"])  # keycap, text/emoji presentation
 # The scripts each language's voices read; letters of any other script cannot be spoken.
@@ -74,7 +88,7 @@ def clean_text(text: str) -> str:
     """
     text = unicodedata.normalize("NFC", text).translate(_TRANSLATE)
     text = _CONTROL.sub(" ", text)
-    text = strip_symbols(text)
+    text = unicodedata.normalize("NFC", strip_invisible(strip_symbols(text)))
     text = _SPACES.sub(" ", text).strip()
     text = _CONTRACTION.sub(r"\1'\2", text)
     text = _DECIMAL.sub(_join_number, text)
@@ -90,6 +104,38 @@ def _join_number(m: re.Match[str]) -> str:
     if sep == "," and not re.match(r"\d{3}\b", m.string[m.start(3) :]):
         return f"{left}, {right}"
     return f"{left}{sep}{right}"
+
+
+def strip_invisible(text: str) -> str:
+    """Format, private-use, unassigned and surrogate code points out, and combining marks past
+    MAX_COMBINING on one letter (or with no letter before them): the module docstring's rule."""
+    out: list[str] = []
+    marks = 0
+    for ch in text:
+        if unicodedata.category(ch) in _INVISIBLE:
+            continue
+        if unicodedata.combining(ch) or unicodedata.category(ch) in ("Mn", "Me"):
+            if not out or out[-1].isspace() or marks >= MAX_COMBINING:
+                continue
+            marks += 1
+        else:
+            marks = 0
+        out.append(ch)
+    return "".join(out)
+
+
+def unclean(text: str) -> str | None:
+    """What in `text` breaks the transcript rule (the module docstring), named, or None."""
+    if unicodedata.normalize("NFC", text) != text:
+        return "it is not in Unicode NFC form"
+    for ch in text:
+        category = unicodedata.category(ch)
+        if category in _INVISIBLE or category == "Cc":
+            name = unicodedata.name(ch, "an unnamed character")
+            return f"it holds U+{ord(ch):04X} {name} (category {category}, invisible and never spoken)"
+    if strip_invisible(text) != text:
+        return f"combining marks pile up on one letter (more than {MAX_COMBINING}) or sit on no letter"
+    return None
 
 
 def strip_symbols(text: str) -> str:

@@ -29,7 +29,7 @@ from ..dataset.records import (
     TurnRecord,
     field_errors,
 )
-from ..dialogs.text import clean_text
+from ..dialogs.text import clean_text, unclean
 from ..ids import InvalidConversationId, check_conversation_id
 from ..samples.builder import WHISPER_WINDOW_SEC, part_starts, target_kinds
 from ..words import word_errors
@@ -636,6 +636,8 @@ def _check_transcript(path: Path, where: str, report: Report) -> str | None:
         report.errors.append(f"{where}: empty transcript")
     elif "\n" in body:
         report.errors.append(f"{where}: transcript has more than one line")
+    elif unclean(body):
+        report.errors.append(f"{where}: transcript is not clean text: {unclean(body)}")
     elif clean_text(body) != body:
         report.errors.append(
             f"{where}: transcript is not clean text (extra spaces, tokenized punctuation or curly quotes)"
