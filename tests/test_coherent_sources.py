@@ -15,7 +15,7 @@ import pytest
 from synth.dialogs.build import DialogLimits
 from synth.dialogs.sources import detect_format, open_dialogs
 from synth.dialogs.sources.coherent import NOT_MENTIONED
-from synth.dialogs.sources.longmemeval import json_records
+from synth.dialogs.sources.json_items import json_records
 from synth.domain import Dialog
 from synth.errors import ConfigError, DialogError
 from tests.helpers import write_jsonl
@@ -547,7 +547,7 @@ def test_longmemeval_oracle_sessions_are_put_in_date_order(tmp_path):
 
 
 def test_longmemeval_array_is_streamed_and_a_broken_one_names_the_item(tmp_path, monkeypatch):
-    import synth.dialogs.sources.longmemeval as lme
+    import synth.dialogs.sources.json_items as lme
 
     path = _write_json(tmp_path / "longmemeval_m.json", _longmemeval_items())
     whole = [d.conversation_id for d in _split(open_dialogs(str(path), limits=LIMITS))[0]]

@@ -15,9 +15,10 @@ from .chat import ChatFields, jsonl_is_chat, read_chat_jsonl
 from .chronicles import chronicles_rows, looks_like_chronicles, read_chronicles
 from .coherent import COHERENT_FORMATS, CoherentConfig
 from .dailydialog import HF_DATASET_ID, _load_streaming, read_dailydialog_text, read_huggingface
+from .json_items import json_records
 from .jsonl import read_jsonl
 from .locomo import looks_like_locomo, read_locomo
-from .longmemeval import HUB_SPLIT, json_records, longmemeval_rows, looks_like_longmemeval, read_longmemeval
+from .longmemeval import HUB_SPLIT, longmemeval_rows, looks_like_longmemeval, read_longmemeval
 from .msc import looks_like_msc, looks_like_msc_row, msc_rows, read_msc
 
 FORMATS = ("auto", "jsonl", "chat", "dailydialog-txt", "hf", *COHERENT_FORMATS)

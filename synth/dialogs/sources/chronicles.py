@@ -24,10 +24,9 @@ from typing import Any
 
 from ...domain import Dialog, Source
 from ...errors import DialogError
-from ...ids import derived_id
 from ..build import DialogLimits
 from .coherent import RawSession, RawTurn, build_coherent
-from .longmemeval import json_records
+from .json_items import file_dialogs, row_dialogs
 
 DATASET = "chronicles"
 SESSIONS = ("first", "second", "third", "fourth", "fifth")
@@ -43,28 +42,14 @@ def read_chronicles(
 ) -> Iterator[Dialog | DialogError]:
     """Each episode of a JSON Lines file (or a JSON array) as one coherent conversation; a line
     that cannot be read is a DialogError naming it."""
-    for index, line, record in json_records(path):
-        if isinstance(record, DialogError):
-            yield record
-            continue
-        source = Source(dataset=DATASET, index=index, path=str(path), line=line)
-        default_id = derived_id(path.stem, line if line is not None else index)
-        try:
-            yield chronicle_dialog(record, source, default_id, limits, session_gap_sec)
-        except DialogError as exc:
-            yield exc
+    return file_dialogs(path, DATASET, chronicle_dialog, limits, session_gap_sec)
 
 
 def chronicles_rows(
     rows: Iterable[Any], split: str | None, limits: DialogLimits, session_gap_sec: float | None = None
 ) -> Iterator[Dialog | DialogError]:
     """Episodes as rows of a Hugging Face dataset or parquet file."""
-    for index, row in enumerate(rows):
-        source = Source(dataset=DATASET, split=split, index=index)
-        try:
-            yield chronicle_dialog(row, source, derived_id(DATASET, index, split), limits, session_gap_sec)
-        except DialogError as exc:
-            yield exc
+    return row_dialogs(rows, split, DATASET, chronicle_dialog, limits, session_gap_sec)
 
 
 def chronicle_dialog(

@@ -110,10 +110,40 @@ def _load_streaming(datasets: Any, name_or_path: str, split: str, revision: str 
         )
     if revision is None and name_or_path == HF_DATASET_ID:
         revision = HF_REVISION
+    hub_reachable(name_or_path)
     try:
         return datasets.load_dataset(name_or_path, split=split, revision=revision, streaming=True)
     except Exception as exc:  # the hub or the name: say which dataset failed and why
         raise SynthError(f"cannot load dataset {name_or_path!r} split {split!r}: {exc}") from exc
+
+
+HUB_CHECK_SEC = 3.0
+
+
+def hub_reachable(name: str, timeout: float = HUB_CHECK_SEC) -> None:
+    """Fail fast, naming what to do, when the hub cannot be reached: one TCP connection to its
+    host (HF_ENDPOINT's) rather than `datasets`' five retries over about 25 s. Skipped in offline
+    mode (`datasets` answers at once there) and behind a proxy (the proxy is what is reached)."""
+    import os
+    import socket
+    from urllib.parse import urlsplit
+
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        return
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return
+    endpoint = urlsplit(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    host = endpoint.hostname or "huggingface.co"
+    port = endpoint.port or (80 if endpoint.scheme == "http" else 443)
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as exc:
+        raise SynthError(
+            f"cannot load dataset {name!r}: the Hugging Face hub ({host}:{port}) cannot be reached "
+            f"({exc.strerror or exc}). Offline, give the dialogs as local files instead: DailyDialog's "
+            "dialogues_*.txt, or its parquet files (a folder laid out like the hub's "
+            "default/<split>/*.parquet) to --dialogs"
+        ) from None
 
 
 def _row_to_dialog(row: dict[str, Any], cid: str, source: Source, limits: DialogLimits) -> Dialog:

@@ -104,15 +104,19 @@ def dialog_from_dict(
     cid = record.get("conversation_id")
     if cid is None:
         cid = default_id
-    turns = record.get("turns")
-    if not isinstance(turns, list):
-        raise DialogError("missing or not a list", where, "turns")
-    voices = record.get("voices") or {}
-    if not isinstance(voices, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in voices.items()
-    ):
-        raise DialogError("must map speaker names to voice ids", where, "voices")
-    pairs = [_turn_pair(t, i, where) for i, t in enumerate(turns)]
+    try:
+        turns = record.get("turns")
+        if not isinstance(turns, list):
+            raise DialogError("missing or not a list", where, "turns")
+        voices = record.get("voices") or {}
+        if not isinstance(voices, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in voices.items()
+        ):
+            raise DialogError("must map speaker names to voice ids", where, "voices")
+        pairs = [_turn_pair(t, i, where) for i, t in enumerate(turns)]
+    except DialogError as exc:  # the failure names the dialog it belongs to
+        exc.conversation_id = exc.conversation_id or (cid if isinstance(cid, str) else "")
+        raise
     src = Source(**{**source.to_dict(), "original_id": str(cid)})
     return build_dialog(pairs, cid, src, voices, limits)
 

@@ -36,7 +36,7 @@ from ...errors import DialogError
 from ...ids import derived_id
 from ..build import DialogLimits
 from .coherent import RawSession, RawTurn, build_coherent
-from .longmemeval import json_records
+from .json_items import json_records
 
 DATASET = "msc"
 SPEAKERS = ("Speaker 1", "Speaker 2")
