@@ -18,10 +18,10 @@ from collections.abc import Sequence
 from ..allocator import limit_arenas
 from ..errors import SynthError
 from ..version import __version__
-from . import corpora, dataset, generate, memory, serve, service, voices
+from . import corpora, dataset, generate, memory, report, serve, service, voices
 from .common import EXIT_ERROR, EXIT_OK, EXIT_USAGE, error_message
 
-GROUPS = (generate, voices, dataset, memory, corpora, serve, service)
+GROUPS = (generate, voices, dataset, memory, report, corpora, serve, service)
 
 
 class Parser(argparse.ArgumentParser):

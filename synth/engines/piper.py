@@ -54,6 +54,17 @@ def _with_alignments(model: Any) -> None:
         add_alignment_output(model)
 
 
+def derived_voice_distance(a: Voice, b: Voice) -> float:
+    """How different two voices of a Piper model sound: 1.0 for different recorded speakers (or
+    models), else the log-ratio of vocal-tract factors plus a small share of the speaking-rate
+    log-ratio (measured: factors 0.1 apart sound like neighbours, 0.8 vs 1.2 like other people)."""
+    if (a.model, a.meta.get("base_speaker", a.speaker)) != (b.model, b.meta.get("base_speaker", b.speaker)):
+        return 1.0
+    vt = abs(math.log(float(a.params.get("vocal_tract", 1.0)) / float(b.params.get("vocal_tract", 1.0))))
+    rate = abs(math.log(float(a.params.get("length_scale", 1.0)) / float(b.params.get("length_scale", 1.0))))
+    return vt + 0.25 * rate
+
+
 def short_model_name(model_path: Path) -> str:
     """'en_US-joe-medium.onnx' -> 'joe' (Piper's lang-name-quality naming), else the file stem."""
     parts = model_path.name.removesuffix(".onnx").split("-")
@@ -211,19 +222,7 @@ class PiperEngine:
         return d["noise_scale"] == 0 and d["noise_w_scale"] == 0
 
     def voice_distance(self, a: Voice, b: Voice) -> float:
-        """How different two voices sound: 1.0 for different recorded speakers (or models), else
-        the log-ratio of vocal-tract factors plus a small share of the speaking-rate log-ratio
-        (measured: factors 0.1 apart sound like neighbours, 0.8 vs 1.2 like other people)."""
-        if (a.model, a.meta.get("base_speaker", a.speaker)) != (
-            b.model,
-            b.meta.get("base_speaker", b.speaker),
-        ):
-            return 1.0
-        vt = abs(math.log(float(a.params.get("vocal_tract", 1.0)) / float(b.params.get("vocal_tract", 1.0))))
-        rate = abs(
-            math.log(float(a.params.get("length_scale", 1.0)) / float(b.params.get("length_scale", 1.0)))
-        )
-        return vt + 0.25 * rate
+        return derived_voice_distance(a, b)
 
     def describe(self) -> dict[str, object]:
         cfg = self._voice.config
