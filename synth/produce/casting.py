@@ -98,7 +98,7 @@ def cast(
                     "(see `synth voices`: attributes are in each voice's meta)"
                 )
         if per_person and speaker not in asked:
-            own = conversation_rng(seed, f"person:{speaker}", "casting").choice(list(catalog))
+            own = conversation_rng(seed, f"person:{speaker.casefold()}", "casting").choice(list(catalog))
             if own.id not in used:
                 cast_to[speaker] = own
                 continue

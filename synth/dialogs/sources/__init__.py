@@ -51,6 +51,8 @@ def detect_format(spec: str) -> str:
             "dialogues_*.txt, a parquet file or folder, 'dailydialog' or 'hf:<id>'",
             spec,
         )
+    if path.is_dir() and not any(path.glob("*.parquet")) and any(path.glob("*.json")):
+        return _json_layout(min(path.glob("*.json")))  # a folder of REALTALK (LoCoMo) files
     if path.is_dir() or path.suffix == ".parquet":
         return _parquet_layout(path) or "hf"
     if path.suffix == ".json":
@@ -182,8 +184,9 @@ def _coherent(
     local file, or rows from the hub ('hf:<id>'), a parquet file or a folder of them, read through
     `datasets` as read_huggingface reads them."""
     gap = config.session_gap_sec
-    if fmt == "locomo":
-        return read_locomo(local, limits, gap)
+    if fmt == "locomo":  # a file, or a folder of files (REALTALK: one conversation a file)
+        paths = sorted(local.glob("*.json")) if local.is_dir() else [local]
+        return itertools.chain.from_iterable(read_locomo(p, limits, gap) for p in paths)
     files = {"msc": read_msc, "chronicles": read_chronicles, "longmemeval": read_longmemeval}
     rows = {"msc": msc_rows, "chronicles": chronicles_rows, "longmemeval": longmemeval_rows}
     if fmt not in files:
