@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import itertools
 from collections.abc import Iterable
 from pathlib import Path
@@ -14,6 +15,7 @@ from ..corpora import CORPORA
 from ..dataset.writer import DatasetWriter
 from ..produce.recorded import RecordedProducer
 from ..produce.timeline import GapDistribution
+from ..samples.builder import SpeechProfile
 from ..workflows.runner import run_producer
 from .common import EXIT_OK, EXIT_PARTIAL, add_options, add_parser, options_from
 from .groups import (
@@ -62,7 +64,11 @@ def register(sub: Any) -> None:
         c = add_parser(
             corpora, corpus.name, f"convert {corpus.name}", f"Convert {corpus.name} into a dataset."
         )
-        c.add_argument("path", help=corpus.path_help)
+        c.add_argument("path", help=corpus.path_help, metavar=corpus.metavar)
+        if corpus.second is not None:
+            c.add_argument(
+                corpus.second[0].lower(), nargs="?", metavar=corpus.second[0], help=corpus.second[1]
+            )
         _add_common(c)
         add_options(c.add_argument_group(corpus.name), corpus.options)
         c.set_defaults(run=cmd_convert)
@@ -119,7 +125,14 @@ def _run(args: argparse.Namespace, groups: Iterable[Any], recognizer: Any = None
 
 def cmd_convert(args: argparse.Namespace) -> int:
     corpus = CORPORA[args.corpus]
-    return _run(args, corpus.read(Path(args.path), options_from(args, corpus.options)))
+    options = options_from(args, corpus.options)
+    if corpus.second is not None:
+        second = getattr(args, corpus.second[0].lower())
+        options = dataclasses.replace(options, **{corpus.second[0].lower(): Path(second) if second else None})
+    if "max_turn_sec" in {f.name for f in dataclasses.fields(options)}:  # long segments left out, noted
+        profile = SpeechProfile.parse(samples_from(args).speech_profile)
+        options = dataclasses.replace(options, max_turn_sec=profile.max_turn_sec)
+    return _run(args, corpus.read(Path(args.path), options))
 
 
 def cmd_transcribe(args: argparse.Namespace) -> int:

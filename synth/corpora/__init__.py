@@ -14,6 +14,8 @@ from typing import Any
 from ..domain import Skipped
 from ..errors import ConfigError, DialogError
 from ..produce.recorded import RecordedGroup
+from .gigaspeech import SOURCES, SUBSETS, parse_sources
+from .segments import RULES, check_name, check_session_minutes
 
 Reader = Callable[[Path, Any], Iterator["RecordedGroup | DialogError | Skipped"]]
 
@@ -48,6 +50,85 @@ class CommonVoiceOptions:
                 raise ConfigError(name, "must be at least 1", getattr(self, name))
 
 
+_SESSION_HELP = (
+    "cut each recording into conversations of about this many minutes, only between segments "
+    "(never inside one or where two overlap; a last piece under half of it joins the one before); "
+    "default: one conversation per recording"
+)
+_TRUECASE_HELP = (
+    "truecase the transcripts of recordings written all in upper case (a capital at each sentence "
+    "start and for I); default: kept as given, and metadata says so"
+)
+
+
+@dataclass(frozen=True)
+class LhotseOptions:
+    name: str = field(
+        default="lhotse",
+        metadata={
+            "help": "the corpus's name, in conversation ids (<name>_<recording or cut id>_<n>), voices and "
+            "metadata (e.g. fisher, swbd, ami)"
+        },
+    )
+    transcripts: str = field(
+        default="auto",
+        metadata={
+            "help": "the transcript convention to clean by (docs/usage.md): auto picks per recording",
+            "choices": RULES,
+        },
+    )
+    truecase: bool = field(default=False, metadata={"help": _TRUECASE_HELP})
+    session_minutes: float | None = field(default=None, metadata={"help": _SESSION_HELP})
+    supervisions: Path | None = None  # the second path on the command line
+    max_turn_sec: float | None = None  # the speech profile's longest turn (set by the command)
+
+    def __post_init__(self) -> None:
+        check_name(self.name)
+        if self.transcripts not in RULES:
+            raise ConfigError("transcripts", f"choose one of {', '.join(RULES)}", self.transcripts)
+        check_session_minutes(self.session_minutes)
+
+
+@dataclass(frozen=True)
+class GigaSpeechOptions:
+    subset: str = field(
+        default=None,  # type: ignore[assignment]  # required: the CLI says so when it is missing
+        metadata={
+            "help": "the subset to convert (required): XS, S, M, L or XL (or DEV, TEST)",
+            "choices": SUBSETS,
+        },
+    )
+    sources: str = field(
+        default=",".join(SOURCES),
+        metadata={"help": "which audios, comma-separated: podcast, youtube, audiobook (read speech)"},
+    )
+    truecase: bool = field(default=False, metadata={"help": _TRUECASE_HELP})
+    session_minutes: float | None = field(default=None, metadata={"help": _SESSION_HELP})
+    max_turn_sec: float | None = None  # the speech profile's longest turn (set by the command)
+
+    def __post_init__(self) -> None:
+        if self.subset not in SUBSETS:
+            raise ConfigError("subset", f"give one of {', '.join(SUBSETS)}", self.subset)
+        parse_sources(self.sources)
+        check_session_minutes(self.session_minutes)
+
+
+def _lhotse(path: Path, o: LhotseOptions) -> Iterator[RecordedGroup | DialogError | Skipped]:
+    from .lhotse import read_lhotse
+
+    return read_lhotse(
+        path, o.supervisions, o.name, o.transcripts, o.truecase, o.session_minutes, o.max_turn_sec
+    )
+
+
+def _gigaspeech(path: Path, o: GigaSpeechOptions) -> Iterator[RecordedGroup | DialogError | Skipped]:
+    from .gigaspeech import read_gigaspeech
+
+    return read_gigaspeech(
+        path, o.subset, parse_sources(o.sources), o.truecase, o.session_minutes, o.max_turn_sec
+    )
+
+
 def _librispeech(path: Path, o: LibriSpeechOptions) -> Iterator[RecordedGroup | DialogError | Skipped]:
     from .librispeech import read_librispeech
 
@@ -62,12 +143,16 @@ def _commonvoice(path: Path, o: CommonVoiceOptions) -> Iterator[RecordedGroup | 
 
 @dataclass(frozen=True)
 class Corpus:
-    """A corpus `synth convert` knows: what its path is, its settings and its reader."""
+    """A corpus `synth convert` knows: what its path is, its settings and its reader;
+    `second`: an optional second path on the command line (its metavar, its help), given to the
+    reader as the options' field of that name in lower case."""
 
     name: str
     path_help: str
     options: type
     read: Reader
+    second: tuple[str, str] | None = None
+    metavar: str | None = None  # the first path's name in usage lines (default: path)
 
 
 CORPORA: dict[str, Corpus] = {
@@ -84,6 +169,21 @@ CORPORA: dict[str, Corpus] = {
             "Common Voice language folder (with clips/ and *.tsv)",
             CommonVoiceOptions,
             _commonvoice,
+        ),
+        Corpus(
+            "lhotse",
+            "a Lhotse recordings manifest (with SUPERVISIONS), a cuts manifest (.jsonl or .jsonl.gz), "
+            "or a Lhotse Shar folder",
+            LhotseOptions,
+            _lhotse,
+            ("SUPERVISIONS", "the supervisions manifest of RECORDINGS"),
+            "RECORDINGS",
+        ),
+        Corpus(
+            "gigaspeech",
+            "GigaSpeech folder (with GigaSpeech.json and audio/)",
+            GigaSpeechOptions,
+            _gigaspeech,
         ),
     )
 }
