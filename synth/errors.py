@@ -1,8 +1,15 @@
-"""The one error hierarchy of the library: every error it raises is a SynthError, and each names
-where the bad input is (the option, the file and line, the field or turn), so a user can fix it
-without guessing. The CLI prints them with its flag names and exits 1 (2 for a bad option)."""
+"""The one error hierarchy of the library and the service: every error they raise is a
+SynthError, and each names where the bad input is (the option, the file and line, the field or
+turn), so a user can fix it without guessing. The CLI prints them with its flag names and exits 1
+(2 for a bad option); the server turns them into status codes. Every exception class of synth/
+and server/ is declared here (a test checks it); the light client (client/synth_client, which
+depends on grpcio and protobuf only) has its own, which are grpc.RpcErrors."""
 
 from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
 
 
 class SynthError(Exception):
@@ -17,14 +24,29 @@ class ConfigError(SynthError, ValueError):
     _UNSET = object()
     usage = True
 
-    def __init__(self, option: str, message: str, value: object = _UNSET):
+    def __init__(
+        self,
+        option: str,
+        message: str,
+        value: object = _UNSET,
+        mentions: Mapping[str, str] | None = None,
+    ):
+        """`mentions`: other options the message names, each written `{name}` in it, mapped to
+        how a Python caller sets it (`{"resume_with_changes": "resume_with_changes=True"}`); the
+        command line shows their flags instead."""
         self.option, self.message, self.value = option, message, value
+        self.mentions = dict(mentions or {})
         super().__init__(self.render(option))
 
-    def render(self, name: str) -> str:
-        """The message, naming the option `name` (a command-line flag, or the field itself)."""
+    def render(self, name: str, flag: Callable[[str], str] | None = None) -> str:
+        """The message, naming the option `name` (a command-line flag, or the field itself) and
+        the options it mentions as `flag` names them (the command line's flags), else as a
+        Python caller writes them."""
         shown = name if self.value is self._UNSET else f"{name} {self.value!r}"
-        return f"{shown}: {self.message}"
+        message = self.message
+        for key, python in self.mentions.items():
+            message = message.replace("{" + key + "}", flag(key) if flag is not None else python)
+        return f"{shown}: {message}"
 
 
 class ConflictError(ConfigError):
@@ -110,3 +132,51 @@ class CannotSplit(DatasetError):
 
 class ExportBusy(SynthError):
     """Another export into the same output is running."""
+
+
+class DatasetBusy(SynthError):
+    """Another tool holds the dataset in a way this one cannot share (a rewrite such as `synth
+    tokenize` holds it alone): the message names that process (pid, command)."""
+
+
+class Abandoned(SynthError):
+    """A conversation in progress left unfinished because the run was interrupted (Ctrl-C): its
+    staging folder is removed, nothing of it is listed; the next run makes it."""
+
+
+# -- fetching models ----------------------------------------------------------------------------
+class FetchError(NotAvailable):
+    """What could not be had for a model (synth.engines.kokoro_model.fetch_kokoro), and for each
+    missing piece what would get it."""
+
+    def __init__(self, missing: list[str], folder: Path):
+        self.missing = missing
+        super().__init__("kokoro", f"cannot assemble Kokoro into {folder}: " + "; ".join(missing))
+
+
+class MissingPart(SynthError):
+    """One piece of a model that could not be had; the message says what would get it."""
+
+
+# -- the batch client (synth.remote.batch) ------------------------------------------------------
+class NoServerReachable(SynthError):
+    """Every server has been unreachable for the batch's `unreachable_timeout`."""
+
+
+class DeadlinePassed(SynthError):
+    """The dialog's deadline passed while every server was unreachable."""
+
+
+# -- the service (server/synth_server) ----------------------------------------------------------
+class RequestError(SynthError):
+    """A request the server refuses: carries the gRPC status code to abort with (a
+    grpc.StatusCode; this module does not import grpc) and the message naming the field."""
+
+    def __init__(self, code: Any, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class Unreadable(SynthError):
+    """A listed conversation that cannot be passed on as it was written (DATA_LOSS)."""

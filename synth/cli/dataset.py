@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -11,7 +12,9 @@ from typing import Any
 from tqdm import tqdm
 
 from .. import api
+from ..dataset.fingerprint import sample_keys
 from ..dataset.reader import open_dataset
+from ..dataset.writer import READ, Holder, recover_dataset, using
 from ..export import EXPORTS
 from ..samples.curriculum import parse_stages, write_splits
 from ..samples.retokenize import retokenize
@@ -36,6 +39,13 @@ def register(sub: Any) -> None:
     )
     val.add_argument("dataset", help="dataset root folder")
     val.add_argument("--json", action="store_true", help="print the report as JSON")
+    val.add_argument(
+        "--recover",
+        action="store_true",
+        help="first do what every writer does at start: finish (or undo) an interrupted rewrite, remove "
+        "what interrupted runs left (unfinished conversations, hidden files, torn manifest lines); "
+        "refused while a rewrite runs",
+    )
     val.add_argument(
         "--stats",
         action="store_true",
@@ -73,6 +83,12 @@ def register(sub: Any) -> None:
         "Rebuild samples.jsonl and token counts of every conversation with another tokenizer or format.",
     )
     tk.add_argument("dataset", help="dataset root folder")
+    tk.add_argument(
+        "--wait",
+        action="store_true",
+        help="wait for the tools using the dataset (generate, serve, merge, export...) to finish, "
+        "instead of refusing at once; no other tool starts on it meanwhile",
+    )
     add_sample_args(tk, "--format", "--sample-format")
     tk.set_defaults(run=cmd_tokenize)
 
@@ -128,6 +144,10 @@ def register(sub: Any) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    if args.recover:
+        recovery = recover_dataset(args.dataset)
+        if recovery:
+            print(f"recovered: {recovery}")
     report = validate_dataset(args.dataset)
     stats = dataset_voice_stats(args.dataset) if args.stats and report.ok else None
     timing = timeline_stats(args.dataset) if stats is not None else None
@@ -136,6 +156,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
             "ok": report.ok,
             "errors": report.errors,
             "warnings": report.warnings,
+            "advice": report.advice,
             "conversations": report.conversations,
             "turns": report.turns,
             "audio_sec": round(report.audio_sec, 3),
@@ -172,19 +193,35 @@ def cmd_splits(args: argparse.Namespace) -> int:
 
 
 def cmd_tokenize(args: argparse.Namespace) -> int:
-    n = retokenize(args.dataset, api.sample_builder(samples_from(args), args.tokenizer))
-    print(f"tokenized {n} conversation(s) with {args.tokenizer} ({args.sample_format})")
+    config = samples_from(args)
+
+    def waiting(holders: list[Holder]) -> None:
+        names = "; ".join(h.describe() for h in holders) or "another process"
+        print(f"waiting for {names} to finish (--wait) ...", file=sys.stderr, flush=True)
+
+    n = retokenize(
+        args.dataset,
+        api.sample_builder(config, args.tokenizer),
+        options=sample_keys(config, args.tokenizer),
+        wait=args.wait,
+        on_wait=waiting,
+    )
+    print(
+        f"tokenized {n} conversation(s) with {args.tokenizer} ({args.sample_format}, speech profile "
+        f"{config.speech_profile}); dataset.json records these settings"
+    )
     return EXIT_OK
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     target = EXPORTS[args.to]
-    summary = target.run(
-        Path(args.dataset),
-        Path(args.output),
-        Path(args.manifest) if args.manifest else None,
-        options_from(args, target.options),
-    )
+    with using(args.dataset, READ) if Path(args.dataset).is_dir() else contextlib.nullcontext():
+        summary = target.run(  # never beside a rewrite of the dataset (a mix of two option sets)
+            Path(args.dataset),
+            Path(args.output),
+            Path(args.manifest) if args.manifest else None,
+            options_from(args, target.options),
+        )
     print(summary.format(args.output, args.to))
     return EXIT_OK
 
@@ -192,7 +229,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_merge(args: argparse.Namespace) -> int:
     summary = merge_datasets(args.out, args.inputs)
     print(summary.format(Path(args.out)))
-    return EXIT_PARTIAL if summary.damaged else EXIT_OK
+    return EXIT_PARTIAL if summary.left_out else EXIT_OK
 
 
 def cmd_check(args: argparse.Namespace) -> int:

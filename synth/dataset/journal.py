@@ -5,25 +5,66 @@ is under way; then the list of renames is written to `JOURNAL` at the root (fsyn
 renames are made; the journal and the marker go last. A run killed before the journal leaves the
 old state (its hidden files are removed by `roll_forward`); one killed after it is finished by
 `roll_forward`, which every writer runs at start-up (synth.dataset.writer.recover), and `synth
-validate` says so while it is pending."""
+validate` says so while it is pending.
+
+The marker holds who rewrites and into what (tool, pid, command line, the new options), so that
+`synth validate` can say which state the dataset is in and what to run. `Rewrite` is the whole
+protocol for a tool (synth.dataset.writer.DatasetWriter.rewriting holds the dataset alone around
+it)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
+
+from .integrity import ALGORITHM, INTEGRITY_FILE, read_record
 
 JOURNAL = ".switch.json"
 REWRITE = ".rewrite"
 NEXT = ".next"
 
 
-def begin(root: Path) -> None:
-    """Say a rewrite is under way (before the first new file is written)."""
+def begin(root: Path, info: Mapping[str, Any] | None = None) -> None:
+    """Say a rewrite is under way (before the first new file is written), and who makes it into
+    what (`info`: tool, pid, command, options; read back by `marker`)."""
     roll_forward(root)
-    (root / REWRITE).touch()
+    path = root / REWRITE
+    with open(path, "wb") as fh:
+        fh.write(json.dumps(dict(info or {})).encode("utf-8"))
+        fh.flush()
+        os.fsync(fh.fileno())
     _fsync(root)
+
+
+def marker(root: Path) -> dict[str, Any] | None:
+    """What the marker of a rewrite under way (or interrupted) says; None when there is none ({}
+    for one that says nothing: an older synth's, or torn)."""
+    try:
+        data = json.loads((root / REWRITE).read_text(encoding="utf-8") or "{}")
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, UnicodeDecodeError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def pending(root: Path) -> list[str]:
+    """The files a journal names (a switch interrupted after its journal was written), [] when
+    none is pending."""
+    try:
+        targets = json.loads((root / JOURNAL).read_text(encoding="utf-8"))["switch"]
+    except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError):
+        return []
+    return [t for t in targets if isinstance(t, str)]
+
+
+def hidden_new_files(root: Path) -> list[Path]:
+    """The new versions written beside their files (`.NAME.next`), switched in or not."""
+    return _hidden_next(root)
 
 
 def next_path(path: Path) -> Path:
@@ -41,9 +82,18 @@ def write_next(path: Path, data: bytes) -> Path:
     return tmp
 
 
+def _relative(root: Path, path: Path) -> str:
+    """`path` as a path inside `root`, however either was given (relative, `.`, through a
+    symbolic link, with a trailing slash)."""
+    rel = os.path.relpath(os.path.realpath(path), os.path.realpath(root))
+    if rel == os.curdir or rel.split(os.sep)[0] == os.pardir:
+        raise ValueError(f"{path} is not inside the dataset {root}")
+    return rel
+
+
 def switch(root: Path, paths: Iterable[Path]) -> None:
     """Replace every path by its new version (write_next) as one step: journal, renames, done."""
-    targets = [str(p.relative_to(root)) for p in paths]
+    targets = [_relative(root, p) for p in paths]
     journal = root / JOURNAL
     tmp = journal.with_name(journal.name + ".tmp")
     tmp.write_text(json.dumps({"switch": targets}), encoding="utf-8")
@@ -52,15 +102,17 @@ def switch(root: Path, paths: Iterable[Path]) -> None:
     os.replace(tmp, journal)
     _fsync(root)
     _apply(root, targets)
+    (root / REWRITE).unlink(missing_ok=True)  # last: until it goes, validate knows what happened
+    _fsync(root)
 
 
-def roll_forward(root: Path) -> int:
+def roll_forward(root: Path, sweep: bool = False) -> int:
     """Finish a switch that was interrupted after its journal was written (every new file is
     there), or remove the hidden new files of one interrupted before it; returns how many files
-    were switched."""
+    were switched. `sweep`: look for hidden new files even where no rewrite is marked."""
     journal = root / JOURNAL
     marker = root / REWRITE
-    if not journal.is_file() and not marker.exists():
+    if not journal.is_file() and not marker.exists() and not sweep:
         return 0  # nothing was under way (the usual case: no folder is looked into)
     done = 0
     if journal.is_file():
@@ -90,7 +142,6 @@ def _apply(root: Path, targets: list[str]) -> int:
     for folder in folders:
         _fsync(folder)
     (root / JOURNAL).unlink(missing_ok=True)
-    (root / REWRITE).unlink(missing_ok=True)
     _fsync(root)
     return done
 
@@ -100,6 +151,9 @@ def _hidden_next(root: Path) -> list[Path]:
     conversations = root / "conversations"
     if conversations.is_dir():
         out += [p for p in conversations.glob(f"*/.*{NEXT}")]
+    splits = root / "splits"  # synth tokenize rewrites the curriculum splits inside the dataset
+    if splits.is_dir():
+        out += [p for p in splits.glob(f".*{NEXT}")]
     return out
 
 
@@ -109,3 +163,39 @@ def _fsync(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+class Rewrite:
+    """New versions of files of a dataset, written beside the old ones (nothing visible changes)
+    and switched in as one step by `switch()`; `abandon()` removes them. Made by
+    synth.dataset.writer.DatasetWriter.rewriting, which holds the dataset alone around it."""
+
+    def __init__(self, root: Path, info: Mapping[str, Any] | None = None):
+        self.root = root
+        self.targets: list[Path] = []
+        begin(root, info)
+
+    def write(self, path: Path, data: bytes) -> None:
+        """The new version of one file of the dataset."""
+        write_next(path, data)
+        self.targets.append(path)
+
+    def conversation(self, folder: Path, files: Mapping[str, bytes]) -> None:
+        """New versions of some files of a conversation folder (plain names, checked by the
+        caller: synth.dataset.reader.ConversationRef.file), and of its integrity record, which
+        follows them."""
+        for name, data in files.items():
+            self.write(folder / name, data)
+        sealed = read_record(folder)
+        if sealed is not None:
+            for name, data in files.items():
+                sealed["files"][name] = {"size": len(data), ALGORITHM: hashlib.sha256(data).hexdigest()}
+            body = (json.dumps(sealed, indent=1, sort_keys=True) + "\n").encode("utf-8")
+            self.write(folder / INTEGRITY_FILE, body)
+
+    def switch(self) -> None:
+        switch(self.root, self.targets)
+
+    def abandon(self) -> None:
+        """Nothing was switched yet: the hidden new files go, the dataset stays the old one."""
+        roll_forward(self.root)

@@ -11,7 +11,14 @@ previous length, the folder taken back out); a torn line left anyway (a kill dur
 an undo that failed too) is repaired under the lock wherever it is, by whichever writer meets it
 first. Staging folders are named with the host, process and a random token, and each holds an
 flock on its `.lock` while it is written, so a writer starting on a shared volume (replicas that
-are all PID 1 in their containers) removes only staging folders whose owner is gone."""
+are all PID 1 in their containers) removes only staging folders whose owner is gone.
+
+Tools on one dataset (docs/reliability.md): every writer also holds the dataset's run lock
+(`<out>/.run.lock`) shared for as long as it lives, and a tool that rewrites finished
+conversations (`synth tokenize`, `synth check`) holds it alone (`DatasetWriter.rewriting`), so
+that a rewrite never runs beside a writer that would add conversations with the old options. Each
+holder records who it is in `.run/<host>-<pid>-<token>`, so that a tool refused names the process it
+waits for, and `synth validate` tells a running writer from one that is gone."""
 
 from __future__ import annotations
 
@@ -19,13 +26,16 @@ import contextlib
 import fcntl
 import json
 import os
+import shlex
 import shutil
 import socket
+import sys
 import threading
 import time
 import uuid
+import weakref
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,11 +45,29 @@ import soundfile as sf
 
 from ..audio import wav_bytes
 from ..domain import Conversation, SpokenProbe, SynthesizedTurn, released, released_probe
-from ..errors import AlreadyWritten, Claimed, Damaged, SynthError, WriteFailed
+from ..errors import (
+    AlreadyWritten,
+    Claimed,
+    ConflictError,
+    Damaged,
+    DatasetBusy,
+    DatasetError,
+    SynthError,
+    WriteFailed,
+)
 from ..ids import conversation_dir
+from .fingerprint import (
+    DATASET_FILE,
+    read_options,
+    records_samples,
+    sample_differences,
+    sample_options,
+    tokens_options,
+)
 from .integrity import INTEGRITY_FILE, record_bytes
 from .integrity import problems as integrity_problems
-from .journal import roll_forward
+from .journal import JOURNAL, Rewrite, hidden_new_files, roll_forward
+from .journal import REWRITE as REWRITE_MARKER
 from .metadata import conversation_metadata
 from .mixdown import FULLBAND, ConversationAudioConfig, write_conversation_audio
 from .records import (
@@ -162,6 +190,13 @@ def _abandoned(staging: Path) -> bool:
     return _stale_lock(_lock_of(staging))
 
 
+def _older(path: Path, seconds: float) -> bool:
+    try:
+        return time.time() - path.stat().st_mtime > seconds
+    except FileNotFoundError:
+        return False
+
+
 def _stale_lock(path: Path) -> bool:
     """A lock file (a staging folder's, or a claim) that nobody holds: a writer takes its lock
     before it makes its folder, so an unheld one is left over by a writer that is gone."""
@@ -176,6 +211,284 @@ def _stale_lock(path: Path) -> bool:
         return False
     finally:
         os.close(fd)
+
+
+# -- who uses a dataset (docs/reliability.md, "Tools on one dataset") ----------------------------
+RUN_LOCK = ".run.lock"  # at the root: shared by every tool that uses the dataset, exclusive by a rewrite
+RUNS = ".run"  # <root>/.run/<host>-<pid>-<token>: who holds the run lock (JSON), flocked while it lives
+READ, WRITE, REWRITE = "read", "write", "rewrite"
+BUSY_RETRY_SEC = 2.0  # a holder between taking the run lock and writing its record is waited for
+
+
+def _command() -> tuple[str, str]:
+    """(tool, command line) of this process: ('synth tokenize', 'synth tokenize ds --wait')."""
+    argv = [os.path.basename(sys.argv[0]) if sys.argv else "", *sys.argv[1:]]
+    if argv[0] == "__main__.py":  # python -m synth (or -m pytest ...)
+        spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+        package = (getattr(spec, "name", None) or "python").split(".")[0]
+        argv[0] = "synth" if package == "synth" else f"python -m {package}"
+    elif argv[0] in ("", "-c"):  # a Python program using the library
+        argv[0] = "python" + (" -c" if argv[0] else "")
+    tool = " ".join(argv[:2]) if argv[0] == "synth" and len(argv) > 1 else argv[0]
+    return tool, " ".join([argv[0], *(shlex.quote(a) for a in argv[1:])])
+
+
+@dataclass(frozen=True)
+class Holder:
+    """A process that uses a dataset now, as its record in `.run/` says."""
+
+    mode: str  # read, write or rewrite
+    tool: str
+    pid: int
+    host: str
+    command: str
+    cwd: str
+    since: float
+    waiting: bool = False  # a rewrite waiting (--wait) for the others to finish
+
+    def describe(self) -> str:
+        where = f"pid {self.pid}" + ("" if self.host == socket.gethostname() else f" on {self.host}")
+        started = time.strftime("%H:%M:%S", time.localtime(self.since))
+        return f"{self.tool} ({where}, since {started}: `{self.command}` in {self.cwd})"
+
+
+def is_held(path: Path) -> bool:
+    """Whether a live process holds the flock of a record or lock file (probed with a shared lock,
+    so that two probes never mistake each other for a holder)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def holders(root: Path | str) -> list[Holder]:
+    """The processes using a dataset now (their records in `.run/` whose flock is held)."""
+    out = []
+    try:
+        records = sorted(p for p in (Path(root) / RUNS).iterdir() if not p.name.endswith(".new"))
+    except OSError:
+        return []
+    for path in records:
+        if not is_held(path):
+            continue
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            out.append(Holder(**{k: data[k] for k in Holder.__dataclass_fields__ if k in data}))
+        except (OSError, ValueError, TypeError, UnicodeDecodeError):
+            continue  # being replaced, or not ours
+    return out
+
+
+def _busy_message(root: Path, mode: str, others: list[Holder]) -> str:
+    names = "; ".join(h.describe() for h in others) or f"a process that holds {root / RUN_LOCK}"
+    if mode == REWRITE:
+        return (
+            f"{root}: in use by {names}. A rewrite of every conversation holds the dataset alone "
+            "(docs/reliability.md): run it again once that has finished, or add --wait to wait for it"
+        )
+    if any(h.waiting for h in others):
+        return (
+            f"{root}: {names} waits (--wait) to rewrite it, and no other tool starts on it meanwhile: "
+            "run this again once it has finished (with the dataset's new settings: see dataset.json then)"
+        )
+    return (
+        f"{root}: being rewritten by {names}. Nothing else may use the dataset until it has finished: "
+        "run this again afterwards (with the dataset's new settings: see dataset.json then)"
+    )
+
+
+class Session:
+    """A process's hold on a dataset, for as long as it uses it: an flock on `<root>/.run.lock`,
+    shared by the tools that add conversations or read (generate, serve, merge, splits, export,
+    repair), exclusive by one that rewrites finished conversations (tokenize, check), plus a
+    record of who holds it (`.run/<host>-<pid>-<token>`: tool, pid, host, command line, working folder),
+    so that a tool refused names the one it waits for. Released by `release()`, when the
+    object is collected, or when the process ends (the kernel drops its flocks even on kill -9;
+    its record is then left over, unheld, and removed by the next writer's start-up)."""
+
+    def __init__(self, root: Path | str, mode: str, tool: str | None = None):
+        if mode not in (READ, WRITE, REWRITE):
+            raise ValueError(mode)
+        self.root, self.mode = Path(root), mode
+        name, self.command = _command()
+        self.tool = tool or name
+        self.since = time.time()
+        self.record: Path | None = None
+        self.switched = 0  # files of an interrupted rewrite this hold switched in when it was taken
+        self._files: list[Any] = []  # [run lock, record]: closed by release, or by the finalizer
+        self._finalizer = weakref.finalize(self, _let_go, self._files, [])
+
+    def describe(self) -> str:
+        return Holder(self.mode, self.tool, os.getpid(), socket.gethostname(), self.command, os.getcwd(),
+                      self.since).describe()  # fmt: skip
+
+    def acquire(self, wait: bool = False, on_wait: Callable[[list[Holder]], None] | None = None) -> Session:
+        """Take the run lock (DatasetBusy naming the holders when it cannot be had now; with `wait`
+        a rewrite waits for them, and tools starting meanwhile are refused)."""
+        exclusive = self.mode == REWRITE
+        if not self.root.is_dir():
+            raise DatasetError(f"{self.root}: not a folder")
+        try:
+            lock = open(self.root / RUN_LOCK, "ab")
+        except OSError:
+            if self.mode == READ:  # a read-only dataset: nobody can rewrite it from here either
+                return self
+            raise
+        self._files.append(lock)
+        flag = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+        give_up = time.monotonic() + BUSY_RETRY_SEC
+        while True:
+            try:
+                fcntl.flock(lock, flag | fcntl.LOCK_NB)
+            except BlockingIOError:
+                others = [h for h in holders(self.root) if exclusive or h.mode == REWRITE]
+                if wait and exclusive:
+                    self._write_record(waiting=True)
+                    if on_wait is not None:
+                        on_wait(others)
+                    fcntl.flock(lock, flag)
+                    break
+                if not others and time.monotonic() < give_up:
+                    time.sleep(0.05)
+                    continue
+                self.release()
+                raise DatasetBusy(_busy_message(self.root, self.mode, others)) from None
+            if not exclusive:  # a rewrite waiting for the dataset: start nothing new meanwhile
+                waiting = [h for h in holders(self.root) if h.mode == REWRITE]
+                if waiting:
+                    self.release()
+                    raise DatasetBusy(_busy_message(self.root, self.mode, waiting))
+            break
+        self._write_record(waiting=False)
+        if not exclusive:
+            self._finish_interrupted_rewrite()
+        return self
+
+    def _finish_interrupted_rewrite(self) -> None:
+        """A rewrite marked while this shared hold was had was interrupted (a live one would hold
+        the dataset alone): finish or undo it under the writers' lock before anything is read."""
+        if not (self.root / JOURNAL).exists() and not (self.root / REWRITE_MARKER).exists():
+            return
+        try:
+            fh = open(self.root / LOCK, "ab")
+        except OSError as exc:  # a read-only dataset: it cannot be read as one state
+            self.release()
+            raise DatasetError(
+                f"{self.root}: a rewrite of it was interrupted, and it cannot be finished from here "
+                f"({exc.strerror or exc}): run `synth validate {shlex.quote(str(self.root))} --recover` "
+                "where it can be written"
+            ) from None
+        with fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            self.switched += roll_forward(self.root)
+
+    def _write_record(self, waiting: bool) -> None:
+        """Write (or replace) this process's record: locked before it gets its name, so that no
+        start-up clean-up ever sees it unheld while this process lives."""
+        runs = self.root / RUNS
+        try:
+            runs.mkdir(exist_ok=True)
+        except OSError:
+            return  # a read-only dataset: nobody to tell
+        if self.record is None:
+            self.record = runs / f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        new = self.record.with_name(self.record.name + ".new")
+        fh = open(new, "wb")
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        data = {
+            "mode": self.mode,
+            "tool": self.tool,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "command": self.command,
+            "cwd": os.getcwd(),
+            "since": self.since,
+            "waiting": waiting,
+        }
+        fh.write(json.dumps(data).encode("utf-8"))
+        fh.flush()
+        os.replace(new, self.record)
+        for old in self._files[1:]:
+            old.close()
+        del self._files[1:]
+        self._files.append(fh)
+        self._finalizer.detach()
+        self._finalizer = weakref.finalize(self, _let_go, self._files, [self.record])
+
+    def release(self) -> None:
+        self._finalizer.detach()
+        _let_go(self._files, [self.record] if self.record else [])
+        self.record = None
+
+
+def _let_go(files: list[Any], records: list[Path]) -> None:
+    """Drop a session's flocks (the run lock first), then its record."""
+    for fh in files:
+        with contextlib.suppress(OSError, ValueError):
+            fh.close()
+    files.clear()
+    for path in records:
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
+@contextlib.contextmanager
+def using(
+    root: Path | str,
+    mode: str = READ,
+    tool: str | None = None,
+    wait: bool = False,
+    on_wait: Callable[[list[Holder]], None] | None = None,
+) -> Iterator[Session]:
+    """Hold a dataset for a block (`synth export` reads it, `synth splits` writes inside it)."""
+    session = Session(root, mode, tool).acquire(wait, on_wait)
+    try:
+        yield session
+    finally:
+        session.release()
+
+
+_NO_SETTINGS = object()  # dataset.json records no sample settings: nothing to compare
+
+
+def recover_dataset(root: Path | str) -> str:
+    """What every writer does at start (`DatasetWriter.recover`), and the hidden files of a
+    rewrite that no marker names, for `synth validate --recover`; says what was done ('' for
+    nothing). A folder without a manifest is left alone (validate says what it is)."""
+    root = Path(root)
+    if not (root / MANIFEST).is_file():
+        return ""
+    switching, rewrite = (root / JOURNAL).exists(), (root / REWRITE_MARKER).exists()
+    writer = DatasetWriter(root)
+    try:
+        report = writer.recover()
+        with writer.locked():  # no rewrite runs now (it would hold the dataset alone)
+            stray = hidden_new_files(root)
+            if stray:
+                roll_forward(root, sweep=True)
+    finally:
+        writer.close()
+    done = []
+    if switching:
+        done.append(f"finished an interrupted rewrite ({report.switched} file(s) switched in: the new one)")
+    elif rewrite:
+        done.append("undid an interrupted rewrite (its hidden new files removed; the dataset is the old one)")
+    if stray:
+        done.append(f"removed {len(stray)} hidden file(s) left by a rewrite")
+    if report.temp_removed:
+        done.append(f"removed {len(report.temp_removed)} unfinished conversation(s) from {TMP}")
+    if report.orphans_removed:
+        done.append(f"removed {len(report.orphans_removed)} folder(s) not in the manifest")
+    if report.torn_lines_removed or report.manifest_tail_truncated:
+        done.append(f"repaired the manifest (torn lines {report.torn_lines_removed or 'at its end'})")
+    return "; ".join(done)
 
 
 class DatasetWriter:
@@ -198,10 +511,76 @@ class DatasetWriter:
         self._token = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         # turns' WAVs are encoded and written here, overlapping the next turn's synthesis
         self._io = ThreadPoolExecutor(max_workers=1, thread_name_prefix="synth-writer")
+        self._session: Session | None = None
+        self._starting = threading.Lock()
+        self._settings: tuple[Any, Any] = (None, _NO_SETTINGS)  # dataset.json's (stat, sample settings)
+
+    def start(self) -> None:
+        """Hold the dataset as a writer (a shared Session) for as long as this writer lives or
+        until `close()`: DatasetBusy, naming the process, while a rewrite holds it. Every method
+        that changes the dataset calls it first."""
+        with self._starting:
+            if self._session is None:
+                self._session = Session(self.root, WRITE).acquire()
+
+    def close(self) -> None:
+        """Let go of the dataset (the writer's session); a later write takes it again."""
+        with self._starting:
+            if self._session is not None:
+                self._session.release()
+                self._session = None
+
+    @contextlib.contextmanager
+    def exclusive(
+        self, wait: bool = False, on_wait: Callable[[list[Holder]], None] | None = None
+    ) -> Iterator[Session]:
+        """Hold the dataset alone for a block (a rewrite): DatasetBusy naming the processes using
+        it, or with `wait` wait for them (`on_wait` is told whom); no other tool starts meanwhile."""
+        with self._starting:
+            if self._session is not None:
+                raise DatasetBusy(f"{self.root}: this writer already uses the dataset; close it first")
+            self._session = Session(self.root, REWRITE).acquire(wait, on_wait)
+        try:
+            yield self._session
+        finally:
+            self.close()
+
+    @contextlib.contextmanager
+    def rewriting(
+        self,
+        options: dict[str, Any] | None = None,
+        wait: bool = False,
+        on_wait: Callable[[list[Holder]], None] | None = None,
+    ) -> Iterator[Rewrite]:
+        """Rewrite finished conversations as one step (synth.dataset.journal.Rewrite), holding the
+        dataset alone: an interrupted rewrite is finished or undone first; what the block writes
+        is switched in when it ends, nothing of it when it raises. `options`: what the rewrite
+        makes of the dataset (recorded in its marker, for `synth validate` to say)."""
+        with self.exclusive(wait, on_wait) as session:
+            self.recover()
+            info = {
+                "tool": session.tool,
+                "pid": os.getpid(),
+                "host": socket.gethostname(),
+                "command": session.command,
+                "cwd": os.getcwd(),
+                "since": session.since,
+                "options": options or {},
+            }
+            rewrite = Rewrite(self.root, info)
+            try:
+                yield rewrite
+            except BaseException:
+                rewrite.abandon()
+                raise
+            with self.locked():
+                rewrite.switch()
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
         """Exclusive across threads (mutex) and processes (flock on <out>/.lock)."""
+        if self._session is None:
+            self.start()
         with self._mutex, open(self.root / LOCK, "a") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
@@ -300,6 +679,8 @@ class DatasetWriter:
         with self.locked():
             report = self._repair() if self.manifest.exists() else Recovery()
             report.switched = roll_forward(self.root)  # a rewrite (synth tokenize) interrupted
+            if self._session is not None:  # finished when the dataset was taken
+                report.switched, self._session.switched = report.switched + self._session.switched, 0
             if not self.manifest.exists():  # a dataset with nothing in it yet is still a dataset
                 self.manifest.touch()
                 _fsync_dir(self.root)
@@ -311,7 +692,13 @@ class DatasetWriter:
                     _lock_of(entry).unlink(missing_ok=True)
                     report.temp_removed.append(entry.name)
                 elif entry.name.endswith((STAGING_LOCK, CLAIM)) and _stale_lock(entry):
-                    entry.unlink(missing_ok=True)
+                    entry.unlink(missing_ok=True)  # a lock or claim of a process that is gone
+            if (self.root / RUNS).is_dir():
+                for entry in (self.root / RUNS).iterdir():
+                    if entry.name.endswith(".new") and not _older(entry, 60.0):
+                        continue  # a record being written (opened, not yet locked)
+                    if _stale_lock(entry):  # the record of a process that is gone
+                        entry.unlink(missing_ok=True)
             for entry in sorted(self.conversations.iterdir()):
                 if entry.name not in self._done:
                     _remove(entry)
@@ -342,6 +729,7 @@ class DatasetWriter:
     def staged(self, conversation_id: str) -> Iterator[Staging]:
         """A staging folder for one conversation, owned (flock) while it is written; whatever is
         not committed when the block ends (an error, a cancelled call) is removed."""
+        self.start()
         final = conversation_dir(self.root, conversation_id)
         staging = self.tmp / f"{conversation_id}.{self._token}.{uuid.uuid4().hex[:6]}"
         claim = self._claim(conversation_id)
@@ -382,12 +770,44 @@ class DatasetWriter:
             os.unlink(fh.name)
         fh.close()
 
+    def _same_settings(self, staging: Path, conversation_id: str) -> None:
+        """Refuse a conversation whose samples were made otherwise than the dataset's (dataset.json's
+        sample settings, where it records them): one set per dataset, whichever tool writes it
+        (serve, batch --out, convert; generate and merge check before they start). Caller holds
+        the lock."""
+        try:
+            st = os.stat(self.root / DATASET_FILE)
+        except FileNotFoundError:
+            return
+        if self._settings[0] != (st.st_ino, st.st_mtime_ns, st.st_size):
+            options = read_options(self.root)
+            recorded = options is not None and records_samples(options)
+            expected = sample_options(options) if options is not None and recorded else _NO_SETTINGS
+            self._settings = ((st.st_ino, st.st_mtime_ns, st.st_size), expected)
+        expected = self._settings[1]
+        if expected is _NO_SETTINGS:
+            return
+        try:
+            meta = json.loads((staging / METADATA_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError, UnicodeDecodeError):
+            return  # the copy's own checks (integrity) speak for it
+        differ = sample_differences(
+            expected, tokens_options(meta.get("tokens") if isinstance(meta, dict) else None)
+        )
+        if differ:
+            raise ConflictError(
+                "samples",
+                f"{conversation_id}: its samples are made with {', '.join(differ)}, and {self.root} holds "
+                "one set of sample settings (dataset.json): nothing of it was kept",
+            )
+
     def _commit(self, staging: Path, final: Path, entry: ManifestEntry) -> None:
         line = entry.to_line().encode()
         with self.locked():
             self._refresh()
             if entry.conversation_id in self._done:
                 raise AlreadyWritten(f"{entry.conversation_id} is already in the manifest")
+            self._same_settings(staging, entry.conversation_id)
             _remove(final)  # an orphan of a crashed run, or a link someone put there: replace it
             os.rename(staging, final)
             _fsync_dir(self.conversations)

@@ -1,17 +1,23 @@
 """Curriculum splits: one manifest per context-length stage. Cumulative stages
 (`stage_<N>.jsonl`) hold every conversation whose `total_tokens` fit the stage (stage 16k
 includes everything of stage 8k); bands (`band_<N>.jsonl`, `--bands`) put each conversation in
-exactly one stage, the smallest it fits (8k < tokens <= 16k for band 16k)."""
+exactly one stage, the smallest it fits (8k < tokens <= 16k for band 16k).
+
+Writing them inside the dataset (the default `<dataset>/splits/`) is one of the tools that may run
+beside writers (it lists the conversations finished when it starts), never beside a rewrite:
+`synth tokenize` rewrites the splits it finds there with the new token counts."""
 
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..dataset.reader import DatasetError, iter_manifest
-from ..dataset.records import MANIFEST
+from ..dataset.records import MANIFEST, ManifestEntry
+from ..dataset.writer import READ, WRITE, using
 from ..errors import ConfigError
 
 SPLITS_DIR = "splits"
@@ -46,6 +52,33 @@ def split_path(out_dir: Path, stage: int, bands: bool) -> Path:
     return out_dir / f"{'band' if bands else 'stage'}_{stage}.jsonl"
 
 
+def existing_splits(out_dir: Path) -> list[tuple[Path, list[int], bool]]:
+    """The split manifests in a folder, each with the stages of its kind there and whether they
+    are bands (a band's lower bound is the stage before it)."""
+    found: dict[bool, dict[int, Path]] = {False: {}, True: {}}
+    if out_dir.is_dir() and not out_dir.is_symlink():
+        for path in out_dir.iterdir():
+            m = re.fullmatch(r"(stage|band)_(\d+)\.jsonl", path.name)
+            if m and path.is_file() and not path.is_symlink():
+                found[m.group(1) == "band"][int(m.group(2))] = path
+    return [(path, sorted(kind), bands) for bands, kind in found.items() for path in kind.values()]
+
+
+def split_lines(entries: Iterable[ManifestEntry], stages: list[int], bands: bool = False) -> dict[str, str]:
+    """File name -> the lines of each split, as `write_splits` writes them (entries without
+    total_tokens are in none)."""
+    lower = {s: (([0] + stages)[i] if bands else 0) for i, s in enumerate(stages)}
+    out: dict[str, list[str]] = {split_path(Path(), s, bands).name: [] for s in stages}
+    for entry in entries:
+        tokens = entry.total_tokens
+        if not isinstance(tokens, int):
+            continue
+        for s in stages:
+            if lower[s] < tokens <= s if bands else tokens <= s:
+                out[split_path(Path(), s, bands).name].append(entry.to_line())
+    return {name: "".join(lines) for name, lines in out.items()}
+
+
 def parse_stages(text: str) -> list[int]:
     """'8192,16384' or '8k,16k,32k,64k' -> [8192, 16384, ...]; strictly increasing, positive."""
     stages = []
@@ -71,7 +104,14 @@ def write_splits(
     hours, tokens and a histogram of total_tokens) and the number of conversations longer than
     the last stage (in no split)."""
     root = Path(root)
-    out_dir = out_dir or root / SPLITS_DIR
+    inside = out_dir is None or Path(os.path.realpath(out_dir)).is_relative_to(os.path.realpath(root))
+    with using(root, WRITE if inside else READ, "synth splits"):
+        return _write_splits(root, stages, out_dir or root / SPLITS_DIR, bands)
+
+
+def _write_splits(
+    root: Path, stages: list[int], out_dir: Path, bands: bool
+) -> tuple[list[StageSummary], int]:
     out_dir.mkdir(parents=True, exist_ok=True)
     lower = {s: (([0] + stages)[i] if bands else 0) for i, s in enumerate(stages)}
     final = {s: split_path(out_dir, s, bands) for s in stages}

@@ -6,57 +6,86 @@ manifest are first written beside the old ones under hidden names, then switched
 through a journal (synth.dataset.journal), under the dataset's lock. A kill before the switch
 leaves the old dataset (the next writer removes the hidden files); a kill during it is finished
 by the next writer; `synth validate` says so meanwhile. Nothing is written when a conversation
-cannot be read or a turn is longer than the new speech profile allows."""
+cannot be read or a turn is longer than the new speech profile allows.
+
+It holds the dataset alone (synth.dataset.writer.DatasetWriter.rewriting): it refuses to start,
+naming the process, while another tool uses the dataset (or waits for it with `wait`), and no
+writer starts while it runs, so a dataset never holds conversations of two option sets.
+dataset.json records the new sample options, and the curriculum splits inside the dataset
+(`splits/stage_N.jsonl`, `band_N.jsonl`) are rewritten with the new token counts, in the same
+switch."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import shlex
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..dataset.integrity import ALGORITHM, INTEGRITY_FILE, read_record
-from ..dataset.journal import begin, roll_forward, switch, write_next
+from ..dataset.fingerprint import DATASET_FILE, sample_keys, with_sample_keys
+from ..dataset.journal import Rewrite
 from ..dataset.reader import ConversationRef, DatasetError, open_dataset
 from ..dataset.records import MANIFEST, PROBES_FILE, SAMPLES_FILE, ManifestEntry, samples_jsonl
-from ..dataset.writer import DatasetWriter
-from .builder import BuildsSamples, part_starts, with_probes
+from ..dataset.writer import DatasetWriter, Holder
+from .builder import (
+    DEFAULT_SYSTEM_PROMPT,
+    SYSTEM_PROMPTS,
+    BuildsSamples,
+    SampleConfig,
+    part_starts,
+    with_probes,
+)
+from .curriculum import SPLITS_DIR, existing_splits, split_lines
+from .tokenizer import DEFAULT_TOKENIZER
 
 
 def retokenize(
-    root: Path | str, builder: BuildsSamples, progress: Callable[[str], None] | None = None
+    root: Path | str,
+    builder: BuildsSamples,
+    progress: Callable[[str], None] | None = None,
+    *,
+    options: Mapping[str, Any] | None = None,
+    wait: bool = False,
+    on_wait: Callable[[list[Holder]], None] | None = None,
 ) -> int:
-    root = Path(root)
+    """Rewrite every conversation's samples with `builder`; returns how many. `options`: the
+    sample settings dataset.json records afterwards (synth.dataset.fingerprint.sample_keys; by
+    default the builder's own, where it has a `config` and a `tokenizer`). DatasetBusy, naming
+    the process, while another tool uses the dataset, unless `wait` (`on_wait` is told whom it
+    waits for)."""
+    root = Path(root).resolve()  # `ds`, `.`, `link/`: every path below is inside this one
+    if not (root / MANIFEST).is_file():
+        raise DatasetError(f"{root / MANIFEST}: missing (is {root} a dataset?)")
+    if options is None and hasattr(builder, "config") and hasattr(builder, "tokenizer"):
+        options = sample_keys(builder.config, builder.tokenizer.name)
     writer = DatasetWriter(root)
-    writer.recover()  # finishes, or undoes, a rewrite that was interrupted
-    with writer.locked():
+    marked = dict(options or {})
+    with writer.rewriting(marked, wait, on_wait) as rewrite:  # finishes, or undoes, one interrupted
         refs = open_dataset(root)
         check_turn_limits(refs, builder)
-        begin(root)
-        try:
-            targets, tokens_of = _write_next(refs, builder, progress)
-            manifest = root / MANIFEST
-            lines = []
-            for raw in manifest.read_text(encoding="utf-8").splitlines():
-                if raw.strip():
-                    entry = ManifestEntry.from_dict(json.loads(raw))
-                    tokens = tokens_of.get(entry.conversation_id)
-                    lines.append((entry.with_tokens(tokens) if tokens else entry).to_line())
-            write_next(manifest, "".join(lines).encode("utf-8"))
-        except BaseException:
-            roll_forward(root)  # nothing was switched yet: the hidden new files go
-            raise
-        switch(root, [*targets, manifest])
+        tokens_of = _write_next(rewrite, refs, builder, progress)
+        entries = []
+        for raw in (root / MANIFEST).read_text(encoding="utf-8").splitlines():
+            if raw.strip():
+                entry = ManifestEntry.from_dict(json.loads(raw))
+                tokens = tokens_of.get(entry.conversation_id)
+                entries.append(entry.with_tokens(tokens) if tokens else entry)
+        rewrite.write(root / MANIFEST, "".join(e.to_line() for e in entries).encode("utf-8"))
+        if options:
+            rewrite.write(root / DATASET_FILE, with_sample_keys(root, options))
+        for path, stages, bands in existing_splits(root / SPLITS_DIR):
+            rewrite.write(path, split_lines(entries, stages, bands)[path.name].encode("utf-8"))
     return len(refs)
 
 
 def _write_next(
-    refs: list[ConversationRef], builder: BuildsSamples, progress: Callable[[str], None] | None
-) -> tuple[list[Path], dict[str, dict[str, Any]]]:
-    """Every conversation's new files, written beside the old ones."""
-    import hashlib
-
-    targets: list[Path] = []
+    rewrite: Rewrite,
+    refs: list[ConversationRef],
+    builder: BuildsSamples,
+    progress: Callable[[str], None] | None,
+) -> dict[str, dict[str, Any]]:
+    """Every conversation's new files, written beside the old ones; returns their token counts."""
     tokens_of: dict[str, dict[str, Any]] = {}
     for ref in refs:
         meta = ref.metadata()
@@ -75,18 +104,13 @@ def _write_next(
         meta.tokens = tokens
         new[SAMPLES_FILE] = samples_jsonl(samples).encode("utf-8")
         new[ref.metadata_path.name] = meta.to_json().encode()
-        for name, data in new.items():
-            targets.append(write_next(ref.file(name, name), data))
-        sealed = read_record(ref.folder)
-        if sealed is not None:  # the integrity record follows the two files it names anew
-            for name, data in new.items():
-                sealed["files"][name] = {"size": len(data), ALGORITHM: hashlib.sha256(data).hexdigest()}
-            body = (json.dumps(sealed, indent=1, sort_keys=True) + "\n").encode("utf-8")
-            targets.append(write_next(ref.file(INTEGRITY_FILE, INTEGRITY_FILE), body))
+        for name in new:
+            ref.file(name, name)  # by the reader's one rule: a plain file, not a link
+        rewrite.conversation(ref.folder, new)  # the integrity record follows the files it names anew
         tokens_of[ref.conversation_id] = tokens
         if progress:
             progress(ref.conversation_id)
-    return [t.with_name(t.name[1 : -len(".next")]) for t in targets], tokens_of
+    return tokens_of
 
 
 def check_turn_limits(refs: list[ConversationRef], builder: BuildsSamples) -> None:
@@ -105,3 +129,23 @@ def check_turn_limits(refs: list[ConversationRef], builder: BuildsSamples) -> No
                     f"than the speech profile's {limit:g} s (the model would cut it): generate the "
                     "dataset with this profile (long turns are split), or choose a rate:N profile"
                 )
+
+
+def tokenize_command(dataset: str, settings: Mapping[str, Any]) -> str:
+    """The `synth tokenize` command line that gives a dataset these sample settings (the
+    defaults left out)."""
+    defaults = SampleConfig()
+    words = ["synth", "tokenize", shlex.quote(dataset)]
+    if settings.get("speech_profile") is not None:
+        words += ["--speech-profile", shlex.quote(str(settings["speech_profile"]))]
+    if settings.get("tokenizer") not in (None, DEFAULT_TOKENIZER):
+        words += ["--tokenizer", shlex.quote(str(settings["tokenizer"]))]
+    if settings.get("format") not in (None, defaults.format):
+        words += ["--sample-format", shlex.quote(str(settings["format"]))]
+    if settings.get("pad_multiple") not in (None, defaults.pad_multiple):
+        words += ["--pad-multiple", str(settings["pad_multiple"])]
+    prompt = settings.get("system_prompt")
+    if prompt not in (None, DEFAULT_SYSTEM_PROMPT):
+        preset = next((k for k, v in SYSTEM_PROMPTS.items() if v == prompt), None)
+        words += ["--system-prompt", shlex.quote(str(preset or prompt))]
+    return " ".join(words)

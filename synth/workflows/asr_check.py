@@ -13,9 +13,10 @@ import soundfile as sf
 
 from ..asr.recognizer import Recognizer
 from ..asr.wer import word_errors
+from ..dataset.journal import Rewrite
 from ..dataset.reader import ConversationRef, DatasetError, open_dataset
 from ..dataset.records import ConversationMetadata
-from ..dataset.writer import replace_text
+from ..dataset.writer import READ, DatasetWriter, using
 
 
 @dataclass
@@ -69,6 +70,27 @@ def check_dataset(
     workers: int = 1,
     progress: Callable[[str], None] | None = None,
 ) -> CheckReport:
+    """Check every turn; with `write`, record the results in each metadata.json as one rewrite of
+    the dataset (synth.dataset.writer.DatasetWriter.rewriting: all of them or none, the integrity
+    records following, the dataset held alone meanwhile); without, as a reader."""
+    if write:
+        if not Path(root).is_dir():
+            raise DatasetError(f"{root}: not a folder")
+        writer = DatasetWriter(Path(root).resolve())
+        with writer.rewriting() as rewrite:
+            return _check(Path(root).resolve(), recognizer, threshold, rewrite, workers, progress)
+    with using(root, READ):
+        return _check(Path(root), recognizer, threshold, None, workers, progress)
+
+
+def _check(
+    root: Path,
+    recognizer: Recognizer,
+    threshold: float,
+    rewrite: Rewrite | None,
+    workers: int,
+    progress: Callable[[str], None] | None,
+) -> CheckReport:
     report = CheckReport(threshold=threshold)
     refs = open_dataset(root)
 
@@ -106,7 +128,7 @@ def check_dataset(
             report.turns += checks
             report.errors += sum(e for e, _ in counts)
             report.words += sum(n for _, n in counts)
-            if write:
+            if rewrite is not None:
                 e, n = sum(e for e, _ in counts), sum(n for _, n in counts)
                 meta.extra["asr_check"] = {
                     **recognizer.describe(),
@@ -114,7 +136,7 @@ def check_dataset(
                     "mean_wer": round(e / n, 4) if n else None,
                     "failed_turns": [c.turn_id for c in checks if c.wer > threshold],
                 }
-                replace_text(ref.metadata_path, meta.to_json())
+                rewrite.conversation(ref.folder, {ref.metadata_path.name: meta.to_json().encode("utf-8")})
             if progress:
                 progress(ref.conversation_id)
     return report

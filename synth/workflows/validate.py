@@ -1,11 +1,23 @@
 """`synth validate`: check a dataset folder against the contract (DESIGN.md section 1) and
-report every problem with the file it is in, so that a person can act on it."""
+report every problem with the file it is in, so that a person can act on it, and what to run.
+
+It also says what is going on in the folder (docs/reliability.md, "Tools on one dataset"): a
+writer running now (a live record in `.run/`, held staging locks in `.tmp/`) or one that was
+interrupted (staging folders nobody holds); a rewrite running now, one interrupted before its
+switch (the dataset is the old one, whole) or during it (part old, part new until `--recover`
+finishes it); and every conversation's sample settings against dataset.json's (one set per
+dataset)."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
+import shlex
+import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,9 +26,16 @@ import numpy as np
 import soundfile as sf
 
 from ..audio import SAMPLE_RATE, silence_bounds, to_pcm16
+from ..dataset.fingerprint import (
+    read_options,
+    records_samples,
+    sample_differences,
+    sample_options,
+    tokens_options,
+)
 from ..dataset.integrity import INTEGRITY_FILE
 from ..dataset.integrity import problems as integrity_problems
-from ..dataset.journal import JOURNAL
+from ..dataset.journal import JOURNAL, NEXT, REWRITE, hidden_new_files, marker, pending
 from ..dataset.mixdown import mix_blocks, padded_sec, placements
 from ..dataset.records import (
     MANIFEST,
@@ -29,9 +48,13 @@ from ..dataset.records import (
     TurnRecord,
     field_errors,
 )
+from ..dataset.writer import CLAIM, LOCK, STAGING_LOCK, TMP, WRITE, Holder, holders
+from ..dataset.writer import REWRITE as REWRITING
+from ..dataset.writer import is_held as held
 from ..dialogs.text import clean_text, unclean
 from ..ids import InvalidConversationId, check_conversation_id
 from ..samples.builder import WHISPER_WINDOW_SEC, part_starts, target_kinds
+from ..samples.retokenize import tokenize_command
 from ..words import word_errors
 
 DURATION_TOLERANCE_SEC = 0.01
@@ -44,6 +67,7 @@ class Report:
     conversations: int = 0
     turns: int = 0
     audio_sec: float = 0.0
+    advice: list[str] = field(default_factory=list)  # what to run, for the errors and warnings
 
     @property
     def ok(self) -> bool:
@@ -57,6 +81,7 @@ class Report:
             lines += [f"{label}: {m}" for m in items[:max_lines]]
             if len(items) > max_lines:
                 lines.append(f"... and {len(items) - max_lines} more {label.lower()}s")
+        lines += [f"to do: {m}" for m in self.advice]
         lines.append("OK" if self.ok else f"FAILED: {len(self.errors)} error(s)")
         return "\n".join(lines)
 
@@ -70,13 +95,18 @@ def _typed(obj: Any, record: type, where: str, errors: list[str]) -> bool:
 
 def validate_dataset(root: Path | str) -> Report:
     root = Path(root)
+    shown = shlex.quote(str(root))  # as the user gave it, for the commands it names
     report = Report()
     if not root.is_dir():
         report.errors.append(f"{root}: not a folder")
         return report
-    manifest = _read_manifest(root, report)
-    conv_root = root / "conversations"
-    folders = sorted(p.name for p in conv_root.iterdir()) if conv_root.is_dir() else []
+    live = holders(root)
+    writers = [h for h in live if h.mode == WRITE]
+    rewrites = [h for h in live if h.mode == REWRITING and not h.waiting]
+    with _steady(root):  # the manifest and the folders as one moment of the writers' commits
+        manifest = _read_manifest(root, report)
+        conv_root = root / "conversations"
+        folders = sorted(p.name for p in conv_root.iterdir()) if conv_root.is_dir() else []
     if not conv_root.is_dir():
         report.errors.append(f"{conv_root}: missing")
     listed = Counter(e["conversation_id"] for e in manifest if "conversation_id" in e)
@@ -85,12 +115,17 @@ def validate_dataset(root: Path | str) -> Report:
             report.errors.append(f"{MANIFEST}: conversation {cid!r} listed {n} times")
     for cid in sorted(set(listed) - set(folders)):
         report.errors.append(f"{MANIFEST}: {cid!r} has no folder conversations/{cid}")
-    for name in folders:
-        if name not in listed:
-            report.errors.append(
-                f"conversations/{name}: folder not in {MANIFEST} "
-                "(unfinished? run `synth generate` again to clean it up)"
-            )
+    unlisted = [name for name in folders if name not in listed]
+    for name in unlisted:
+        report.errors.append(
+            f"conversations/{name}: folder not in {MANIFEST} (a conversation an interrupted run renamed "
+            "into place before listing it: nothing refers to it)"
+        )
+    if unlisted:
+        report.advice.append(
+            f"`synth validate {shown} --recover` removes the unlisted folder(s) (so does the next "
+            "`synth generate` on the folder, which makes them again)"
+        )
     by_id = {e["conversation_id"]: e for e in manifest if "conversation_id" in e}
     links = _links(root)
     for link in links:
@@ -99,31 +134,231 @@ def validate_dataset(root: Path | str) -> Report:
             "readers refuse to follow one)"
         )
     unsealed = 0
+    damaged: dict[str, dict[str, Any] | None] = {}
+    settings: dict[str, Any] = {}
+    totals: dict[str, Any] = {}
     for name in folders:
         folder = conv_root / name
         if folder.is_dir() and not folder.is_symlink():
-            _check_conversation(folder, by_id.get(name), report)
-            bad = integrity_problems(folder, full=True)
+            meta = _check_conversation(folder, by_id.get(name), report)
+            if meta is not None:
+                settings[name] = tokens_options(meta.get("tokens"))
+                totals[name] = meta.get("total_tokens")
+            bad = [p for p in integrity_problems(folder, full=True) if not _rewrite_file(p.split(":")[0])]
             report.errors += [f"conversations/{name}: damaged: {problem}" for problem in bad]
+            if bad:
+                damaged[name] = meta
             unsealed += (folder / INTEGRITY_FILE).exists() is False
     if unsealed:
         report.warnings.append(
             f"{unsealed} conversation(s) without an integrity record (made before synth wrote one): "
             "their files cannot be checked against what was written"
         )
-    if (root / JOURNAL).exists():
-        report.errors.append(
-            f"{JOURNAL}: a rewrite of the dataset (synth tokenize) was interrupted while it was being "
-            "switched in; the next `synth tokenize`, `synth generate` or `synth validate --repair` on "
-            "this folder finishes it"
-        )
-    leftovers = list((root / ".tmp").iterdir()) if (root / ".tmp").is_dir() else []
-    if leftovers:
-        report.warnings.append(
-            f".tmp: {len(leftovers)} unfinished conversation(s) of an "
-            "interrupted run (removed by the next `synth generate`)"
-        )
+    if damaged:
+        report.advice.append(_repair_advice(root, shown, damaged))
+    _check_settings(root, settings, report)
+    for name, total in sorted(totals.items()):
+        entry = by_id.get(name) or {}
+        if (
+            isinstance(total, int)
+            and isinstance(entry.get("total_tokens"), int)
+            and entry["total_tokens"] != total
+        ):
+            report.errors.append(
+                f"{MANIFEST} {name}: total_tokens {entry['total_tokens']} but its metadata.json says {total} "
+                "(the curriculum filters read the manifest's)"
+            )
+    _check_rewrite(root, shown, rewrites, report)
+    _check_tmp(root, shown, writers, report)
     return report
+
+
+def _rewrite_file(name: str) -> bool:
+    """A new version of a file written beside it by a rewrite (synth.dataset.journal)."""
+    return name.startswith(".") and name.endswith(NEXT)
+
+
+@contextlib.contextmanager
+def _steady(root: Path, patience: float = 2.0) -> Iterator[None]:
+    """Hold the writers' lock (shared) while the manifest and the folders are read, so that no
+    commit is seen half-way (renamed, not yet listed); gives up after `patience` seconds (a
+    writer stopped inside its commit) and reads anyway."""
+    try:
+        fd = os.open(root / LOCK, os.O_RDONLY)
+    except OSError:
+        yield
+        return
+    try:
+        give_up = time.monotonic() + patience
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > give_up:
+                    break
+                time.sleep(0.02)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _repair_advice(root: Path, shown: str, damaged: dict[str, dict[str, Any] | None]) -> str:
+    """`synth generate --dialogs SOURCE --out DATASET --repair`, with the source the damaged
+    conversations were made from (their metadata's, or another conversation's)."""
+    sources = {s for s in map(_source_of, damaged.values()) if s is not None}
+    if not sources:
+        for folder in sorted((root / "conversations").iterdir())[:20]:
+            with contextlib.suppress(OSError, ValueError, UnicodeDecodeError):
+                found = _source_of(json.loads((folder / "metadata.json").read_text(encoding="utf-8")))
+                if found is not None:
+                    sources.add(found)
+                    break
+    source = shlex.quote(next(iter(sources))) if len(sources) == 1 else "SOURCE"
+    names = ", ".join(sorted(damaged)[:5]) + (" ..." if len(damaged) > 5 else "")
+    said = "" if len(sources) == 1 else " (SOURCE: the dialogs the dataset was made from)"
+    return (
+        f"{len(damaged)} damaged conversation(s) ({names}): `synth generate --dialogs {source} --out "
+        f"{shown} --repair` makes them again{said}, with the options dataset.json records"
+    )
+
+
+def _source_of(meta: Any) -> str | None:
+    source = meta.get("source") if isinstance(meta, dict) else None
+    if not isinstance(source, dict):
+        return None
+    path = source.get("path") or source.get("dataset")
+    return path if isinstance(path, str) and path else None
+
+
+def _describe_settings(settings: Any) -> str:
+    if settings is None:
+        return "no training samples"
+    keys = ("speech_profile", "tokenizer", "format", "pad_multiple")
+    return ", ".join(f"{k.replace('_', ' ')} {settings[k]}" for k in keys if k in settings) or "its settings"
+
+
+def _check_settings(root: Path, settings: dict[str, Any], report: Report) -> None:
+    """One set of sample settings per dataset: every conversation's `tokens` agree with
+    dataset.json (or, where it records none, with most conversations)."""
+    recorded = read_options(root)
+    if recorded is not None and records_samples(recorded):
+        expected, whose = sample_options(recorded), "dataset.json"
+    elif settings:
+        counted = Counter(json.dumps(v, sort_keys=True) for v in settings.values())
+        expected, whose = json.loads(counted.most_common(1)[0][0]), "most conversations"
+    else:
+        return
+    wrong = []
+    for name, got in sorted(settings.items()):
+        differ = sample_differences(expected, got)
+        if differ:
+            wrong.append(name)
+            report.errors.append(
+                f"conversations/{name}/metadata.json: tokens made with {', '.join(differ)} (the dataset's "
+                f"settings, as {whose} says: {_describe_settings(expected)})"
+            )
+    if wrong:
+        fix = (
+            f"`{tokenize_command(str(root), expected)}` rewrites every conversation with the dataset's settings"
+            if expected is not None
+            else "the dataset has no training samples: make the conversations named again, or tokenize the dataset"
+        )
+        report.advice.append(f"{len(wrong)} conversation(s) with other sample settings: {fix}")
+
+
+def _check_rewrite(root: Path, shown: str, rewrites: list[Holder], report: Report) -> None:
+    """A rewrite (synth tokenize, synth check) running now, interrupted before its switch (the
+    old dataset, whole) or during it (part old, part new), or hidden files no rewrite marks."""
+    info = marker(root)
+    journal = (root / JOURNAL).exists()
+    into = ""
+    if info:
+        new = sample_options(info.get("options") or {}) if info.get("options") else None
+        into = f" (to {_describe_settings(new)})" if new else ""
+    if rewrites:
+        report.warnings.append(
+            f"{rewrites[0].describe()} is rewriting this dataset now{into}: until it switches its new "
+            "files in, the dataset is the old one; other tools on it are refused meanwhile"
+        )
+        report.advice.append("validate again once it has finished")
+        return
+    who = ""
+    if info:
+        who = f" (`{info.get('command', '?')}`, pid {info.get('pid', '?')}, in {info.get('cwd', '?')})"
+    if journal:
+        report.errors.append(
+            f"{JOURNAL}: a rewrite{who}{into} was interrupted while it switched its new files in "
+            f"({len(pending(root))} files): the dataset is part old, part new until it is finished"
+        )
+        report.advice.append(
+            f"`synth validate {shown} --recover` finishes the switch (so does any writer's start: synth "
+            "generate, serve, merge, tokenize): the dataset is then the new one" + into
+        )
+        return
+    stray = len([p for p in hidden_new_files(root)])
+    if info is not None:
+        old = read_options(root)
+        was = (
+            f" ({_describe_settings(sample_options(old))}, as dataset.json says)"
+            if old and records_samples(old)
+            else ""
+        )
+        report.warnings.append(
+            f"{REWRITE}: a rewrite{who}{into} was interrupted before its switch: the dataset is the old "
+            f"one{was}, whole; the {stray} hidden new file(s) it left (.NAME{NEXT}) change nothing"
+        )
+        again = (
+            f"`{tokenize_command(str(root), sample_options(info['options']) or {})}`"
+            if info.get("tool") == "synth tokenize" and info.get("options")
+            else f"`{info.get('command', 'the rewrite')}` (in {info.get('cwd', '?')})"
+        )
+        report.advice.append(
+            f"`synth validate {shown} --recover` removes what it left (so does the next writer); "
+            f"run {again} again for the new settings"
+        )
+    elif stray:
+        report.warnings.append(
+            f"{stray} hidden file(s) of a rewrite (.NAME{NEXT}) that no rewrite marks: they change nothing"
+        )
+        report.advice.append(f"`synth validate {shown} --recover` removes them")
+
+
+def _check_tmp(root: Path, shown: str, writers: list[Holder], report: Report) -> None:
+    """Conversations being written now (their staging locks held) or left by an interrupted run."""
+    tmp = root / TMP
+    running = gone = claims = 0
+    try:
+        entries = list(tmp.iterdir())
+    except OSError:
+        entries = []
+    for entry in entries:
+        if entry.is_dir():
+            if held(entry.with_name(entry.name + STAGING_LOCK)):
+                running += 1
+            else:
+                gone += 1
+        elif entry.name.endswith(CLAIM) and not held(entry):
+            claims += 1
+    if writers:
+        report.warnings.append(
+            f"being written now by {'; '.join(h.describe() for h in writers)}: {running} conversation(s) "
+            "in progress, not part of the dataset until each is listed whole"
+        )
+        report.advice.append("validate again once it has finished, for the whole dataset")
+    elif running:
+        report.warnings.append(
+            f"{TMP}: {running} conversation(s) being written now by a running writer (their locks are held)"
+        )
+    if gone or claims:
+        report.warnings.append(
+            f"{TMP}: {gone} unfinished conversation(s) and {claims} claim(s) of an interrupted run (no "
+            "process holds their locks): nothing of them is listed, nothing is lost (the next run makes them)"
+        )
+        report.advice.append(
+            f"`synth validate {shown} --recover` removes what the interrupted run left (so does the next "
+            "writer on this folder)"
+        )
 
 
 def _read_manifest(root: Path, report: Report) -> list[dict[str, Any]]:
@@ -158,7 +393,8 @@ def _read_manifest(root: Path, report: Report) -> list[dict[str, Any]]:
     return entries
 
 
-def _check_conversation(folder: Path, entry: dict[str, Any] | None, report: Report) -> None:
+def _check_conversation(folder: Path, entry: dict[str, Any] | None, report: Report) -> dict[str, Any] | None:
+    """Check one conversation; return its metadata (None when it cannot be read as metadata)."""
     where = f"conversations/{folder.name}"
     try:
         check_conversation_id(folder.name)
@@ -168,12 +404,12 @@ def _check_conversation(folder: Path, entry: dict[str, Any] | None, report: Repo
         meta = json.loads((folder / "metadata.json").read_text(encoding="utf-8"))
     except FileNotFoundError:
         report.errors.append(f"{where}/metadata.json: missing")
-        return
+        return None
     except (ValueError, UnicodeDecodeError) as exc:
         report.errors.append(f"{where}/metadata.json: not valid JSON ({exc})")
-        return
+        return None
     if not _typed(meta, ConversationMetadata, f"{where}/metadata.json", report.errors):
-        return
+        return None
     report.conversations += 1
     if meta["conversation_id"] != folder.name:
         report.errors.append(
@@ -255,7 +491,9 @@ def _check_conversation(folder: Path, entry: dict[str, Any] | None, report: Repo
         in_samples = len(meta.get("probes") or []) if tokens.get("probes_in_samples") else 0
         _check_samples(folder / "samples.jsonl", f"{where}/samples.jsonl", len(turns), report, in_samples)
         _check_targets(folder / "samples.jsonl", meta, f"{where}/samples.jsonl", report)
-    extra = sorted(p.name for p in folder.iterdir() if p.name not in expected_files)
+    extra = sorted(
+        p.name for p in folder.iterdir() if p.name not in expected_files and not _rewrite_file(p.name)
+    )
     if extra:
         report.warnings.append(f"{where}: unexpected files {extra}")
     if entry is not None:
@@ -266,6 +504,7 @@ def _check_conversation(folder: Path, entry: dict[str, Any] | None, report: Repo
             )
         if abs(entry["duration_sec"] - meta["total_duration_sec"]) > DURATION_TOLERANCE_SEC:
             report.errors.append(f"{MANIFEST} {folder.name}: duration_sec does not match metadata")
+    return meta
 
 
 def _check_events(folder: Path, meta: dict[str, Any], where: str, report: Report) -> set[str]:
