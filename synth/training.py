@@ -24,8 +24,19 @@ from pathlib import Path
 from typing import Any
 
 import soundfile as sf
-import torch
-from torch.utils.data import Dataset, Sampler
+
+try:
+    import torch
+    from torch.utils.data import Dataset, Sampler
+except ModuleNotFoundError as exc:  # an optional dependency: say which install brings it
+    if exc.name != "torch":
+        raise
+    raise ModuleNotFoundError(
+        "synth's PyTorch loader (ConversationDataset, ConversationBatchSampler) needs torch, which "
+        "is not installed: pip install 'synth[train]' (any torch >= 2.1; the datasets themselves are "
+        "made without it)",
+        name="torch",
+    ) from None
 
 from .audio import SAMPLE_RATE
 from .dataset.reader import ConversationRef, DatasetError, open_dataset

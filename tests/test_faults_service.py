@@ -228,7 +228,7 @@ def test_clients_that_stop_reading_never_starve_health(tmp_path):
     Health and ListVoices ran into their 5 s deadlines.)"""
     out = tmp_path / "ds"
     with served(out, "--conversation-audio", "--max-in-flight", "4", "--max-streams", "8",
-                "--stall-seconds", "6") as srv:  # fmt: skip
+                "--stall-seconds", "6", "--reflection") as srv:  # fmt: skip
         with SynthClient(srv.target) as c:
             events = list(c.synthesize(_long_dialog(), conversation_id="big"))
         size = sum(p.stat().st_size for p in (out / "conversations" / "big").iterdir())

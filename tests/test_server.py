@@ -275,7 +275,8 @@ def test_health_reflection_and_metrics(engine, tmp_path):
     from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
     config = ServiceConfig(out=tmp_path / "ds")
-    srv = SynthServer(engine, config, ServerOptions(host="127.0.0.1", port=0, metrics_port=0))
+    options = ServerOptions(host="127.0.0.1", port=0, metrics_port=0, reflection=True)  # off unless asked
+    srv = SynthServer(engine, config, options)
     channel = grpc.insecure_channel(target(srv))
     health = health_pb2_grpc.HealthStub(channel)
     srv.listen()  # accepting calls, model not warmed up yet

@@ -122,7 +122,10 @@ def test_spoken_text_is_the_clean_transcript_and_validate_holds_the_rule(tmp_pat
     assert res.returncode == 0, res.stderr
     folder = out / "conversations" / "odd"
     meta = json.loads((folder / "metadata.json").read_text())
-    assert [t["text"] for t in meta["turns"]] == ["Pay enilno today, cooperate.", "Fin\u00e9\u0301\u0301\u0301."]
+    assert [t["text"] for t in meta["turns"]] == [
+        "Pay enilno today, cooperate.",
+        "Fin\u00e9\u0301\u0301\u0301.",
+    ]
     for t in meta["turns"]:  # what was spoken (its words, timed) is the transcript, byte for byte
         assert (folder / t["transcript_file"]).read_text() == t["text"] + "\n"
         assert " ".join(w["word"] for w in t["words"]) == t["text"]

@@ -49,7 +49,10 @@ class SummaryEvent:
     path: str
     written: bool
     samples_jsonl: str = ""
-    files: dict[str, bytes] = field(default_factory=dict)  # event_<k>.wav, conversation.wav
+    # the folder's other files as the server wrote them: event_<k>.wav, conversation.wav, and for
+    # a written conversation its records (metadata.json, samples.jsonl, the transcripts) and its
+    # integrity record, integrity.json (what a copy is checked against)
+    files: dict[str, bytes] = field(default_factory=dict)
 
     @property
     def samples(self) -> list[dict[str, Any]]:

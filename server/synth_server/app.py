@@ -1,6 +1,7 @@
 """Building and running the gRPC server: the Synth service, the standard health service
 (NOT_SERVING until the model is loaded and warmed up, NOT_SERVING again while draining), server
-reflection, an optional bearer token on every call, optional TLS, and a SIGTERM drain.
+reflection when asked (--reflection), an optional bearer token on every call, optional TLS, and
+a SIGTERM drain.
 
 Each kind of call has its own threads: Synthesize, GetConversation and reflection streams can
 each use up only their own pool, so Health and ListVoices always find a free thread. The port is
@@ -55,15 +56,17 @@ class BearerTokenInterceptor(grpc.ServerInterceptor):
     def _deny(self, method: str) -> Any:
         """A handler refusing the call, counted in the metrics like every other refused call."""
 
-        def deny(_request: Any, context: grpc.ServicerContext) -> None:
+        def deny(_requests: Any, context: grpc.ServicerContext) -> None:
             if self._metrics is not None:
                 self._metrics.requests.labels(method, "UNAUTHENTICATED").inc()
                 self._metrics.errors.labels("UNAUTHENTICATED").inc()
             context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
 
-        if method in ("Synthesize", "GetConversation"):
-            return grpc.unary_stream_rpc_method_handler(deny)
-        return grpc.unary_unary_rpc_method_handler(deny)
+        # Request-streaming handlers: refused at once, without waiting for a request that a
+        # caller may never send (a thread of the short-call pool would wait for it).
+        if method in ("Synthesize", "GetConversation", "ServerReflectionInfo"):
+            return grpc.stream_stream_rpc_method_handler(deny)
+        return grpc.stream_unary_rpc_method_handler(deny)
 
     def intercept_service(self, continuation: Callable[..., Any], details: grpc.HandlerCallDetails) -> Any:
         if details.method.startswith("/grpc.health.v1.Health/"):
@@ -168,6 +171,12 @@ class ServerOptions:
     )
     max_message_bytes: int = 4 * 1024 * 1024
     drain_seconds: float = option(30.0, env="DRAIN_SECONDS", help="on SIGTERM, time given to calls in flight")
+    reflection: bool = option(
+        False,
+        env="REFLECTION",
+        help="serve gRPC server reflection (grpcurl, grpcui list the services without the .proto); "
+        "off by default: it tells any caller what the server offers",
+    )
     probe_seconds: float = 2.0  # after a failed write, how often to try the volume again
 
     def __post_init__(self) -> None:
@@ -217,7 +226,8 @@ class SynthServer:
         )
         _add_synth_service(self.service, self.server, self.pools["synthesize"], self.pools["stream"])
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        _add_reflection(self.server, self.pools["reflection"])
+        if options.reflection:
+            _add_reflection(self.server, self.pools["reflection"])
         address = f"{options.host}:{options.port}"
         try:
             if options.tls_cert and options.tls_key:
@@ -360,13 +370,16 @@ def _add_synth_service(
             request_deserializer=synth_pb2.ListVoicesRequest.FromString,
             response_serializer=synth_pb2.ListVoicesResponse.SerializeToString,
         ),
-        "Synthesize": grpc.unary_stream_rpc_method_handler(
-            _on(calls, service.Synthesize),
+        # Registered as streams of requests (the same on the wire as one request): the handler
+        # reads the request itself, so a call that never sends it is ended by the stall watch
+        # instead of holding its thread until its deadline.
+        "Synthesize": grpc.stream_stream_rpc_method_handler(
+            _on(calls, service.SynthesizeStream),
             request_deserializer=decode_request,
             response_serializer=synth_pb2.SynthesizeResponse.SerializeToString,
         ),
-        "GetConversation": grpc.unary_stream_rpc_method_handler(
-            _on(streams, service.GetConversation),
+        "GetConversation": grpc.stream_stream_rpc_method_handler(
+            _on(streams, service.GetConversationStream),
             request_deserializer=synth_pb2.GetConversationRequest.FromString,
             response_serializer=synth_pb2.SynthesizeResponse.SerializeToString,
         ),

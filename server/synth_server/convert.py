@@ -15,7 +15,7 @@ from synth.audio import wav_bytes
 from synth.dataset.records import ConversationMetadata, ManifestEntry, TurnRecord, samples_jsonl
 from synth.dialogs.build import DialogLimits, build_dialog
 from synth.domain import Dialog, Source, SynthesizedTurn, Voice
-from synth.errors import DialogError
+from synth.errors import DialogError, RequestError  # RequestError: re-exported here
 from synth.produce.casting import is_attribute_request
 from synth_client.v1 import synth_pb2 as pb
 
@@ -25,15 +25,6 @@ FORMATS = {
     pb.SAMPLE_FORMAT_CHAT: "chat",
     pb.SAMPLE_FORMAT_TRANSCRIBE: "transcribe",
 }
-
-
-class RequestError(Exception):
-    """A request the server refuses: carries the status code to abort with."""
-
-    def __init__(self, code: grpc.StatusCode, message: str):
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 def unknown_fields(message: Message, path: str = "") -> list[str]:

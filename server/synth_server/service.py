@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -203,6 +204,45 @@ class SynthService(pb_grpc.SynthServicer):
     ) -> Iterator[pb.SynthesizeResponse]:
         call = CallLog(time.perf_counter(), "GetConversation")
         return self.stalls.watch(context, call, self._get_call(request, context, call))
+
+    def SynthesizeStream(
+        self, requests: Iterator[pb.SynthesizeRequest | UndecodableRequest], context: grpc.ServicerContext
+    ) -> Iterator[pb.SynthesizeResponse]:
+        """Synthesize as the server registers it (synth_server.app): the request is read here,
+        under the stall watch, rather than by gRPC before the handler runs (which waits for it on
+        the call's thread until the deadline), so a call that never sends it is ended after
+        `stall_seconds`. The same on the wire as a unary request."""
+        call = CallLog(time.perf_counter(), "Synthesize")
+        return self.stalls.watch(
+            context, call, self._after_request(requests, context, call, self._synthesize_call)
+        )
+
+    def GetConversationStream(
+        self, requests: Iterator[pb.GetConversationRequest], context: grpc.ServicerContext
+    ) -> Iterator[pb.SynthesizeResponse]:
+        """GetConversation as the server registers it, its request read as SynthesizeStream's."""
+        call = CallLog(time.perf_counter(), "GetConversation")
+        return self.stalls.watch(context, call, self._after_request(requests, context, call, self._get_call))
+
+    def _after_request(
+        self,
+        requests: Iterator[Any],
+        context: grpc.ServicerContext,
+        call: CallLog,
+        then: Callable[[Any, grpc.ServicerContext, CallLog], Iterator[pb.SynthesizeResponse]],
+    ) -> Iterator[pb.SynthesizeResponse]:
+        with self.stalls.awaiting_request(context, call):
+            try:
+                request = next(requests, None)
+            except grpc.RpcError:  # cancelled while it waited (the stall watch, or the client)
+                request = None
+        if request is None:
+            if call.note or not context.is_active():
+                self._finish(call, self._stopped(context, call))
+                return
+            self._finish(call, grpc.StatusCode.INVALID_ARGUMENT)
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the call ended without its request message")
+        yield from then(request, context, call)
 
     def _synthesize_call(
         self,

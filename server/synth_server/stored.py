@@ -12,19 +12,22 @@ from pathlib import Path
 
 import grpc
 
+from synth.dataset.integrity import INTEGRITY_FILE, read_record
 from synth.dataset.integrity import problems as integrity_problems
 from synth.dataset.reader import ConversationRef
-from synth.dataset.records import CONVERSATIONS_DIR, SAMPLES_FILE, ConversationMetadata, ManifestEntry
-from synth.errors import SynthError
+from synth.dataset.records import (
+    CONVERSATIONS_DIR,
+    SAMPLES_FILE,
+    ConversationMetadata,
+    ManifestEntry,
+    is_plain_file_name,
+)
+from synth.errors import Unreadable
 from synth.ids import InvalidConversationId, check_conversation_id, conversation_dir
 from synth_client.v1 import synth_pb2 as pb
 
 from .convert import CHUNK_BYTES, RequestError, extra_file_fields, stored_turn_head, summary_message
 from .logs import CallLog
-
-
-class Unreadable(SynthError):
-    """A listed conversation that cannot be passed on as it was written (DATA_LOSS)."""
 
 
 def checked_id(conversation_id: str) -> str:
@@ -90,7 +93,26 @@ def stored_messages(
             yield pb.SynthesizeResponse(turn=message)
     for path in extras:
         yield from stored_file_messages(path)
+    yield from record_messages(folder, {p.name for p, _ in files} | {p.name for p in extras})
     yield summary_message(meta, ManifestEntry.from_metadata(meta), written=True, samples=samples)
+
+
+def record_messages(folder: Path, sent: set[str]) -> Iterator[pb.SynthesizeResponse]:
+    """The rest of what the folder's integrity record lists (metadata.json, samples.jsonl, the
+    transcripts), as written, then the record itself (integrity.json), so that a copy (`synth
+    batch --out`) keeps the server's record and is checked against it rather than sealed anew.
+    Nothing for a conversation written before records existed."""
+    try:
+        listed = read_record(folder)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Unreadable(f"{INTEGRITY_FILE} is unreadable ({exc})") from None
+    if listed is None:
+        return
+    for name in sorted(set(listed["files"]) - sent):
+        if not is_plain_file_name(name):
+            raise Unreadable(f"{INTEGRITY_FILE} lists {name!r}, not a file of the folder")
+        yield from stored_file_messages(folder / name)
+    yield from stored_file_messages(folder / INTEGRITY_FILE)
 
 
 def stored_file_messages(path: Path) -> Iterator[pb.SynthesizeResponse]:
@@ -102,10 +124,14 @@ def stored_file_messages(path: Path) -> Iterator[pb.SynthesizeResponse]:
 
 
 def written_files(folder: Path, meta: ConversationMetadata) -> Iterator[pb.SynthesizeResponse]:
-    """Synthesize's tail: the events' audio and conversation.wav of the folder it just wrote."""
+    """Synthesize's tail: the events' audio and conversation.wav of the folder it just wrote,
+    then its other files and its integrity record (record_messages)."""
     ref = ConversationRef(meta.conversation_id, folder, ManifestEntry(meta.conversation_id, "", 0, 0.0))
-    for name, field in extra_file_fields(meta):
-        yield from stored_file_messages(ref.file(name, field))
+    extras = [ref.file(name, field) for name, field in extra_file_fields(meta)]
+    for path in extras:
+        yield from stored_file_messages(path)
+    turns = {t.audio_file for t in meta.turns if t.audio_file}
+    yield from record_messages(folder, turns | {p.name for p in extras})
 
 
 def without_root(message: str, root: Path) -> str:

@@ -4,11 +4,13 @@ gRPC's synchronous server sends a streamed message from the handler's thread and
 until the client's flow-control window takes it, so a client that stops reading keeps that
 thread, and the call's slot, for as long as its connection lives. `StallWatch` gives every
 streaming call a bound: a message the client has not taken within `stall_seconds` ends the call
-(cancelled, its thread and slot given back). `Slots` is the admission count of one kind of call,
-refusing with RESOURCE_EXHAUSTED past its limit."""
+(cancelled, its thread and slot given back); so does a request the client has not sent within
+that time (`awaiting_request`). `Slots` is the admission count of one kind of call, refusing
+with RESOURCE_EXHAUSTED past its limit."""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -47,11 +49,12 @@ class Slots:
 
 
 class _Watched:
-    __slots__ = ("context", "call", "waiting_since")
+    __slots__ = ("call", "context", "request", "waiting_since")
 
-    def __init__(self, context: grpc.ServicerContext, call: CallLog):
+    def __init__(self, context: grpc.ServicerContext, call: CallLog, request: bool = False):
         self.context, self.call = context, call
         self.waiting_since: float | None = None  # when the message now being sent was handed over
+        self.request = request  # waiting for the client's request, not for it to read
 
 
 class StallWatch:
@@ -85,6 +88,21 @@ class StallWatch:
             if close is not None:
                 close()  # the call's own clean-up (its slot, its log line) runs now
 
+    @contextlib.contextmanager
+    def awaiting_request(self, context: grpc.ServicerContext, call: CallLog) -> Iterator[None]:
+        """While the block reads the call's request: a client that has not sent it within
+        `stall_seconds` has its call cancelled (the read then ends), so a call that never sends
+        its request gives its thread back instead of holding it until its deadline."""
+        entry = _Watched(context, call, request=True)
+        entry.waiting_since = time.monotonic()
+        with self._lock:
+            self._calls.add(entry)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._calls.discard(entry)
+
     def stalled(self, now: float | None = None) -> list[_Watched]:
         now = time.monotonic() if now is None else now
         with self._lock:
@@ -100,7 +118,11 @@ class StallWatch:
             for entry in self.stalled():
                 if entry.call.note:  # already cancelled, its thread not yet back
                     continue
-                entry.call.note = f"client stopped reading (no message taken for {self.stall_seconds:g} s)"
+                entry.call.note = (
+                    f"client sent no request within {self.stall_seconds:g} s"
+                    if entry.request
+                    else f"client stopped reading (no message taken for {self.stall_seconds:g} s)"
+                )
                 self._on_stall(entry.call)
                 entry.context.cancel()
 

@@ -9,6 +9,7 @@ in GROUPS) that parses, calls the library, prints, and returns an exit code."""
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import signal
 import sys
@@ -55,6 +56,75 @@ def _command_parser(parser: argparse.ArgumentParser, argv: Sequence[str] | None)
     return node
 
 
+# Flags a newcomer tries that a command does not have, and what it has instead.
+INSTEAD = {
+    "--input": "--dialogs",
+    "--dialog": "--dialogs",
+    "--in": "--dialogs",
+    "--output": "--out",
+    "--out-dir": "--out",
+    "--output-dir": "--out",
+    "--voice-preset": "--voices",
+}
+# Per command: flags that belong elsewhere, and why.
+ELSEWHERE = {
+    "batch": {
+        "--voices": "the servers speak with their own voices: start them with `synth serve --voices natural`",
+        "--voice": "the servers cast the voices: a dialog's own `voices` field, or `synth serve --voice`",
+        "--model": "the servers load the model: `synth serve --model NAME`",
+    },
+}
+
+
+def _unknown_flags_first(parser: argparse.ArgumentParser, words: list[str]) -> None:
+    """Name the flags the command does not have (argparse names missing required flags first,
+    so `synth generate --input x` would say that --dialogs and --out are required), with the
+    flag meant when it can be told."""
+    command = _command_parser(parser, words)
+    known = {o for action in command._actions for o in action.option_strings}
+    takes_values = {o for action in command._actions if action.nargs != 0 for o in action.option_strings}
+    unknown: list[str] = []
+    after_flag = False
+    for word in words:
+        if word == "--":
+            break
+        flag = word.split("=", 1)[0]
+        if not word.startswith("-") or len(word) < 2 or _is_number(word):
+            after_flag = False
+            continue
+        if flag in known or any(k.startswith(flag) for k in known if flag.startswith("--")):
+            after_flag = flag in takes_values and "=" not in word
+            continue
+        if after_flag and not flag.startswith("--"):  # a value that starts with '-'
+            after_flag = False
+            continue
+        unknown.append(flag)
+    if not unknown:
+        return
+    name = command.prog.split(" ", 1)[-1]
+    hints = []
+    for flag in unknown:
+        why = ELSEWHERE.get(name, {}).get(flag)
+        meant = INSTEAD.get(flag)
+        if why:
+            hints.append(f"{flag}: {why}")
+        elif meant in known:
+            hints.append(f"{flag}: did you mean {meant}?")
+        else:
+            close = difflib.get_close_matches(flag, sorted(known), n=1, cutoff=0.75)
+            if close:
+                hints.append(f"{flag}: did you mean {close[0]}?")
+    command.error(f"unrecognized arguments: {' '.join(unknown)}" + ("; " + "; ".join(hints) if hints else ""))
+
+
+def _is_number(word: str) -> bool:
+    try:
+        float(word)
+    except ValueError:
+        return False
+    return True
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     words = list(sys.argv[1:] if argv is None else argv)
@@ -65,6 +135,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         prepare = getattr(group, "prepare", None)
         if prepare is not None:
             prepare(parser, words)
+    _unknown_flags_first(parser, words)
     args = parser.parse_args(words)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _stop)
@@ -78,22 +149,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(exc, "reported", False):  # printed once already, where it happened
             print(f"synth {args.command}: stopped at the first error (--on-error fail)", file=sys.stderr)
             return EXIT_ERROR
-        message = error_message(_command_parser(parser, argv), exc)
-        print(f"synth {args.command}: error: {message}", file=sys.stderr)
-        return EXIT_USAGE if getattr(exc, "usage", False) else EXIT_ERROR
+        command = _command_parser(parser, words)
+        message = error_message(command, exc)
+        usage = getattr(exc, "usage", False)
+        see = f"\n(see `{command.prog} --help`)" if usage else ""
+        print(f"synth {args.command}: error: {message}{see}", file=sys.stderr)
+        return EXIT_USAGE if usage else EXIT_ERROR
     except KeyboardInterrupt as stop:
-        how = "stopped (SIGTERM)" if isinstance(stop, Terminated) else "interrupted"
-        print(
-            f"synth {args.command}: {how}; every conversation finished is kept, anything unfinished "
-            "was abandoned (nothing of it is listed): run it again to resume",
-            file=sys.stderr,
-        )
+        print(f"synth {args.command}: {interrupted(stop)}", file=sys.stderr)
         return 128 + signal.SIGTERM if isinstance(stop, Terminated) else 130
 
 
+def interrupted(stop: KeyboardInterrupt) -> str:
+    """What an interrupted run kept and left, from the run's own count when it had one
+    (synth.workflows.runner attaches its summary to the interrupt)."""
+    how = "stopped (SIGTERM)" if isinstance(stop, Terminated) else "interrupted"
+    summary = getattr(stop, "summary", None)
+    if summary is None:
+        return f"{how}; every conversation finished is kept: run it again to resume"
+    kept = f"{how}; {summary.generated} conversation(s) made in this run are kept"
+    if summary.finished_after_stop:
+        when = "SIGTERM" if isinstance(stop, Terminated) else "the interrupt"
+        kept += f" ({summary.finished_after_stop} of them were in progress and finished after {when})"
+    if summary.abandoned:
+        kept += f"; {summary.abandoned} in progress left unfinished (nothing of them is kept or listed)"
+    return kept + ": run it again to resume (it makes only what is missing)"
+
+
 class Terminated(KeyboardInterrupt):
-    """SIGTERM (a scheduler's stop, `kill`), handled like Ctrl-C: whatever is not committed is
-    abandoned cleanly (staging folders are removed; the next run resumes), and it is said."""
+    """SIGTERM (a scheduler's stop, `kill`): no new conversation is started, the ones in progress
+    are finished (a scheduler's grace period is for that), and it is said. Ctrl-C leaves the ones
+    in progress at their next turn instead (staging folders removed; the next run makes them)."""
+
+    finish_in_progress = True
 
 
 def _stop(signum: int, frame: object) -> None:

@@ -14,7 +14,7 @@ from ..presets import PRESETS, VOICE_PRESETS
 from ..produce.pipeline import PipelineConfig
 from ..produce.probes import ProbeConfig
 from ..samples.builder import SampleConfig
-from .common import EXIT_OK, EXIT_PARTIAL, add_parser
+from .common import EXIT_OK, EXIT_PARTIAL, add_parser, folder_option
 from .engine import add_engine_args, add_noise_args, engine_from
 from .groups import (
     add_asr_check_args,
@@ -50,7 +50,9 @@ def register(sub: Any) -> None:
         "generate",
         "synthesize dialogs into a dataset folder",
         "Synthesize dialogs into <out>/conversations/<id>/ with manifest.jsonl; resumes an interrupted "
-        "run by default.",
+        "run by default. Only --dialogs and --out are needed; the examples at the end are the usual "
+        "runs.",
+        EXAMPLES,
     )
     add_source_args(g)
     g.add_argument("--out", required=True, help="dataset root folder")
@@ -85,6 +87,20 @@ def register(sub: Any) -> None:
     add_asr_check_args(g)
     add_sample_args(g, "--sample-format")
     g.set_defaults(run=cmd_generate)
+
+
+EXAMPLES = """examples (docs/usage.md says more):
+
+  synth generate --dialogs examples/dialogs.jsonl --out dataset/      # the shipped examples
+  synth generate --dialogs dailydialog --limit 1000 --out dd/         # DailyDialog from the hub
+  synth generate --dialogs chats.jsonl --out ds/ --voices natural     # Kokoro's natural voices
+  synth generate --dialogs chats.jsonl --out ds/ --for llama-omni     # set up for LLaMA-Omni
+  synth generate --dialogs chats.jsonl --out ds/ --for moshi          # full duplex, moshi-finetune
+  synth generate --dialogs chats.jsonl --out ds/ --voice A=joe-vt0.88 --seed 7
+
+A dialog per line of JSONL: {"conversation_id": "c1", "turns": [{"speaker": "A", "text": "Hi."}]};
+`synth voices` lists the voices; `synth validate OUT` checks the result; run the same command
+again to resume."""
 
 
 def _but(*names: str) -> set[str]:
@@ -124,10 +140,11 @@ def sessions_from(args: argparse.Namespace) -> SessionConfig | None:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
+    out = folder_option(args.out)
     options = _options(args)
     summary = api.generate(
         args.dialogs,
-        args.out,
+        out,
         options,
         split=args.split,
         fmt=args.format,

@@ -113,7 +113,31 @@ def add_casting_args(p: argparse.ArgumentParser) -> None:
 def pipeline_from(args: argparse.Namespace) -> PipelineConfig:
     """The declared pipeline options the command has (the measured embeddings' cache is the
     model cache)."""
+    check_voice_flags(args)
     return config_from(args, PipelineConfig, voice_cache=getattr(args, "model_cache", None))
+
+
+def check_voice_flags(args: argparse.Namespace) -> None:
+    """`--voice natural` (a voice preset given to --voice, which casts one speaker): name the flag
+    meant, and where the voices are listed."""
+    from ..presets import VOICE_PRESETS
+
+    for item in getattr(args, "voice", None) or []:
+        if "=" in item:
+            continue
+        if item in VOICE_PRESETS:
+            raise ConfigError(
+                "voice_override",
+                f"expected SPEAKER=VOICE; {item!r} is a voice preset: use --voices {item} (every speaker "
+                f"from its catalog; `synth voices --voices {item}` lists it)",
+                item,
+            )
+        raise ConfigError(
+            "voice_override",
+            "expected SPEAKER=VOICE (e.g. A=joe-vt0.88 or A=gender:female; `synth voices` lists the "
+            "voices; --voices natural is the natural-voices preset)",
+            item,
+        )
 
 
 def casting_from(args: argparse.Namespace) -> dict[str, Any]:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-from pathlib import Path
 from typing import Any
 
 from .. import api
-from ..produce.pipeline import PipelineConfig
-from ..produce.timeline import GapDistribution
-from .common import EXIT_OK, add_parser
+from ..errors import ConfigError
+from ..presets import VOICE_PRESETS
+from .common import EXIT_OK, add_parser, folder_option
 from .engine import add_engine_args, engine_from
 from .groups import (
     add_asr_check_args,
@@ -22,9 +21,9 @@ from .groups import (
     add_sample_args,
     asr_check_from,
     batch_from,
-    casting_from,
     conversation_audio_from,
     limits_from,
+    pipeline_from,
     samples_from,
 )
 from .options import add_fields, config_from, env
@@ -45,6 +44,13 @@ def register(sub: Any) -> None:
         sv.add_argument_group("listening"), ServerOptions, from_env=True, defaults={"metrics_port": 9090}
     )
     sv.add_argument("--out", default=env("OUT", "dataset"), help="dataset root the server writes to")
+    sv.add_argument(
+        "--voices",
+        default=env("VOICES", None),
+        choices=list(VOICE_PRESETS),
+        help="a voice preset instead of --model: "
+        + "; ".join(f"{p.name}: {p.summary}" for p in VOICE_PRESETS.values()),
+    )
     add_engine_args(sv)
     add_gap_args(sv, "seed for casting and turn gaps (a request may give its own)", from_env=True)
     add_duplex_args(sv)
@@ -65,16 +71,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
     )
     options = config_from(args, ServerOptions)
     check = asr_check_from(args)
+    engines, pipeline = engine_from(args), pipeline_from(args)
+    if args.voices and args.voices not in VOICE_PRESETS:  # SYNTH_VOICES is not checked by argparse
+        raise ConfigError("voices", f"choose one of {', '.join(VOICE_PRESETS)}", args.voices)
+    if args.voices:
+        engines, pipeline = VOICE_PRESETS[args.voices].apply(engines, pipeline, args.model_cache)
     config = config_from(
         args,
         ServiceConfig,
-        out=Path(args.out),
-        pipeline=PipelineConfig(
-            seed=args.seed,
-            gap=GapDistribution.parse(args.gap),
-            backchannels=args.backchannels,
-            **casting_from(args),
-        ),
+        out=folder_option(args.out),
+        pipeline=pipeline,
         limits=limits_from(args),
         batch=batch_from(args),
         samples=samples_from(args),
@@ -82,7 +88,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         asr_check=api.asr_check(check) if check else None,
         conversation_audio=conversation_audio_from(args),
     )
-    server = SynthServer(api.load_engine(engine_from(args)), config, options).start()
+    server = SynthServer(api.load_engine(engines), config, options).start()
     print(
         f"synth serve: listening on {args.host}:{server.port}"
         + (f", metrics on :{server.metrics_port}/metrics" if server.metrics_port else ""),

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from .common import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, add_parser
+from .common import EXIT_ERROR, EXIT_OK, EXIT_PARTIAL, add_parser, folder_option
 from .groups import (
     add_source_args,
     chat_from,
@@ -41,7 +41,15 @@ def register(sub: Any) -> None:
         "already in its manifest are not sent again",
     )
     b.add_argument(
-        "--failures", default="batch_failures.jsonl", help="where to list failed dialogs with their reasons"
+        "--failures",
+        default=None,
+        help="where to list failed dialogs with their reasons (default: failures.jsonl in --out, "
+        "else batch_failures.jsonl here)",
+    )
+    b.add_argument(
+        "--resume-with-changes",
+        action="store_true",
+        help="add to a local copy made with another --seed (its dataset.json says which) instead of refusing",
     )
     b.add_argument("--token", default=os.environ.get("SYNTH_AUTH_TOKEN"), help="bearer token")
     b.add_argument("--tls", action="store_true", help="connect with TLS (the system's CAs)")
@@ -84,16 +92,20 @@ def register(sub: Any) -> None:
 def cmd_batch(args: argparse.Namespace) -> int:
     from ..dialogs.sources import open_dialogs
     from ..remote.batch import run_batch
+    from ..workflows.outcome import FAILURES
 
     dialogs = open_dialogs(
         args.dialogs, args.format, args.split, args.limit, limits_from(args), chat_from(args)
     )
-    failures = Path(args.failures) if args.failures else None
+    out = folder_option(args.out) if args.out else None
+    failures = (
+        Path(args.failures) if args.failures else (out / FAILURES if out else Path("batch_failures.jsonl"))
+    )
     summary = run_batch(
         dialogs,
         args.server,
         args.concurrency,
-        Path(args.out) if args.out else None,
+        out,
         token=args.token,
         tls=args.tls,
         tls_ca=Path(args.tls_ca) if args.tls_ca else None,
@@ -102,6 +114,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
         seed=args.seed,
         progress=not args.quiet,
         unreachable_timeout=args.unreachable_timeout,
+        resume_with_changes=args.resume_with_changes,
     )
     print(summary.format())
     return EXIT_PARTIAL if summary.failed else EXIT_OK

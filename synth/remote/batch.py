@@ -18,7 +18,7 @@ import io
 import sys
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,13 +28,17 @@ import grpc
 
 from synth_client import AlreadyExists, Backoff, SummaryEvent, SynthClient, TurnEvent, Unavailable
 
+from ..dataset.fingerprint import check_options
 from ..dataset.records import METADATA_FILE, SAMPLES_FILE, ConversationMetadata, ManifestEntry, turn_files
 from ..dataset.writer import AlreadyWritten, DatasetWriter
-from ..errors import ConfigError, DialogError
+from ..errors import ConfigError, DeadlinePassed, DialogError, NoServerReachable
 from ..workflows.outcome import FailureLog, Progress, RunSummary
 
 
 def _local_files(events: list[TurnEvent], summary: SummaryEvent) -> dict[str, bytes]:
+    """The conversation's files for the local copy: the turns' audio as streamed, then every file
+    the server sent as written (its records and its integrity record: the copy is checked against
+    that record, not sealed anew); rebuilt from the messages only for a server that sends none."""
     files: dict[str, bytes] = {}
     for ev in events:
         wav, txt = turn_files(ev.turn_id)
@@ -43,7 +47,7 @@ def _local_files(events: list[TurnEvent], summary: SummaryEvent) -> dict[str, by
     files[METADATA_FILE] = ConversationMetadata.from_dict(summary.metadata).to_json().encode("utf-8")
     if summary.samples_jsonl:
         files[SAMPLES_FILE] = summary.samples_jsonl.encode("utf-8")
-    files.update(summary.files)  # events' audio, conversation.wav
+    files.update(summary.files)  # events' audio, conversation.wav, records, integrity.json
     return files
 
 
@@ -81,9 +85,13 @@ class BatchSummary(RunSummary):
 
     unreachable: str = ""
     not_sent: int = 0
+    copied: int = 0  # already on a server (made earlier), fetched into the local copy
+    stuck: int = 0  # still in flight past their deadline and the final grace
 
     def format(self) -> str:
         text = super().format()
+        if self.copied:
+            text += f"\ncopied {self.copied} conversation(s) the servers had made before into the local copy"
         if self.unreachable:
             text += (
                 f"\nSTOPPED: no server reachable: {self.unreachable}; {self.not_sent} dialog(s) not sent "
@@ -91,14 +99,6 @@ class BatchSummary(RunSummary):
                 "finished conversations are kept)"
             )
         return text
-
-
-class NoServerReachable(Exception):
-    """Every server has been unreachable for the batch's `unreachable_timeout`."""
-
-
-class DeadlinePassed(Exception):
-    """The dialog's deadline passed while every server was unreachable."""
 
 
 class Breaker:
@@ -200,6 +200,7 @@ def run_batch(
     log: TextIO = sys.stderr,
     tls_ca: Path | None = None,
     unreachable_timeout: float = 10.0,
+    resume_with_changes: bool = False,
 ) -> BatchSummary:
     """Send every dialog (synth Dialogs or DialogErrors, from synth.sources.open_dialogs) to the
     servers. A busy server never fails a dialog: it is retried with backoff, on the next server,
@@ -208,7 +209,10 @@ def run_batch(
     breaker); when none could be for `unreachable_timeout` seconds, the batch stops and says so.
     With `local_out`, every conversation ends up in the local copy: ones the server already had
     are fetched (GetConversation). `tls_ca`: a PEM file of the CA the servers' certificates are
-    signed by (TLS on)."""
+    signed by (TLS on). The local copy records what it was made with in its dataset.json (by
+    these servers, with this `seed`): adding to it with another seed is refused unless
+    `resume_with_changes`. The batch ends at the latest `FINAL_GRACE` seconds after the last
+    dialog's deadline: calls still in flight then are cancelled and listed (code STUCK)."""
     if not servers:
         raise ConfigError("servers", "at least one server is needed")
     if concurrency < 1:
@@ -220,6 +224,8 @@ def run_batch(
     if writer:
         writer.recover()
         done_ids = writer.done_ids()
+        with writer.locked():
+            check_options(writer.root, {"made_by": "synth batch", "seed": seed}, resume_with_changes)
     once = Backoff(attempts=1)  # retries are this function's, across servers
     clients = [SynthClient(s, token=token, tls=tls, backoff=once, tls_ca=tls_ca) for s in servers]
     reach = Servers(clients, unreachable_timeout)
@@ -269,8 +275,13 @@ def run_batch(
                     ev.conversation_id, _local_files(turns, ev), ManifestEntry.from_dict(ev.manifest_line)
                 )
 
+    deadlines: dict[str, float] = {}  # the dialogs started, by id: their deadlines
+
     def one(dialog: Any) -> None:
         deadline = None if timeout is None else time.monotonic() + timeout
+        if deadline is not None:
+            with lock:
+                deadlines[dialog.conversation_id] = deadline
         failure = {"conversation_id": dialog.conversation_id, "where": dialog.source.describe()}
         attempt = 0
         while True:
@@ -324,9 +335,11 @@ def run_batch(
                 time.sleep(wait)
             except AlreadyExists:
                 reach.reached(server)
+                copied = False
                 try:
                     if writer is not None and dialog.conversation_id not in writer.done_ids():
                         copy_existing(dialog, client, deadline)
+                        copied = True
                 except grpc.RpcError as exc:
                     record_failure(
                         {
@@ -339,8 +352,14 @@ def run_batch(
                     return
                 except AlreadyWritten:
                     pass
+                except Exception as exc:  # local disk errors, a copy not what the server wrote
+                    record_failure({**failure, "server": client.target, "code": "LOCAL", "error": str(exc)})
+                    return
                 with lock:
-                    summary.skipped_existing += 1
+                    if copied:
+                        summary.copied += 1
+                    else:
+                        summary.skipped_existing += 1
                     tick()
                 return
             except grpc.RpcError as exc:
@@ -370,7 +389,18 @@ def run_batch(
             limit.release()
 
     pending: set[Future[None]] = set()
-    with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="synth-batch") as pool:
+    sent: dict[Future[None], Any] = {}
+    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="synth-batch")
+
+    def deadline_of(future: Future[None]) -> float | None:
+        with lock:
+            return deadlines.get(sent[future].conversation_id)
+
+    def cancel_calls() -> None:
+        for c in clients:
+            c.close()  # every call still in flight on its channel ends (CANCELLED)
+
+    try:
         for item in dialogs:
             if isinstance(item, DialogError):
                 record_failure(
@@ -396,14 +426,64 @@ def run_batch(
                 )
                 continue
             summary.sent += 1
-            pending.add(pool.submit(run, item))
-        wait(pending)
+            future = pool.submit(run, item)
+            pending.add(future)
+            sent[future] = item
+        stuck = final_wait(pending, deadline_of, cancel_calls)
+        for future in stuck:
+            summary.stuck += 1
+            item = sent[future]
+            record_failure(
+                {
+                    "conversation_id": item.conversation_id,
+                    "where": item.source.describe(),
+                    "server": "",
+                    "code": "STUCK",
+                    "error": f"still in flight {FINAL_GRACE:g} s past its deadline, and again after its "
+                    "call was cancelled (a local disk that does not answer?); left behind",
+                }
+            )
+    except KeyboardInterrupt:  # Ctrl-C: the calls in flight end now; nothing of them is kept
+        cancel_calls()
+        raise
+    finally:
+        pool.shutdown(wait=not summary.stuck, cancel_futures=True)
     for c in clients:
         c.close()
     bar.close()
     summary.unreachable = reach.reason
     summary.wall_sec = time.perf_counter() - began
     return summary
+
+
+FINAL_GRACE = 30.0  # seconds past a dialog's deadline before the batch stops waiting for it
+
+
+def final_wait(
+    pending: set[Future[None]],
+    deadline_of: Callable[[Future[None]], float | None],
+    cancel: Callable[[], None],
+    grace: float | None = None,
+    tick: float = 0.5,
+) -> set[Future[None]]:
+    """Wait for the calls in flight, but not forever: once one is `grace` seconds past its
+    deadline (`deadline_of`, time.monotonic(); None: not started, or none), `cancel()` (the
+    calls end) and wait `grace` more. Returns the futures still not done then."""
+    grace = FINAL_GRACE if grace is None else grace
+    cancelled_at: float | None = None
+    while pending:
+        _, pending = wait(pending, timeout=tick)
+        now = time.monotonic()
+        if not pending:
+            break
+        if cancelled_at is None:
+            due = [d for d in map(deadline_of, pending) if d is not None]
+            if due and now > min(due) + grace:
+                cancel()
+                cancelled_at = now
+        elif now - cancelled_at > grace:
+            break
+    return pending
 
 
 def _left(deadline: float | None) -> float | None:

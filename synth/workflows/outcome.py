@@ -42,6 +42,10 @@ class RunSummary:
     repaired: list[str] = field(default_factory=list)  # damaged ones taken out and made again
     skipped_by_rule: list[str] = field(default_factory=list)  # "where: why", by an option's rule
     left_out: list[str] = field(default_factory=list)  # turns and questions of a source not spoken
+    # an interrupted run: conversations in progress finished after the interrupt (SIGTERM, or
+    # done before their next turn), and those left unfinished (Ctrl-C)
+    finished_after_stop: int = 0
+    abandoned: int = 0
 
     @property
     def done(self) -> int:

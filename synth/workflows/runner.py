@@ -6,16 +6,17 @@ workers; each conversation is streamed turn by turn into its staging folder
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from typing import Any, Protocol, TextIO
 
 from ..dataset.records import ManifestEntry
 from ..dataset.writer import AlreadyWritten, Claimed, DatasetWriter
 from ..domain import Conversation, Skipped, Source, SynthesizedTurn
-from ..errors import ConfigError, ConflictError, DialogError, SynthError, VoiceError
+from ..errors import Abandoned, ConfigError, ConflictError, DialogError, SynthError, VoiceError
 from .outcome import FAILURES, FailureLog, Progress, RunSummary
 from .sharding import Shard
 
@@ -115,9 +116,19 @@ def run_producer(
             "error": str(exc),
         }
 
+    # Set at an interrupt: no new conversation starts; with Ctrl-C (`abandon`) the ones in
+    # progress stop at their next turn, their staging folders removed (SIGTERM finishes them).
+    interrupted = threading.Event()
+    abandon = threading.Event()
+
     def written(fut: Future[ManifestEntry], item: Any) -> None:
         try:
             entry = fut.result()
+        except CancelledError:  # queued, never started: the interrupt came first
+            return
+        except Abandoned:  # in progress at Ctrl-C: left unfinished, nothing of it kept
+            summary.abandoned += 1
+            return
         except AlreadyWritten:  # another run on this folder finished it first
             summary.skipped_existing += 1
             return
@@ -129,12 +140,20 @@ def run_producer(
             return
         summary.generated += 1
         summary.audio_sec += float(entry.speech_duration_sec or 0.0)
+        if interrupted.is_set():
+            summary.finished_after_stop += 1
         bar.update(summary)
 
     def task(item: Any) -> ManifestEntry:
         try:
             with writer.staged(item.conversation_id) as staging:
-                conv = producer.produce(item, staging.add_turn)
+
+                def sink(turn: Any) -> Any:
+                    if abandon.is_set():
+                        raise Abandoned(f"{item.conversation_id}: interrupted before it was finished")
+                    return staging.add_turn(turn)
+
+                conv = producer.produce(item, sink)
                 summary.account(conv.extra, conv.conversation_id)
                 return staging.commit(conv)[1]
         finally:
@@ -144,9 +163,11 @@ def run_producer(
     producing: deque[tuple[Future[ManifestEntry], Any]] = deque()
 
     def drain(limit: int) -> None:
-        """Account for finished conversations, oldest first, until at most `limit` are pending."""
+        """Account for finished conversations, oldest first, until at most `limit` are pending
+        (one interrupted while it waits stays pending, to be accounted for after)."""
         while len(producing) > limit:
-            written(*producing.popleft())
+            written(*producing[0])
+            producing.popleft()
 
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="synth-produce") as work_pool:
         try:
@@ -180,9 +201,20 @@ def run_producer(
                 producing.append((work_pool.submit(task, item), item))
                 if sequential:  # the next item is known only once this one is made (sessions)
                     drain(0)
-        finally:
             drain(0)
-            bar.close()
+        except KeyboardInterrupt as stop_now:  # Ctrl-C, or SIGTERM (synth.cli's Terminated)
+            interrupted.set()
+            if not getattr(stop_now, "finish_in_progress", False):
+                abandon.set()
+            for fut, _ in producing:
+                fut.cancel()  # queued ones never start
+            stop_now.summary = summary  # type: ignore[attr-defined]  # what was kept, for the message
+            raise
+        finally:
+            try:
+                drain(0)  # after an interrupt or an error: what is still in progress
+            finally:
+                bar.close()
     summary.wall_sec = time.perf_counter() - began
     if stop:
         stop[0].reported = True  # type: ignore[attr-defined]  # its line is printed already
