@@ -23,7 +23,8 @@ WORKDIR /app
 COPY --chown=synth:synth . /app
 USER synth
 
-# The README's setup command.
+# The README's test setup (everything the tests and the smoke check use; the light `pip install -e .`
+# makes datasets with the embedded voice alone).
 RUN python3 -m venv .venv && . .venv/bin/activate && pip install -e ".[test]"
 ENV PATH=/app/.venv/bin:$PATH
 
