@@ -483,7 +483,7 @@ def test_cli_plot_without_matplotlib(dataset, tmp_path):
     )
     assert res.returncode == 1
     assert res.stderr.strip().splitlines() == [
-        "synth memory-score: error: --plot: needs matplotlib, which is not installed (pip install matplotlib)"
+        "synth memory-score: error: --plot: needs matplotlib, which is not installed (pip install 'synth[report]')"
     ]
     assert res.stdout == "" and not (tmp_path / "x.png").exists()
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO)

@@ -380,7 +380,7 @@ def require_matplotlib() -> None:
         import matplotlib  # noqa: F401
     except ImportError:
         raise NotAvailable(
-            "plot", "needs matplotlib, which is not installed (pip install matplotlib)"
+            "plot", "needs matplotlib, which is not installed (pip install 'synth[report]')"
         ) from None
 
 
