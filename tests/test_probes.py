@@ -163,6 +163,10 @@ def test_probes_off_and_the_cli_flags(tmp_path):
         "soon",
     )
     assert res.returncode == 2 and "--probe-placement" in res.stderr and "after:MINUTES" in res.stderr
+    for bad in ("after:.", "after:", "after:-1", "later"):
+        with pytest.raises(synth.ConfigError, match="after:MINUTES"):
+            ProbeConfig(placement=bad)
+    assert ProbeConfig(placement=" after: 2.50 ").placement == "after:2.5"
 
 
 def test_validate_finds_a_probe_asked_before_its_evidence(separate, tmp_path):

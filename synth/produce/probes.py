@@ -34,7 +34,7 @@ EXAMINER = "examiner"
 
 
 def _parse_placement(text: str) -> str:
-    m = re.fullmatch(r"\s*(end|after:\s*([0-9.]+))\s*", text)
+    m = re.fullmatch(r"\s*(end|after:\s*(\d+(?:\.\d*)?|\.\d+))\s*", text)
     if not m:
         raise ConfigError("probe_placement", "expected end or after:MINUTES (e.g. after:10)", text)
     return "end" if m.group(1) == "end" else f"after:{float(m.group(2)):g}"
