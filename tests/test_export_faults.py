@@ -189,7 +189,7 @@ def _until_writing(p: subprocess.Popen, work: Path, before: dict[str, tuple[int,
 def test_an_export_killed_at_random_moments_leaves_the_old_or_the_new(tmp_path, big, case):
     """The old export (of half the conversations) is in place; the new one (all of them) is
     killed at random moments spread over the time it writes (from its first write to 60% past
-    its end), and the old export is put back before each try. After every kill the output is
+    its switch into place), and the old export is put back before each try. After every kill the output is
     byte for byte the old export, or the new one complete. Then a last run finishes, and only
     the output is left in its folder."""
     name, out_name, flags, complete = CASES[case]
@@ -213,10 +213,13 @@ def test_an_export_killed_at_random_moments_leaves_the_old_or_the_new(tmp_path, 
         return _stats(work)
 
     before = put_back_old()
-    p = _run(dataset, out, flags)  # how long a whole run writes, here
+    old_inode = os.lstat(out).st_ino
+    p = _run(dataset, out, flags)  # how long a run writes, here: from its first write to its switch
     first = _until_writing(p, work, before)
-    _finish(p)
+    while p.poll() is None and os.lstat(out).st_ino == old_inode:  # not the exit: its teardown
+        time.sleep(0.002)  # (closing the dataset, the interpreter) would spread kills past the switch
     writes = time.monotonic() - first
+    _finish(p)
     complete(out, dataset, every)
 
     rng = random.Random(case)
