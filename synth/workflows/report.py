@@ -225,7 +225,9 @@ def _plots(data: ReportData, out: Path) -> list[tuple[str, str]]:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise NotAvailable("report", "the report's plots need matplotlib: pip install 'synth[report]'") from None
+        raise NotAvailable(
+            "report", "the report's plots need matplotlib: pip install 'synth[report]'"
+        ) from None
     figures: list[tuple[str, str]] = []
 
     def save(name: str, caption: str, draw: Callable[[Any], None]) -> None:
