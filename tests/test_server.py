@@ -463,3 +463,21 @@ def test_a_reader_that_stops_is_cut_off_and_health_answers(engine, tmp_path):
     finally:
         hostile.close()
         srv.stop(grace=0)
+
+
+def test_serve_refuses_at_start_a_dataset_made_with_other_sample_settings(engine, tmp_path):
+    from synth.errors import ConflictError
+    from synth.samples.builder import SampleConfig
+    from synth_server.service import SynthService
+    from tests.helpers import EXAMPLES, run_cli
+
+    out = tmp_path / "ds"
+    res = run_cli("generate", "--dialogs", str(EXAMPLES), "--out", str(out), "--quiet", "--limit", "1",
+                  "--speech-profile", "rate:10")  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    with pytest.raises(ConflictError, match="speech_profile llama-omni, not rate:10"):
+        SynthService(engine, ServiceConfig(out=out))  # the default profile: refused before it starts
+    service = SynthService(engine, ServiceConfig(out=out, samples=SampleConfig(speech_profile="rate:10")))
+    service.engine.close()
+    res = run_cli("serve", "--out", str(out), "--port", "0")
+    assert res.returncode != 0 and "other sample settings" in res.stderr and "speech_profile" in res.stderr

@@ -22,6 +22,13 @@ from google.protobuf.message import DecodeError
 
 from synth.api import casting_distance, pipeline_config
 from synth.asr.recognizer import AsrCheck
+from synth.dataset.fingerprint import (
+    read_options,
+    records_samples,
+    sample_differences,
+    sample_keys,
+    sample_options,
+)
 from synth.dataset.metadata import conversation_metadata
 from synth.dataset.mixdown import ConversationAudioConfig
 from synth.dataset.records import ManifestEntry
@@ -30,7 +37,7 @@ from synth.dialogs.build import DialogLimits
 from synth.domain import Dialog, SynthesizedTurn, released
 from synth.engines.base import Engine, SynthesisRequest
 from synth.engines.batching import BatchConfig, BatchingEngine
-from synth.errors import ConfigError, DialogError, SynthError, VoiceError
+from synth.errors import ConfigError, ConflictError, DialogError, SynthError, VoiceError
 from synth.ids import conversation_dir
 from synth.options import option
 from synth.produce.pipeline import Pipeline, PipelineConfig, Stopped
@@ -122,8 +129,29 @@ def _stopped_code(context: grpc.ServicerContext) -> grpc.StatusCode:
     return grpc.StatusCode.CANCELLED
 
 
+def refuse_other_samples(config: ServiceConfig) -> None:
+    """Refuse, before anything starts, to serve into a dataset whose dataset.json records other
+    sample settings (speech profile, tokenizer, system prompt...): the writer would refuse every
+    conversation at commit, after its synthesis."""
+    recorded = read_options(Path(config.out))
+    if recorded is None or not records_samples(recorded):
+        return
+    expected = sample_options(recorded)
+    mine = sample_options(sample_keys(config.samples, config.tokenizer))
+    if expected is None or mine is None:
+        return  # a dataset without samples: the per-request format cannot disagree with it
+    changed = [d for d in sample_differences(expected, mine) if not d.startswith("format ")]
+    if changed:
+        raise ConflictError(
+            "samples",
+            f"{config.out} was made with other sample settings ({'; '.join(changed)}): serve it with "
+            "the settings its dataset.json records, or serve into another --out",
+        )
+
+
 class SynthService(pb_grpc.SynthServicer):
     def __init__(self, engine: Engine, config: ServiceConfig, metrics: Metrics | None = None):
+        refuse_other_samples(config)
         self.config = config
         self.metrics = metrics or Metrics()
 
