@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..dataset.fingerprint import read_options
-from ..dataset.reader import open_dataset
+from ..dataset.reader import ConversationRef, open_dataset
 from ..domain import Voice
 from ..engines.base import speaker_distance
 from ..engines.piper import derived_voice_distance
@@ -77,10 +77,11 @@ class ReportData:
     provenance: dict[str, Any] = field(default_factory=dict)
 
 
-def collect(root: Path | str) -> ReportData:
-    """Every figure of the report, from the dataset's metadata (one read per conversation)."""
+def collect(root: Path | str, refs: list[ConversationRef] | None = None) -> ReportData:
+    """Every figure of the report, from the dataset's metadata (one read per conversation);
+    `refs`: the dataset already opened."""
     root = Path(root)
-    refs = open_dataset(root)
+    refs = open_dataset(root) if refs is None else refs
     if not refs:
         raise DatasetError(f"{root}: no conversation in the manifest")
     data = ReportData(dataset=str(root.resolve()))
@@ -207,12 +208,13 @@ def _provenance(extra: dict[str, Any], root: Path) -> dict[str, Any]:
 def write_report(root: Path | str, out: Path | str) -> ReportData:
     """Collect the figures and write OUT/report.json, OUT/*.png and OUT/index.html (with the
     worst turns' audio copied into OUT/audio/), self-contained."""
-    data = collect(root)
+    refs = open_dataset(root)
+    data = collect(root, refs)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps(asdict(data), indent=1) + "\n", encoding="utf-8")
     figures = _plots(data, out)
-    audio = _copy_worst(data, Path(root), out)
+    audio = _copy_worst(data, refs, out)
     (out / "index.html").write_text(_page(data, figures, audio), encoding="utf-8")
     return data
 
@@ -305,11 +307,11 @@ def _plots(data: ReportData, out: Path) -> list[tuple[str, str]]:
     return figures
 
 
-def _copy_worst(data: ReportData, root: Path, out: Path) -> dict[tuple[str, int], str]:
+def _copy_worst(data: ReportData, opened: list[ConversationRef], out: Path) -> dict[tuple[str, int], str]:
     """The worst turns' WAVs copied beside the page (so it plays with the dataset elsewhere)."""
     folder = out / "audio"
     copied: dict[tuple[str, int], str] = {}
-    refs = {r.conversation_id: r for r in open_dataset(root)}
+    refs = {r.conversation_id: r for r in opened}
     for entries in data.worst.values():
         for w in entries:
             key = (w.conversation_id, w.turn_id)
