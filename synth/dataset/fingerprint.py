@@ -14,7 +14,6 @@ with it."""
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
@@ -22,6 +21,7 @@ from typing import Any
 
 from ..errors import ConflictError
 from ..version import __version__
+from .files import replace_bytes
 
 DATASET_FILE = "dataset.json"
 
@@ -135,11 +135,7 @@ def with_sample_keys(root: Path, keys: Mapping[str, Any]) -> bytes:
 def write_record(root: Path, data: bytes) -> None:
     """Replace dataset.json (a temporary file, fsynced, renamed; call it under the writer's lock)."""
     path = root / DATASET_FILE
-    tmp = path.with_name(f".{DATASET_FILE}.{uuid.uuid4().hex[:8]}")
-    tmp.write_bytes(data)
-    with open(tmp, "rb+") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    replace_bytes(path, data, tmp=path.with_name(f".{DATASET_FILE}.{uuid.uuid4().hex[:8]}"), sync_folder=True)
 
 
 def differences(recorded: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:

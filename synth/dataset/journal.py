@@ -21,6 +21,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from .files import fsync_dir, replace_bytes, write_durable
 from .integrity import ALGORITHM, INTEGRITY_FILE, read_record
 
 JOURNAL = ".switch.json"
@@ -32,12 +33,8 @@ def begin(root: Path, info: Mapping[str, Any] | None = None) -> None:
     """Say a rewrite is under way (before the first new file is written), and who makes it into
     what (`info`: tool, pid, command, options; read back by `marker`)."""
     roll_forward(root)
-    path = root / REWRITE
-    with open(path, "wb") as fh:
-        fh.write(json.dumps(dict(info or {})).encode("utf-8"))
-        fh.flush()
-        os.fsync(fh.fileno())
-    _fsync(root)
+    write_durable(root / REWRITE, json.dumps(dict(info or {})).encode("utf-8"))
+    fsync_dir(root)
 
 
 def marker(root: Path) -> dict[str, Any] | None:
@@ -75,10 +72,7 @@ def next_path(path: Path) -> Path:
 def write_next(path: Path, data: bytes) -> Path:
     """Write the new version of `path` beside it (fsynced); nothing visible changes."""
     tmp = next_path(path)
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
+    write_durable(tmp, data)
     return tmp
 
 
@@ -95,15 +89,11 @@ def switch(root: Path, paths: Iterable[Path]) -> None:
     """Replace every path by its new version (write_next) as one step: journal, renames, done."""
     targets = [_relative(root, p) for p in paths]
     journal = root / JOURNAL
-    tmp = journal.with_name(journal.name + ".tmp")
-    tmp.write_text(json.dumps({"switch": targets}), encoding="utf-8")
-    with open(tmp, "rb+") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, journal)
-    _fsync(root)
+    data = json.dumps({"switch": targets}).encode("utf-8")
+    replace_bytes(journal, data, tmp=journal.with_name(journal.name + ".tmp"), sync_folder=True)
     _apply(root, targets)
     (root / REWRITE).unlink(missing_ok=True)  # last: until it goes, validate knows what happened
-    _fsync(root)
+    fsync_dir(root)
 
 
 def roll_forward(root: Path, sweep: bool = False) -> int:
@@ -125,7 +115,7 @@ def roll_forward(root: Path, sweep: bool = False) -> int:
     for leftover in _hidden_next(root):
         leftover.unlink(missing_ok=True)
     marker.unlink(missing_ok=True)
-    _fsync(root)
+    fsync_dir(root)
     return done
 
 
@@ -140,9 +130,9 @@ def _apply(root: Path, targets: list[str]) -> int:
             done += 1
         folders.add(path.parent)
     for folder in folders:
-        _fsync(folder)
+        fsync_dir(folder)
     (root / JOURNAL).unlink(missing_ok=True)
-    _fsync(root)
+    fsync_dir(root)
     return done
 
 
@@ -155,14 +145,6 @@ def _hidden_next(root: Path) -> list[Path]:
     if splits.is_dir():
         out += [p for p in splits.glob(f".*{NEXT}")]
     return out
-
-
-def _fsync(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class Rewrite:

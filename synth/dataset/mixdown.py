@@ -20,7 +20,6 @@ either kind against the turns. A windowed session's file is padded to its whole 
 from __future__ import annotations
 
 import itertools
-import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -34,6 +33,7 @@ from ..errors import ConfigError, DatasetError
 from ..options import option
 from ..seeding import conversation_rng
 from .augment import AugmentConfig, ChannelAugmenter, speech_level
+from .files import fsync_file
 from .records import CONVERSATION_AUDIO, ConversationMetadata
 
 BLOCK_SEC = 20.0
@@ -220,8 +220,7 @@ def write_conversation_audio(
         extra["augmentation"] = recipe
     out = folder / CONVERSATION_AUDIO
     write_mix(out, items, rate, processors, tail, total=round(pad * rate) if pad else None)
-    with open(out, "rb+") as fh:
-        os.fsync(fh.fileno())
+    fsync_file(out)
     return replace(
         meta,
         conversation_audio=CONVERSATION_AUDIO,

@@ -13,12 +13,8 @@ first. Staging folders are named with the host, process and a random token, and 
 flock on its `.lock` while it is written, so a writer starting on a shared volume (replicas that
 are all PID 1 in their containers) removes only staging folders whose owner is gone.
 
-Tools on one dataset (docs/reliability.md): every writer also holds the dataset's run lock
-(`<out>/.run.lock`) shared for as long as it lives, and a tool that rewrites finished
-conversations (`synth tokenize`, `synth check`) holds it alone (`DatasetWriter.rewriting`), so
-that a rewrite never runs beside a writer that would add conversations with the old options. Each
-holder records who it is in `.run/<host>-<pid>-<token>`, so that a tool refused names the process it
-waits for, and `synth validate` tells a running writer from one that is gone."""
+Every writer holds the dataset's run lock shared for as long as it lives (synth.dataset.run_lock),
+and a tool that rewrites finished conversations holds it alone (`DatasetWriter.rewriting`)."""
 
 from __future__ import annotations
 
@@ -26,14 +22,11 @@ import contextlib
 import fcntl
 import json
 import os
-import shlex
 import shutil
 import socket
-import sys
 import threading
 import time
 import uuid
-import weakref
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -51,11 +44,11 @@ from ..errors import (
     ConflictError,
     Damaged,
     DatasetBusy,
-    DatasetError,
     SynthError,
     WriteFailed,
 )
 from ..ids import conversation_dir
+from .files import fsync_dir, left_over, remove_path, replace_bytes, write_durable
 from .fingerprint import (
     DATASET_FILE,
     read_options,
@@ -68,6 +61,7 @@ from .integrity import INTEGRITY_FILE, record_bytes
 from .integrity import problems as integrity_problems
 from .journal import JOURNAL, Rewrite, hidden_new_files, roll_forward
 from .journal import REWRITE as REWRITE_MARKER
+from .manifest_repair import entry_id, repair_manifest_lines
 from .metadata import conversation_metadata
 from .mixdown import FULLBAND, ConversationAudioConfig, write_conversation_audio
 from .records import (
@@ -85,9 +79,21 @@ from .records import (
     samples_jsonl,
     turn_files,
 )
+from .run_lock import (  # noqa: F401  (READ, REWRITE, holders, using: re-exported for old imports)
+    LOCK,
+    READ,
+    REWRITE,
+    RUN_LOCK,
+    RUNS,
+    WRITE,
+    Holder,
+    Session,
+    holders,
+    is_held,
+    using,
+)
 
 TMP = ".tmp"
-LOCK = ".lock"
 STAGING_LOCK = ".lock"  # <staging folder name>.lock beside it in .tmp/
 CLAIM = ".claim"  # <conversation id>.claim in .tmp/: held by the writer making that conversation
 # A staging folder without its lock file was left by a writer that did not lock (an older synth);
@@ -106,75 +112,6 @@ class Recovery:
     switched: int = 0  # files of an interrupted rewrite switched in
 
 
-def repair_manifest_lines(data: bytes) -> tuple[bytes, list[int], bool]:
-    """The manifest with every torn line dropped: (repaired bytes, numbers of the lines dropped,
-    whether an unterminated tail was cut). A line is kept when it is a JSON object with a
-    conversation_id; a fragment glued in front of a whole line keeps the whole line."""
-    out: list[bytes] = []
-    dropped: list[int] = []
-    body, cut = data, False
-    if data and not data.endswith(b"\n"):
-        body, cut = data[: data.rfind(b"\n") + 1], True
-    for n, line in enumerate(body.splitlines(), start=1):
-        if not line.strip():
-            continue
-        good = _entry_line(line)
-        if good is None:
-            start = line.rfind(b'{"conversation_id"')
-            good = _entry_line(line[start:]) if start > 0 else None
-            dropped.append(n)
-        if good is not None:
-            out.append(good + b"\n")
-    return b"".join(out), dropped, cut
-
-
-def _entry_id(line: bytes) -> str | None:
-    """The conversation id of a whole manifest line, None for a torn or foreign one."""
-    try:
-        obj = json.loads(line)
-    except (ValueError, UnicodeDecodeError):
-        return None
-    cid = obj.get("conversation_id") if isinstance(obj, dict) else None
-    return cid if isinstance(cid, str) else None
-
-
-def _entry_line(line: bytes) -> bytes | None:
-    return line if _entry_id(line) is not None else None
-
-
-def _remove(path: Path) -> None:
-    """Remove a folder, a file or a symbolic link (the link itself, never what it points to)."""
-    if path.is_symlink() or (path.exists() and not path.is_dir()):
-        path.unlink()
-    elif path.exists():
-        shutil.rmtree(path)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def replace_text(path: Path, text: str) -> None:
-    """Replace one file of a finished dataset whole: write a hidden sibling, fsync, rename."""
-    replace_bytes(path, text.encode("utf-8"))
-
-
-def replace_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.new")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 def _lock_of(staging: Path) -> Path:
     return staging.with_name(staging.name + STAGING_LOCK)
 
@@ -187,7 +124,7 @@ def _abandoned(staging: Path) -> bool:
             return time.time() - staging.stat().st_mtime > STALE_UNLOCKED_SEC
         except FileNotFoundError:
             return False
-    return _stale_lock(_lock_of(staging))
+    return left_over(_lock_of(staging))
 
 
 def _older(path: Path, seconds: float) -> bool:
@@ -195,264 +132,6 @@ def _older(path: Path, seconds: float) -> bool:
         return time.time() - path.stat().st_mtime > seconds
     except FileNotFoundError:
         return False
-
-
-def _stale_lock(path: Path) -> bool:
-    """A lock file (a staging folder's, or a claim) that nobody holds: a writer takes its lock
-    before it makes its folder, so an unheld one is left over by a writer that is gone."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True
-    except BlockingIOError:
-        return False
-    finally:
-        os.close(fd)
-
-
-# -- who uses a dataset (docs/reliability.md, "Tools on one dataset") ----------------------------
-RUN_LOCK = ".run.lock"  # at the root: shared by every tool that uses the dataset, exclusive by a rewrite
-RUNS = ".run"  # <root>/.run/<host>-<pid>-<token>: who holds the run lock (JSON), flocked while it lives
-READ, WRITE, REWRITE = "read", "write", "rewrite"
-BUSY_RETRY_SEC = 2.0  # a holder between taking the run lock and writing its record is waited for
-
-
-def _command() -> tuple[str, str]:
-    """(tool, command line) of this process: ('synth tokenize', 'synth tokenize ds --wait')."""
-    argv = [os.path.basename(sys.argv[0]) if sys.argv else "", *sys.argv[1:]]
-    if argv[0] == "__main__.py":  # python -m synth (or -m pytest ...)
-        spec = getattr(sys.modules.get("__main__"), "__spec__", None)
-        package = (getattr(spec, "name", None) or "python").split(".")[0]
-        argv[0] = "synth" if package == "synth" else f"python -m {package}"
-    elif argv[0] in ("", "-c"):  # a Python program using the library
-        argv[0] = "python" + (" -c" if argv[0] else "")
-    tool = " ".join(argv[:2]) if argv[0] == "synth" and len(argv) > 1 else argv[0]
-    return tool, " ".join([argv[0], *(shlex.quote(a) for a in argv[1:])])
-
-
-@dataclass(frozen=True)
-class Holder:
-    """A process that uses a dataset now, as its record in `.run/` says."""
-
-    mode: str  # read, write or rewrite
-    tool: str
-    pid: int
-    host: str
-    command: str
-    cwd: str
-    since: float
-    waiting: bool = False  # a rewrite waiting (--wait) for the others to finish
-
-    def describe(self) -> str:
-        where = f"pid {self.pid}" + ("" if self.host == socket.gethostname() else f" on {self.host}")
-        started = time.strftime("%H:%M:%S", time.localtime(self.since))
-        return f"{self.tool} ({where}, since {started}: `{self.command}` in {self.cwd})"
-
-
-def is_held(path: Path) -> bool:
-    """Whether a live process holds the flock of a record or lock file (probed with a shared lock,
-    so that two probes never mistake each other for a holder)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        return False
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-
-
-def holders(root: Path | str) -> list[Holder]:
-    """The processes using a dataset now (their records in `.run/` whose flock is held)."""
-    out = []
-    try:
-        records = sorted(p for p in (Path(root) / RUNS).iterdir() if not p.name.endswith(".new"))
-    except OSError:
-        return []
-    for path in records:
-        if not is_held(path):
-            continue
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            out.append(Holder(**{k: data[k] for k in Holder.__dataclass_fields__ if k in data}))
-        except (OSError, ValueError, TypeError, UnicodeDecodeError):
-            continue  # being replaced, or not ours
-    return out
-
-
-def _busy_message(root: Path, mode: str, others: list[Holder]) -> str:
-    names = "; ".join(h.describe() for h in others) or f"a process that holds {root / RUN_LOCK}"
-    if mode == REWRITE:
-        return (
-            f"{root}: in use by {names}. A rewrite of every conversation holds the dataset alone "
-            "(docs/reliability.md): run it again once that has finished, or add --wait to wait for it"
-        )
-    if any(h.waiting for h in others):
-        return (
-            f"{root}: {names} waits (--wait) to rewrite it, and no other tool starts on it meanwhile: "
-            "run this again once it has finished (with the dataset's new settings: see dataset.json then)"
-        )
-    return (
-        f"{root}: being rewritten by {names}. Nothing else may use the dataset until it has finished: "
-        "run this again afterwards (with the dataset's new settings: see dataset.json then)"
-    )
-
-
-class Session:
-    """A process's hold on a dataset, for as long as it uses it: an flock on `<root>/.run.lock`,
-    shared by the tools that add conversations or read (generate, serve, merge, splits, export,
-    repair), exclusive by one that rewrites finished conversations (tokenize, check), plus a
-    record of who holds it (`.run/<host>-<pid>-<token>`: tool, pid, host, command line, working folder),
-    so that a tool refused names the one it waits for. Released by `release()`, when the
-    object is collected, or when the process ends (the kernel drops its flocks even on kill -9;
-    its record is then left over, unheld, and removed by the next writer's start-up)."""
-
-    def __init__(self, root: Path | str, mode: str, tool: str | None = None):
-        if mode not in (READ, WRITE, REWRITE):
-            raise ValueError(mode)
-        self.root, self.mode = Path(root), mode
-        name, self.command = _command()
-        self.tool = tool or name
-        self.since = time.time()
-        self.record: Path | None = None
-        self.switched = 0  # files of an interrupted rewrite this hold switched in when it was taken
-        self._files: list[Any] = []  # [run lock, record]: closed by release, or by the finalizer
-        self._finalizer = weakref.finalize(self, _let_go, self._files, [])
-
-    def describe(self) -> str:
-        return Holder(self.mode, self.tool, os.getpid(), socket.gethostname(), self.command, os.getcwd(),
-                      self.since).describe()  # fmt: skip
-
-    def acquire(self, wait: bool = False, on_wait: Callable[[list[Holder]], None] | None = None) -> Session:
-        """Take the run lock (DatasetBusy naming the holders when it cannot be had now; with `wait`
-        a rewrite waits for them, and tools starting meanwhile are refused)."""
-        exclusive = self.mode == REWRITE
-        if not self.root.is_dir():
-            raise DatasetError(f"{self.root}: not a folder")
-        try:
-            lock = open(self.root / RUN_LOCK, "ab")
-        except OSError:
-            if self.mode == READ:  # a read-only dataset: nobody can rewrite it from here either
-                return self
-            raise
-        self._files.append(lock)
-        flag = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
-        give_up = time.monotonic() + BUSY_RETRY_SEC
-        while True:
-            try:
-                fcntl.flock(lock, flag | fcntl.LOCK_NB)
-            except BlockingIOError:
-                others = [h for h in holders(self.root) if exclusive or h.mode == REWRITE]
-                if wait and exclusive:
-                    self._write_record(waiting=True)
-                    if on_wait is not None:
-                        on_wait(others)
-                    fcntl.flock(lock, flag)
-                    break
-                if not others and time.monotonic() < give_up:
-                    time.sleep(0.05)
-                    continue
-                self.release()
-                raise DatasetBusy(_busy_message(self.root, self.mode, others)) from None
-            if not exclusive:  # a rewrite waiting for the dataset: start nothing new meanwhile
-                waiting = [h for h in holders(self.root) if h.mode == REWRITE]
-                if waiting:
-                    self.release()
-                    raise DatasetBusy(_busy_message(self.root, self.mode, waiting))
-            break
-        self._write_record(waiting=False)
-        if not exclusive:
-            self._finish_interrupted_rewrite()
-        return self
-
-    def _finish_interrupted_rewrite(self) -> None:
-        """A rewrite marked while this shared hold was had was interrupted (a live one would hold
-        the dataset alone): finish or undo it under the writers' lock before anything is read."""
-        if not (self.root / JOURNAL).exists() and not (self.root / REWRITE_MARKER).exists():
-            return
-        try:
-            fh = open(self.root / LOCK, "ab")
-        except OSError as exc:  # a read-only dataset: it cannot be read as one state
-            self.release()
-            raise DatasetError(
-                f"{self.root}: a rewrite of it was interrupted, and it cannot be finished from here "
-                f"({exc.strerror or exc}): run `synth validate {shlex.quote(str(self.root))} --recover` "
-                "where it can be written"
-            ) from None
-        with fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            self.switched += roll_forward(self.root)
-
-    def _write_record(self, waiting: bool) -> None:
-        """Write (or replace) this process's record: locked before it gets its name, so that no
-        start-up clean-up ever sees it unheld while this process lives."""
-        runs = self.root / RUNS
-        try:
-            runs.mkdir(exist_ok=True)
-        except OSError:
-            return  # a read-only dataset: nobody to tell
-        if self.record is None:
-            self.record = runs / f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        new = self.record.with_name(self.record.name + ".new")
-        fh = open(new, "wb")
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        data = {
-            "mode": self.mode,
-            "tool": self.tool,
-            "pid": os.getpid(),
-            "host": socket.gethostname(),
-            "command": self.command,
-            "cwd": os.getcwd(),
-            "since": self.since,
-            "waiting": waiting,
-        }
-        fh.write(json.dumps(data).encode("utf-8"))
-        fh.flush()
-        os.replace(new, self.record)
-        for old in self._files[1:]:
-            old.close()
-        del self._files[1:]
-        self._files.append(fh)
-        self._finalizer.detach()
-        self._finalizer = weakref.finalize(self, _let_go, self._files, [self.record])
-
-    def release(self) -> None:
-        self._finalizer.detach()
-        _let_go(self._files, [self.record] if self.record else [])
-        self.record = None
-
-
-def _let_go(files: list[Any], records: list[Path]) -> None:
-    """Drop a session's flocks (the run lock first), then its record."""
-    for fh in files:
-        with contextlib.suppress(OSError, ValueError):
-            fh.close()
-    files.clear()
-    for path in records:
-        with contextlib.suppress(OSError):
-            path.unlink()
-
-
-@contextlib.contextmanager
-def using(
-    root: Path | str,
-    mode: str = READ,
-    tool: str | None = None,
-    wait: bool = False,
-    on_wait: Callable[[list[Holder]], None] | None = None,
-) -> Iterator[Session]:
-    """Hold a dataset for a block (`synth export` reads it, `synth splits` writes inside it)."""
-    session = Session(root, mode, tool).acquire(wait, on_wait)
-    try:
-        yield session
-    finally:
-        session.release()
 
 
 _NO_SETTINGS = object()  # dataset.json records no sample settings: nothing to compare
@@ -602,7 +281,7 @@ class DatasetWriter:
         with open(self.manifest, "rb") as fh:
             fh.seek(self._offset)
             data = fh.read()
-        ids = [_entry_id(line) for line in data.splitlines() if line.strip()]
+        ids = [entry_id(line) for line in data.splitlines() if line.strip()]
         if (data and not data.endswith(b"\n")) or None in ids:  # a torn line: repair, read anew
             self._repair()
             return self._refresh()
@@ -623,10 +302,7 @@ class DatasetWriter:
         """Raise OSError unless a file can be written and fsynced in this dataset now."""
         path = self.tmp / f".probe.{self._token}"
         try:
-            with open(path, "wb") as fh:
-                fh.write(b"\0" * 4096)
-                fh.flush()
-                os.fsync(fh.fileno())
+            write_durable(path, b"\0" * 4096)
         finally:
             path.unlink(missing_ok=True)
 
@@ -664,13 +340,13 @@ class DatasetWriter:
             kept = [
                 line
                 for line in self.manifest.read_bytes().splitlines(keepends=True)
-                if _entry_id(line) not in conversation_ids
+                if entry_id(line) not in conversation_ids
             ]
             replace_bytes(self.manifest, b"".join(kept))
             self._done, self._offset, self._inode = set(), 0, None
             self._refresh()
             for cid in conversation_ids:
-                _remove(self.conversations / cid)
+                remove_path(self.conversations / cid)
 
     def recover(self) -> Recovery:
         """Clean up after an interrupted run: repair torn manifest lines, remove staging folders
@@ -683,7 +359,7 @@ class DatasetWriter:
                 report.switched, self._session.switched = report.switched + self._session.switched, 0
             if not self.manifest.exists():  # a dataset with nothing in it yet is still a dataset
                 self.manifest.touch()
-                _fsync_dir(self.root)
+                fsync_dir(self.root)
             self._done, self._offset, self._inode = set(), 0, None
             self._refresh()
             for entry in sorted(self.tmp.iterdir()):
@@ -691,17 +367,17 @@ class DatasetWriter:
                     shutil.rmtree(entry, ignore_errors=True)
                     _lock_of(entry).unlink(missing_ok=True)
                     report.temp_removed.append(entry.name)
-                elif entry.name.endswith((STAGING_LOCK, CLAIM)) and _stale_lock(entry):
+                elif entry.name.endswith((STAGING_LOCK, CLAIM)) and left_over(entry):
                     entry.unlink(missing_ok=True)  # a lock or claim of a process that is gone
             if (self.root / RUNS).is_dir():
                 for entry in (self.root / RUNS).iterdir():
                     if entry.name.endswith(".new") and not _older(entry, 60.0):
                         continue  # a record being written (opened, not yet locked)
-                    if _stale_lock(entry):  # the record of a process that is gone
+                    if left_over(entry):  # the record of a process that is gone
                         entry.unlink(missing_ok=True)
             for entry in sorted(self.conversations.iterdir()):
                 if entry.name not in self._done:
-                    _remove(entry)
+                    remove_path(entry)
                     report.orphans_removed.append(entry.name)
         return report
 
@@ -801,16 +477,24 @@ class DatasetWriter:
                 "one set of sample settings (dataset.json): nothing of it was kept",
             )
 
-    def _commit(self, staging: Path, final: Path, entry: ManifestEntry) -> None:
+    def submit_write(self, write: Callable[[], None]) -> Future[None]:
+        """Run a file write on the writer's I/O thread (a turn's WAV is encoded and written there,
+        overlapping the next turn's synthesis)."""
+        return self._io.submit(write)
+
+    def commit_folder(self, staging: Path, final: Path, entry: ManifestEntry) -> None:
+        """Make a sealed staging folder visible as `final` and append its manifest line, under the
+        lock (AlreadyWritten if another run finished it first; on a failed append nothing of it
+        is kept)."""
         line = entry.to_line().encode()
         with self.locked():
             self._refresh()
             if entry.conversation_id in self._done:
                 raise AlreadyWritten(f"{entry.conversation_id} is already in the manifest")
             self._same_settings(staging, entry.conversation_id)
-            _remove(final)  # an orphan of a crashed run, or a link someone put there: replace it
+            remove_path(final)  # an orphan of a crashed run, or a link someone put there: replace it
             os.rename(staging, final)
-            _fsync_dir(self.conversations)
+            fsync_dir(self.conversations)
             size = self.manifest.stat().st_size if self.manifest.exists() else 0
             try:
                 with open(self.manifest, "ab") as fh:
@@ -865,10 +549,7 @@ class Staging:
     def add(self, name: str, data: bytes) -> None:
         if not is_plain_file_name(name):
             raise SynthError(f"{self.conversation_id}: bad file name {name!r}")
-        with open(self.folder / name, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+        write_durable(self.folder / name, data)
 
     def add_fullband(self, name: str, samples: Any) -> None:
         """Stage a turn's or event's full-band audio for the conversation mix (removed at commit)."""
@@ -902,7 +583,7 @@ class Staging:
 
         if turn.stored_samples is not None:
             raise SynthError(f"{self.conversation_id}: turn {turn.turn_id} was already written")
-        self._pending.append(self.writer._io.submit(write))
+        self._pending.append(self.writer.submit_write(write))
         self._wait(keep=self.MAX_PENDING_WRITES)
         return released(turn)
 
@@ -921,7 +602,7 @@ class Staging:
 
         if probe.stored_samples is not None:
             raise SynthError(f"{self.conversation_id}: probe {probe.index} was already written")
-        self._pending.append(self.writer._io.submit(write))
+        self._pending.append(self.writer.submit_write(write))
         self._wait(keep=self.MAX_PENDING_WRITES)
         return released_probe(probe)
 
@@ -961,5 +642,5 @@ class Staging:
         else:
             names = [p.name for p in self.folder.iterdir() if p.is_file()]
             self.add(INTEGRITY_FILE, record_bytes(self.folder, names))
-        _fsync_dir(self.folder)
-        self.writer._commit(self.folder, self.final, entry)
+        fsync_dir(self.folder)
+        self.writer.commit_folder(self.folder, self.final, entry)

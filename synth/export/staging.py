@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..dataset.files import fsync_dir, fsync_file, fsync_tree
 from ..errors import ExportBusy, SynthError
 
 STAGING_SUFFIX = ".synth-export"
@@ -87,27 +88,6 @@ def check_replaceable(out: Path, kind: str, recognize: Callable[[str], bool]) ->
             f"{out}: exists and holds files a {kind} export does not write ({shown}); "
             "export into a new or empty folder"
         )
-
-
-def fsync_tree(top: Path) -> None:
-    """Every file and folder under `top` on disk, so the switch never exposes a file whose data
-    is still only in memory."""
-    for folder, _dirs, files in os.walk(top):
-        for name in files:
-            fd = os.open(os.path.join(folder, name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        fsync_dir(Path(folder))
-
-
-def fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _exchange(a: Path, b: Path) -> bool:
@@ -200,8 +180,7 @@ def staged_file(out: Path | str, on_commit: Callable[[], None] | None = None) ->
     try:
         os.ftruncate(fd, 0)
         yield tmp
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
+        fsync_file(tmp)
         os.replace(tmp, out)
         fsync_dir(out.parent)
     except BaseException:
