@@ -20,7 +20,7 @@ LAYERS = [
     {"errors", "domain", "words", "audio", "ids", "seeding", "options", "version", "allocator"},
     {"dataset"},
     {"dialogs", "engines", "asr"},
-    {"samples"},
+    {"samples", "quality"},
     {"produce"},
     {"voices", "workflows", "corpora", "export", "remote"},
     {"api", "presets", "training", "testing", "__init__"},

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -355,6 +357,7 @@ class ManifestEntry:
     source: dict[str, Any] | None = None
     num_probes: int | None = None  # memory probes (docs/memory.md), where there are any
     probes_in_samples: bool | None = None  # their samples follow the turns' in samples.jsonl
+    quality: dict[str, Any] | None = None  # the turns' quality scores summarized (quality_summary)
     extra: dict[str, Any] = field(default_factory=dict)
 
     REQUIRED: ClassVar[dict[str, type | tuple[type, ...]]]
@@ -378,6 +381,7 @@ class ManifestEntry:
             source=source or None,
             num_probes=len(meta.probes) or None,
             probes_in_samples=True if meta.probes and tokens.get("probes_in_samples") else None,
+            quality=quality_summary(t.extra.get("quality") for t in meta.turns),
         )
 
     def with_tokens(self, tokens: dict[str, Any]) -> ManifestEntry:
@@ -397,7 +401,7 @@ class ManifestEntry:
         }
         if self.source:
             out["source"] = self.source
-        out.update(_set(self, "num_probes", "probes_in_samples"))
+        out.update(_set(self, "num_probes", "probes_in_samples", "quality"))
         out.update(self.extra)
         return out
 
@@ -408,6 +412,30 @@ class ManifestEntry:
     @classmethod
     def from_dict(cls, obj: Any, where: str = MANIFEST) -> ManifestEntry:
         return _plain(cls, obj, where)
+
+
+def quality_summary(blocks: Iterable[Any]) -> dict[str, Any] | None:
+    """A conversation's quality scores for its manifest line, from its turns' `quality` blocks
+    (docs/quality.md): {key: {"min", "mean", "max"}} of every numeric score any turn has (in the
+    order the blocks list them), and `turns_scored`; None when no turn was scored. Pure, and
+    here beside the records because a manifest line is derived from the metadata alone
+    (synth.quality re-exports it as `conversation_summary`)."""
+    values: dict[str, list[float]] = {}
+    scored = 0
+    for block in blocks:
+        if not isinstance(block, dict) or not block.get("scorers"):
+            continue
+        scored += 1
+        for key, value in block.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+                values.setdefault(key, []).append(float(value))
+    if not scored:
+        return None
+    out: dict[str, Any] = {
+        key: {"min": min(v), "mean": round(sum(v) / len(v), 4), "max": max(v)} for key, v in values.items()
+    }
+    out["turns_scored"] = scored
+    return out
 
 
 for _cls in (TurnRecord, EventRecord, ProbeRecord, ConversationMetadata, ManifestEntry):
