@@ -19,10 +19,11 @@ from collections.abc import Sequence
 from ..allocator import limit_arenas
 from ..errors import SynthError
 from ..version import __version__
-from . import corpora, dataset, generate, memory, report, serve, service, voices
+from . import corpora, dataset, generate, memory, report, score, serve, service, voices
 from .common import EXIT_ERROR, EXIT_OK, EXIT_USAGE, error_message
+from .logs import configure_logging
 
-GROUPS = (generate, voices, dataset, memory, report, corpora, serve, service)
+GROUPS = (generate, voices, dataset, score, memory, report, corpora, serve, service)
 
 
 class Parser(argparse.ArgumentParser):
@@ -40,7 +41,31 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
     for group in GROUPS:
         group.register(sub)
+    for command in _commands(parser):
+        _add_log_flags(command)
     return parser
+
+
+def _commands(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """Every command's own parser (the leaves under the sub-commands)."""
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        return [parser]
+    return [leaf for child in dict.fromkeys(subs[0].choices.values()) for leaf in _commands(child)]
+
+
+def _add_log_flags(command: argparse.ArgumentParser) -> None:
+    """--log-json and -v on every command: how the library's log lines are written."""
+    flags = {o for action in command._actions for o in action.option_strings}
+    group = command.add_argument_group("logging")
+    if "--log-json" not in flags:
+        group.add_argument(
+            "--log-json", action="store_true", help="log lines as JSON objects (for collectors)"
+        )
+    if "--verbose" not in flags and "-v" not in flags:
+        group.add_argument(
+            "-v", "--verbose", action="count", default=0, help="more log lines: -v information, -vv debug"
+        )
 
 
 def _command_parser(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.ArgumentParser:
@@ -137,6 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             prepare(parser, words)
     _unknown_flags_first(parser, words)
     args = parser.parse_args(words)
+    configure_logging(getattr(args, "log_json", False), getattr(args, "verbose", 0) or 0)
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _stop)
         limit_arenas()  # before the engines' threads: long conversations stay flat (synth.allocator)

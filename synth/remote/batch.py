@@ -14,7 +14,6 @@ every dialog it did not make as UNREACHABLE."""
 
 from __future__ import annotations
 
-import io
 import sys
 import threading
 import time
@@ -237,7 +236,7 @@ def run_batch(
     bar = Progress(progress, None, log, unit="dialog")
     if failures_path and failures_path.exists():
         print(f"note: replacing {failures_path} of an earlier run", file=log)
-    failures = FailureLog(summary, failures_path, log)
+    failures = FailureLog(summary, failures_path)
     bar.start()
 
     def tick() -> None:
@@ -255,14 +254,7 @@ def run_batch(
         with lock:
             shown_unreachable[0] += 1
             quiet = shown_unreachable[0] > 3
-        if quiet:
-            shown, failures.log = failures.log, io.StringIO()
-            try:
-                failures.record(entry)
-            finally:
-                failures.log = shown
-        else:
-            failures.record(entry)
+        failures.record(entry, show=not quiet)
         tick()
 
     def copy_existing(dialog: Any, client: SynthClient, deadline: float | None) -> None:

@@ -5,7 +5,7 @@ one progress bar."""
 from __future__ import annotations
 
 import json
-import sys
+import logging
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -15,6 +15,7 @@ from typing import Any, TextIO
 from ..dataset.writer import Recovery
 
 FAILURES = "failures.jsonl"
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -133,26 +134,29 @@ class RunSummary:
 
 class FailureLog:
     """Rejected items: counted in the summary, appended to the failures file (JSONL, replaced at
-    the start of a run) and printed once each, `error: WHERE: FIELD: [CODE: ]MESSAGE`."""
+    the start of a run) and logged once each (`WHERE: FIELD: [CODE: ]MESSAGE`, level ERROR, on
+    the `synth.workflows.outcome` logger)."""
 
-    def __init__(self, summary: RunSummary, path: Path | None, log: TextIO = sys.stderr):
-        self.summary, self.path, self.log = summary, path, log
+    def __init__(self, summary: RunSummary, path: Path | None):
+        self.summary, self.path = summary, path
         self._lock = threading.Lock()
         summary.failures_path = str(path) if path else None
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.unlink(missing_ok=True)
 
-    def record(self, err: Mapping[str, Any]) -> None:
+    def record(self, err: Mapping[str, Any], show: bool = True) -> None:
+        """Count, write and (`show`) log one rejected item."""
         with self._lock:
             self.summary.failed += 1
             self.summary.failures.append(dict(err))
             if self.path is not None:
                 with open(self.path, "a", encoding="utf-8") as fh:
                     fh.write(json.dumps(dict(err), ensure_ascii=False) + "\n")
-            field_ = f"{err['field']}: " if err.get("field") else ""
-            code = f"{err['code']}: " if err.get("code") else ""
-            print(f"error: {err['where']}: {field_}{code}{err['error']}", file=self.log)
+            if show:
+                field_ = f"{err['field']}: " if err.get("field") else ""
+                code = f"{err['code']}: " if err.get("code") else ""
+                log.error("%s: %s%s%s", err["where"], field_, code, err["error"])
 
 
 class Progress:

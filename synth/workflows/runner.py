@@ -11,16 +11,26 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
-from typing import Any, Protocol, TextIO
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from ..dataset.records import ManifestEntry
-from ..dataset.writer import AlreadyWritten, Claimed, DatasetWriter
+from ..dataset.writer import DatasetWriter
 from ..domain import Conversation, Skipped, Source, SynthesizedTurn
-from ..errors import Abandoned, ConfigError, ConflictError, DialogError, SynthError, VoiceError
+from ..errors import (
+    Abandoned,
+    AlreadyWritten,
+    Claimed,
+    ConfigError,
+    ConflictError,
+    DialogError,
+    SynthError,
+    VoiceError,
+)
 from .outcome import FAILURES, FailureLog, Progress, RunSummary
 from .sharding import Shard
 
-__all__ = ["FAILURES", "ON_ERROR", "Item", "Producer", "RunSummary", "run_producer"]
+__all__ = ["FAILURES", "ON_ERROR", "Item", "Producer", "Run", "RunSettings", "RunSummary", "run_producer"]
 
 ON_ERROR = ("skip", "fail")
 
@@ -47,81 +57,161 @@ class Producer(Protocol):
     ) -> Conversation: ...
 
 
-def run_producer(
-    items: Iterable[Item | DialogError | Skipped],
-    producer: Producer,
-    writer: DatasetWriter,
-    on_error: str = "skip",
-    resume: bool = True,
-    progress: bool = False,
-    total: int | None = None,
-    workers: int = 1,
-    log: TextIO = sys.stderr,
-    shard: Shard | None = None,
-    sequential: bool = False,
-    repair: bool = False,
-) -> RunSummary:
-    """Produce and write every item not yet in the dataset; `workers` run the producer in parallel
-    threads (converters, or conversations in flight whose turns share engine batches). WAVs are
-    written on the writer's I/O thread, overlapping production. With on_error='fail' the first
-    bad item raises (after the conversations already finished are committed); with 'skip' it is
-    logged to `<out>/failures.jsonl` and the run goes on. With `shard`, only the items whose id
-    the shard owns are made. `sequential`: each item is taken from `items` only after the one
-    before is written (sessions, whose start depends on where the previous one ended); an item's
-    `rejected` DialogErrors (dialogs left out of a session) are reported as failures.
+@dataclass(frozen=True)
+class RunSettings:
+    """How a run goes, never what its conversations are (nothing here is in the dataset's
+    fingerprint).
+
+    on_error: 'skip' lists a bad item in failures.jsonl and goes on; 'fail' raises the first one
+        (after the conversations already finished are committed).
+    resume: skip what the manifest holds (off: refuse a non-empty dataset).
+    progress: a progress bar on stderr, of `total` items when known.
+    workers: producer threads (converters, or conversations in flight whose turns share engine
+        batches).
+    shard: make only the items whose id this shard owns.
+    sequential: take each item from the source only after the one before is written (sessions,
+        whose start depends on where the previous one ended).
+    repair: take out the finished conversations whose files are not what was written, so that
+        this run makes them again (without it they are reported, exit 3)."""
+
+    on_error: str = "skip"
+    resume: bool = True
+    progress: bool = False
+    total: int | None = None
+    workers: int = 1
+    shard: Shard | None = None
+    sequential: bool = False
+    repair: bool = False
+
+    def __post_init__(self) -> None:
+        if self.on_error not in ON_ERROR:
+            raise ConfigError("on_error", f"choose {' or '.join(ON_ERROR)}", self.on_error)
+        if self.workers < 1:
+            raise ConfigError("workers", "must be at least 1", self.workers)
+
+
+class Run:
+    """One run of a producer over a source into a dataset: every item not yet in it is produced
+    and written; WAVs are written on the writer's I/O thread, overlapping production.
 
     Several runs may share one folder: a conversation another live run is making is left to it,
-    one it finished first is skipped. Finished conversations whose files are not what was written
-    (their integrity records' sizes) are reported as damaged (exit 3); `repair` takes them out so
-    that this run makes them again."""
-    if on_error not in ON_ERROR:
-        raise ConfigError("on_error", f"choose {' or '.join(ON_ERROR)}", on_error)
-    if workers < 1:
-        raise ConfigError("workers", "must be at least 1", workers)
-    summary = RunSummary()
-    began = time.perf_counter()
-    summary.recovery = writer.recover()
-    damaged = writer.damaged()
-    if damaged and repair:
-        writer.remove(set(damaged))
-        summary.repaired = sorted(damaged)
-    elif damaged:
-        summary.damaged = sorted(damaged)
-    done = writer.done_ids()
-    if done and not resume:
-        raise ConflictError(
-            "resume",
-            f"off, but {writer.root} already holds {len(done)} "
-            "conversation(s): resume it, or write elsewhere",
-        )
-    seen: dict[str, str] = {}
-    bar = Progress(progress, total, log)
-    failures = FailureLog(summary, writer.root / FAILURES, log)
-    stop: list[BaseException] = []
-    bar.start()
+    one it finished first is skipped. An item's `rejected` DialogErrors (dialogs left out of a
+    session) are reported as failures. An interrupt (KeyboardInterrupt; SIGTERM is synth.cli's
+    Terminated) starts nothing new: with Ctrl-C the conversations in progress stop at their next
+    turn (nothing of them kept), with SIGTERM they are finished; the interrupt carries the
+    summary of what was kept."""
 
-    def fail(err: dict[str, Any], exc: BaseException | None = None) -> None:
-        failures.record(err)
-        bar.update(summary)
-        if on_error == "fail" and exc is not None and not stop:
-            stop.append(exc)
+    def __init__(self, producer: Producer, writer: DatasetWriter, settings: RunSettings = RunSettings()):
+        self.producer, self.writer, self.settings = producer, writer, settings
+        self.summary = RunSummary()
+        self.bar = Progress(settings.progress, settings.total, sys.stderr)
+        self.failures = FailureLog(self.summary, writer.root / FAILURES)
+        self._stop: list[BaseException] = []  # the first error, with on_error 'fail'
+        self._seen: dict[str, str] = {}  # conversation id -> where it was first met
+        self._done: set[str] = set()
+        self._interrupted = threading.Event()  # no new conversation starts
+        self._abandon = threading.Event()  # the ones in progress stop at their next turn
+        self._producing: deque[tuple[Future[ManifestEntry], Any]] = deque()
 
-    def error_dict(item: Any, exc: BaseException, field: str = "") -> dict[str, Any]:
-        if isinstance(exc, DialogError):
-            return exc.to_dict()
-        return {
-            "where": item.source.describe(),
-            "field": field,
-            "conversation_id": item.conversation_id,
-            "error": str(exc),
-        }
+    def __call__(self, items: Iterable[Item | DialogError | Skipped]) -> RunSummary:
+        began = time.perf_counter()
+        self._prepare()
+        self.bar.start()
+        workers = self.settings.workers
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="synth-produce") as pool:
+            try:
+                for item in items:
+                    if self._stop:
+                        break
+                    if not self._admit(item):
+                        continue
+                    self._drain(2 * workers)  # bound memory: a few conversations in flight
+                    self._producing.append((pool.submit(self._make, item), item))
+                    if self.settings.sequential:  # the next item is known only once this one is made
+                        self._drain(0)
+                self._drain(0)
+            except KeyboardInterrupt as stop_now:  # Ctrl-C, or SIGTERM (synth.cli's Terminated)
+                self._interrupt(stop_now)
+                raise
+            finally:
+                try:
+                    self._drain(0)  # after an interrupt or an error: what is still in progress
+                finally:
+                    self.bar.close()
+        self.summary.wall_sec = time.perf_counter() - began
+        if self._stop:
+            self._stop[0].reported = True  # type: ignore[attr-defined]  # its line is logged already
+            raise self._stop[0]
+        return self.summary
 
-    # Set at an interrupt: no new conversation starts; with Ctrl-C (`abandon`) the ones in
-    # progress stop at their next turn, their staging folders removed (SIGTERM finishes them).
-    interrupted = threading.Event()
-    abandon = threading.Event()
+    def _prepare(self) -> None:
+        """Recover an interrupted run, find damaged conversations (repair takes them out), and
+        refuse a non-empty dataset when resume is off."""
+        writer, summary = self.writer, self.summary
+        summary.recovery = writer.recover()
+        damaged = writer.damaged()
+        if damaged and self.settings.repair:
+            writer.remove(set(damaged))
+            summary.repaired = sorted(damaged)
+        elif damaged:
+            summary.damaged = sorted(damaged)
+        self._done = writer.done_ids()
+        if self._done and not self.settings.resume:
+            raise ConflictError(
+                "resume",
+                f"off, but {writer.root} already holds {len(self._done)} "
+                "conversation(s): resume it, or write elsewhere",
+            )
 
-    def written(fut: Future[ManifestEntry], item: Any) -> None:
+    def _admit(self, item: Item | DialogError | Skipped) -> bool:
+        """Whether an item is this run's to make: its shard's, a valid one (a bad one is failed, a
+        skipped one noted), not made yet, not a duplicate id."""
+        shard, summary = self.settings.shard, self.summary
+        # a bad record without an id belongs to the shard of its location
+        if shard is not None and not shard.owns(item.conversation_id or getattr(item, "where", "")):
+            summary.other_shards += 1
+            return False
+        if isinstance(item, DialogError):
+            self._fail(item.to_dict(), item)
+            return False
+        if isinstance(item, Skipped):  # left out by a rule the user set, not a failure
+            summary.skipped_by_rule.append(f"{item.where}: {item.reason}")
+            return False
+        if item.conversation_id in self._done or self.writer.is_done(item.conversation_id):
+            summary.skipped_existing += 1
+            return False
+        first = self._seen.setdefault(item.conversation_id, item.source.describe())
+        if first != item.source.describe():
+            err = DialogError(
+                f"duplicate conversation_id {item.conversation_id!r} (first at {first})",
+                item.source.describe(),
+                "conversation_id",
+                item.conversation_id,
+            )
+            self._fail(err.to_dict(), err)
+            return False
+        return True
+
+    def _make(self, item: Any) -> ManifestEntry:
+        """Produce one item's conversation into its staging folder, turn by turn, and commit it."""
+        try:
+            with self.writer.staged(item.conversation_id) as staging:
+
+                def sink(turn: Any) -> Any:
+                    if self._abandon.is_set():
+                        raise Abandoned(f"{item.conversation_id}: interrupted before it was finished")
+                    return staging.add_turn(turn)
+
+                conv = self.producer.produce(item, sink)
+                self.summary.account(conv.extra, conv.conversation_id)
+                return staging.commit(conv)[1]
+        finally:
+            for rejected in getattr(item, "rejected", ()):  # dialogs left out of a session
+                self._fail(rejected.to_dict(), rejected)
+
+    def _written(self, fut: Future[ManifestEntry], item: Any) -> None:
+        """Account for one finished task: written, left to another run, or failed."""
+        summary = self.summary
         try:
             entry = fut.result()
         except CancelledError:  # queued, never started: the interrupt came first
@@ -136,87 +226,55 @@ def run_producer(
             summary.claimed_elsewhere += 1
             return
         except (SynthError, OSError) as exc:  # bad input, disk errors
-            fail(error_dict(item, exc, "voices" if isinstance(exc, VoiceError) else ""), exc)
+            self._fail(_error_dict(item, exc, "voices" if isinstance(exc, VoiceError) else ""), exc)
             return
         summary.generated += 1
         summary.audio_sec += float(entry.speech_duration_sec or 0.0)
-        if interrupted.is_set():
+        if self._interrupted.is_set():
             summary.finished_after_stop += 1
-        bar.update(summary)
+        self.bar.update(summary)
 
-    def task(item: Any) -> ManifestEntry:
-        try:
-            with writer.staged(item.conversation_id) as staging:
-
-                def sink(turn: Any) -> Any:
-                    if abandon.is_set():
-                        raise Abandoned(f"{item.conversation_id}: interrupted before it was finished")
-                    return staging.add_turn(turn)
-
-                conv = producer.produce(item, sink)
-                summary.account(conv.extra, conv.conversation_id)
-                return staging.commit(conv)[1]
-        finally:
-            for rejected in getattr(item, "rejected", ()):  # dialogs left out of a session
-                fail(rejected.to_dict(), rejected)
-
-    producing: deque[tuple[Future[ManifestEntry], Any]] = deque()
-
-    def drain(limit: int) -> None:
+    def _drain(self, limit: int) -> None:
         """Account for finished conversations, oldest first, until at most `limit` are pending
         (one interrupted while it waits stays pending, to be accounted for after)."""
-        while len(producing) > limit:
-            written(*producing[0])
-            producing.popleft()
+        while len(self._producing) > limit:
+            self._written(*self._producing[0])
+            self._producing.popleft()
 
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="synth-produce") as work_pool:
-        try:
-            for item in items:
-                if stop:
-                    break
-                # a bad record without an id belongs to the shard of its location
-                if shard is not None and not shard.owns(item.conversation_id or getattr(item, "where", "")):
-                    summary.other_shards += 1
-                    continue
-                if isinstance(item, DialogError):
-                    fail(item.to_dict(), item)
-                    continue
-                if isinstance(item, Skipped):  # left out by a rule the user set, not a failure
-                    summary.skipped_by_rule.append(f"{item.where}: {item.reason}")
-                    continue
-                if item.conversation_id in done or writer.is_done(item.conversation_id):
-                    summary.skipped_existing += 1
-                    continue
-                first = seen.setdefault(item.conversation_id, item.source.describe())
-                if first != item.source.describe():
-                    err = DialogError(
-                        f"duplicate conversation_id {item.conversation_id!r} (first at {first})",
-                        item.source.describe(),
-                        "conversation_id",
-                        item.conversation_id,
-                    )
-                    fail(err.to_dict(), err)
-                    continue
-                drain(2 * workers)  # bound memory: a few conversations in flight
-                producing.append((work_pool.submit(task, item), item))
-                if sequential:  # the next item is known only once this one is made (sessions)
-                    drain(0)
-            drain(0)
-        except KeyboardInterrupt as stop_now:  # Ctrl-C, or SIGTERM (synth.cli's Terminated)
-            interrupted.set()
-            if not getattr(stop_now, "finish_in_progress", False):
-                abandon.set()
-            for fut, _ in producing:
-                fut.cancel()  # queued ones never start
-            stop_now.summary = summary  # type: ignore[attr-defined]  # what was kept, for the message
-            raise
-        finally:
-            try:
-                drain(0)  # after an interrupt or an error: what is still in progress
-            finally:
-                bar.close()
-    summary.wall_sec = time.perf_counter() - began
-    if stop:
-        stop[0].reported = True  # type: ignore[attr-defined]  # its line is printed already
-        raise stop[0]
-    return summary
+    def _fail(self, err: dict[str, Any], exc: BaseException | None = None) -> None:
+        self.failures.record(err)
+        self.bar.update(self.summary)
+        if self.settings.on_error == "fail" and exc is not None and not self._stop:
+            self._stop.append(exc)
+
+    def _interrupt(self, stop_now: KeyboardInterrupt) -> None:
+        self._interrupted.set()
+        if not getattr(stop_now, "finish_in_progress", False):
+            self._abandon.set()
+        for fut, _ in self._producing:
+            fut.cancel()  # queued ones never start
+        stop_now.summary = self.summary  # type: ignore[attr-defined]  # what was kept, for the message
+
+
+def _error_dict(item: Any, exc: BaseException, field: str = "") -> dict[str, Any]:
+    """A failure's record (failures.jsonl): where, which field, which conversation, why."""
+    if isinstance(exc, DialogError):
+        return exc.to_dict()
+    return {
+        "where": item.source.describe(),
+        "field": field,
+        "conversation_id": item.conversation_id,
+        "error": str(exc),
+    }
+
+
+def run_producer(
+    items: Iterable[Item | DialogError | Skipped],
+    producer: Producer,
+    writer: DatasetWriter,
+    settings: RunSettings | None = None,
+    **fields: Any,
+) -> RunSummary:
+    """Produce and write every item not yet in the dataset: a `Run` with `settings`, or with
+    RunSettings made of `fields` (on_error=..., workers=...)."""
+    return Run(producer, writer, settings if settings is not None else RunSettings(**fields))(items)
