@@ -16,7 +16,8 @@ from ..dataset.fingerprint import sample_keys
 from ..dataset.reader import open_dataset
 from ..dataset.writer import READ, Holder, recover_dataset, using
 from ..export import EXPORTS
-from ..samples.curriculum import parse_stages, write_splits
+from ..quality import dataset_stats, format_stats
+from ..samples.curriculum import QualityFilter, parse_quality_bounds, parse_stages, write_splits
 from ..samples.retokenize import retokenize
 from ..voices.report import dataset_voice_stats
 from ..workflows.asr_check import check_dataset
@@ -73,6 +74,20 @@ def register(sub: Any) -> None:
         action="store_true",
         help="each conversation in exactly one stage, the smallest it fits (band_<N>.jsonl); "
         "default: cumulative stages (stage_<N>.jsonl)",
+    )
+    sp.add_argument(
+        "--min-quality",
+        action="append",
+        metavar="SCORE=N",
+        help="leave out conversations whose worst turn scores below N (their manifest summary's min; "
+        "repeatable, e.g. dnsmos_ovrl=2.5, speaker_sim=0.8; `synth score` adds the scores)",
+    )
+    sp.add_argument(
+        "--max-quality",
+        action="append",
+        metavar="SCORE=N",
+        help="leave out conversations whose worst turn scores above N (their manifest summary's max; "
+        "repeatable, e.g. wer=0.2, speaker_sim_other=0.85)",
     )
     sp.set_defaults(run=cmd_splits)
 
@@ -151,6 +166,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     report = validate_dataset(args.dataset)
     stats = dataset_voice_stats(args.dataset) if args.stats and report.ok else None
     timing = timeline_stats(args.dataset) if stats is not None else None
+    quality = dataset_stats(args.dataset) if stats is not None else None
     if args.json:
         record = {
             "ok": report.ok,
@@ -161,7 +177,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
             "turns": report.turns,
             "audio_sec": round(report.audio_sec, 3),
         }
-        extra = {"voices": stats, "timeline": timing} if stats else {}
+        extra = {"voices": stats, "timeline": timing, "quality": quality} if stats else {}
         print(json.dumps({**record, **extra}, indent=2))
     else:
         print(report.format())
@@ -173,12 +189,22 @@ def cmd_validate(args: argparse.Namespace) -> int:
                 f"median offset {timing['offset_median_sec']} s; {timing['backchannels']} backchannels in "
                 f"{timing['backchannel_opportunities']} opportunities ({timing['backchannels_per_opportunity']})"
             )
+        if quality:
+            print("\n".join(format_stats(quality)))
     return EXIT_OK if report.ok else EXIT_ERROR
 
 
 def cmd_splits(args: argparse.Namespace) -> int:
+    quality = QualityFilter(
+        parse_quality_bounds(args.min_quality, "min_quality"),
+        parse_quality_bounds(args.max_quality, "max_quality"),
+    )
     summaries, too_long = write_splits(
-        args.dataset, parse_stages(args.stages), Path(args.out) if args.out else None, bands=args.bands
+        args.dataset,
+        parse_stages(args.stages),
+        Path(args.out) if args.out else None,
+        bands=args.bands,
+        quality=quality,
     )
     for s in summaries:
         span = f"{s.lower + 1}-{s.stage}" if args.bands else f"<= {s.stage}"
@@ -189,6 +215,10 @@ def cmd_splits(args: argparse.Namespace) -> int:
         print("\n".join(s.format_histogram()))
     if too_long:
         print(f"{too_long} conversation(s) exceed the last stage and are in no split")
+    if quality:
+        print(f"{len(quality.dropped)} conversation(s) left out by the quality bounds")
+        for cid, why in quality.dropped[:10]:
+            print(f"  {cid}: {why}")
     return EXIT_OK
 
 

@@ -4,7 +4,7 @@ built, so a config naming none costs nothing."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +15,7 @@ from ..options import option
 from .base import SCORERS, Scorer
 
 
-def parse_scorers(text: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
+def parse_scorers(text: str | Sequence[str]) -> tuple[str, ...]:
     """'intelligibility,dnsmos' (or 'all') -> the scorers' names, in the canonical order."""
     names = [n.strip() for n in text.split(",")] if isinstance(text, str) else [str(n) for n in text]
     names = [n for n in names if n]

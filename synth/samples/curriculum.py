@@ -3,22 +3,29 @@
 includes everything of stage 8k); bands (`band_<N>.jsonl`, `--bands`) put each conversation in
 exactly one stage, the smallest it fits (8k < tokens <= 16k for band 16k).
 
+A `QualityFilter` (`--min-quality dnsmos_ovrl=2.5 --max-quality wer=0.2`) leaves out every
+conversation whose worst turn fails a bound, read from its manifest line's quality summary (the
+min of a score for --min-quality, its max for --max-quality); a conversation without that score
+is left out too (score it first: `synth score`).
+
 Writing them inside the dataset (the default `<dataset>/splits/`) is one of the tools that may run
 beside writers (it lists the conversations finished when it starts), never beside a rewrite:
 `synth tokenize` rewrites the splits it finds there with the new token counts."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..dataset.reader import DatasetError, iter_manifest
 from ..dataset.records import MANIFEST, ManifestEntry
 from ..dataset.writer import READ, WRITE, using
 from ..errors import ConfigError
+from ..quality.base import KEYS, TEXT_KEYS
 
 SPLITS_DIR = "splits"
 
@@ -46,6 +53,56 @@ class StageSummary:
             bar = "#" * (round(width * n / top) if top else 0)
             lines.append(f"    {lo:>8.0f} - {hi:>8.0f} tokens {n:6d} {bar}")
         return lines
+
+
+@dataclass
+class QualityFilter:
+    """Bounds on the per-conversation quality summary: `minimum[key]` the lowest allowed worst
+    (min) value, `maximum[key]` the highest allowed worst (max) value. `dropped` collects the
+    conversations left out, with the reason."""
+
+    minimum: dict[str, float] = field(default_factory=dict)
+    maximum: dict[str, float] = field(default_factory=dict)
+    dropped: list[tuple[str, str]] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.minimum or self.maximum)
+
+    def reason(self, entry: ManifestEntry) -> str | None:
+        """Why the conversation fails the bounds, or None when it passes."""
+        summary = entry.quality or {}
+        for bounds, side, fails in ((self.minimum, "min", float.__lt__), (self.maximum, "max", float.__gt__)):
+            for key, bound in bounds.items():
+                value = (summary.get(key) or {}).get(side)
+                if not isinstance(value, (int, float)):
+                    return f"no {key} score"
+                if fails(float(value), bound):
+                    return f"{key} {side} {value:g} {'<' if side == 'min' else '>'} {bound:g}"
+        return None
+
+    def keeps(self, entry: ManifestEntry) -> bool:
+        why = self.reason(entry)
+        if why is not None:
+            self.dropped.append((entry.conversation_id, why))
+        return why is None
+
+
+def parse_quality_bounds(values: Sequence[str] | None, option: str) -> dict[str, float]:
+    """['dnsmos_ovrl=2.5', 'wer=0.2'] (or one comma-separated text) -> {key: bound}; a
+    ConfigError naming `option` for an unknown score or a bound that is not a number."""
+    out: dict[str, float] = {}
+    for text in values or ():
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            key, sep, number = part.partition("=")
+            key = key.strip()
+            if not sep or key not in KEYS or key in TEXT_KEYS:
+                numeric = ", ".join(k for k in KEYS if k not in TEXT_KEYS)
+                raise ConfigError(option, f"{part!r}: give SCORE=NUMBER, a score one of {numeric}")
+            try:
+                out[key] = float(number)
+            except ValueError:
+                raise ConfigError(option, f"{part!r}: {number.strip()!r} is not a number") from None
+    return out
 
 
 def split_path(out_dir: Path, stage: int, bands: bool) -> Path:
@@ -98,19 +155,21 @@ def write_splits(
     stages: list[int],
     out_dir: Path | None = None,
     bands: bool = False,
+    quality: QualityFilter | None = None,
 ) -> tuple[list[StageSummary], int]:
     """Write a manifest per stage into `<root>/splits/` (cumulative `stage_<N>.jsonl`, or with
     `bands` `band_<N>.jsonl`, each conversation in exactly one); return the summaries (counts,
     hours, tokens and a histogram of total_tokens) and the number of conversations longer than
-    the last stage (in no split)."""
+    the last stage (in no split). `quality`: leave out the conversations that fail its bounds
+    (listed in its `dropped`)."""
     root = Path(root)
     inside = out_dir is None or Path(os.path.realpath(out_dir)).is_relative_to(os.path.realpath(root))
     with using(root, WRITE if inside else READ, "synth splits"):
-        return _write_splits(root, stages, out_dir or root / SPLITS_DIR, bands)
+        return _write_splits(root, stages, out_dir or root / SPLITS_DIR, bands, quality)
 
 
 def _write_splits(
-    root: Path, stages: list[int], out_dir: Path, bands: bool
+    root: Path, stages: list[int], out_dir: Path, bands: bool, quality: QualityFilter | None = None
 ) -> tuple[list[StageSummary], int]:
     out_dir.mkdir(parents=True, exist_ok=True)
     lower = {s: (([0] + stages)[i] if bands else 0) for i, s in enumerate(stages)}
@@ -125,6 +184,8 @@ def _write_splits(
             tokens = entry.total_tokens
             if not isinstance(tokens, int):
                 raise DatasetError(f"{root / MANIFEST} line {n}: no total_tokens (run `synth tokenize`)")
+            if quality and not quality.keeps(entry):
+                continue
             fits = (
                 [s for s in stages if lower[s] < tokens <= s] if bands else [s for s in stages if tokens <= s]
             )
@@ -150,3 +211,21 @@ def _write_splits(
             )
         )
     return summaries, too_long
+
+
+def refreshed_splits(out_dir: Path, entries: Iterable[ManifestEntry]) -> dict[Path, bytes]:
+    """The split manifests in a folder with their lines replaced by `entries`' (same
+    conversations, same order: a split chosen by tokens or by quality keeps its members), for a
+    rewrite that changes manifest lines but not which split a conversation is in (`synth score`)."""
+    by_id = {e.conversation_id: e.to_line() for e in entries}
+    out: dict[Path, bytes] = {}
+    for path, _stages, _bands in existing_splits(out_dir):
+        lines = []
+        for raw in path.read_text(encoding="utf-8").splitlines(keepends=True):
+            try:
+                cid = json.loads(raw).get("conversation_id") if raw.strip() else None
+            except (ValueError, AttributeError):
+                cid = None
+            lines.append(by_id.get(cid, raw) if isinstance(cid, str) else raw)
+        out[path] = "".join(lines).encode("utf-8")
+    return out

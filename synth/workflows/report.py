@@ -5,8 +5,10 @@ show them: hours, conversations, turns, speakers and voices; turn and conversati
 tokens per conversation against the curriculum stages; the gaps and overlaps between speakers
 against the configured distribution; backchannels per opportunity; session sizes against their
 targets; memory-probe distances; each per-turn score the dataset has (the ASR check's word error
-rate, and any `quality` scores) with its worst turns to listen to; the voices used and how far
-apart they are; the provenance (engine, model and its licence, options, seed)."""
+rate, and the `quality` block's scores, synth.quality: a histogram each, and its worst turns to
+listen to, worst in the score's own direction) and the conversations' quality summaries of the
+manifest (their worst turns' scores); the voices used and how far apart they are; the provenance
+(engine, model and its licence, options, seed, the scorers' versions)."""
 
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from ..engines.base import speaker_distance
 from ..engines.piper import derived_voice_distance
 from ..errors import DatasetError, NotAvailable
 from ..produce import backchannels
+from ..quality import KEYS, higher_is_worse
 
 STAGES = (8192, 16384, 32768, 65536)  # the curriculum's total_tokens stages
 WORST = 10  # turns listed per score
@@ -73,6 +76,10 @@ class ReportData:
     probe_distances_min: list[float] = field(default_factory=list)
     scores: dict[str, list[float]] = field(default_factory=dict)  # name -> every turn's score
     worst: dict[str, list[Worst]] = field(default_factory=dict)
+    # from the manifest's quality summaries: score -> {conversations, mean (of the conversations'
+    # means), worst (the worst conversation's worst turn), higher_is_worse}
+    conversation_quality: dict[str, dict[str, Any]] = field(default_factory=dict)
+    scorers: dict[str, list[str]] = field(default_factory=dict)  # scorer -> its versions found
     voice_distances: dict[str, dict[str, float]] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
 
@@ -88,7 +95,11 @@ def collect(root: Path | str, refs: list[ConversationRef] | None = None) -> Repo
     speakers: set[tuple[str, str]] = set()
     voices: dict[str, Voice] = {}
     low: dict[str, list[Worst]] = {}
+    summaries: dict[str, list[dict[str, float]]] = {}
     for ref in refs:
+        for key, value in (ref.entry.quality or {}).items():
+            if isinstance(value, dict):
+                summaries.setdefault(key, []).append(value)
         meta = ref.metadata()
         cid = meta.conversation_id
         data.conversations += 1
@@ -111,6 +122,11 @@ def collect(root: Path | str, refs: list[ConversationRef] | None = None) -> Repo
                 data.offsets_sec.append(round(turn.start_time - end, 4))
             end, previous = max(end, turn.end_time), turn.speaker
             data.backchannel_opportunities += backchannels.opportunities(turn.duration_sec)
+            block = turn.extra.get("quality")
+            if isinstance(block, dict) and isinstance(block.get("scorers"), dict):
+                for scorer, version in block["scorers"].items():
+                    if str(version) not in data.scorers.setdefault(scorer, []):
+                        data.scorers[scorer].append(str(version))
             for name, score, worse in _turn_scores(turn.extra):
                 data.scores.setdefault(name, []).append(score)
                 entry = Worst(cid, turn.turn_id, score, str(turn.text or ""), turn.audio_file)
@@ -135,6 +151,8 @@ def collect(root: Path | str, refs: list[ConversationRef] | None = None) -> Repo
     if data.backchannel_opportunities:
         data.backchannel_rate = round(data.backchannels / data.backchannel_opportunities, 4)
     data.worst = low
+    data.scores = {k: data.scores[k] for k in sorted(data.scores, key=_score_order)}
+    data.conversation_quality = _conversation_quality(summaries)
     data.voice_distances = _distances(voices)
     return data
 
@@ -152,21 +170,49 @@ def _voice(record: dict[str, Any]) -> Voice:
 
 def _turn_scores(extra: dict[str, Any]) -> list[tuple[str, float, Callable[[Worst], float]]]:
     """(name, score, sort key that puts the worst first) of each score a turn carries: the ASR
-    check's word error rate (higher is worse), and each numeric score of a `quality` block
-    (WER/CER and clipping higher is worse; the rest, e.g. MOS and similarity, lower is worse)."""
+    check's word error rate (higher is worse), and each numeric score of its `quality` block
+    (synth.quality: WER/CER, similarity to another voice, clipping, edge silence and takes higher
+    is worse; the rest, MOS and similarity to its own voice, lower is worse)."""
     out: list[tuple[str, float, Callable[[Worst], float]]] = []
     check = extra.get("asr_check")
     if isinstance(check, dict) and isinstance(check.get("wer"), (int, float)):
-        out.append(("asr_wer", float(check["wer"]), lambda w: -w.score))
+        out.append(("asr_wer", float(check["wer"]), _higher_worse))
     quality = extra.get("quality")
     if isinstance(quality, dict):
-        for name, value in quality.items():
-            score = value.get("score") if isinstance(value, dict) else value
+        for name, score in quality.items():
             if isinstance(score, (int, float)) and not isinstance(score, bool) and math.isfinite(score):
-                higher_worse = any(k in name.lower() for k in ("wer", "cer", "clip", "silence"))
-                out.append(
-                    (name, float(score), (lambda w: -w.score) if higher_worse else (lambda w: w.score))
-                )
+                out.append((name, float(score), _higher_worse if higher_is_worse(name) else _lower_worse))
+    return out
+
+
+def _higher_worse(w: Worst) -> float:
+    return -w.score
+
+
+def _lower_worse(w: Worst) -> float:
+    return w.score
+
+
+def _score_order(name: str) -> tuple[int, str]:
+    return (KEYS.index(name) if name in KEYS else len(KEYS), name)
+
+
+def _conversation_quality(summaries: dict[str, list[dict[str, float]]]) -> dict[str, dict[str, Any]]:
+    """The manifest's per-conversation summaries across the dataset: per score, how many
+    conversations have it, the mean of their means and the worst conversation's worst turn."""
+    out: dict[str, dict[str, Any]] = {}
+    for key in sorted(summaries, key=_score_order):
+        rows = [r for r in summaries[key] if isinstance(r.get("mean"), (int, float))]
+        if not rows:
+            continue
+        worse = higher_is_worse(key)
+        worst = max(r["max"] for r in rows) if worse else min(r["min"] for r in rows)
+        out[key] = {
+            "conversations": len(rows),
+            "mean": round(sum(r["mean"] for r in rows) / len(rows), 4),
+            "worst": worst,
+            "higher_is_worse": worse,
+        }
     return out
 
 
@@ -291,8 +337,9 @@ def _plots(data: ReportData, out: Path) -> list[tuple[str, str]]:
             "Memory probes: distance from the latest evidence to the question",
             hist(data.probe_distances_min, "minutes"),
         )
-    for name, values in sorted(data.scores.items()):
-        save(f"score_{name}.png", f"Per-turn score: {name}", hist(values, name))
+    for name, values in data.scores.items():
+        direction = "higher is worse" if name == "asr_wer" or higher_is_worse(name) else "lower is worse"
+        save(f"score_{name}.png", f"Per-turn score: {name} ({direction})", hist(values, name))
     if len(data.voice_distances) > 1:
 
         def matrix(ax: Any) -> None:
@@ -351,7 +398,7 @@ def _page(data: ReportData, figures: list[tuple[str, str]], audio: dict[tuple[st
         for name, caption in figures
     )
     worst = []
-    for name, entries in sorted(data.worst.items()):
+    for name, entries in sorted(data.worst.items(), key=lambda item: _score_order(item[0])):
         items = "\n".join(
             f"<tr><td>{e(w.conversation_id)}</td><td>{w.turn_id}</td><td>{w.score:.3f}</td><td>{e(w.text[:120])}</td>"
             f'<td><audio controls preload="none" src="{e(audio[(w.conversation_id, w.turn_id)])}"></audio></td></tr>'
@@ -362,6 +409,19 @@ def _page(data: ReportData, figures: list[tuple[str, str]], audio: dict[tuple[st
             f"<h3>Worst turns by {e(name)}</h3><table><tr><th>conversation</th><th>turn</th>"
             f"<th>score</th><th>text</th><th>listen</th></tr>{items}</table>"
         )
+    quality_rows = "\n".join(
+        f"<tr><td>{e(k)}</td><td>{q['conversations']:,}</td><td>{q['mean']:.4g}</td><td>{q['worst']:.4g}</td>"
+        f"<td>{'higher' if q['higher_is_worse'] else 'lower'}</td></tr>"
+        for k, q in data.conversation_quality.items()
+    )
+    quality = (
+        "<h2>Quality by conversation</h2><p>From the manifest's summaries; scorers: "
+        + e(", ".join(f"{k} {'/'.join(v)}" for k, v in data.scorers.items()))
+        + "</p><table><tr><th>score</th><th>conversations</th><th>mean</th><th>worst conversation's "
+        f"worst turn</th><th>worse when</th></tr>{quality_rows}</table>"
+        if data.conversation_quality
+        else ""
+    )
     options = e(json.dumps(prov.get("options", {}), indent=1, sort_keys=True))
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>synth dataset report</title>
@@ -375,8 +435,9 @@ figure {{ display: inline-block; margin: 0.5em; }} img {{ max-width: 520px; }} p
 <table>{table}</table>
 <h2>Figures</h2>
 {images}
+{quality}
 <h2>Turns to listen to</h2>
-{"".join(worst) or "<p>No per-turn scores in this dataset (synth generate --asr-check adds word error rates).</p>"}
+{"".join(worst) or "<p>No per-turn scores in this dataset (synth score adds them; synth generate --asr-check adds word error rates).</p>"}
 <h2>Options</h2><pre>{options}</pre>
 <script>
 window.addEventListener("load", function () {{

@@ -1,0 +1,83 @@
+"""`synth score`: per-turn quality scores added to a finished dataset (synth.workflows.score)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..dataset.writer import Holder
+from ..quality import QualityConfig
+from .common import EXIT_OK, add_parser
+from .engine import add_engine_args, engine_from
+from .options import add_fields, config_from
+
+
+def register(sub: Any) -> None:
+    sp = add_parser(
+        sub,
+        "score",
+        "add per-turn quality scores to a dataset",
+        "Score every turn of a finished dataset (or a deterministic sample) and store the scores in "
+        "its metadata (a `quality` block per turn) and manifest (a summary per conversation): "
+        "intelligibility (WER/CER of Whisper tiny.en's transcript), dnsmos (DNSMOS P.835/P.808), "
+        "speaker (similarity to its voice's reference, and to the other voices), signal (clipping, "
+        "loudness, edge silence, speaking rate). Crash-safe and resumable: a run started again scores "
+        "only what is missing. The speaker scorer measures each voice speaking reference sentences "
+        "with the engine (--model as the dataset was made; VITS noise off). See docs/quality.md.",
+    )
+    sp.add_argument("dataset", help="dataset root folder")
+    add_fields(sp, QualityConfig)
+    sp.add_argument(
+        "--wait",
+        action="store_true",
+        help="wait for the tools using the dataset (generate, serve, merge, export...) to finish, "
+        "instead of refusing at once; no other tool starts on it meanwhile",
+    )
+    sp.add_argument(
+        "--checkpoint-sec",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="switch the scores made so far into the dataset this often (a kill loses at most this much work)",
+    )
+    add_engine_args(sp)
+    sp.set_defaults(run=cmd_score)
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from ..workflows.score import score_dataset
+
+    config = config_from(args, QualityConfig)
+    engine, cache = None, None
+    if "speaker" in config.scorers:
+        from ..engines import load_engine
+        from ..engines.piper_voices import default_cache
+
+        args.noise_scale, args.noise_w_scale = 0.0, 0.0  # a voice's reference is the voice alone
+        engine = load_engine(engine_from(args))
+        cache = Path(args.model_cache).expanduser() if args.model_cache else default_cache()
+
+    def waiting(holders: list[Holder]) -> None:
+        names = "; ".join(h.describe() for h in holders) or "another process"
+        print(f"waiting for {names} to finish (--wait) ...", file=sys.stderr, flush=True)
+
+    summary = score_dataset(
+        args.dataset,
+        config,
+        engine=engine,
+        cache=cache,
+        wait=args.wait,
+        on_wait=waiting,
+        checkpoint_sec=args.checkpoint_sec,
+    )
+    rate = summary.audio_sec / summary.seconds if summary.seconds else 0.0
+    sample = f", {summary.sampled_out} turn(s) outside the sample" if summary.sampled_out else ""
+    print(
+        f"scored {summary.turns} turn(s) of {summary.conversations} conversation(s) "
+        f"({summary.audio_sec:.1f} s of audio, {rate:.2f}x real time) with "
+        f"{', '.join(f'{k} {v}' for k, v in summary.scorers.items())}; "
+        f"{summary.up_to_date} turn(s) already scored{sample}"
+    )
+    return EXIT_OK
