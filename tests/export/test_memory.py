@@ -143,7 +143,7 @@ def test_the_datasets_have_probes_as_the_export_tests_need(separate, training):
 def test_lhotse_and_shar_leave_probes_out_of_an_in_training_dataset(training, tmp_path):
     import lhotse
 
-    from tests.test_export_shar import _check_read_back
+    from tests.export.test_shar import _check_read_back
 
     res = run_cli("export", str(training), str(tmp_path / "lhotse"), "--to", "lhotse")
     assert res.returncode == 0, res.stderr

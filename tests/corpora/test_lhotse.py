@@ -22,7 +22,7 @@ from synth.corpora.segments import (
 )
 from synth.workflows.validate import validate_dataset
 from tests.helpers import run_cli
-from tests.test_corpora import SENTENCES, manifest, speak
+from tests.corpora.test_readers import SENTENCES, manifest, speak
 
 RATE = 16000
 

@@ -167,7 +167,7 @@ def test_every_tool_takes_relative_paths_dot_links_and_trailing_slashes(tmp_path
     inside the dataset as `.`: every one works, nothing hidden is left behind, the dataset
     validates after each (was: `synth tokenize ds4` crashed with `ValueError: ... is not in the
     subpath ...` and left `.metadata.json.next` files in every conversation)."""
-    from tests.test_memory_score import PARTLY, write_dataset
+    from tests.workflows.test_memory_score import PARTLY, write_dataset
 
     real = copy_of(base, tmp_path / "data" / "ds")
     shutil.copy(base.parent / "b.jsonl", real.parent)
