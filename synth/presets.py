@@ -24,6 +24,8 @@ from .errors import ConfigError
 
 @dataclass(frozen=True)
 class Preset:
+    """A named set of options for one kind of trainer."""
+
     name: str
     summary: str
     settings: Mapping[str, Any]  # "section.field" of GenerateOptions -> value
@@ -59,6 +61,7 @@ PRESETS: dict[str, Preset] = {
 
 
 def preset(name: str) -> Preset:
+    """The preset of that name; a ConfigError naming --for otherwise."""
     if name not in PRESETS:
         raise ConfigError("for", f"choose one of {', '.join(PRESETS)}", name)
     return PRESETS[name]

@@ -1,5 +1,6 @@
-"""The PyTorch side: a Dataset that yields exactly the sample of DESIGN.md section 2, a collate
-function, and a batch sampler that keeps each conversation in one batch slot.
+"""The PyTorch side: a Dataset that yields exactly the sample of docs/dataset-format.md ("What the
+PyTorch loader yields"), a collate function, and a batch sampler that keeps each conversation in
+one batch slot.
 
 Why the sampler: test-time-training layers carry state across the turns of a conversation, per
 batch row. So batch row k must hold the turns of one conversation in order, batch after batch,

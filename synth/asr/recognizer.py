@@ -18,6 +18,9 @@ EMBEDDED = "embedded:tiny.en"
 
 @dataclass(frozen=True)
 class Transcription:
+    """What Whisper heard in one file: the text, how sure it was of it, and how likely the audio
+    holds no speech at all."""
+
     text: str
     confidence: float  # mean per-segment probability, exp(avg_logprob), in [0, 1]
     no_speech_prob: float

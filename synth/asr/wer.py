@@ -50,6 +50,8 @@ def number_words(n: int) -> str:
 
 
 def normalize(text: str) -> str:
+    """A text in the form both sides are compared in (the normalization above), so that "$5" and
+    "five dollars" match."""
     text = unicodedata.normalize("NFKC", text).lower().replace("\u2019", "'")
     text = re.sub(r"\$(\d[\d,]*)\.(\d\d)\b", r"\1 dollars and \2 cents", text)
     text = re.sub(r"\$(\d[\d,]*(?:\.\d+)?)", r"\1 dollars", text)
@@ -87,5 +89,7 @@ def word_errors(reference: str, hypothesis: str) -> tuple[int, int]:
 
 
 def wer(reference: str, hypothesis: str) -> float:
+    """Word error rate of `hypothesis` against `reference`, both normalized; with an empty
+    reference, 1 if anything was heard, else 0."""
     errors, n = word_errors(reference, hypothesis)
     return errors / n if n else float(errors > 0)

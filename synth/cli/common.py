@@ -42,6 +42,7 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 def add_parser(
     sub: Any, name: str, help: str, description: str, epilog: str | None = None
 ) -> argparse.ArgumentParser:
+    """A command's parser with the shared help formatter (every default shown)."""
     return sub.add_parser(
         name, help=help, description=description, epilog=epilog, formatter_class=HelpFormatter
     )
@@ -55,6 +56,7 @@ def add_options(parser: argparse.ArgumentParser | Any, options: type) -> None:
 
 
 def options_from(args: argparse.Namespace, options: type) -> Any:
+    """An options dataclass (a corpus's, an export's) made from the parsed arguments."""
     from .options import config_from
 
     return config_from(args, options)
@@ -88,6 +90,8 @@ def folder_option(value: str, option: str = "out") -> Path:
 
 
 def error_message(parser: argparse.ArgumentParser, exc: Exception) -> str:
+    """An error as the user reads it: a file in the way of a folder said in words, a ConfigError
+    naming this command's flags."""
     if isinstance(exc, (FileExistsError, NotADirectoryError)) and exc.filename:
         # a folder to make where a file is: say so in words, not [Errno 17] / [Errno 20]
         return f"{exc.filename}: a file is in the way of a folder ({exc.strerror})"

@@ -52,6 +52,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub: Any) -> None:
+    """The `synth convert` (one subcommand per corpus) and `synth transcribe` commands."""
     cv = add_parser(
         sub,
         "convert",
@@ -124,6 +125,7 @@ def _run(args: argparse.Namespace, groups: Iterable[Any], recognizer: Any = None
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
+    """The `synth convert CORPUS PATH` command: reads a recorded-speech corpus into a dataset."""
     corpus = CORPORA[args.corpus]
     options = options_from(args, corpus.options)
     if corpus.second is not None:
@@ -136,6 +138,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def cmd_transcribe(args: argparse.Namespace) -> int:
+    """The `synth transcribe` command: folders of audio files into a dataset, transcribed by ASR."""
     from ..asr.recognizer import Recognizer
     from ..corpora.folders import read_audio_folders
 

@@ -11,6 +11,8 @@ from .options import env
 
 
 def add_engine_args(p: argparse.ArgumentParser) -> None:
+    """The engine group: which engine and model(s), the device, the speaker info, blends and the
+    model cache."""
     g = p.add_argument_group("engine")
     g.add_argument(
         "--engine",
@@ -59,6 +61,7 @@ def add_engine_args(p: argparse.ArgumentParser) -> None:
 
 
 def add_noise_args(p: argparse.ArgumentParser) -> None:
+    """The VITS noise flags; --noise-scale 0 with --noise-w 0 makes the audio deterministic."""
     p.add_argument(
         "--noise-scale",
         type=float,

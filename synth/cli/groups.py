@@ -25,6 +25,8 @@ from .options import add_fields, config_from, flag_of, renamed, values_of
 
 # -- dialogs -----------------------------------------------------------------------------------
 def add_source_args(p: argparse.ArgumentParser) -> None:
+    """Where the dialogs come from (--dialogs, --format, --split, --limit), their limits and the
+    chat field mapping."""
     g = p.add_argument_group("dialogs")
     g.add_argument(
         "--dialogs",
@@ -40,19 +42,25 @@ def add_source_args(p: argparse.ArgumentParser) -> None:
 
 
 def add_limit_args(g: Any, limits: DialogLimits, from_env: bool = False) -> None:
+    """The dialog limits' flags with `limits` as their defaults (SYNTH_<NAME> overriding them with
+    `from_env`)."""
     add_fields(g, DialogLimits, from_env=from_env, defaults=vars(limits))
 
 
 def chat_from(args: argparse.Namespace) -> ChatFields:
+    """The chat field mapping (ChatFields) from the parsed arguments."""
     return config_from(args, ChatFields)
 
 
 def limits_from(args: argparse.Namespace) -> DialogLimits:
+    """The dialog limits (DialogLimits) from the parsed arguments."""
     return config_from(args, DialogLimits)
 
 
 # -- training samples --------------------------------------------------------------------------
 def add_sample_args(p: argparse.ArgumentParser, *format_flags: str) -> None:
+    """The training-sample flags (the tokenizer and SampleConfig); `--format` too, as `synth
+    tokenize` always had it, where a command asks for it."""
     g = p.add_argument_group("training samples")
     add_fields(g, GenerateOptions, skip=_all_but("tokenizer"))
     add_fields(g, SampleConfig, defaults={"system_prompt": "default"})
@@ -66,6 +74,8 @@ def add_sample_args(p: argparse.ArgumentParser, *format_flags: str) -> None:
 
 
 def samples_from(args: argparse.Namespace) -> SampleConfig:
+    """The SampleConfig from the parsed arguments (--speech-tokens-per-sec as a `rate:N` speech
+    profile)."""
     extra = {}
     if args.speech_tokens_per_sec is not None:
         extra["speech_profile"] = f"rate:{args.speech_tokens_per_sec:g}"
@@ -74,14 +84,19 @@ def samples_from(args: argparse.Namespace) -> SampleConfig:
 
 # -- batching, ASR check, runs -----------------------------------------------------------------
 def add_batch_args(p: argparse.ArgumentParser, across: str) -> None:
+    """The engine batching flags (BatchConfig, SYNTH_<NAME> too); `across` says in the group's title
+    what a batch spans."""
     add_fields(p.add_argument_group(f"batching ({across})"), BatchConfig, from_env=True)
 
 
 def batch_from(args: argparse.Namespace) -> BatchConfig:
+    """The BatchConfig from the parsed arguments."""
     return config_from(args, BatchConfig)
 
 
 def add_asr_check_args(p: argparse.ArgumentParser) -> None:
+    """--asr-check and its settings: a turn whose ASR word error rate is over the threshold is
+    synthesized again."""
     g = p.add_argument_group("ASR check")
     g.add_argument(
         "--asr-check",
@@ -93,15 +108,19 @@ def add_asr_check_args(p: argparse.ArgumentParser) -> None:
 
 
 def asr_check_from(args: argparse.Namespace) -> AsrCheckConfig | None:
+    """The AsrCheckConfig with --asr-check, else None."""
     return config_from(args, AsrCheckConfig) if args.asr_check else None
 
 
 def add_gap_args(p: argparse.ArgumentParser, seed_help: str, from_env: bool = False) -> None:
+    """The timeline flags: the seed and the distribution of the gaps between turns."""
     g = p.add_argument_group("timeline")
     add_fields(g, PipelineConfig, skip=_all_but("seed", "gap"), from_env=from_env)
 
 
 def add_casting_args(p: argparse.ArgumentParser) -> None:
+    """The casting flags: voice overrides, casting by attribute, the least voice distance and a
+    voice per person."""
     g = p.add_argument_group("casting (docs/voices.md)")
     add_fields(
         g,
@@ -173,6 +192,8 @@ def add_duplex_args(p: argparse.ArgumentParser, backchannels: bool = True) -> No
 
 
 def conversation_audio_from(args: argparse.Namespace) -> ConversationAudioConfig | None:
+    """The ConversationAudioConfig (with its augmentation) with --conversation-audio, else None; a
+    flag that would change nothing is a usage error."""
     if not args.augment:  # an --augment-* setting alone would change nothing: say so
         given = values_of(args, AugmentConfig)
         changed = [flag_of(f) for f in declared(AugmentConfig) if given.get(f.name) != default_of(f)]
@@ -195,6 +216,8 @@ def conversation_audio_from(args: argparse.Namespace) -> ConversationAudioConfig
 
 
 def add_run_args(p: argparse.ArgumentParser) -> None:
+    """How a run goes: --on-error, --resume, --resume-with-changes, --repair, --shard and
+    --quiet."""
     g = p.add_argument_group("runs")
     add_fields(
         g, GenerateOptions, skip=_all_but("on_error", "resume", "resume_with_changes", "repair", "shard")
@@ -209,6 +232,7 @@ def run_from(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def shard_from(args: argparse.Namespace) -> Shard | None:
+    """The --shard given, or None."""
     return values_of(args, GenerateOptions, skip=_all_but("shard"))["shard"]
 
 

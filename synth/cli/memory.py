@@ -18,6 +18,7 @@ from .common import EXIT_OK, add_parser
 
 
 def register(sub: Any) -> None:
+    """The `synth memory-score` command."""
     ms = add_parser(
         sub,
         "memory-score",
@@ -43,6 +44,8 @@ def register(sub: Any) -> None:
 
 
 def cmd_memory_score(args: argparse.Namespace) -> int:
+    """The `synth memory-score` command: prints the scores, and writes them as JSON or a plot when
+    asked."""
     edges = parse_bands(args.bands)
     if args.plot:
         require_matplotlib()

@@ -25,10 +25,12 @@ def env(name: str, default: Any) -> Any:
 
 
 def flag_of(f: dataclasses.Field[Any]) -> str:
+    """The flag of a declared field: its metadata's `flag`, else --field-name."""
     return f.metadata.get("flag") or "--" + f.name.replace("_", "-")
 
 
 def dest_of(f: dataclasses.Field[Any]) -> str:
+    """Where argparse keeps a declared field's value: its flag as an identifier."""
     return flag_of(f).lstrip("-").replace("-", "_")
 
 

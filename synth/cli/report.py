@@ -11,6 +11,7 @@ from .common import EXIT_OK, add_parser
 
 
 def register(sub: Any) -> None:
+    """The `synth report` command."""
     rp = add_parser(
         sub,
         "report",
@@ -28,6 +29,7 @@ def register(sub: Any) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    """The `synth report` command: writes the report and prints its summary."""
     data = write_report(args.dataset, args.out)
     print(report_summary(data, Path(args.out)))
     return EXIT_OK

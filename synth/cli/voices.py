@@ -17,6 +17,7 @@ from .engine import add_engine_args, add_noise_args, engine_from
 
 
 def register(sub: Any) -> None:
+    """The `synth voices` command and its `fetch` action."""
     v = add_parser(
         sub,
         "voices",
@@ -69,6 +70,8 @@ def register(sub: Any) -> None:
 
 
 def cmd_voices(args: argparse.Namespace) -> int:
+    """The `synth voices` command: lists the catalog (or a voice preset's), measures it, makes
+    blends or fetches a model."""
     if args.voices_action == "fetch":
         return _fetch(args)
     if args.blend:

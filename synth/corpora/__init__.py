@@ -22,6 +22,8 @@ Reader = Callable[[Path, Any], Iterator["RecordedGroup | DialogError | Skipped"]
 
 @dataclass(frozen=True)
 class LibriSpeechOptions:
+    """The options of `synth convert librispeech`: chapter chunks and true-casing."""
+
     min_duration: float | None = field(
         default=None,
         metadata={
@@ -40,6 +42,9 @@ class LibriSpeechOptions:
 
 @dataclass(frozen=True)
 class CommonVoiceOptions:
+    """The options of `synth convert commonvoice`: the split, and how many turns and speakers make a
+    conversation."""
+
     split: str = field(default="train", metadata={"help": "the TSV to read: train, dev, test, validated..."})
     turns: int = field(default=8, metadata={"help": "turns per conversation"})
     speakers: int = field(default=2, metadata={"help": "speakers per conversation"})
@@ -63,6 +68,9 @@ _TRUECASE_HELP = (
 
 @dataclass(frozen=True)
 class LhotseOptions:
+    """The options of `synth convert lhotse`: the corpus's name, its transcripts' convention,
+    true-casing and sessions."""
+
     name: str = field(
         default="lhotse",
         metadata={
@@ -91,6 +99,9 @@ class LhotseOptions:
 
 @dataclass(frozen=True)
 class GigaSpeechOptions:
+    """The options of `synth convert gigaspeech`: the subset, the sources, true-casing and
+    sessions."""
+
     subset: str = field(
         default=None,  # type: ignore[assignment]  # required: the CLI says so when it is missing
         metadata={

@@ -36,6 +36,8 @@ def read_commonvoice(
     max_buffer: int = 20_000,
     min_turns: int = 2,
 ) -> Iterator[RecordedGroup | DialogError]:
+    """The clips of a Common Voice split as conversations of `turns` turns among `speakers`
+    speakers, lazily, at most `max_buffer` rows held."""
     root = Path(root)
     tsv = root / f"{split}.tsv"
     if not tsv.is_file():

@@ -23,6 +23,8 @@ def read_audio_folders(
     root: Path,
     speaker_pattern: str | None = None,
 ) -> Iterator[RecordedGroup | DialogError]:
+    """Every folder under `root` that holds audio files as one conversation, its speakers read from
+    file names by `speaker_pattern`."""
     root = Path(root)
     if not root.is_dir():
         raise SynthError(f"{root}: not a folder")

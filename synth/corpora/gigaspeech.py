@@ -42,6 +42,7 @@ _SUBSET_TAG = re.compile(r"[A-Za-z]+")
 
 
 def parse_sources(text: str) -> tuple[str, ...]:
+    """The `sources` option as known source names, each once; a ConfigError naming it otherwise."""
     names = tuple(dict.fromkeys(p.strip().lower() for p in text.split(",") if p.strip()))
     bad = [n for n in names if n not in SOURCES]
     if bad or not names:
@@ -63,6 +64,8 @@ def read_gigaspeech(
     session_minutes: float | None = None,
     max_turn_sec: float | None = None,
 ) -> Iterator[RecordedGroup | DialogError | Skipped]:
+    """Each GigaSpeech audio of `subset` and `sources` as a conversation (or sessions of
+    `session_minutes`), lazily."""
     root = Path(root)
     meta = root if root.is_file() else root / "GigaSpeech.json"
     if not meta.is_file():

@@ -66,6 +66,8 @@ def read_librispeech(
     min_duration: float | None = None,
     truecased: bool = False,
 ) -> Iterator[RecordedGroup | DialogError | Skipped]:
+    """A LibriSpeech folder as one conversation per chapter (or per chunk of at least `min_duration`
+    seconds), lazily."""
     root = Path(root)
     if not root.is_dir():
         raise SynthError(f"{root}: not a folder")

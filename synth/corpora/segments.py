@@ -206,12 +206,14 @@ def conversation_id(prefix: str, recording_id: str, piece: int) -> str:
 
 
 def check_name(name: str) -> str:
+    """The corpus name, checked: it goes into conversation ids and voice ids."""
     if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,39}", name):
         raise ConfigError("name", "use up to 40 lower-case letters, digits, '_' and '-'", name)
     return name
 
 
 def check_session_minutes(minutes: float | None) -> None:
+    """Refuses a session length that is not above 0 (a ConfigError naming session_minutes)."""
     if minutes is not None and not minutes > 0:
         raise ConfigError("session_minutes", "must be more than 0 minutes", minutes)
 

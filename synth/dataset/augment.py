@@ -38,6 +38,7 @@ def parse_range(text: str) -> tuple[float, float] | None:
 
 
 def range_text(r: tuple[float, float] | None) -> str:
+    """A (low, high) range as the help shows it as a default ("a,b", or "none")."""
     return "none" if r is None else f"{r[0]:g},{r[1]:g}"
 
 

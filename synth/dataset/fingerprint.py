@@ -42,6 +42,7 @@ def read_record(root: Path) -> dict[str, Any] | None:
 
 
 def read_options(root: Path) -> dict[str, Any] | None:
+    """The options recorded in a dataset's dataset.json, None when it has none."""
     record = read_record(root)
     return record["options"] if record is not None else None
 

@@ -23,6 +23,7 @@ _CHUNK = 1 << 20
 
 
 def digest(path: Path) -> str:
+    """The SHA-256 of a file, read in chunks."""
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         while chunk := fh.read(_CHUNK):
@@ -40,6 +41,7 @@ def record(folder: Path, names: Iterable[str]) -> dict[str, Any]:
 
 
 def record_bytes(folder: Path, names: Iterable[str]) -> bytes:
+    """The integrity record of the named files as the bytes of integrity.json."""
     return (json.dumps(record(folder, names), indent=1, sort_keys=True) + "\n").encode("utf-8")
 
 

@@ -43,4 +43,5 @@ def entry_id(line: bytes) -> str | None:
 
 
 def entry_line(line: bytes) -> bytes | None:
+    """A whole manifest line as it is, None for a torn or foreign one."""
     return line if entry_id(line) is not None else None

@@ -1,5 +1,5 @@
 """A finished Conversation (audio in memory) described as the records written to disk: its
-`metadata.json` and, through it, its manifest line (synth.records)."""
+`metadata.json` and, through it, its manifest line (synth.dataset.records)."""
 
 from __future__ import annotations
 
@@ -67,6 +67,7 @@ def records_of(
 
 
 def conversation_metadata(conv: Conversation) -> ConversationMetadata:
+    """The metadata.json record of a finished conversation (created now)."""
     speakers = conv.dialog.speakers
     turns = turn_records(conv)
     return ConversationMetadata(

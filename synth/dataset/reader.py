@@ -126,6 +126,8 @@ class ConversationRef:
 
 
 def read_json(path: Path) -> dict[str, Any]:
+    """A JSON object from a dataset file; a DatasetError naming the file when it is missing, not
+    JSON or not an object."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -138,6 +140,8 @@ def read_json(path: Path) -> dict[str, Any]:
 
 
 def read_samples(path: Path) -> list[dict[str, Any]]:
+    """The records of a samples.jsonl file; a DatasetError naming the file (and the line) when it is
+    missing or a line is not JSON."""
     try:
         lines = path.read_bytes().splitlines()
     except FileNotFoundError:

@@ -1,6 +1,6 @@
 """What of a chat message can be spoken: the documented rules that turn markdown and other
 non-speech content into plain sentences (pure functions). Applied to chat-format sources before
-the usual cleanup (synth.text.clean_text):
+the usual cleanup (synth.dialogs.text.clean_text):
 
 1. fenced code blocks (``` or ~~~) are dropped, and so are indented code blocks;
 2. tables (lines that start and end with `|`, and their `|---|` rules) are dropped;

@@ -66,6 +66,9 @@ class SessionTarget:
 
 @dataclass(frozen=True)
 class SessionConfig:
+    """How consecutive dialogs are joined into sessions: the target (tokens, minutes, a mix of
+    curriculum stages or a trainer's windows) and how near it a session must land."""
+
     tokens: int | None = option(
         None, flag="--session-tokens", help="join consecutive dialogs into sessions of this many total_tokens"
     )
@@ -258,6 +261,7 @@ def consumed_turns(segments_of: Iterable[list[dict]]) -> dict[str, int]:
 
 
 def label(k: int) -> str:
+    """The session's label of its k-th speaker: A to Z, then S26, S27, ..."""
     return chr(ord("A") + k) if k < 26 else f"S{k}"
 
 

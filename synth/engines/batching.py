@@ -57,6 +57,7 @@ class BatchConfig:
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether an engine's error says it ran out of memory, so that half the batch may still fit."""
     return (
         isinstance(exc, MemoryError)
         or "OutOfMemory" in type(exc).__name__

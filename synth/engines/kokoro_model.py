@@ -86,6 +86,7 @@ _CHUNK = 1 << 20
 
 
 def is_model_name(model: str) -> bool:
+    """Whether `model` names a Kokoro model kept in the model cache, rather than a path."""
     return model in MODEL_NAMES
 
 

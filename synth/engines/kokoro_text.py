@@ -158,6 +158,7 @@ def phonemize(text: str, language: str = "a") -> str:
 
 
 def tokens(ps: str) -> list[int]:
+    """A phoneme string (of Kokoro's vocabulary only) as Kokoro's token ids."""
     return [VOCAB[c] for c in ps]
 
 

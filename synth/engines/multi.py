@@ -12,6 +12,9 @@ from .base import Engine, EngineAudio, SynthesisRequest
 
 
 class MultiEngine:
+    """One engine over several models: their voices in one catalog, each request made by the engine
+    that owns its voice."""
+
     name = "multi"
 
     def __init__(self, engines: Sequence[Engine]):

@@ -29,6 +29,7 @@ SUFFIXES = (".onnx", ".onnx.json")
 
 
 def is_voice_name(model: str) -> bool:
+    """Whether `model` is a Piper voice name (en_US-libritts_r-medium) rather than a file."""
     return VOICE_NAME.match(model) is not None
 
 
@@ -39,6 +40,8 @@ def default_cache() -> Path:
 
 
 def voice_url(name: str, suffix: str, repository: str | None = None) -> str:
+    """Where a voice's file (`suffix`: .onnx or .onnx.json) is: in `repository`, else
+    SYNTH_PIPER_VOICES_URL, else Piper's own."""
     m = VOICE_NAME.match(name)
     if m is None:
         raise ConfigError("model", "expected a Piper voice name like en_US-libritts_r-medium", name)

@@ -48,6 +48,9 @@ LIMIT = int(WHISPER_WINDOW_SEC * SAMPLE_RATE)  # whisper.audio.N_SAMPLES
 
 @dataclass(frozen=True)
 class LlamaOmniOptions:
+    """The options of `synth export llama-omni`: relative paths, what to do with long turns, and the
+    memory probes."""
+
     relative: bool = field(
         default=False, metadata={"help": "speech paths relative to the dataset root (default absolute)"}
     )
@@ -213,6 +216,8 @@ def export_llama_omni(
     long_turns: str = "refuse",
     probes: str = "auto",
 ) -> ExportSummary:
+    """Writes a dataset's samples as LLaMA-Omni's training JSON at `out`; a turn over 30 s is
+    refused, dropped or split, as `long_turns` says."""
     if long_turns not in LONG_TURNS:
         raise ConfigError("long_turns", f"choose {', '.join(LONG_TURNS)}", long_turns)
     root, out = Path(root), absolute(out)

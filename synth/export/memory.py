@@ -32,6 +32,8 @@ _EPS = 1e-6  # metadata times are rounded to the millisecond
 
 @dataclass(frozen=True)
 class MemoryOptions:
+    """The options of `synth export memory`."""
+
     # One flag per export: `synth export` gives each export's fields their own flags.
     relative: bool = option(
         False,
@@ -88,6 +90,8 @@ def probe_line(
 def export_memory(
     root: Path | str, out: Path | str, manifest: Path | None = None, relative: bool = False
 ) -> ExportSummary:
+    """Writes one line per memory probe of the dataset to `out`, staged so that it is never half
+    written."""
     out = absolute(out)
     refs = open_dataset(Path(root), manifest)
 

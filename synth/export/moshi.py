@@ -52,6 +52,8 @@ def is_moshi_file(name: str) -> bool:
 
 @dataclass(frozen=True)
 class MoshiOptions:
+    """The options of `synth export moshi`: the main speaker, the WAV rate and the memory probes."""
+
     main_speaker: str | None = field(
         default=None,
         metadata={
@@ -200,6 +202,8 @@ def export_moshi(
     sample_rate: int = MIMI_RATE,
     probes: bool = False,
 ) -> ExportSummary:
+    """Writes a dataset in moshi-finetune's layout into the folder `out`, staged and put in place
+    whole."""
     refs = open_dataset(Path(root), manifest)
     made: list[tuple[str, Made]] = []
     carried = left_out = 0

@@ -24,6 +24,7 @@ class AudioSpan:
 
 
 def sentence_end(word: str) -> bool:
+    """Whether a word ends a sentence, so that a piece may end after it."""
     return bool(_SENTENCE_END.search(word))
 
 

@@ -30,6 +30,8 @@ CLEARANCE_SEC = 0.1  # between a backchannel and the listener's own speech
 
 @dataclass(frozen=True)
 class PlannedBackchannel:
+    """A backchannel to render: who says what, when, and during which turn."""
+
     turn_id: int  # the turn it is heard in
     listener: str
     text: str

@@ -28,6 +28,8 @@ def is_attribute_request(value: str) -> bool:
 
 
 def parse_attributes(value: str) -> dict[str, str]:
+    """KEY:VALUE[,KEY:VALUE] (e.g. gender:female) as the attributes to cast by, lower case; a
+    VoiceError otherwise."""
     out = {}
     for part in value.split(","):
         key, sep, want = part.partition(":")

@@ -51,6 +51,9 @@ class Span:
 
 @dataclass(frozen=True)
 class Utterance:
+    """One recorded turn: its speaker, its audio (a file, or a span of the group's recording) and
+    its transcript, if it has one."""
+
     speaker: str
     path: Path
     text: str | None = None  # None: transcribe with ASR
@@ -151,7 +154,7 @@ class RecordedGroup:
 
 
 class RecordedProducer:
-    """RecordedGroup -> Conversation (a producer for `synth.runner.run`)."""
+    """RecordedGroup -> Conversation (a producer for `synth.workflows.runner.Run`)."""
 
     def __init__(
         self,
@@ -162,7 +165,7 @@ class RecordedProducer:
         aligner: Any = None,
     ):
         """`recognizer` transcribes files that come without a transcript; `aligner`
-        (synth.alignment.ForcedAligner) times every word of every turn."""
+        (synth.asr.alignment.ForcedAligner) times every word of every turn."""
         self.gap, self.seed = gap, seed
         self.sample_builder = sample_builder
         self.recognizer = recognizer

@@ -183,6 +183,8 @@ def part_starts(segments: Sequence[Mapping[str, Any]] | None) -> frozenset[int]:
 
 
 def speech_positions(duration_sec: float, per_sec: float) -> int:
+    """How many speech positions a turn of `duration_sec` takes at `per_sec` a second (at least
+    one)."""
     return max(1, math.ceil(duration_sec * per_sec - 1e-9))
 
 

@@ -26,6 +26,9 @@ PAD_TOKEN = "<|finetune_right_pad_id|>"
 
 
 class Tokenizer(Protocol):
+    """What the sample builder needs of a tokenizer: special ids, encoding, decoding and the pad
+    id."""
+
     name: str
 
     def special_id(self, token: str) -> int:

@@ -49,7 +49,7 @@ def make_blends(
 ) -> list[Blend]:
     """Propose, judge and keep up to `count` blends of `config`'s model; write them to `out`.
     The catalog's own embeddings come from `cache` when `--measure` or measured casting already
-    computed them (synth.speaker_encoder.voice_embeddings)."""
+    computed them (synth.voices.encoder.voice_embeddings)."""
     if not isinstance(config, (CoquiConfig, PiperConfig, KokoroConfig)):
         raise ConfigError("blend", "blending needs a Coqui VITS, a multi-speaker Piper model or Kokoro")
     from ..asr.wer import wer

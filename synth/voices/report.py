@@ -19,6 +19,8 @@ def catalog_report(
     distance: Callable[[Voice, Voice], float],
     threshold: float = MIN_MEASURED_DISTANCE,
 ) -> dict[str, Any]:
+    """Each voice's nearest neighbour and the spread of the pairwise distances of a catalog, with
+    how many pairs are `threshold` or more apart."""
     rows, pairs = [], []
     for i, a in enumerate(voices):
         best: tuple[float, str] | None = None

@@ -1,5 +1,5 @@
 """`synth check --asr`: transcribe every turn of a dataset and compare with its transcript
-(word error rate after synth.wer's normalization), record the result in each metadata.json, and
+(word error rate after synth.asr.wer's normalization), record the result in each metadata.json, and
 report the worst turns."""
 
 from __future__ import annotations
@@ -21,6 +21,8 @@ from ..dataset.writer import READ, DatasetWriter, using
 
 @dataclass
 class TurnCheck:
+    """One turn's ASR check: its word error rate, its transcript and what ASR heard."""
+
     conversation_id: str
     turn_id: int
     wer: float
@@ -30,6 +32,9 @@ class TurnCheck:
 
 @dataclass
 class CheckReport:
+    """A dataset's ASR check: every turn checked, the corpus-level WER and the turns over the
+    threshold."""
+
     turns: list[TurnCheck] = field(default_factory=list)
     errors: int = 0
     words: int = 0

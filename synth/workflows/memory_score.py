@@ -104,6 +104,7 @@ def rule_of(probe: ProbeRecord) -> str:
 
 
 def score_answer(rule: str, prediction: str, gold: str) -> float:
+    """An answer's score in [0, 1] by the probe's scoring rule (SCORING)."""
     return float(SCORING[rule](prediction, gold))
 
 
@@ -148,6 +149,8 @@ def band_of(distance_sec: float | None, edges: tuple[float, ...]) -> int | None:
 
 @dataclass(frozen=True)
 class Answer:
+    """An answer from the answers file, with its line for the errors that name it."""
+
     line: int
     text: str | None  # None: the line answers null (counted as unanswered)
 
@@ -198,6 +201,8 @@ def read_answers(path: Path | str) -> dict[str, Answer]:
 
 @dataclass(frozen=True)
 class ProbeScore:
+    """One probe's score, with its question, the answer given and how far back its evidence lies."""
+
     conversation_id: str
     probe_id: str
     question: str
@@ -230,6 +235,9 @@ class Group:
 
 @dataclass(frozen=True)
 class MemoryReport:
+    """The scores of a dataset's memory probes: overall, by category and by distance band, as a
+    table (`format`) or JSON (`to_dict`)."""
+
     conversations: int
     bands_min: tuple[float, ...]
     overall: Group

@@ -43,6 +43,9 @@ from ..samples.retokenize import tokenize_command
 
 @dataclass
 class MergeSummary:
+    """What a merge did: the conversations copied, those already there, and those left out
+    (duplicates, damaged, made with other settings)."""
+
     copied: int = 0
     already_there: int = 0
     duplicates: list[str] = field(default_factory=list)  # "id (in A and B)"
@@ -82,6 +85,8 @@ class MergeSummary:
 def merge_datasets(
     out: Path | str, inputs: Sequence[Path | str], progress: Callable[[str], None] | None = None
 ) -> MergeSummary:
+    """Merges `inputs` into the dataset `out`, every conversation once (from the first input that
+    has it), checked and copied atomically."""
     out = Path(out)
     sources = [Path(p) for p in inputs]
     if not sources:

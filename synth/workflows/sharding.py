@@ -24,6 +24,8 @@ COUNT_VARIABLE = "SYNTH_SHARD_COUNT"
 
 @dataclass(frozen=True)
 class Shard:
+    """Shard `index` of `count` (from 0): the part of a source this machine makes."""
+
     index: int
     count: int
 

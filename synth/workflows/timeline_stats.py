@@ -1,6 +1,6 @@
 """What a dataset's timelines look like, measured from its metadata: how often speaker changes
 overlap and how long the gaps are, and how many backchannels listeners made per opportunity (the
-rule in synth.backchannels), to compare with what the run was configured to draw."""
+rule in synth.produce.backchannels), to compare with what the run was configured to draw."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from ..produce import backchannels
 
 
 def timeline_stats(root: Path | str) -> dict[str, Any]:
+    """A dataset's gaps and overlaps at speaker changes and its backchannels per opportunity, from
+    its metadata."""
     offsets: list[float] = []
     opportunities = events = 0
     for ref in open_dataset(root):

@@ -8,7 +8,7 @@
 
 Roles become speaker labels (by default user/human -> "user", assistant/gpt/bot -> "assistant";
 others keep their name; `roles` maps them otherwise). System, tool and function messages are
-dropped. Every message goes through synth.markup's rules (code, tables, URLs and markup out), and
+dropped. Every message goes through synth.dialogs.markup's rules (code, tables, URLs and markup out), and
 a message with nothing speakable left is reported as a DialogError naming it."""
 
 from __future__ import annotations
@@ -95,6 +95,7 @@ class ChatFields:
 
 
 def is_chat_record(record: Any) -> bool:
+    """Whether a record has the dialog field of one of the chat layouts."""
     return isinstance(record, Mapping) and any(d in record for d, _, _ in LAYOUTS.values())
 
 
@@ -140,6 +141,8 @@ def _content_text(content: Any, where: str, field: str) -> str:
 def chat_dialog(
     record: Any, source: Source, default_id: str, fields: ChatFields, limits: DialogLimits = DEFAULT_LIMITS
 ) -> Dialog:
+    """A Dialog from one chat-format record (its id from the usual id fields, else `default_id`); a
+    DialogError naming where when nothing in it is spoken."""
     where = source.describe()
     if not isinstance(record, Mapping):
         raise DialogError(f"expected a JSON object, got {type(record).__name__}", where)

@@ -5,7 +5,7 @@
 - The Hugging Face dataset `li2017dailydialog/daily_dialog` (parquet conversion), or any parquet
   with a `dialog` column of utterance lists, read through `datasets` in streaming mode.
 
-Both are tokenized text ("it ' s"), cleaned by `synth.text.clean_text` in `build_dialog`."""
+Both are tokenized text ("it ' s"), cleaned by `synth.dialogs.text.clean_text` in `build_dialog`."""
 
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ _SPLIT_IN_NAME = re.compile(r"dialogues_(train|validation|test)\.txt$")
 
 
 def alternate(utterances: list[str]) -> list[tuple[str, str]]:
+    """Utterances as the turns of speakers A and B in alternation, as DailyDialog has them."""
     return [("A" if i % 2 == 0 else "B", u) for i, u in enumerate(utterances)]
 
 

@@ -95,6 +95,8 @@ def _visible_id(text: str) -> str:
 def dialog_from_dict(
     record: Any, source: Source, default_id: str, limits: DialogLimits = DEFAULT_LIMITS
 ) -> Dialog:
+    """A Dialog from one JSONL record (the layout above); a DialogError naming the dialog and the
+    field for anything else."""
     where = source.describe()
     if not isinstance(record, dict):
         raise DialogError(f"expected a JSON object, got {type(record).__name__}", where)
