@@ -6,7 +6,7 @@ import json
 import pytest
 
 from synth.asr.wer import normalize, word_errors
-from tests.test_engine_piper import f0
+from tests.engines.test_piper import f0
 
 
 @pytest.fixture(scope="module")

@@ -47,7 +47,7 @@ def load_engine(config: EngineConfig | Sequence[EngineConfig] | None = None) -> 
     if isinstance(config, CoquiConfig):
         from .coqui import CoquiEngine
 
-        return CoquiEngine(config)
+        return CoquiEngine.load(config)
     if isinstance(config, KokoroConfig):
         from .kokoro import KokoroEngine
 

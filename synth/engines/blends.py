@@ -8,11 +8,12 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..domain import Voice
 from ..errors import ConfigError
 
 
@@ -32,6 +33,22 @@ class Blend:
 def blend_id(prefix: str, parents: tuple[tuple[str, float], ...]) -> str:
     digest = hashlib.sha256(json.dumps(sorted(parents)).encode()).hexdigest()[:8]
     return f"{prefix}-mix-{digest}"
+
+
+def blended_voice(
+    recipe: Blend, engine: str, model: str, params: Mapping[str, Any], meta: Mapping[str, Any] | None = None
+) -> Voice:
+    """A blend as a voice of its engine, made the same way by every engine: the recipe's id is its
+    id and its own base speaker (casting tells it from its parents), `meta` the engine's
+    descriptions (pitch, accent), the recipe last, under `blend`."""
+    return Voice(
+        id=recipe.id,
+        engine=engine,
+        model=model,
+        speaker=recipe.id,
+        params=dict(params),
+        meta={"base_speaker": recipe.id, **(meta or {}), "blend": [[p, w] for p, w in recipe.parents]},
+    )
 
 
 def propose(

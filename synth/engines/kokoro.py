@@ -33,7 +33,7 @@ from ..errors import ConfigError, SynthError
 from ..words import Words, align_units
 from . import kokoro_text
 from .base import EngineAudio, SynthesisRequest
-from .blends import Blend, read_blends
+from .blends import Blend, blended_voice, read_blends
 from .config import KokoroConfig
 from .kokoro_model import (
     MANIFEST,
@@ -229,21 +229,8 @@ class KokoroEngine:
                 for key in ("language", "accent", "gender")
             }
             self._packs[recipe.id] = np.sum(packs, axis=0).astype(np.float32)
-            out.append(
-                Voice(
-                    id=recipe.id,
-                    engine=self.name,
-                    model=self.model,
-                    speaker=recipe.id,
-                    params={"speed": self.config.speed},
-                    meta={
-                        "base_speaker": recipe.id,
-                        **meta,
-                        "phonemes": main[0],
-                        "blend": [[p, w] for p, w in recipe.parents],
-                    },
-                )
-            )
+            params = {"speed": self.config.speed}
+            out.append(blended_voice(recipe, self.name, self.model, params, {**meta, "phonemes": main[0]}))
         return out
 
     @property

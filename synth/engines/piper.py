@@ -13,7 +13,6 @@ import contextlib
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from ..domain import Voice
 from ..errors import ConfigError, SynthError
 from ..words import Words, align_units
 from .base import EngineAudio, SynthesisRequest
-from .blends import Blend, read_blends
+from .blends import Blend, blended_voice, read_blends
 from .config import PiperConfig
 from .espeak import leak_free_bridge
 from .onnx_session import CPU, LazySession, cached_session
@@ -71,6 +70,24 @@ def short_model_name(model_path: Path) -> str:
     return parts[1] if len(parts) == 3 else model_path.name.removesuffix(".onnx")
 
 
+def read_voice_config(model_path: Path) -> Any:
+    """Piper's config of a model (NAME.onnx.json beside NAME.onnx), both checked to exist."""
+    from piper.config import PiperConfig as VoiceConfig
+
+    config_path = Path(f"{model_path}.json")
+    if not model_path.is_file():
+        raise SynthError(f"Piper model {model_path} does not exist")
+    if not config_path.is_file():
+        raise SynthError(
+            f"Piper model config {config_path} does not exist (Piper voices "
+            "ship as NAME.onnx with NAME.onnx.json beside it)"
+        )
+    try:
+        return VoiceConfig.from_dict(json.loads(config_path.read_text(encoding="utf-8")))
+    except Exception as exc:  # json and piper's config raise their own exception types
+        raise SynthError(f"cannot load Piper model config {config_path}: {exc}") from exc
+
+
 class PiperEngine:
     """Loads one Piper voice model once; synthesizes with any of its (derived) voices."""
 
@@ -78,7 +95,6 @@ class PiperEngine:
 
     def __init__(self, config: PiperConfig = PiperConfig()):
         from piper import PiperVoice
-        from piper.config import PiperConfig as VoiceConfig
         from piper.voice import ESPEAK_DATA_DIR
 
         leak_free_bridge()  # piper-tts's phonemizer leaks each clause otherwise (synth.engines.espeak)
@@ -86,18 +102,7 @@ class PiperEngine:
         self.model_path = self._resolve(config)
         self.use_cuda = config.device == "cuda" or (config.device == "auto" and _onnx_has_cuda())
         self.noise_scale, self.noise_w_scale = config.noise_scale, config.noise_w_scale
-        config_path = Path(f"{self.model_path}.json")
-        if not self.model_path.is_file():
-            raise SynthError(f"Piper model {self.model_path} does not exist")
-        if not config_path.is_file():
-            raise SynthError(
-                f"Piper model config {config_path} does not exist (Piper voices "
-                "ship as NAME.onnx with NAME.onnx.json beside it)"
-            )
-        try:
-            voice_config = VoiceConfig.from_dict(json.loads(config_path.read_text(encoding="utf-8")))
-        except Exception as exc:  # json and piper's config raise their own exception types
-            raise SynthError(f"cannot load Piper model config {config_path}: {exc}") from exc
+        voice_config = read_voice_config(self.model_path)
         # the ONNX session is made on first use, from the optimized graph in the model cache after
         # the first start (synth.engines.onnx_session): listing voices never loads it
         self._voice = PiperVoice(
@@ -162,8 +167,10 @@ class PiperEngine:
                     raise ConfigError("blends", f"{recipe.id}: no speaker {parent!r} in {self.model}")
                 row[0, index[parent]] += weight
             rows.append(row)
-            voice = self._voice_of(recipe.id, recipe.id, cfg.num_speakers + k, 1.0, 1.0)
-            voices.append(replace(voice, meta={**voice.meta, "blend": [[p, w] for p, w in recipe.parents]}))
+            params = _params(cfg.num_speakers + k, 1.0, 1.0)
+            voices.append(
+                blended_voice(recipe, self.name, self.model, params, self._meta(recipe.id, 1.0, 1.0))
+            )
         providers = (
             ["CUDAExecutionProvider", "CPUExecutionProvider"] if self.use_cuda else ["CPUExecutionProvider"]
         )
@@ -197,20 +204,22 @@ class PiperEngine:
         return voices
 
     def _voice_of(self, vid: str, speaker: str, sid: int | None, r: float, rate: float) -> Voice:
-        pitch = "low" if r < 0.92 else "high" if r > 1.08 else "mid"
         return Voice(
             id=vid,
             engine=self.name,
             model=self.model,
             speaker=speaker,
-            params={"speaker_index": sid, "vocal_tract": r, "length_scale": rate},
-            meta={
-                "base_speaker": speaker,
-                "pitch": pitch,
-                "rate": {0.85: "fast", 1.2: "slow"}.get(rate, "normal"),
-                **self._speaker_meta.get(speaker_key(speaker), {}),
-            },
+            params=_params(sid, r, rate),
+            meta={"base_speaker": speaker, **self._meta(speaker, r, rate)},
         )
+
+    def _meta(self, speaker: str, r: float, rate: float) -> dict[str, Any]:
+        """How a voice sounds (pitch, rate) and what the speaker table says of its speaker."""
+        return {
+            "pitch": "low" if r < 0.92 else "high" if r > 1.08 else "mid",
+            "rate": {0.85: "fast", 1.2: "slow"}.get(rate, "normal"),
+            **self._speaker_meta.get(speaker_key(speaker), {}),
+        }
 
     def voices(self) -> list[Voice]:
         return list(self._voices)
@@ -285,6 +294,10 @@ class PiperEngine:
             if len(self._phoneme_cache) < 100_000:
                 self._phoneme_cache[word] = cached
         return cached
+
+
+def _params(sid: int | None, r: float, rate: float) -> dict[str, Any]:
+    return {"speaker_index": sid, "vocal_tract": r, "length_scale": rate}
 
 
 def _onnx_has_cuda() -> bool:

@@ -3,7 +3,7 @@
 on its first run instead of spending minutes (about 4 on 2 CPU cores) having every voice speak
 the reference sentences. A shipped file is what `voice_embeddings` would have written into the
 model cache, under the same key (model hash, voices, sentences, encoder): a catalog that differs
-in any of them is measured as before. tests/test_engine_kokoro.py measures a sample of the voices
+in any of them is measured as before. tests/engines/test_kokoro.py measures a sample of the voices
 live and compares.
 
     python -m synth.presets      # measure the presets' catalogs again (needs their models)
