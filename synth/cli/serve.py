@@ -30,6 +30,8 @@ from .options import add_fields, config_from, env
 
 
 def register(sub: Any) -> None:
+    """The `synth serve` command: its listening, service and generation options, each also read from
+    SYNTH_<OPTION>."""
     from synth_server import SERVER_LIMITS, ServerOptions, ServiceConfig
 
     sv = add_parser(
@@ -64,6 +66,8 @@ def register(sub: Any) -> None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    """The `synth serve` command: the service's settings from the flags, then serving until
+    stopped."""
     from synth_server import ServerOptions, ServiceConfig, SynthServer, serve_forever
 
     logging.basicConfig(
