@@ -29,7 +29,7 @@ from .domain import Dialog, Voice
 from .engines import Engine, EngineConfig, PiperConfig, load_engine
 from .engines.batching import BatchConfig, BatchingEngine
 from .errors import ConfigError, DialogError
-from .options import option
+from .options import option, recorded_fields, setting
 from .produce.pipeline import Pipeline, PipelineConfig
 from .produce.probes import ProbeConfig
 from .produce.render import TurnRenderer
@@ -74,28 +74,32 @@ class GenerateOptions:
         DEFAULT_TOKENIZER, help="a Llama 3 name (embedded, offline), a local tokenizer folder or a hub id"
     )
     limits: DialogLimits = field(default_factory=DialogLimits)
-    batch: BatchConfig = field(default_factory=BatchConfig)
+    batch: BatchConfig = setting(factory=BatchConfig, run=True)
     in_flight: int = option(
         1,
+        run=True,
         help="conversations synthesized at once; their turns share engine batches, which keeps a GPU "
         "busy (coqui); 1: one conversation's turns per batch",
     )
     asr_check: AsrCheckConfig | None = None
     on_error: str = option(
         "skip",
+        run=True,
         choices=ON_ERROR,
         help="skip: list a bad item in failures.jsonl and go on (exit 3 at the end); fail: stop at the "
         "first one (exit 1)",
     )
     resume: bool = option(
         True,
+        run=True,
         negatable=True,
         help="skip conversations already in the manifest and clean up an interrupted run; --no-resume "
         "refuses a non-empty --out",
     )
-    progress: bool = False
+    progress: bool = setting(False, run=True)
     shard: Shard | None = option(
         None,
+        run=True,
         metavar="I/N|auto",
         parse=Shard.parse,
         text=lambda shard: f"{shard.index}/{shard.count}",
@@ -106,39 +110,31 @@ class GenerateOptions:
     )
     sessions: SessionConfig | None = None
     conversation_audio: ConversationAudioConfig | None = None
-    coherent: CoherentConfig = field(default_factory=CoherentConfig)
-    probes: ProbeConfig = field(default_factory=ProbeConfig)
+    coherent: CoherentConfig = setting(factory=CoherentConfig, when_set=True)  # added in round 4
+    probes: ProbeConfig = setting(factory=ProbeConfig, when_set=True)
     resume_with_changes: bool = option(
-        False, help="resume a dataset made with other options (dataset.json says which) instead of refusing"
+        False,
+        run=True,
+        help="resume a dataset made with other options (dataset.json says which) instead of refusing",
     )
     repair: bool = option(
         False,
+        run=True,
         help="make again the finished conversations whose files are not what was written (their "
         "integrity records say so); without it they are reported and the run exits 3",
     )
 
     def fingerprint(self) -> dict[str, Any]:
         """What changes the conversations (not how fast they are made), as flat 'a.b' keys:
-        recorded in dataset.json, compared on resume."""
-        engines = self.engine if isinstance(self.engine, tuple) else (self.engine,)
-        speed_only = {"device", "model_cache", "voice_cache", "max_batch"}
-        parts = {
-            "engine": [{k: v for k, v in plain(e).items() if k not in speed_only} for e in engines],
-            "pipeline": {k: v for k, v in plain(self.pipeline).items() if k not in speed_only},
-            "samples": plain(self.samples),
-            "tokenizer": self.tokenizer,
-            "limits": plain(self.limits),
-            "asr_check": plain(self.asr_check),
-            "sessions": plain(self.sessions),
-            "conversation_audio": plain(self.conversation_audio),
-        }
-        # added in the fourth round: recorded only when set, so datasets made before still resume
-        for name in ("coherent", "probes"):
-            value = getattr(self, name)
-            if value != type(value)():
-                parts[name] = plain(value)
-        if not self.pipeline.voice_per_person:
-            del parts["pipeline"]["voice_per_person"]
+        recorded in dataset.json, compared on resume. The options of the dataset, as their
+        declarations say (synth.options: run options are left out, `when_set` ones recorded only
+        when set, so that datasets made before an option existed still resume)."""
+        parts: dict[str, Any] = {}
+        for f, value in recorded_fields(self):
+            if f.name == "engine":  # one engine, or several: a list either way
+                parts[f.name] = [plain(e, True) for e in (value if isinstance(value, tuple) else (value,))]
+            else:
+                parts[f.name] = plain(value, True)
         return _flat(parts)
 
     def __post_init__(self) -> None:

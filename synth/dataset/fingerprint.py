@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConflictError
+from ..options import recorded_fields
 from ..version import __version__
 from .files import replace_bytes
 
@@ -180,19 +181,26 @@ def check_options(root: Path, options: Mapping[str, Any], allow_changes: bool = 
     write_record(root, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode("utf-8"))
 
 
-def plain(value: Any) -> Any:
-    """A JSON-ready form of an option value (dataclasses, paths, tuples)."""
+def plain(value: Any, recorded: bool = False) -> Any:
+    """A JSON-ready form of an option value (dataclasses, paths, tuples). `recorded`: a config's
+    options of the dataset only (synth.options.recorded_fields: no run option, no `when_set` one
+    at its default), what dataset.json records."""
     import dataclasses
 
     spec = getattr(value, "spec", None)
     if callable(spec):  # a distribution written as its spec ("normal:0.4,0.2")
         return spec()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        pairs = (
+            recorded_fields(value)
+            if recorded
+            else [(f, getattr(value, f.name)) for f in dataclasses.fields(value)]
+        )
+        return {f.name: plain(v, recorded) for f, v in pairs}
     if isinstance(value, Mapping):
-        return {str(k): plain(v) for k, v in sorted(value.items())}
+        return {str(k): plain(v, recorded) for k, v in sorted(value.items())}
     if isinstance(value, (list, tuple)):
-        return [plain(v) for v in value]
+        return [plain(v, recorded) for v in value]
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
     return str(value)

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..options import setting
 
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -33,12 +34,12 @@ class PiperConfig:
         from its speakers' embeddings (the graph's speaker lookup patched into a weighted sum)."""
 
     model: str | None = None
-    device: str = "auto"
+    device: str = setting("auto", run=True)  # how fast, not what: never in dataset.json
     noise_scale: float | None = None
     noise_w_scale: float | None = None
     derived: bool | None = None
     word_timings: bool = True
-    model_cache: str | None = None
+    model_cache: str | None = setting(None, run=True)
     speaker_info: str | None = None
     blends: str | None = None
 
@@ -61,12 +62,12 @@ class CoquiConfig:
         speakers' embeddings, added to the catalog with their recipes."""
 
     model: str | None = None
-    device: str = "auto"
+    device: str = setting("auto", run=True)  # how fast, not what: never in dataset.json
     noise_scale: float | None = None
     noise_w_scale: float | None = None
     half: bool = False
     speaker_info: str | None = None
-    model_cache: str | None = None
+    model_cache: str | None = setting(None, run=True)
     blends: str | None = None
 
     name = "coqui"
@@ -98,11 +99,11 @@ class KokoroConfig:
         style vectors are weighted sums of two or three voices'."""
 
     model: str | None = None
-    device: str = "auto"
+    device: str = setting("auto", run=True)  # how fast, not what: never in dataset.json
     voices: str = "english"
     speed: float = 1.0
     word_timings: bool = True
-    model_cache: str | None = None
+    model_cache: str | None = setting(None, run=True)
     blends: str | None = None
 
     name = "kokoro"

@@ -20,7 +20,7 @@ from ..dialogs.text import foreign_script
 from ..domain import Conversation, Dialog, SynthesizedTurn, Voice
 from ..engines.base import Engine
 from ..errors import ConfigError, DialogError, VoiceError
-from ..options import option
+from ..options import option, setting
 from ..samples.builder import BuildsSamples
 from ..seeding import conversation_rng
 from . import asr_retry, backchannels
@@ -131,10 +131,11 @@ class PipelineConfig:
     )
     voice_per_person: bool = option(
         False,
+        when_set=True,
         help="a speaker's label names a person, who keeps one voice in every conversation of the source "
         "where it is free (REALTALK's people appear in several files; see docs/memory.md)",
     )
-    voice_cache: str | None = None
+    voice_cache: str | None = setting(None, run=True)  # where, not what: never in dataset.json
     fullband_rate: int | None = None
 
     def __post_init__(self) -> None:
