@@ -4,7 +4,10 @@ one, and a real `synth serve` process on loopback. Nothing here is mocked."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -13,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 REPO = Path(__file__).resolve().parents[1]
@@ -188,3 +192,49 @@ def varied_dialogs(n: int, seed: int = 0, prefix: str = "d", turns: tuple[int, i
             }
         )
     return out
+
+
+# -- faults: a real small volume, filled ------------------------------------------------------
+PAGE = 4096
+
+
+@contextlib.contextmanager
+def small_volume(path: Path, size_kib: int):
+    """A real file system of `size_kib` KiB (tmpfs), so that writes really run out of space."""
+    path.mkdir(parents=True, exist_ok=True)
+    res = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size_kib}k", "tmpfs", str(path)],
+        capture_output=True,
+        text=True,
+    )
+    if res.returncode != 0:
+        pytest.fail(f"cannot mount a tmpfs here: the fault tests need root ({res.stderr.strip()})")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def fill_leaving(volume: Path, pages: int) -> Path:
+    """Fill the volume completely, then free exactly `pages` pages."""
+    filler = volume / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    try:
+        chunk = b"\0" * PAGE
+        while True:
+            try:
+                os.write(fd, chunk)
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC, exc
+                break
+    finally:
+        os.close(fd)
+    size = filler.stat().st_size
+    os.truncate(filler, max(0, size - pages * PAGE))
+    return filler
+
+
+def listed(root: Path) -> list[str]:
+    """The conversation ids of a dataset's manifest, in order."""
+    path = root / "manifest.jsonl"
+    return [json.loads(x)["conversation_id"] for x in path.read_bytes().splitlines()] if path.exists() else []

@@ -28,7 +28,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from synth.workflows.validate import validate_dataset
 from synth_client import Backoff, SummaryEvent, SynthClient, TurnEvent, check_health
 from tests.helpers import REPO, free_port, run_cli, write_jsonl
-from tests.test_faults import fill_leaving, small_volume
+from tests.helpers import fill_leaving, small_volume
 
 pytestmark = pytest.mark.faults
 
