@@ -1,5 +1,6 @@
 """Audio post-processing, pure functions on float32 arrays: resampling to the dataset rate,
-bounded silence, consistent loudness, PCM16 conversion.
+bounded silence, consistent loudness, PCM16 conversion; and the measures the checks use (a
+file read at another rate as a stream, silence at the edges, residual energy).
 
 Loudness is measured on active frames only (a pause-heavy turn is not boosted), then a peak
 ceiling keeps every sample below full scale, so PCM16 conversion never clips."""
@@ -148,3 +149,53 @@ def load_audio(path: Path, where: str) -> np.ndarray:
     if data.shape[0] == 0:
         raise DialogError(f"audio file {path} has no samples", where)
     return resample(data.mean(axis=1), rate, SAMPLE_RATE)
+
+
+def edge_silence(samples: np.ndarray, rate: int) -> tuple[float, float] | None:
+    """Seconds of silence before and after the speech of `samples` (None when it is all silence)."""
+    lo, hi = silence_bounds(samples, rate, 0.0)
+    if hi <= lo:
+        return None
+    return lo / rate, (samples.shape[0] - hi) / rate
+
+
+def residual(got: np.ndarray, expected: np.ndarray) -> float | None:
+    """The energy of `got - expected` as a share of `expected`'s (None where `expected` is silent):
+    how far a signal is from the one it should be, whatever small resampling error it carries."""
+    energy = float(np.sum(expected**2))
+    if energy == 0:
+        return None
+    return float(np.sum((got - expected) ** 2)) / energy
+
+
+class ResampledReader:
+    """A sound file read at `target` Hz, any number of frames at a time: resampled as a stream
+    (soxr), so that a long file is never whole in memory; silence past its end."""
+
+    def __init__(self, path: Path, target: int = SAMPLE_RATE) -> None:
+        self._file = sf.SoundFile(str(path))
+        rate, channels = self._file.samplerate, self._file.channels
+        self._stream = soxr.ResampleStream(rate, target, channels, dtype="float32")
+        self._pending = np.zeros((0, channels), dtype=np.float32)
+        self._ended = False  # the stream flushed: soxr takes no input after its last
+
+    def read(self, frames: int) -> np.ndarray:
+        """The next `frames` frames, float32 (frames, channels)."""
+        while self._pending.shape[0] < frames and not self._ended:
+            raw = self._file.read(self._file.samplerate, dtype="float32", always_2d=True)
+            self._ended = not raw.shape[0]
+            chunk = self._stream.resample_chunk(raw, last=self._ended)
+            self._pending = np.concatenate([self._pending, chunk])
+        got, self._pending = self._pending[:frames], self._pending[frames:]
+        if got.shape[0] < frames:
+            got = np.pad(got, ((0, frames - got.shape[0]), (0, 0)))
+        return got
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> ResampledReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -3,10 +3,13 @@ import soundfile as sf
 
 from synth.audio import (
     SAMPLE_RATE,
+    ResampledReader,
     active_dbfs,
+    edge_silence,
     join,
     normalize_loudness,
     resample,
+    residual,
     to_pcm16,
     trim_silence,
     wav_bytes,
@@ -65,3 +68,30 @@ def test_wav_files_are_16k_mono_pcm16(tmp_path):
     info = sf.info(str(tmp_path / "a.wav"))
     assert (info.samplerate, info.channels, info.subtype, info.frames) == (16000, 1, "PCM_16", 4000)
     assert wav_bytes(x)[:4] == b"RIFF"
+
+
+def test_a_file_read_at_another_rate_in_blocks_is_the_whole_resampled(tmp_path):
+    """ResampledReader (what validate reads a full-band conversation.wav with): blocks of any
+    size, streamed, make the file resampled whole; past its end, silence."""
+    left, right = tone(220, 1.3, 24_000), tone(660, 1.3, 24_000, amp=0.25)
+    path = tmp_path / "two.wav"
+    sf.write(str(path), np.stack([left, right], axis=1), 24_000, subtype="FLOAT")
+    with ResampledReader(path, SAMPLE_RATE) as reader:
+        blocks = [reader.read(n) for n in (1, 999, 7000, 16_000, 500)]
+    got = np.concatenate(blocks)
+    assert got.shape == (24_500, 2) and got.dtype == np.float32
+    n = int(1.3 * SAMPLE_RATE)
+    for ch, samples in enumerate((left, right)):
+        whole = resample(samples, 24_000, SAMPLE_RATE)
+        assert residual(got[100 : n - 100, ch], whole[100 : n - 100]) < 1e-4
+    assert not got[n + 50 :].any()
+    assert residual(got[:n, 1], got[:n, 0]) > 0.5  # another signal is far
+    assert residual(got[:, 0], np.zeros_like(got[:, 0])) is None
+
+
+def test_edge_silence_is_measured_in_seconds():
+    speech = tone(440, 1.0, SAMPLE_RATE)
+    padded = np.concatenate([np.zeros(8000, np.float32), speech, np.zeros(3200, np.float32)])
+    lead, trail = edge_silence(padded, SAMPLE_RATE)
+    assert abs(lead - 0.5) <= 0.01 and abs(trail - 0.2) <= 0.01
+    assert edge_silence(np.zeros(1600, np.float32), SAMPLE_RATE) is None

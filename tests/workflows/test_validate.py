@@ -61,6 +61,37 @@ def test_missing_files_and_fields(dataset):
     assert "turns[1]: duration_sec" in msg and "the WAV lasts" in msg
 
 
+def test_each_problem_names_where_it_is(dataset):
+    """Besides its message, each problem names its conversation, file, turn and field (what a
+    program filters on)."""
+    meta_path = dataset / "conversations" / "lost_umbrella" / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    meta["turns"][2]["turn_id"] = 7
+    meta["turns"][1]["speaker"] = "Z"
+    meta_path.write_text(json.dumps(meta))
+    (first(dataset) / "turn_1.txt").write_text("  \n")
+    problems = [p for p in validate_dataset(dataset).problems if p.kind == "error"]
+    assert {(p.conversation, p.file, p.turn, p.field) for p in problems} == {
+        ("lost_umbrella", "metadata.json", 2, "turn_id"),
+        ("lost_umbrella", "metadata.json", 1, "speaker"),
+        ("lost_umbrella", "metadata.json", None, None),  # damaged: not what was written
+        ("bakery_morning", "turn_1.txt", 1, None),  # empty
+        ("bakery_morning", "turn_1.txt", 1, "text"),  # not the turn's text
+        ("bakery_morning", "turn_1.txt", None, None),  # damaged
+    }
+    (speaker,) = [p for p in problems if p.field == "speaker"]
+    assert str(speaker) == "conversations/lost_umbrella/metadata.json turns[1]: speaker 'Z' not in speakers"
+
+
+def test_a_sample_line_that_is_no_object_is_named(dataset):
+    """A line of samples.jsonl that is JSON but not an object (was: an AttributeError from the
+    targets' check)."""
+    path = first(dataset) / "samples.jsonl"
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines[:-1] + ["[1, 2]"]) + "\n")
+    assert "bakery_morning/samples.jsonl line 4: not a sample" in errors(dataset)
+
+
 def test_manifest_mismatches(dataset):
     manifest = dataset / "manifest.jsonl"
     lines = manifest.read_text().splitlines()
