@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +33,35 @@ def write_jsonl(path: Path, records: list[Any]) -> Path:
     return path
 
 
-def run_cli(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    """Run the installed `synth` entry point in a child process, as a user would."""
-    script = Path(sys.executable).with_name("synth")
-    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "synth.cli"]
-    return subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=timeout, cwd=REPO)
+# the installed `synth` entry point (what a user runs); `python -m synth.cli` where none is installed
+SYNTH = str(Path(sys.executable).with_name("synth"))
+SYNTH_COMMAND = [SYNTH] if Path(SYNTH).exists() else [sys.executable, "-m", "synth.cli"]
+
+
+def run_cli(
+    *args: str | Path, cwd: Path | str = REPO, timeout: float = 600, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `synth ARGS` in a child process, in `cwd`, as a user would; its output captured."""
+    return subprocess.run(
+        [*SYNTH_COMMAND, *map(str, args)], capture_output=True, text=True, timeout=timeout, cwd=cwd,
+        env=dict(env) if env is not None else None,
+    )  # fmt: skip
+
+
+def start_cli(
+    *args: str | Path, cwd: Path | str = REPO, env: Mapping[str, str] | None = None, **popen: Any
+) -> subprocess.Popen[str]:
+    """Start `synth ARGS` in a child process (to signal, kill or wait for it); stdout and stderr
+    piped unless `popen` says otherwise."""
+    popen.setdefault("stdout", subprocess.PIPE)
+    popen.setdefault("stderr", subprocess.PIPE)
+    return subprocess.Popen(
+        [*SYNTH_COMMAND, *map(str, args)],
+        cwd=cwd,
+        env=dict(env) if env is not None else None,
+        text=True,
+        **popen,
+    )
 
 
 LONG = "I spent the whole morning at the garage, and the mechanic kept finding new problems with the brakes."

@@ -20,10 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import EXAMPLES, REPO, free_port, run_cli, start_server, varied_dialogs, write_jsonl
+from tests.helpers import EXAMPLES, REPO, SYNTH, free_port, run_cli, start_server, varied_dialogs, write_jsonl
 
 README = (REPO / "README.md").read_text()
-SYNTH = str(Path(sys.executable).with_name("synth"))
 
 
 def _readme_block(lang: str, after: str = "") -> str:

@@ -8,7 +8,6 @@ import json
 import random
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import pytest
 
 from synth.dataset.writer import DatasetWriter
 from synth.workflows.validate import validate_dataset
-from tests.helpers import listed
+from tests.helpers import SYNTH, listed, run_cli
 
 
 @pytest.fixture()
@@ -29,8 +28,6 @@ def dataset(example_dataset, tmp_path) -> Path:
 
 
 def _cli(*args: str, timeout: float = 600):
-    from tests.helpers import run_cli
-
     return run_cli(*args, timeout=timeout)
 
 
@@ -103,7 +100,7 @@ def test_an_interrupted_tokenize_leaves_the_old_dataset_or_the_new_one(dataset):
     """`synth tokenize` killed with -9 at random moments, six times: after each kill the dataset
     is the old one or the new one (validate says which, or that a switch is pending, which the
     next writer finishes); a torn metadata.json makes it refuse before changing anything."""
-    synth = str(Path(sys.executable).with_name("synth"))
+    synth = SYNTH
 
     def profiles() -> set[str]:
         out = set()

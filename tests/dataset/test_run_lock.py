@@ -31,7 +31,6 @@ import random
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,21 +39,19 @@ import pytest
 
 from synth.dataset.writer import is_held
 from synth.workflows.validate import validate_dataset
-from tests.helpers import free_port, varied_dialogs, write_jsonl
+from tests.helpers import free_port, run_cli, start_cli, varied_dialogs, write_jsonl
 
-SYNTH = str(Path(sys.executable).with_name("synth"))
 QUIET = ("--quiet", "--noise-scale", "0", "--noise-w", "0")
 
 
 def synth(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     """The installed `synth`, run in `cwd` as a user would."""
-    return subprocess.run([SYNTH, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    return run_cli(*args, cwd=cwd, timeout=timeout)
 
 
 def start(*args: str, cwd: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [SYNTH, *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+    """`synth ARGS` started in `cwd`, to pause, kill or wait for."""
+    return start_cli(*args, cwd=cwd)
 
 
 def finish(proc: subprocess.Popen[str], timeout: float = 300) -> tuple[int, str, str]:

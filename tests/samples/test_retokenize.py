@@ -61,12 +61,10 @@ def test_tokenize_a_relative_path_records_its_settings_and_rewrites_the_splits(t
     counts; nothing hidden is left. A dataset without dataset.json gets a partial one, which the
     next generate with the same settings completes."""
     import subprocess
-    import sys
-    from pathlib import Path
 
     from tests.helpers import EXAMPLES
+    from tests.helpers import SYNTH as synth
 
-    synth = str(Path(sys.executable).with_name("synth"))
     ds = tmp_path / "ds"
     shutil.copytree(example_dataset, ds)
     assert run_cli("splits", str(ds), "--stages", "1k,2k").returncode == 0

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import pytest
 
 from synth.workflows.validate import validate_dataset
-from tests.helpers import listed, write_jsonl
+from tests.helpers import SYNTH, listed, write_jsonl
 
 
 @pytest.mark.slow
@@ -23,7 +21,7 @@ def test_shards_into_one_folder_and_merged_from_separate_ones(tmp_path):
         tmp_path / "d.jsonl",
         [{"conversation_id": f"s{i:02d}", "turns": [f"Shard dialog {i}.", "Understood."]} for i in range(12)],
     )
-    synth = Path(sys.executable).with_name("synth")
+    synth = SYNTH
     common = ["--dialogs", str(dialogs), "--quiet", "--noise-scale", "0", "--noise-w", "0"]
     procs = [
         subprocess.Popen(
@@ -64,7 +62,7 @@ def test_two_generate_runs_on_one_folder_share_the_work(tmp_path):
 
     source = write_jsonl(tmp_path / "d.jsonl", varied_dialogs(16, seed=9, turns=(2, 3)))
     out = tmp_path / "ds"
-    synth = str(Path(sys.executable).with_name("synth"))
+    synth = SYNTH
     cmd = [synth, "generate", "--dialogs", str(source), "--out", str(out), "--quiet"]
     procs = [
         subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)
@@ -83,7 +81,7 @@ def test_sigterm_stops_generate_cleanly_and_no_lock_outlives_the_rerun(tmp_path)
 
     source = write_jsonl(tmp_path / "d.jsonl", varied_dialogs(12, seed=4))
     out = tmp_path / "ds"
-    synth = str(Path(sys.executable).with_name("synth"))
+    synth = SYNTH
     cmd = [synth, "generate", "--dialogs", str(source), "--out", str(out), "--quiet"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
