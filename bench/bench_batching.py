@@ -85,12 +85,12 @@ def through_server(
     between a stream's turns as they arrive."""
     from synth.engines.batching import BatchConfig
     from synth_client import SynthClient
-    from synth_server import ServerOptions, ServiceConfig, SynthServer
+    from synth_server import ServerOptions, ServiceConfig, SynthServer, generation
 
     with tempfile.TemporaryDirectory() as tmp:
         config = ServiceConfig(
             out=Path(tmp) / "ds",
-            batch=BatchConfig(max_batch=max_batch, max_wait_ms=10),
+            generation=generation(batch=BatchConfig(max_batch=max_batch, max_wait_ms=10)),
             max_in_flight=clients,
         )
         srv = SynthServer(engine, config, ServerOptions(host="127.0.0.1", port=0)).start()

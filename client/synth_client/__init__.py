@@ -18,8 +18,10 @@ from .errors import (
     Unauthenticated,
     Unavailable,
 )
-from .events import Backoff, SummaryEvent, TurnEvent, build_request
+from .events import SummaryEvent, TurnEvent
 from .health import check_health
+from .request import build_request
+from .retry import Backoff
 from .sync import SynthClient
 
 __all__ = [

@@ -1,28 +1,13 @@
-"""Typed events of a Synthesize stream, and the request builder shared by the sync and asyncio
-clients. Needs only grpcio and protobuf."""
+"""What the server sends back, decoded: the typed events of a Synthesize or GetConversation
+stream (joined from their chunks) and ListVoices' voices as plain dicts."""
 
 from __future__ import annotations
 
 import json
-import random
-from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import grpc
-
 from .v1 import synth_pb2 as pb
-
-RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED)
-FORMATS = {
-    None: pb.SAMPLE_FORMAT_UNSPECIFIED,
-    "chat": pb.SAMPLE_FORMAT_CHAT,
-    "transcribe": pb.SAMPLE_FORMAT_TRANSCRIBE,
-}
-
-# A dialog: [("A", "Hi."), ...], [{"speaker": "A", "text": "Hi."}, ...], {"conversation_id": ...,
-# "turns": [...]} or any object with `turns` (speaker/text attributes) and `conversation_id`.
-DialogLike = Sequence[Any] | Mapping[str, Any] | Any
 
 
 @dataclass(frozen=True)
@@ -57,66 +42,6 @@ class SummaryEvent:
     @property
     def samples(self) -> list[dict[str, Any]]:
         return [json.loads(line) for line in self.samples_jsonl.splitlines() if line.strip()]
-
-
-@dataclass
-class Backoff:
-    """Exponential backoff with full jitter for UNAVAILABLE and RESOURCE_EXHAUSTED."""
-
-    attempts: int = 8
-    initial: float = 0.2
-    maximum: float = 8.0
-    multiplier: float = 2.0
-    rng: random.Random = field(default_factory=random.Random)
-
-    def delay(self, attempt: int) -> float:
-        return self.rng.uniform(0, min(self.maximum, self.initial * self.multiplier**attempt))
-
-
-def _turn_pairs(turns: Iterable[Any]) -> list[tuple[str, str]]:
-    out = []
-    for i, t in enumerate(turns):
-        if isinstance(t, str):
-            out.append(("A" if i % 2 == 0 else "B", t))
-        elif isinstance(t, (tuple, list)):
-            out.append((str(t[0]), str(t[1])))
-        elif isinstance(t, Mapping):
-            out.append((str(t.get("speaker", "A" if i % 2 == 0 else "B")), str(t.get("text", ""))))
-        else:
-            out.append((t.speaker, t.text))
-    return out
-
-
-def build_request(
-    dialog: DialogLike,
-    voices: Mapping[str, str] | None = None,
-    conversation_id: str | None = None,
-    seed: int | None = None,
-    sample_format: str | None = None,
-    stream_only: bool = False,
-) -> pb.SynthesizeRequest:
-    if isinstance(dialog, Mapping):
-        cid = conversation_id or dialog.get("conversation_id") or ""
-        turns = dialog.get("turns", [])
-        voices = {**dict(dialog.get("voices") or {}), **dict(voices or {})}
-    elif hasattr(dialog, "turns"):
-        cid = conversation_id or getattr(dialog, "conversation_id", "") or ""
-        turns = dialog.turns
-        voices = {**dict(getattr(dialog, "voices", {}) or {}), **dict(voices or {})}
-    else:
-        cid, turns = conversation_id or "", dialog
-    if sample_format not in FORMATS:
-        raise ValueError(f"sample_format {sample_format!r}: choose chat or transcribe")
-    request = pb.SynthesizeRequest(
-        conversation_id=cid,
-        turns=[pb.Turn(speaker=s, text=t) for s, t in _turn_pairs(turns)],
-        voices=dict(voices or {}),
-        sample_format=FORMATS[sample_format],
-        stream_only=stream_only,
-    )
-    if seed is not None:
-        request.seed = seed
-    return request
 
 
 def voice_dict(v: pb.Voice) -> dict[str, Any]:

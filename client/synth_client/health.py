@@ -4,7 +4,7 @@ grpcio-health-checking."""
 
 from __future__ import annotations
 
-from .sync import PathLike, channel_for
+from .channel import PathLike, channel_for
 
 STATUSES = {0: "UNKNOWN", 1: "SERVING", 2: "NOT_SERVING", 3: "SERVICE_UNKNOWN"}
 SERVICE = "synth.v1.Synth"

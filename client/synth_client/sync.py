@@ -2,67 +2,22 @@
 
 from __future__ import annotations
 
-import json
-import os
-import time
-from collections.abc import Iterator, Mapping
-from pathlib import Path
-from typing import Any, Union
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import grpc
 
-from .errors import translate
-from .events import (
-    RETRYABLE,
-    Backoff,
-    DialogLike,
-    EventAssembler,
-    SummaryEvent,
-    TurnEvent,
-    build_request,
-    voice_dict,
-)
+from .calls import Calls
+from .channel import CHANNEL_OPTIONS, PathLike, channel_for, read_ca
+from .events import EventAssembler, SummaryEvent, TurnEvent
+from .retry import Backoff, retried, retried_call
 from .v1 import synth_pb2 as pb
-from .v1 import synth_pb2_grpc as pb_grpc
 
-CHANNEL_OPTIONS = [
-    ("grpc.max_receive_message_length", 8 * 1024 * 1024),
-    # With a `dns:///name:port` target that resolves to several replicas (a Kubernetes headless
-    # Service), spread calls over all of them instead of pinning to the first address.
-    ("grpc.service_config", json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})),
-    # A server that went away is tried again every 5 s at most (gRPC's default grows to 120 s),
-    # so a restarted replica gets calls again soon after it is back.
-    ("grpc.max_reconnect_backoff_ms", 5000),
-]
-PathLike = Union[str, "os.PathLike[str]"]
+__all__ = ["CHANNEL_OPTIONS", "PathLike", "SynthClient", "channel_for", "read_ca"]
 
 
-def read_ca(tls_ca: PathLike | None, root_certificates: bytes | None = None) -> bytes | None:
-    """The PEM bytes of the CA(s) to trust: `tls_ca` (a file) or `root_certificates` (bytes)."""
-    if tls_ca is None:
-        return root_certificates
-    try:
-        return Path(tls_ca).read_bytes()
-    except OSError as exc:
-        raise OSError(f"tls_ca {str(tls_ca)!r}: cannot read the CA file ({exc.strerror or exc})") from None
-
-
-def channel_for(
-    target: str,
-    tls: bool = False,
-    root_certificates: bytes | None = None,
-    tls_ca: PathLike | None = None,
-) -> grpc.Channel:
-    """A channel to `target`: TLS when `tls`, `root_certificates` (PEM bytes) or `tls_ca` (a PEM
-    file of a private CA) is given (no CA: the system's), plain otherwise."""
-    options = CHANNEL_OPTIONS
-    roots = read_ca(tls_ca, root_certificates)
-    if tls or roots:
-        return grpc.secure_channel(target, grpc.ssl_channel_credentials(roots), options)
-    return grpc.insecure_channel(target, options)
-
-
-class SynthClient:
+class SynthClient(Calls[Iterator[TurnEvent | SummaryEvent], list[dict[str, Any]]]):
     """
         with SynthClient("localhost:50051") as c:
             for event in c.synthesize([("A", "Hi."), ("B", "Hello!")], voices={"A": "joe-vt0.88"}):
@@ -83,10 +38,7 @@ class SynthClient:
         tls_ca: PathLike | None = None,
     ):
         self.target = target
-        self.channel = channel_for(target, tls, root_certificates, tls_ca)
-        self.stub = pb_grpc.SynthStub(self.channel)
-        self.metadata = [("authorization", f"Bearer {token}")] if token else []
-        self.backoff = backoff or Backoff()
+        super().__init__(channel_for(target, tls, root_certificates, tls_ca), token, backoff)
 
     def __enter__(self) -> SynthClient:
         return self
@@ -100,26 +52,6 @@ class SynthClient:
     def wait_ready(self, timeout: float = 30.0) -> None:
         grpc.channel_ready_future(self.channel).result(timeout=timeout)
 
-    def list_voices(self, timeout: float | None = 30.0) -> list[dict[str, Any]]:
-        reply = self._retry(
-            lambda: self.stub.ListVoices(pb.ListVoicesRequest(), timeout=timeout, metadata=self.metadata)
-        )
-        return [voice_dict(v) for v in reply.voices]
-
-    def synthesize(
-        self,
-        dialog: DialogLike,
-        voices: Mapping[str, str] | None = None,
-        *,
-        conversation_id: str | None = None,
-        seed: int | None = None,
-        sample_format: str | None = None,
-        stream_only: bool = False,
-        timeout: float | None = None,
-    ) -> Iterator[TurnEvent | SummaryEvent]:
-        request = build_request(dialog, voices, conversation_id, seed, sample_format, stream_only)
-        return self._stream(lambda: self.stub.Synthesize(request, timeout=timeout, metadata=self.metadata))
-
     def get_conversation(
         self, conversation_id: str, *, timeout: float | None = None
     ) -> Iterator[TurnEvent | SummaryEvent]:
@@ -130,31 +62,13 @@ class SynthClient:
             lambda: self.stub.GetConversation(request, timeout=timeout, metadata=self.metadata)
         )
 
-    def _stream(self, start: Any) -> Iterator[TurnEvent | SummaryEvent]:
-        for attempt in range(self.backoff.attempts):
-            call = start()
-            assembler = EventAssembler()
-            received = False
-            try:
-                for message in call:
-                    received = True
-                    event = assembler.feed(message)
-                    if event is not None:
-                        yield event
-                return
-            except grpc.RpcError as exc:
-                if received or exc.code() not in RETRYABLE or attempt + 1 == self.backoff.attempts:
-                    raise translate(exc) from None
-                time.sleep(self.backoff.delay(attempt))
-            finally:
-                call.cancel()  # no-op when finished; stops the server's work if we were abandoned
+    def _unary(self, call: Callable[[], Any], then: Callable[[Any], Any]) -> Any:
+        return then(retried_call(call, self.backoff))
 
-    def _retry(self, fn: Any) -> Any:
-        for attempt in range(self.backoff.attempts):
-            try:
-                return fn()
-            except grpc.RpcError as exc:
-                if exc.code() not in RETRYABLE or attempt + 1 == self.backoff.attempts:
-                    raise translate(exc) from None
-                time.sleep(self.backoff.delay(attempt))
-        raise AssertionError("unreachable")
+    def _stream(self, start: Callable[[], Any]) -> Iterator[TurnEvent | SummaryEvent]:
+        assembler = EventAssembler()
+        with contextlib.closing(retried(start, self.backoff)) as messages:
+            for message in messages:
+                event = assembler.feed(message)
+                if event is not None:
+                    yield event

@@ -10,13 +10,8 @@ on a port in use and take half of its clients). Listens on loopback unless told 
 
 from __future__ import annotations
 
-import errno
-import hmac
-import ipaddress
 import logging
-import os
 import signal
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -34,100 +29,16 @@ from synth.errors import ConfigError
 from synth.options import option
 from synth_client.v1 import synth_pb2
 
+from .auth import BearerTokenInterceptor
 from .logs import log_event
 from .metrics import Metrics
+from .network import LOOPBACK, bind_error, exposure_warnings
 from .service import ServiceConfig, SynthService, decode_request
 
 SERVICE_NAME = synth_pb2.DESCRIPTOR.services_by_name["Synth"].full_name  # "synth.v1.Synth"
-LOOPBACK = "127.0.0.1"
 RPC_WORKERS = 16  # Health, ListVoices and refusals (auth, limits): short unary calls only
 SPARE_WORKERS = 8  # beyond a pool's admission limit, to refuse the calls past it at once
 REFLECTION_WORKERS = 4
-
-
-class BearerTokenInterceptor(grpc.ServerInterceptor):
-    """Rejects every call without `authorization: Bearer <token>`, except the standard health
-    service: load balancers and Kubernetes probes cannot send a token, and health reveals nothing."""
-
-    def __init__(self, token: str, metrics: Metrics | None = None):
-        self._expected = f"Bearer {token}".encode()
-        self._metrics = metrics
-
-    def _deny(self, method: str) -> Any:
-        """A handler refusing the call, counted in the metrics like every other refused call."""
-
-        def deny(_requests: Any, context: grpc.ServicerContext) -> None:
-            if self._metrics is not None:
-                self._metrics.requests.labels(method, "UNAUTHENTICATED").inc()
-                self._metrics.errors.labels("UNAUTHENTICATED").inc()
-            context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
-
-        # Request-streaming handlers: refused at once, without waiting for a request that a
-        # caller may never send (a thread of the short-call pool would wait for it).
-        if method in ("Synthesize", "GetConversation", "ServerReflectionInfo"):
-            return grpc.stream_stream_rpc_method_handler(deny)
-        return grpc.stream_unary_rpc_method_handler(deny)
-
-    def intercept_service(self, continuation: Callable[..., Any], details: grpc.HandlerCallDetails) -> Any:
-        if details.method.startswith("/grpc.health.v1.Health/"):
-            return continuation(details)
-        given = dict(details.invocation_metadata or ()).get("authorization", "")
-        if hmac.compare_digest(given.encode(), self._expected):
-            return continuation(details)
-        return self._deny(details.method.rsplit("/", 1)[-1])
-
-
-def is_loopback(host: str) -> bool:
-    """Whether every address `host` stands for is a loopback one (127.0.0.0/8, ::1)."""
-    name = host.strip("[]")
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        pass
-    try:
-        infos = socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)
-    except OSError:
-        return False
-    return bool(infos) and all(ipaddress.ip_address(info[4][0]).is_loopback for info in infos)
-
-
-def exposure_warnings(host: str, port: int, token: bool, tls: bool) -> list[str]:
-    """What is open to others when the server listens beyond loopback."""
-    if is_loopback(host):
-        return []
-    where = f"listening on {host}:{port}, beyond loopback"
-    out = []
-    if not token:
-        out.append(
-            f"{where}, with no --auth-token: anyone who can reach this port can synthesize into the "
-            "dataset and read every conversation in it"
-        )
-    if not tls:
-        out.append(
-            f"{where}, without TLS (--tls-cert/--tls-key): requests, audio"
-            + (" and the bearer token" if token else "")
-            + " cross the network in clear text"
-        )
-    return out
-
-
-def bind_error(host: str, port: int) -> str:
-    """Why gRPC could not bind (it says only 'Failed to bind'): the errno of a plain bind."""
-    name = host.strip("[]")
-    try:
-        infos = socket.getaddrinfo(name or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except OSError as exc:
-        return f"cannot resolve {host!r} ({exc})"
-    for family, kind, proto, _, address in infos:
-        with socket.socket(family, kind, proto) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind(address)
-            except OSError as exc:
-                if exc.errno == errno.EADDRINUSE:
-                    return f"address in use: another process is listening on port {port}"
-                return exc.strerror or str(exc)
-    return "address in use or not permitted"
 
 
 def _port_or_off(text: str | int) -> int | None:
@@ -197,27 +108,15 @@ class SynthServer:
         self.options = options
         self.metrics = Metrics()
         self.health = health.HealthServicer()
-        for name in ("", SERVICE_NAME):
-            self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-        interceptors = (
-            [BearerTokenInterceptor(options.auth_token, self.metrics)] if options.auth_token else []
-        )
+        self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         self.service = SynthService(engine, config, self.metrics)
         self.service.on_write_failure = self._write_failed
-        self._probing = threading.Lock()
-        self.pools = {
-            "rpc": futures.ThreadPoolExecutor(RPC_WORKERS, thread_name_prefix="synth-rpc"),
-            "synthesize": futures.ThreadPoolExecutor(
-                config.max_in_flight + SPARE_WORKERS, thread_name_prefix="synth-call"
-            ),
-            "stream": futures.ThreadPoolExecutor(
-                config.max_streams + SPARE_WORKERS, thread_name_prefix="synth-stream"
-            ),
-            "reflection": futures.ThreadPoolExecutor(REFLECTION_WORKERS, thread_name_prefix="synth-reflect"),
-        }
+        self.pools = _pools(config)
         self.server = grpc.server(
             self.pools["rpc"],
-            interceptors=interceptors,
+            interceptors=[BearerTokenInterceptor(options.auth_token, self.metrics)]
+            if options.auth_token
+            else [],
             options=[
                 ("grpc.max_receive_message_length", options.max_message_bytes),
                 ("grpc.max_send_message_length", options.max_message_bytes),
@@ -228,41 +127,52 @@ class SynthServer:
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         if options.reflection:
             _add_reflection(self.server, self.pools["reflection"])
+        self.port = self._bind()
+        self.warnings = exposure_warnings(
+            options.host, self.port, bool(options.auth_token), bool(options.tls_cert and options.tls_key)
+        )
+        self.metrics_port = self._serve_metrics()
+        self._stopped = threading.Event()
+        self._listening = False
+
+    def _bind(self) -> int:
+        """The gRPC port bound (TLS when given); an OSError saying why not, everything let go."""
+        options = self.options
         address = f"{options.host}:{options.port}"
         try:
             if options.tls_cert and options.tls_key:
                 creds = grpc.ssl_server_credentials(
                     [(options.tls_key.read_bytes(), options.tls_cert.read_bytes())]
                 )
-                self.port = self.server.add_secure_port(address, creds)
+                port = self.server.add_secure_port(address, creds)
             else:
-                self.port = self.server.add_insecure_port(address)
+                port = self.server.add_insecure_port(address)
         except RuntimeError:
-            self.port = 0
-        if self.port == 0:
+            port = 0
+        if port == 0:
             self.service.close()
             self._close_pools()
             raise OSError(
                 f"cannot listen on {address} (the gRPC port, --port): {bind_error(options.host, options.port)}"
             )
-        self.warnings = exposure_warnings(
-            options.host, self.port, bool(options.auth_token), bool(options.tls_cert and options.tls_key)
-        )
-        self.metrics_port = None
-        if options.metrics_port is not None:
-            http_host = options.host.strip("[]") or "::"
-            try:
-                self.metrics_port = self.metrics.serve_http(options.metrics_port, http_host)
-            except OSError as exc:
-                self.server.stop(None)
-                self.service.close()
-                self._close_pools()
-                raise OSError(
-                    f"cannot serve metrics on {options.host}:{options.metrics_port} (the metrics port, "
-                    f"--metrics-port; -1 turns it off): {exc.strerror or exc}"
-                ) from None
-        self._stopped = threading.Event()
-        self._listening = False
+        return port
+
+    def _serve_metrics(self) -> int | None:
+        """The metrics endpoint's port (None: off); an OSError saying why not, everything let go."""
+        options = self.options
+        if options.metrics_port is None:
+            return None
+        http_host = options.host.strip("[]") or "::"
+        try:
+            return self.metrics.serve_http(options.metrics_port, http_host)
+        except OSError as exc:
+            self.server.stop(None)
+            self.service.close()
+            self._close_pools()
+            raise OSError(
+                f"cannot serve metrics on {options.host}:{options.metrics_port} (the metrics port, "
+                f"--metrics-port; -1 turns it off): {exc.strerror or exc}"
+            ) from None
 
     def listen(self) -> SynthServer:
         """Accept calls; health says NOT_SERVING until `start()` has warmed the model up."""
@@ -278,8 +188,7 @@ class SynthServer:
         self.listen()
         if warm_up:
             self.service.warm_up()
-        for name in ("", SERVICE_NAME):
-            self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self._set_health(health_pb2.HealthCheckResponse.SERVING)
         log_event(logging.INFO, "serving", as_json, host=self.options.host, port=self.port)
         return self
 
@@ -287,7 +196,7 @@ class SynthServer:
         """Drain: report NOT_SERVING, refuse new Synthesize calls with UNAVAILABLE, let the calls
         in flight finish (up to `grace` seconds) while the port stays open (so probes see
         NOT_SERVING, not a refused connection), then stop."""
-        self.service.draining.set()
+        self.service.admission.draining.set()
         self.health.enter_graceful_shutdown()
         grace = self.options.drain_seconds if grace is None else grace
         deadline = time.monotonic() + grace
@@ -298,50 +207,43 @@ class SynthServer:
         self._close_pools()
         self._stopped.set()
 
+    def wait(self) -> None:
+        self._stopped.wait()
+
+    def _set_health(self, status: Any) -> None:
+        for name in ("", SERVICE_NAME):
+            self.health.set(name, status)
+
     def _close_pools(self) -> None:
         for pool in self.pools.values():
             pool.shutdown(wait=False, cancel_futures=True)
 
     def _write_failed(self, exc: BaseException) -> None:
         """A conversation could not be written: NOT_SERVING until the volume has room for one
-        again (statvfs) and a probe write succeeds."""
-        log_event(
-            logging.ERROR,
-            "volume not writable: NOT_SERVING until it is",
-            self.service.config.log_json,
-            error=exc,
-        )
-        for name in ("", SERVICE_NAME):
-            self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-        if self._probing.acquire(blocking=False):
-            threading.Thread(target=self._probe_until_writable, name="synth-probe", daemon=True).start()
+        again (statvfs) and a probe write succeeds (synth_server.volume)."""
+        as_json = self.service.config.log_json
+        log_event(logging.ERROR, "volume not writable: NOT_SERVING until it is", as_json, error=exc)
+        self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
 
-    def _probe_until_writable(self) -> None:
-        try:
-            while not self.service.draining.is_set():
-                try:
-                    room = _free_bytes(self.service.config.out)
-                    if room < self.service.room_needed():
-                        raise OSError(errno.ENOSPC, f"{room} bytes free")
-                    self.service.writer.probe()
-                except OSError:
-                    time.sleep(self.options.probe_seconds)
-                    continue
-                self.service.writable.set()
-                for name in ("", SERVICE_NAME):
-                    self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
-                log_event(logging.INFO, "volume writable again: SERVING", self.service.config.log_json)
-                return
-        finally:
-            self._probing.release()
+        def writable() -> None:
+            self._set_health(health_pb2.HealthCheckResponse.SERVING)
+            log_event(logging.INFO, "volume writable again: SERVING", as_json)
 
-    def wait(self) -> None:
-        self._stopped.wait()
+        self.service.volume.watch(self.options.probe_seconds, self.service.admission.draining, writable)
 
 
-def _free_bytes(path: Path) -> int:
-    st = os.statvfs(path)
-    return st.f_bavail * st.f_frsize
+def _pools(config: ServiceConfig) -> dict[str, futures.ThreadPoolExecutor]:
+    """A thread pool per kind of call (see the module's docstring)."""
+    return {
+        "rpc": futures.ThreadPoolExecutor(RPC_WORKERS, thread_name_prefix="synth-rpc"),
+        "synthesize": futures.ThreadPoolExecutor(
+            config.max_in_flight + SPARE_WORKERS, thread_name_prefix="synth-call"
+        ),
+        "stream": futures.ThreadPoolExecutor(
+            config.max_streams + SPARE_WORKERS, thread_name_prefix="synth-stream"
+        ),
+        "reflection": futures.ThreadPoolExecutor(REFLECTION_WORKERS, thread_name_prefix="synth-reflect"),
+    }
 
 
 def _on(pool: futures.ThreadPoolExecutor, behavior: Callable[..., Any]) -> Callable[..., Any]:

@@ -1,7 +1,9 @@
-"""Prometheus metrics of one server instance (its own registry: no process-global state)."""
+"""Prometheus metrics of one server instance (its own registry: no process-global state), and
+what each event of a call adds to them."""
 
 from __future__ import annotations
 
+import grpc
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 
@@ -40,6 +42,24 @@ class Metrics:
         self.batch_size = Histogram(
             "synth_batch_size", "Turns per engine call", buckets=(1, 2, 4, 8, 16, 32, 64), registry=r
         )
+
+    def finished(self, method: str, code: grpc.StatusCode) -> None:
+        """A call ended with `code` (every call, refused ones included, is counted once)."""
+        self.requests.labels(method, code.name).inc()
+        if code != grpc.StatusCode.OK:
+            self.errors.labels(code.name).inc()
+
+    def turn(self, duration_sec: float, synthesis_sec: float) -> None:
+        """A turn synthesized and streamed."""
+        self.turns.inc()
+        self.audio_seconds.inc(duration_sec)
+        self.synthesis_seconds.inc(synthesis_sec)
+        self.turn_latency.observe(synthesis_sec)
+
+    def batch(self, size: int, depth: int) -> None:
+        """The engine took a batch of `size` turns, leaving `depth` in its queue."""
+        self.batch_size.observe(size)
+        self.queue_depth.set(depth)
 
     def serve_http(self, port: int, addr: str = "0.0.0.0") -> int:
         """Expose /metrics on `port` (0 picks a free one); return the port."""

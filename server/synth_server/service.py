@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -20,8 +19,7 @@ from typing import Any
 import grpc
 from google.protobuf.message import DecodeError
 
-from synth.api import casting_distance, pipeline_config
-from synth.asr.recognizer import AsrCheck
+from synth.api import GenerateOptions, build_pipeline
 from synth.dataset.fingerprint import (
     read_options,
     records_samples,
@@ -30,46 +28,53 @@ from synth.dataset.fingerprint import (
     sample_options,
 )
 from synth.dataset.metadata import conversation_metadata
-from synth.dataset.mixdown import ConversationAudioConfig
 from synth.dataset.records import ManifestEntry
-from synth.dataset.writer import AlreadyWritten, Claimed, DatasetWriter
+from synth.dataset.writer import AlreadyWritten, Claimed, DatasetWriter, Staging
 from synth.dialogs.build import DialogLimits
-from synth.domain import Dialog, SynthesizedTurn, released
+from synth.domain import Dialog, SynthesizedTurn, Voice, released
 from synth.engines.base import Engine, SynthesisRequest
-from synth.engines.batching import BatchConfig, BatchingEngine
+from synth.engines.batching import BatchingEngine
 from synth.errors import ConfigError, ConflictError, DialogError, SynthError, VoiceError
 from synth.ids import conversation_dir
 from synth.options import option
-from synth.produce.pipeline import Pipeline, PipelineConfig, Stopped
-from synth.samples.builder import SampleBuilder, SampleConfig
-from synth.samples.tokenizer import DEFAULT_TOKENIZER, Tokenizer, load_tokenizer
+from synth.produce.pipeline import Pipeline, Stopped
+from synth.samples.builder import SampleBuilder
 from synth_client.v1 import synth_pb2 as pb
 from synth_client.v1 import synth_pb2_grpc as pb_grpc
 
-from .convert import FORMATS, RequestError, request_to_dialog, summary_message, turn_messages, voice_message
+from .admission import Admission
 from .logs import CallLog, log_call
+from .messages import FORMATS, RequestError, request_to_dialog, summary_message, turn_messages, voice_message
 from .metrics import Metrics
 from .stored import checked_id, stored_messages, without_root, written_files
-from .streams import Slots, StallWatch
+from .streams import StallWatch
+from .volume import VolumeHealth
 
 DEADLINE_SLACK_SEC = 1.0
-MIN_ROOM = 1 << 20  # free bytes needed after a failed write before writing is tried again
 _LOST = (FileNotFoundError, IsADirectoryError, NotADirectoryError)  # read back: the file is not there
 SERVER_LIMITS = DialogLimits(max_turns=200, max_turn_chars=2000, max_total_chars=50_000, max_speakers=16)
 
 
+def generation(**sections: Any) -> GenerateOptions:
+    """GenerateOptions for the service: `sections` as GenerateOptions takes them, the request
+    limits the server's (SERVER_LIMITS) unless given."""
+    return GenerateOptions(**{"limits": SERVER_LIMITS, **sections})
+
+
 @dataclass
 class ServiceConfig:
-    """The service's settings. `max_in_flight` bounds the Synthesize calls served at once (their
-    turns wait in the batcher's queue), `max_streams` the GetConversation calls, so threads and
-    memory stay bounded; `stall_seconds` ends a call whose client has not taken a message for
-    that long (a client that stops reading gives its thread and slot back); `samples` is the
-    sample configuration (each request picks its format); `asr_check` transcribes every turn and
-    synthesizes failing ones again."""
+    """The service's settings. `generation`: how a conversation is made, the library's own
+    GenerateOptions as `synth generate` takes them (pipeline, samples, tokenizer, request limits,
+    batching, ASR check, conversation audio; the engine is the one the server is given, and the
+    options of a generate run, such as resume or shards, do not apply); its samples are the
+    sample configuration whose format each request picks. `max_in_flight` bounds the Synthesize
+    calls served at once (their turns wait in the batcher's queue), `max_streams` the
+    GetConversation calls, so threads and memory stay bounded; `stall_seconds` ends a call whose
+    client has not taken a message for that long (a client that stops reading gives its thread
+    and slot back)."""
 
     out: Path
-    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
-    limits: DialogLimits = SERVER_LIMITS
+    generation: GenerateOptions = field(default_factory=generation)
     max_in_flight: int = option(
         64, env="MAX_IN_FLIGHT", help="Synthesize calls served at once; more get RESOURCE_EXHAUSTED"
     )
@@ -85,13 +90,8 @@ class ServiceConfig:
         help="end a call whose client has not taken a streamed message for this long (a client "
         "that stops reading gives its thread and slot back)",
     )
-    batch: BatchConfig = field(default_factory=BatchConfig)
-    samples: SampleConfig = field(default_factory=SampleConfig)
-    tokenizer: str = DEFAULT_TOKENIZER
-    asr_check: AsrCheck | None = None
     # one log line per call, as JSON (for log collectors) or key=value
     log_json: bool = option(False, env="LOG_JSON", help="log one JSON object per line (for log collectors)")
-    conversation_audio: ConversationAudioConfig | None = None  # also write conversation.wav
 
     def __post_init__(self) -> None:
         for name in ("max_in_flight", "max_streams"):
@@ -99,6 +99,12 @@ class ServiceConfig:
                 raise ConfigError(name, "must be at least 1", getattr(self, name))
         if self.stall_seconds <= 0:
             raise ConfigError("stall_seconds", "must be more than 0", self.stall_seconds)
+        if self.generation.samples is None:
+            raise ConfigError("samples", "the service makes samples (each request picks their format)")
+
+    def pipeline_options(self) -> GenerateOptions:
+        """The options the service's pipeline is built with: `max_in_flight` conversations at once."""
+        return replace(self.generation, in_flight=self.max_in_flight)
 
 
 @dataclass(frozen=True)
@@ -137,7 +143,7 @@ def refuse_other_samples(config: ServiceConfig) -> None:
     if recorded is None or not records_samples(recorded):
         return
     expected = sample_options(recorded)
-    mine = sample_options(sample_keys(config.samples, config.tokenizer))
+    mine = sample_options(sample_keys(config.generation.samples, config.generation.tokenizer))
     if expected is None or mine is None:
         return  # a dataset without samples: the per-request format cannot disagree with it
     changed = [d for d in sample_differences(expected, mine) if not d.startswith("format ")]
@@ -154,55 +160,39 @@ class SynthService(pb_grpc.SynthServicer):
         refuse_other_samples(config)
         self.config = config
         self.metrics = metrics or Metrics()
-
-        def observe(size: int, depth: int) -> None:
-            self.metrics.batch_size.observe(size)
-            self.metrics.queue_depth.set(depth)
-
-        # Turns of every stream go through one queue and one engine worker (synth.batcher).
-        self.engine = BatchingEngine.configured(engine, config.batch, on_batch=observe)
-        tokenizer: Tokenizer = load_tokenizer(config.tokenizer)
+        # Built as `synth generate` builds it (synth.api.build_pipeline): turns of every stream
+        # go through one queue and one engine worker (synth.engines.batching); each call runs a
+        # copy with its own seed and sample format (`_pipeline_for`).
+        self.pipeline = build_pipeline(config.pipeline_options(), engine)
+        self.engine = self.pipeline.engine
+        assert isinstance(self.engine, BatchingEngine)
+        self.engine.on_batch = self.metrics.batch
+        built = self.pipeline.sample_builder
+        assert isinstance(built, SampleBuilder)  # the tokenizer is loaded once, for every format
         self.builders = {
-            fmt: SampleBuilder(tokenizer, replace(config.samples, format=fmt)) for fmt in FORMATS.values()
+            fmt: SampleBuilder(built.tokenizer, replace(built.config, format=fmt)) for fmt in FORMATS.values()
         }
-        self.catalog = engine.voices()
+        self.catalog = self.pipeline.catalog
         self.voice_ids = {v.id for v in self.catalog}
-        # casting's voice distance, measured once for the server's life when cast_by says so
-        self.distance = casting_distance(self.engine, config.pipeline)
-        self.writer = DatasetWriter(config.out, config.conversation_audio)
+        self.writer = DatasetWriter(config.out, config.generation.conversation_audio)
         self.writer.recover()
-        self._lock = threading.Lock()
-        self.calls = Slots(config.max_in_flight, "requests", self.metrics.in_flight.set)
-        self.streams = Slots(config.max_streams, "conversation streams", self.metrics.streams_in_flight.set)
+        self.admission = Admission(config.max_in_flight, config.max_streams, self.metrics)
         self.stalls = StallWatch(config.stall_seconds, self._stalled)
-        self._claimed: set[str] = set()  # ids being synthesized here, claimed when a call starts
-        self.draining = threading.Event()
-        self.writable = threading.Event()
-        self.writable.set()
-        self.write_error = ""
-        self.largest_written = 0  # bytes of the largest conversation this server wrote
+        self.volume = VolumeHealth(config.out, self.writer.probe)
         # called with the error when a write fails (the server reports NOT_SERVING until the
-        # volume has room_needed() bytes free and a probe write succeeds)
+        # volume is writable again: synth_server.volume)
         self.on_write_failure: Callable[[BaseException], None] = lambda exc: None
 
     def warm_up(self) -> None:
         """One synthesis before declaring SERVING, so the first caller does not pay for it."""
         self.engine.synthesize([SynthesisRequest("Ready.", self.catalog[0])])
 
-    # -- admission ---------------------------------------------------------------------------
-    def _admit(self) -> None:
-        if self.draining.is_set():
-            raise RequestError(grpc.StatusCode.UNAVAILABLE, "server is draining; retry on another replica")
-        self.calls.take()
-
     @property
     def in_flight(self) -> int:
-        return self.calls.used
+        return self.admission.in_flight
 
     def _finish(self, call: CallLog, code: grpc.StatusCode) -> None:
-        self.metrics.requests.labels(call.method, code.name).inc()
-        if code != grpc.StatusCode.OK:
-            self.metrics.errors.labels(code.name).inc()
+        self.metrics.finished(call.method, code)
         log_call(call, code.name, self.config.log_json)
 
     def _stalled(self, call: CallLog) -> None:
@@ -210,13 +200,13 @@ class SynthService(pb_grpc.SynthServicer):
 
     def close(self) -> None:
         self.stalls.close()
-        self.engine.close()
+        self.pipeline.close()
 
     # -- RPCs --------------------------------------------------------------------------------
     def ListVoices(
         self, request: pb.ListVoicesRequest, context: grpc.ServicerContext
     ) -> pb.ListVoicesResponse:
-        self.metrics.requests.labels("ListVoices", "OK").inc()
+        self.metrics.finished("ListVoices", grpc.StatusCode.OK)
         return pb.ListVoicesResponse(voices=[voice_message(v) for v in self.catalog])
 
     def Synthesize(
@@ -279,7 +269,7 @@ class SynthService(pb_grpc.SynthServicer):
         call: CallLog,
     ) -> Iterator[pb.SynthesizeResponse]:
         try:
-            self._admit()
+            self.admission.admit()
         except RequestError as exc:
             self._finish(call, exc.code)
             context.abort(exc.code, exc.message)
@@ -302,7 +292,7 @@ class SynthService(pb_grpc.SynthServicer):
             context.abort(grpc.StatusCode.INTERNAL, f"synthesis failed: {type(exc).__name__}: {exc}")
         finally:
             self._finish(call, code)
-            self.calls.give_back()  # last: a drain that waits for in_flight == 0 sees the call counted
+            self.admission.calls.give_back()  # last: a drain that waits for in_flight == 0 sees the call counted
 
     def _get_call(
         self, request: pb.GetConversationRequest, context: grpc.ServicerContext, call: CallLog
@@ -310,12 +300,12 @@ class SynthService(pb_grpc.SynthServicer):
         code = grpc.StatusCode.OK
         try:
             call.conversation_id = checked_id(request.conversation_id)  # logged only once checked
-            self.streams.take()
+            self.admission.streams.take()
             try:
                 listed = call.conversation_id in self.writer.done_ids()
                 yield from stored_messages(self.config.out, call.conversation_id, listed, call)
             finally:
-                self.streams.give_back()
+                self.admission.streams.give_back()
             if not context.is_active():
                 code = self._stopped(context, call)
         except RequestError as exc:
@@ -348,36 +338,6 @@ class SynthService(pb_grpc.SynthServicer):
     def _stopped(context: grpc.ServicerContext, call: CallLog) -> grpc.StatusCode:
         return grpc.StatusCode.CANCELLED if call.note else _stopped_code(context)
 
-    def _written(self, conversation_id: str) -> None:
-        folder = conversation_dir(self.config.out, conversation_id)
-        with contextlib.suppress(OSError):
-            size = sum(p.stat().st_size for p in folder.iterdir())
-            self.largest_written = max(self.largest_written, size)
-
-    def room_needed(self) -> int:
-        """Free bytes the volume must have before writing is tried again after a failure: room
-        for twice the largest conversation written so far (while one is written, its staged
-        full-band audio and its mix are on disk together), 1 MiB at least; so that a failed
-        write, whose clean-up frees what it had written, does not flip health straight back."""
-        return max(2 * self.largest_written, MIN_ROOM)
-
-    def _count(self, turn: SynthesizedTurn, call: CallLog) -> None:
-        self.metrics.turns.inc()
-        self.metrics.audio_seconds.inc(turn.duration_sec)
-        self.metrics.synthesis_seconds.inc(turn.synthesis_sec)
-        self.metrics.turn_latency.observe(turn.synthesis_sec)
-        call.turns += 1
-        call.audio_sec += turn.duration_sec
-
-    def _claim(self, conversation_id: str) -> None:
-        with self._lock:
-            if conversation_id in self._claimed:
-                raise RequestError(
-                    grpc.StatusCode.ALREADY_EXISTS,
-                    f"conversation_id {conversation_id!r} is being synthesized by another call",
-                )
-            self._claimed.add(conversation_id)
-
     def _synthesize(
         self,
         request: pb.SynthesizeRequest | UndecodableRequest,
@@ -386,28 +346,44 @@ class SynthService(pb_grpc.SynthServicer):
     ) -> Iterator[pb.SynthesizeResponse]:
         if isinstance(request, UndecodableRequest):
             raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, request.message)
-        dialog = request_to_dialog(request, self.config.limits, self.voice_ids)
+        dialog = request_to_dialog(request, self.config.generation.limits, self.voice_ids)
         call.conversation_id = dialog.conversation_id
         write = not request.stream_only
-        if write and not self.writable.is_set():
+        if write and not self.volume.writable.is_set():
             raise RequestError(
                 grpc.StatusCode.UNAVAILABLE,
-                f"the dataset volume cannot be written ({self.write_error}); retry on another replica",
+                f"the dataset volume cannot be written ({self.volume.error}); retry on another replica",
             )
         if not write:
             yield from self._run(request, dialog, context, call, write)
             return
-        self._claim(dialog.conversation_id)
-        try:
+        with self.admission.claim(dialog.conversation_id):
             if dialog.conversation_id in self.writer.done_ids():
                 raise RequestError(
                     grpc.StatusCode.ALREADY_EXISTS,
                     f"conversation_id {dialog.conversation_id!r} is already in the dataset",
                 )
             yield from self._run(request, dialog, context, call, write)
-        finally:
-            with self._lock:
-                self._claimed.discard(dialog.conversation_id)
+
+    def _pipeline_for(self, request: pb.SynthesizeRequest) -> Pipeline:
+        """The service's pipeline with the request's sample format and its seed, when it gives
+        one; the engine, casting distance and ASR check are the service's."""
+        fmt = FORMATS.get(request.sample_format)
+        if fmt is None:
+            raise RequestError(
+                grpc.StatusCode.INVALID_ARGUMENT, f"sample_format: unknown value {request.sample_format}"
+            )
+        base = self.pipeline
+        config = replace(base.config, seed=request.seed) if request.HasField("seed") else base.config
+        return Pipeline(
+            base.engine,
+            config,
+            self.builders[fmt],
+            base.asr_check,
+            base.distance,
+            base.probes.config,
+            base.main_speaker,
+        )
 
     def _run(
         self,
@@ -417,58 +393,66 @@ class SynthService(pb_grpc.SynthServicer):
         call: CallLog,
         write: bool,
     ) -> Iterator[pb.SynthesizeResponse]:
-        fmt = FORMATS.get(request.sample_format)
-        if fmt is None:
-            raise RequestError(
-                grpc.StatusCode.INVALID_ARGUMENT, f"sample_format: unknown value {request.sample_format}"
-            )
-        config = pipeline_config(self.config.pipeline, self.config.samples, self.config.conversation_audio)
-        if request.HasField("seed"):
-            config = replace(config, seed=request.seed)
-        pipeline = Pipeline(self.engine, config, self.builders[fmt], self.config.asr_check, self.distance)
+        pipeline = self._pipeline_for(request)
         try:
             casting = pipeline.cast(dialog)
         except VoiceError as exc:
             raise RequestError(grpc.StatusCode.INVALID_ARGUMENT, f"voices: {exc}") from None
-
-        def stopped() -> bool:  # asked between turns and between a turn's sentence chunks
-            return not context.is_active()
-
-        # Each turn goes to the conversation's staging folder as soon as it is streamed (its
-        # audio is let go), so a long conversation needs the memory of one turn; a call that
-        # stops early leaves the staging folder to be removed, and nothing is listed.
-        turns = []
         try:
             with self.writer.staged(dialog.conversation_id) if write else contextlib.nullcontext() as staging:
-                try:
-                    for turn in pipeline.iter_turns(dialog, casting, stopped):
-                        if stopped():
-                            return  # cancelled or past its deadline: stop, write nothing
-                        self._count(turn, call)
-                        yield from turn_messages(turn)
-                        turns.append(staging.add_turn(turn) if staging is not None else released(turn))
-                except Stopped:
-                    return
+                turns = yield from self._turns(pipeline, dialog, casting, context, call, staging)
+                if turns is None:
+                    return  # cancelled or past its deadline: stop, write nothing
                 conv = pipeline.assemble(dialog, casting, turns)
                 if not context.is_active():
                     return
                 if staging is not None:
                     meta, entry = staging.commit(conv)
-                    self._written(meta.conversation_id)
+                    self.volume.written(conversation_dir(self.config.out, meta.conversation_id))
                 else:
                     meta = conversation_metadata(conv)
                     entry = ManifestEntry.from_metadata(meta)
         except (AlreadyWritten, Claimed) as exc:  # finished, or being made, by another writer
             raise RequestError(grpc.StatusCode.ALREADY_EXISTS, str(exc)) from None
         except OSError as exc:  # a full or read-only volume (WriteFailed too): nothing of it was kept
-            self.write_error = without_root(str(exc), self.config.out)
-            self.writable.clear()
+            self.volume.failed(exc)
             self.on_write_failure(exc)
             raise RequestError(
                 grpc.StatusCode.UNAVAILABLE,
-                f"cannot write the conversation ({self.write_error}); nothing was kept, retry later "
+                f"cannot write the conversation ({self.volume.error}); nothing was kept, retry later "
                 "or elsewhere",
             ) from None
         if write:
             yield from written_files(conversation_dir(self.config.out, meta.conversation_id), meta)
         yield summary_message(meta, entry, written=write, samples=conv.samples)
+
+    def _turns(
+        self,
+        pipeline: Pipeline,
+        dialog: Dialog,
+        casting: dict[str, Voice],
+        context: grpc.ServicerContext,
+        call: CallLog,
+        staging: Staging | None,
+    ) -> Generator[pb.SynthesizeResponse, None, list[SynthesizedTurn] | None]:
+        """Each turn streamed as soon as it is placed, then handed to the conversation's staging
+        folder with its audio let go (a long conversation needs the memory of one turn); the
+        turns, or None when the call stopped early (the staging folder is then removed, and
+        nothing is listed)."""
+
+        def stopped() -> bool:  # asked between turns and between a turn's sentence chunks
+            return not context.is_active()
+
+        turns = []
+        try:
+            for turn in pipeline.iter_turns(dialog, casting, stopped):
+                if stopped():
+                    return None
+                self.metrics.turn(turn.duration_sec, turn.synthesis_sec)
+                call.turns += 1
+                call.audio_sec += turn.duration_sec
+                yield from turn_messages(turn)
+                turns.append(staging.add_turn(turn) if staging is not None else released(turn))
+        except Stopped:
+            return None
+        return turns

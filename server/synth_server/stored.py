@@ -26,8 +26,8 @@ from synth.errors import Unreadable
 from synth.ids import InvalidConversationId, check_conversation_id, conversation_dir
 from synth_client.v1 import synth_pb2 as pb
 
-from .convert import CHUNK_BYTES, RequestError, extra_file_fields, stored_turn_head, summary_message
 from .logs import CallLog
+from .messages import CHUNK_BYTES, RequestError, extra_file_fields, stored_turn_head, summary_message
 
 
 def checked_id(conversation_id: str) -> str:

@@ -18,8 +18,8 @@ from typing import TypeVar
 
 import grpc
 
-from .convert import RequestError
 from .logs import CallLog
+from .messages import RequestError
 
 T = TypeVar("T")
 

@@ -80,18 +80,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise ConfigError("voices", f"choose one of {', '.join(VOICE_PRESETS)}", args.voices)
     if args.voices:
         engines, pipeline = VOICE_PRESETS[args.voices].apply(engines, pipeline, args.model_cache)
-    config = config_from(
-        args,
-        ServiceConfig,
-        out=folder_option(args.out),
+    generation = api.GenerateOptions(
         pipeline=pipeline,
-        limits=limits_from(args),
-        batch=batch_from(args),
         samples=samples_from(args),
         tokenizer=args.tokenizer,
-        asr_check=api.asr_check(check) if check else None,
+        limits=limits_from(args),
+        batch=batch_from(args),
+        asr_check=check,
         conversation_audio=conversation_audio_from(args),
     )
+    config = config_from(args, ServiceConfig, out=folder_option(args.out), generation=generation)
     server = SynthServer(api.load_engine(engines), config, options).start()
     print(
         f"synth serve: listening on {args.host}:{server.port}"

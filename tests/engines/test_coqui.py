@@ -256,9 +256,11 @@ def test_bad_models(tmp_path, tiny_model):
 def test_server_batches_concurrent_streams(coqui, tmp_path):
     from synth.engines.batching import BatchConfig
     from synth_client import SynthClient
-    from synth_server import ServerOptions, ServiceConfig, SynthServer
+    from synth_server import ServerOptions, ServiceConfig, SynthServer, generation
 
-    config = ServiceConfig(out=tmp_path / "ds", batch=BatchConfig(max_batch=16, max_wait_ms=50))
+    config = ServiceConfig(
+        out=tmp_path / "ds", generation=generation(batch=BatchConfig(max_batch=16, max_wait_ms=50))
+    )
     srv = SynthServer(coqui, config, ServerOptions(host="127.0.0.1", port=0, metrics_port=0)).start()
     results: dict[int, list] = {}
     barrier = threading.Barrier(8)
