@@ -30,6 +30,7 @@ from .engines import Engine, EngineConfig, PiperConfig, load_engine
 from .engines.batching import BatchConfig, BatchingEngine
 from .errors import ConfigError, DialogError
 from .options import option, recorded_fields, setting
+from .produce.gates import GateConfig, Judge
 from .produce.pipeline import Pipeline, PipelineConfig
 from .produce.probes import ProbeConfig
 from .produce.render import TurnRenderer
@@ -112,6 +113,7 @@ class GenerateOptions:
     conversation_audio: ConversationAudioConfig | None = None
     coherent: CoherentConfig = setting(factory=CoherentConfig, when_set=True)  # added in round 4
     probes: ProbeConfig = setting(factory=ProbeConfig, when_set=True)
+    quality: GateConfig = setting(factory=GateConfig, when_set=True)  # scores and gates while generating
     resume_with_changes: bool = option(
         False,
         run=True,
@@ -188,6 +190,55 @@ def casting_distance(
     return MeasuredDistance(embeddings, engine.voice_distance)
 
 
+def quality_judge(config: GateConfig, engine: Engine, pipeline: PipelineConfig, checker: Any = None) -> Judge:
+    """The scorers and gates of `config` (synth.produce.gates), their models loaded once; the ASR
+    check's recognizer shared. The speaker scorer's references are measured (or read from the
+    model cache) for each voice the first time a turn needs it."""
+    from .quality import QualityConfig, build_scorers
+
+    names = config.scorers
+    scorers = build_scorers(
+        QualityConfig(scorers=tuple(n for n in names if n != "speaker")),
+        recognizer=checker.recognizer if checker is not None else None,
+    )
+    if "speaker" in names:
+        scorers.insert(list(names).index("speaker"), _SpeakerReferences(engine, pipeline))
+    return Judge(config, scorers)
+
+
+class _SpeakerReferences:
+    """The speaker scorer with the reference embedding of each voice measured when a turn first
+    needs it (synth.voices.references), not the whole catalog's up front."""
+
+    name = "speaker"
+
+    def __init__(self, engine: Engine, pipeline: PipelineConfig):
+        import threading
+
+        from .engines.piper_voices import default_cache
+        from .quality.speaker import SpeakerScorer
+
+        self.engine = engine
+        self.cache = Path(pipeline.voice_cache).expanduser() if pipeline.voice_cache else default_cache()
+        self.render = TurnRenderer(engine, pipeline.max_chunk_chars, pipeline.sample_rate).render
+        self.scorer = SpeakerScorer({})
+        self.version = self.scorer.version
+        self._lock = threading.Lock()
+
+    def score(self, batch: Any) -> Any:
+        from .voices.references import reference_embeddings
+
+        wanted = {v for t in batch for v in (t.voice, *t.other_voices) if v}
+        with self._lock:
+            missing = sorted(wanted - set(self.scorer.references))
+            if missing:
+                found = reference_embeddings(
+                    self.engine, missing, self.render, self.cache, self.scorer.encoder
+                )
+                self.scorer.references.update(found)
+        return self.scorer.score(batch)
+
+
 def build_pipeline(options: GenerateOptions = GenerateOptions(), engine: Engine | None = None) -> Pipeline:
     """A Pipeline over a batching engine (loaded from `options.engine` unless given); close it
     (or use it in a `with` block) to stop the batcher's worker."""
@@ -200,7 +251,8 @@ def build_pipeline(options: GenerateOptions = GenerateOptions(), engine: Engine 
         config = pipeline_config(options.pipeline, options.samples, options.conversation_audio)
         main = options.conversation_audio.main_speaker if options.conversation_audio else None
         distance = casting_distance(batching, config)
-        return Pipeline(batching, config, builder, checker, distance, options.probes, main)
+        judge = quality_judge(options.quality, batching, config, checker) if options.quality.enabled else None
+        return Pipeline(batching, config, builder, checker, distance, options.probes, main, judge)
     except BaseException:
         batching.close()
         raise

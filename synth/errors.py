@@ -87,6 +87,27 @@ class DialogError(SynthError, ValueError):
         }
 
 
+class GateFailed(DialogError):
+    """A turn that failed a quality gate in every take (synth.produce.gates): its dialog is
+    rejected, and its failures.jsonl line has the gates and the best take's `scores`."""
+
+    def __init__(
+        self,
+        message: str,
+        where: str = "",
+        field: str = "",
+        conversation_id: str = "",
+        scores: dict[str, Any] | None = None,
+        gates: list[str] | None = None,
+    ):
+        self.scores = dict(scores or {})
+        self.gates = list(gates or [])
+        super().__init__(message, where, field, conversation_id)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "gates_failed": self.gates, "scores": self.scores}
+
+
 class VoiceError(SynthError, KeyError):
     """An unknown voice, or a casting that cannot give every speaker a distinct voice."""
 

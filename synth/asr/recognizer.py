@@ -69,6 +69,10 @@ class Recognizer:
                 language=self.language,
                 beam_size=self.beam_size,
                 condition_on_previous_text=False,
+                # no sampled fallback (faster-whisper retries hard audio at temperatures 0.2..1.0,
+                # drawing at random): a transcript, and a score or gate on it, is a function of
+                # the audio, the same on every run
+                temperature=0.0,
             )
             segments = list(segments)
         text = " ".join(s.text.strip() for s in segments).strip()

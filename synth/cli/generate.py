@@ -11,6 +11,7 @@ from ..dataset.mixdown import ConversationAudioConfig
 from ..dialogs.sessions import SessionConfig
 from ..dialogs.sources.coherent import CoherentConfig
 from ..presets import PRESETS, VOICE_PRESETS
+from ..produce.gates import GateConfig
 from ..produce.pipeline import PipelineConfig
 from ..produce.probes import ProbeConfig
 from ..samples.builder import SampleConfig
@@ -85,6 +86,7 @@ def register(sub: Any) -> None:
     add_fields(g.add_argument_group("speed"), api.GenerateOptions, skip=_but("in_flight", "GenerateOptions"))
     add_batch_args(g, "across the conversations in flight")
     add_asr_check_args(g)
+    add_fields(g.add_argument_group("quality scores and gates (docs/quality.md)"), GateConfig)
     add_sample_args(g, "--sample-format")
     g.set_defaults(run=cmd_generate)
 
@@ -173,5 +175,6 @@ def _options(args: argparse.Namespace) -> api.GenerateOptions:
         sessions=sessions_from(args),
         coherent=config_from(args, CoherentConfig),
         probes=config_from(args, ProbeConfig),
+        quality=config_from(args, GateConfig),
         **run_from(args),
     )

@@ -8,11 +8,16 @@ Memory probes (docs/memory.md; `probes`, PROBE_CHOICES: by default only where th
 them training samples) follow their conversation's turns as rows of target_kind `answer`: audio
 the spoken question, text the question, target the answer, turn_number after the turns, and the
 probe columns (probe_id, category, adversarial, scoring, time, evidence, distance_sec,
-distance_tokens, answer_audio_path), which are None (or empty) on a turn's row."""
+distance_tokens, answer_audio_path), which are None (or empty) on a turn's row.
+
+Where the dataset's turns carry quality scores (metadata `quality`), a `quality` column holds each
+turn's block (a struct of the keys found in the dataset; None on a probe's row or an unscored
+turn). README.md beside the data is the dataset card (synth.export.card)."""
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 from collections import Counter
 from collections.abc import Iterator
@@ -25,11 +30,12 @@ from ..dataset.reader import ConversationRef, open_dataset
 from ..dataset.records import ConversationMetadata, conversation_path
 from ..errors import SynthError
 from ..options import option
+from .card import CardSpec, write_card
 from .rows import PROBE_CHOICES, PROBES_HELP, ProbeRow, Row, conversation_rows, member, probes_note
 from .staging import staged_folder
 from .summary import ExportSummary
 
-_SAVED = re.compile(r"(dataset_info\.json|state\.json|data-\d+-of-\d+\.arrow)")
+_SAVED = re.compile(r"(dataset_info\.json|state\.json|data-\d+-of-\d+\.arrow|README\.md)")
 
 
 def is_hf_file(name: str) -> bool:
@@ -63,6 +69,96 @@ _PROBE_NONE: dict[str, Any] = {
     "distance_tokens": None,
     "answer_audio_path": None,
 }
+
+
+COLUMNS = [
+    ("audio", "the turn's audio, 16 kHz mono WAV bytes (an `Audio` feature)"),
+    ("audio_path", "the WAV's path in the synth dataset (`conversations/<id>/turn_<n>.wav`)"),
+    ("text", "what the turn says"),
+    ("target", "the sample's target text (the reply, the turn's own words, or a probe's answer)"),
+    ("target_kind", "`reply`, `transcript` or `answer` (a memory probe)"),
+    ("conversation_id, turn_number", "where the turn is"),
+    ("speaker, speaker_id", "who speaks it (the id: order of first appearance)"),
+    ("duration_sec", "the turn's length"),
+    ("words", "word timings, seconds from the start of the turn's audio (empty when none)"),
+    ("conversation_audio_path, channel", "the two-channel conversation.wav and the speaker's channel"),
+    ("probe_id ... answer_audio_path", "a memory probe's fields (None on a turn's row)"),
+]
+QUALITY_COLUMN = (
+    "quality",
+    "the turn's quality scores (metadata `quality`: scorer versions, WER/CER, DNSMOS, speaker "
+    "similarity, signal checks, takes) where the dataset has them, else None",
+)
+
+
+def quality_schema(refs: list[ConversationRef]) -> dict[str, str]:
+    """The keys of the turns' `quality` blocks across the dataset, in first-seen order, each with
+    the one type its column can hold: bool, int64, float64, string, strings (a list of texts),
+    versions (scorer -> version) or json (anything else, stored as JSON text)."""
+    kinds: dict[str, set[str]] = {}
+    for ref in refs:
+        for turn in ref.metadata().turns:
+            block = turn.extra.get("quality")
+            if isinstance(block, dict):
+                for key, value in block.items():
+                    if value is not None:
+                        kinds.setdefault(key, set()).add(_kind(key, value))
+    out: dict[str, str] = {}
+    for key, found in kinds.items():
+        if len(found) == 1:
+            out[key] = found.pop()
+        elif found <= {"int64", "float64"}:
+            out[key] = "float64"
+        else:
+            out[key] = "json"
+    return out
+
+
+def _kind(key: str, value: Any) -> str:
+    if key == "scorers" and isinstance(value, dict):
+        return "versions"
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int64"
+    if isinstance(value, float):
+        return "float64"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return "strings"
+    return "json"
+
+
+def _quality_feature(datasets: Any, schema: dict[str, str], scorers: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, kind in schema.items():
+        if kind == "versions":
+            out[key] = {name: datasets.Value("string") for name in scorers}
+        elif kind == "strings":
+            out[key] = [datasets.Value("string")]
+        else:
+            out[key] = datasets.Value("string" if kind == "json" else kind)
+    return out
+
+
+def _quality_value(block: Any, schema: dict[str, str], scorers: list[str]) -> dict[str, Any] | None:
+    if not isinstance(block, dict):
+        return None
+    out: dict[str, Any] = {}
+    for key, kind in schema.items():
+        value = block.get(key)
+        if value is None:
+            out[key] = [] if kind == "strings" else None
+        elif kind == "versions":
+            out[key] = {name: (str(value[name]) if name in value else None) for name in scorers}
+        elif kind == "json":
+            out[key] = json.dumps(value)
+        elif kind == "float64":
+            out[key] = float(value)
+        else:
+            out[key] = value
+    return out
 
 
 def _turn_row(row: Row, meta: ConversationMetadata) -> dict[str, Any]:
@@ -184,6 +280,14 @@ def export_hf(
 
     left_out: list[str] = []
 
+    schema = quality_schema(refs)
+    scorers: list[str] = []
+    if "scorers" in schema:
+        for ref in refs:
+            for turn in ref.metadata().turns:
+                names = (turn.extra.get("quality") or {}).get("scorers") or {}
+                scorers += [n for n in names if n not in scorers]
+
     def rows() -> Iterator[dict[str, Any]]:
         metas: dict[str, ConversationMetadata] = {}
         for row in conversation_rows(refs, probes, left_out):
@@ -192,7 +296,15 @@ def export_hf(
                 metas.clear()
                 metas[ref.conversation_id] = ref.metadata()
             meta = metas[ref.conversation_id]
-            yield _probe_row(row, meta) if isinstance(row, ProbeRow) else _turn_row(row, meta)
+            if isinstance(row, ProbeRow):
+                out = _probe_row(row, meta)
+                block = None
+            else:
+                out = _turn_row(row, meta)
+                block = row.turn.extra.get("quality")
+            if schema:
+                out["quality"] = _quality_value(block, schema, scorers)
+            yield out
 
     features = datasets.Features(
         {
@@ -231,6 +343,7 @@ def export_hf(
             "distance_sec": _pair_feature(datasets, "float64"),
             "distance_tokens": _pair_feature(datasets, "int64"),
             "answer_audio_path": datasets.Value("string"),
+            **({"quality": _quality_feature(datasets, schema, scorers)} if schema else {}),
         }
     )
     notes: list[str] = []
@@ -252,6 +365,37 @@ def export_hf(
         ds = ds.cast_column("audio", datasets.Audio(sampling_rate=SAMPLE_RATE, decode=not undecoded))
         ds.save_to_disk(str(stage.tree))
         kinds = Counter(ds["target_kind"])
+        write_card(stage.tree, root, refs, _card_spec(ds, undecoded, bool(schema)))
         if left_out and probes == "auto":
             notes.append(probes_note(len(left_out), "--hf-probes"))
         return ExportSummary(len(ds), "sample", {k: kinds[k] for k in sorted(kinds)}, tuple(notes))
+
+
+def _card_spec(ds: Any, undecoded: bool, quality: bool) -> CardSpec:
+    """The card of an hf export: its arrow files as the Hub's one config, its features."""
+    decode = (
+        "The audio is stored undecoded (`Audio(decode=False)`): `ds[0]['audio']` is `{bytes, path}`, "
+        "decoded with `soundfile.read(io.BytesIO(row['audio']['bytes']))`, or "
+        "`ds.cast_column('audio', datasets.Audio())` where torchcodec is installed."
+        if undecoded
+        else "The audio decodes with `datasets`' audio backend (torchcodec)."
+    )
+    loading = f"""A `datasets` folder written with `save_to_disk`:
+
+```python
+import datasets
+
+ds = datasets.load_from_disk("path/to/this/folder")
+```
+
+{decode} The Arrow files are also readable as the card's config declares them:
+`datasets.load_dataset("arrow", data_files={{"train": "path/to/this/folder/data-*.arrow"}})`."""
+    return CardSpec(
+        export="hf",
+        rows=len(ds),
+        unit="sample",
+        loading=loading,
+        configs=[{"config_name": "default", "data_files": [{"split": "train", "path": "data-*.arrow"}]}],
+        features=ds.features._to_yaml_list(),
+        columns=COLUMNS + ([QUALITY_COLUMN] if quality else []),
+    )

@@ -10,7 +10,9 @@ the way Lhotse's recipes hold conversational corpora (Fisher, Switchboard).
 Every supervision carries the text and speaker; in `custom` the conversation id, turn number,
 speaker index, voice and the turn's place on the conversation timeline; and, when the dataset
 has word timings, `alignment: {"word": [[word, start, duration], ...]}` relative to its
-recording. Per turn, `custom` also has the sample's `target` kind (`reply` or `transcript`).
+recording. Per turn, `custom` also has the sample's `target` kind (`reply` or `transcript`); a
+scored turn's supervision has its stored scores in `custom["quality"]`. README.md is the dataset
+card (synth.export.card).
 
 The manifests (and the mixed conversation audio) are written into a staging folder and switched
 into place at once (synth.export.staging): a killed export leaves the previous one whole."""
@@ -31,14 +33,16 @@ from ..audio import SAMPLE_RATE
 from ..dataset.mixdown import channel_layout, placements, write_mix
 from ..dataset.reader import ConversationRef, open_dataset
 from ..dataset.records import TurnRecord
-from .rows import member, turn_rows
+from .card import CardSpec, write_card
+from .rows import member, quality_field, turn_rows
 from .staging import Stage, staged_folder
 from .summary import ExportSummary
 
 KINDS = ("recordings", "supervisions", "cuts")
 AUDIO_DIR = "audio"
 _WRITTEN = re.compile(
-    r"(recordings|supervisions|cuts)\.jsonl(\.gz)?|audio|\.(recordings|supervisions|cuts)\.jsonl(\.gz)?\.tmp"
+    r"(recordings|supervisions|cuts)\.jsonl(\.gz)?|audio|README\.md"
+    r"|\.(recordings|supervisions|cuts)\.jsonl(\.gz)?\.tmp"
 )
 
 
@@ -90,6 +94,7 @@ def _supervision(
             "voice": turn.voice,
             "conversation_start": turn.start_time,
             "conversation_end": turn.end_time,
+            **quality_field(turn),
         },
         **_alignment(turn, turn.start_time - start),
     }
@@ -210,6 +215,42 @@ def export_lhotse(
         finally:
             for h in handles.values():
                 h.close()
+        write_card(stage.tree, Path(root), refs, _card_spec(cuts, conversations, suffix))
     if conversations:
         return ExportSummary(cuts, "conversation", {"turns": n})
     return ExportSummary(n, "turn", {"cuts": cuts})
+
+
+def _card_spec(cuts: int, conversations: bool, suffix: str) -> CardSpec:
+    level = (
+        "one two-channel recording and MultiCut per conversation, a supervision per turn on its "
+        "speaker's channel"
+        if conversations
+        else "a recording, supervision and MonoCut per turn"
+    )
+    loading = f"""Lhotse manifests ({level}):
+
+```python
+from lhotse import CutSet
+
+cuts = CutSet.from_file("path/to/this/folder/cuts{suffix}")
+```
+
+The recordings' `source` paths are absolute: the audio stays in the synth dataset (or this
+folder's `audio/`), so move them together or rewrite the paths."""
+    return CardSpec(
+        export="lhotse",
+        rows=cuts,
+        unit="conversation" if conversations else "turn",
+        loading=loading,
+        columns=[
+            ("recordings / supervisions / cuts", f"the three manifests (`*{suffix}`)"),
+            ("supervision `text`, `speaker`", "what the turn says and who says it"),
+            (
+                "supervision `custom`",
+                "conversation_id, turn_number, speaker_id, voice, conversation_start/end (the turn's "
+                "place on the timeline), target (per turn), quality (its scores, where scored)",
+            ),
+            ("supervision `alignment['word']`", "word timings relative to the recording"),
+        ],
+    )

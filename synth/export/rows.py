@@ -214,3 +214,10 @@ def _turns(
             raise DatasetError(f"{path} line {line}: a reply target on the conversation's last turn")
         target = _reply(turns, i, starts) if kind == "reply" else str(turns[i].text)
         yield Row(ref, turn, sample, kind, target)
+
+
+def quality_field(turn: TurnRecord) -> dict[str, Any]:
+    """{"quality": the turn's stored scores} where it was scored (metadata `quality`), else {}:
+    what the Lhotse exports add to a supervision's `custom`."""
+    block = turn.extra.get("quality")
+    return {"quality": dict(block)} if isinstance(block, dict) else {}

@@ -1,21 +1,24 @@
 """Lhotse Shar: a dataset as numbered shards, each a `cuts.NNNNNN.jsonl.gz` manifest and a
 `recording.NNNNNN.tar` of its audio, written by lhotse's own `SharWriter`, for corpora of millions
 of turns that shared cluster file systems and object stores read best as a few large files.
-`CutSet.from_shar(in_dir=OUT)` reads it, lazily, shard by shard, and lhotse's samplers
-(`DynamicBucketingSampler`) batch it.
+`CutSet.from_shar(in_dir=OUT/shards)` reads it, lazily, shard by shard, and lhotse's samplers
+(`DynamicBucketingSampler`) batch it. `OUT/README.md` is the dataset card (synth.export.card);
+the shards have their own folder because lhotse takes every file of it for a field.
 
 One MonoCut per training sample (turn), in manifest order, `cuts_per_shard` to a shard. Each cut
 and its supervision carry the conversation: `custom` has conversation_id, turn_number (the
 turn's id; 0 starts a conversation), speaker, speaker_id, voice, target (`reply` or
 `transcript`), target_text, num_turns and the turn's place on the conversation timeline; the
 supervision has the text, the speaker and, when the dataset has word timings, `alignment["word"]`
-relative to the cut. The audio is the turn's WAV, stored lossless (FLAC by default, or WAV).
+relative to the cut; `custom["quality"]` is the turn's stored scores where it was scored. The
+audio is the turn's WAV, stored lossless (FLAC by default, or WAV).
 
 Crash-consistent and resumable: shards are written into a staging folder beside the output
 (synth.export.staging), each one finished and recorded in a journal with a digest of what it
 holds (its cuts, the size and time of each WAV, the options); a rerun after a kill keeps every
 shard whose digest still matches and writes the rest; the finished tree is switched into place at
-once. The output folder holds nothing but the shards (lhotse reads every file in it as a field)."""
+once. `OUT/shards` holds nothing but the shards (lhotse reads every file in it as a field);
+an output of the flat layout earlier synths wrote is replaced."""
 
 from __future__ import annotations
 
@@ -33,12 +36,14 @@ import soundfile as sf
 
 from ..dataset.reader import open_dataset
 from ..errors import ConfigError, SynthError
-from .rows import Row, turn_rows
+from .card import CARD, CardSpec, write_card
+from .rows import Row, quality_field, turn_rows
 from .staging import Stage, fsync_dir, staged_folder
 from .summary import ExportSummary
 
 AUDIO_FORMATS = ("flac", "wav")
 SHARD_FILES = ("cuts.{:06d}.jsonl.gz", "recording.{:06d}.tar")
+SHARDS_DIR = "shards"  # lhotse reads every file of its folder as a field: the card stays outside
 _SHARD = re.compile(r"[a-z_]+\.\d{6}\.(jsonl\.gz|tar)")
 WRITING = "shard-tmp"
 
@@ -54,8 +59,9 @@ class SharOptions:
 
 
 def is_shar_file(name: str) -> bool:
-    """A name lhotse's SharWriter writes."""
-    return bool(_SHARD.fullmatch(name))
+    """A name this export writes at the top of its output (or a shard of the flat layout of
+    earlier synths, so such an output is replaced)."""
+    return name in (SHARDS_DIR, CARD) or bool(_SHARD.fullmatch(name))
 
 
 def _lhotse() -> Any:
@@ -92,6 +98,7 @@ def _cut(lhotse: Any, row: Row, num_turns: int) -> Any:
         "num_turns": num_turns,
         "conversation_start": turn.start_time,
         "conversation_end": turn.end_time,
+        **quality_field(turn),
     }
     if turn.source_turn is not None:
         custom["source_turn"] = turn.source_turn
@@ -193,8 +200,8 @@ def _write_shard(lhotse: Any, stage: Stage, index: int, cuts: list[Any], audio: 
         name = pattern.format(index)
         with open(scratch / name, "rb") as fh:
             os.fsync(fh.fileno())
-        os.replace(scratch / name, stage.tree / name)
-    fsync_dir(stage.tree)
+        os.replace(scratch / name, stage.tree / SHARDS_DIR / name)
+    fsync_dir(stage.tree / SHARDS_DIR)
     _record(stage, index, digest)
 
 
@@ -215,9 +222,11 @@ def export_shar(
     count = shards = reused = 0
     with staged_folder(out, "lhotse-shar", is_shar_file, resumable=True) as stage:
         done = _journal(stage)
+        shards_dir = stage.tree / SHARDS_DIR
+        shards_dir.mkdir(exist_ok=True)
         for index, cuts in enumerate(_shards(lhotse, turn_rows(refs), cuts_per_shard)):
             digest = _digest(cuts, options)
-            present = all((stage.tree / p.format(index)).is_file() for p in SHARD_FILES)
+            present = all((shards_dir / p.format(index)).is_file() for p in SHARD_FILES)
             if done.get(index) == digest and present:
                 reused += 1
             else:
@@ -225,12 +234,45 @@ def export_shar(
             count += len(cuts)
             shards = index + 1
         wanted = {p.format(i) for i in range(shards) for p in SHARD_FILES}
-        for path in stage.tree.iterdir():  # shards of a longer earlier run, anything else
-            if path.name not in wanted:
-                shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
+        for folder, keep in ((shards_dir, wanted), (stage.tree, {SHARDS_DIR})):
+            for path in folder.iterdir():  # shards of a longer earlier run, anything else
+                if path.name not in keep:
+                    shutil.rmtree(path) if path.is_dir() and not path.is_symlink() else path.unlink()
         shutil.rmtree(stage.folder / WRITING, ignore_errors=True)
+        write_card(stage.tree, Path(root), refs, _card_spec(count, shards, audio_format))
     details = {"shards": shards, "cuts_per_shard": cuts_per_shard, "reused_shards": reused}
     notes = (
         (f"resumed: kept {reused} of {shards} shard(s) an interrupted run had finished",) if reused else ()
     )
     return ExportSummary(count, "cut", details, notes)
+
+
+def _card_spec(cuts: int, shards: int, audio: str) -> CardSpec:
+    loading = f"""Lhotse Shar shards in `shards/` ({shards} shard(s): `cuts.NNNNNN.jsonl.gz` and
+`recording.NNNNNN.tar`, the audio as {audio}), read lazily, shard by shard:
+
+```python
+from lhotse import CutSet
+
+cuts = CutSet.from_shar(in_dir="path/to/this/folder/shards")
+```
+
+Lhotse reads every file of the folder it is given as a field, so the shards are in their own
+folder, this card outside it."""
+    return CardSpec(
+        export="lhotse-shar",
+        rows=cuts,
+        unit="cut",
+        loading=loading,
+        columns=[
+            (
+                "cut / supervision `custom`",
+                "conversation_id, turn_number, speaker, speaker_id, voice, "
+                "target, target_text, num_turns, conversation_start/end, source_turn (a split turn's "
+                "piece), quality (its scores, where scored)",
+            ),
+            ("supervision `text`, `speaker`", "what the turn says and who says it"),
+            ("supervision `alignment['word']`", "word timings relative to the cut"),
+            ("recording", f"the turn's audio ({audio}, lossless)"),
+        ],
+    )

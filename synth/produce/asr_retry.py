@@ -1,7 +1,8 @@
 """The ASR retry: each synthesized turn is transcribed; while its word error rate is over the
 threshold it is synthesized again (at most `retries` times, and only when the engine samples
 noise, since a deterministic engine would say it the same way), and the best rendition is kept.
-What happened is recorded per turn and per conversation (metadata `asr_check`)."""
+The loop is the quality gates' best-of-N (synth.produce.gates.best_take) with one judge, the word
+error rate. What happened is recorded per turn and per conversation (metadata `asr_check`)."""
 
 from __future__ import annotations
 
@@ -10,39 +11,43 @@ from typing import TYPE_CHECKING, Any
 
 from ..asr.wer import wer
 from ..domain import SynthesizedTurn, Voice
+from .gates import Verdict, best_take
 from .render import Spoken, TurnRenderer
 
 if TYPE_CHECKING:
     from ..asr.recognizer import AsrCheck
 
 
+def judge(check: AsrCheck, spoken: Spoken, text: str) -> Verdict:
+    """One rendition judged: its word error rate against the threshold."""
+    hyp = check.recognizer.transcribe(spoken.audio).text
+    score = wer(text, hyp)
+    failed = [] if score <= check.threshold else [f"asr_wer<={check.threshold:g}"]
+    return Verdict({"wer": round(score, 4), "hypothesis": hyp}, failed, (score,))
+
+
+def record(check: AsrCheck, verdict: Verdict, attempts: int) -> dict[str, Any]:
+    """A turn's `asr_check` record."""
+    return {
+        "wer": verdict.record["wer"],
+        "hypothesis": verdict.record["hypothesis"],
+        "attempts": attempts,
+        "passed": verdict.passed,
+        **check.recognizer.describe(),
+    }
+
+
 def checked(
     check: AsrCheck, renderer: TurnRenderer, spoken: Spoken, text: str, voice: Voice
 ) -> tuple[Spoken, dict[str, Any]]:
     """The best rendition of `text` and the turn's `asr_check` record."""
-    noisy = not renderer.engine.deterministic
-    best: tuple[float, Spoken, str] | None = None
-    attempts = 0
-    while True:
-        attempts += 1
-        hyp = check.recognizer.transcribe(spoken.audio).text
-        score = wer(text, hyp)
-        if best is None or score < best[0]:
-            best = (score, spoken, hyp)
-        if score <= check.threshold or attempts > check.retries or not noisy:
-            break
-        spoken = renderer.finish(renderer.pieces([(text, voice)])[0])
-    score, spoken, hyp = best
-    return (
-        spoken,
-        {
-            "wer": round(score, 4),
-            "hypothesis": hyp,
-            "attempts": attempts,
-            "passed": score <= check.threshold,
-            **check.recognizer.describe(),
-        },
-    )
+    takes = check.retries + 1 if not renderer.engine.deterministic else 1
+
+    def retake(_take: int) -> Spoken:
+        return renderer.finish(renderer.pieces([(text, voice)])[0])
+
+    spoken, verdict, made, _ = best_take(spoken, retake, lambda s: judge(check, s, text), takes)
+    return spoken, record(check, verdict, made)
 
 
 def summary(check: AsrCheck, turns: Sequence[SynthesizedTurn]) -> dict[str, Any]:

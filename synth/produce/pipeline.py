@@ -8,8 +8,11 @@ for the speech profile (long_turns), the ASR retry (asr_retry), placing turns on
 from __future__ import annotations
 
 import itertools
+import os
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +24,7 @@ from ..domain import Conversation, Dialog, SynthesizedTurn, Voice
 from ..engines.base import Engine
 from ..errors import ConfigError, DialogError, VoiceError
 from ..options import option, setting
+from ..quality import TurnAudio, in_sample
 from ..samples.builder import BuildsSamples
 from ..seeding import conversation_rng
 from . import asr_retry, backchannels
@@ -33,6 +37,7 @@ from .casting import (
     matches,
     parse_attributes,
 )
+from .gates import Judge, Verdict, best_take, can_vary, gate_failed, take_voice
 from .long_turns import LONG_TURNS, turn_parts
 from .probes import ProbeConfig, ProbeSpeaker, attach
 from .render import Piece, Spoken, Stopped, TurnRenderer
@@ -45,6 +50,8 @@ __all__ = ["CAST_BY", "LONG_TURNS", "STREAM_TURNS", "Pipeline", "PipelineConfig"
 
 CAST_BY = ("model", "measured")
 STREAM_TURNS = 16  # turns per engine call in `run`: batching without holding a whole session
+# threads that score turns (the gates) while the next turns are synthesized
+SCORE_WORKERS = max(1, min(4, (os.cpu_count() or 2) // 2))
 
 
 def parse_voice_override(items: list[str]) -> dict[str, str]:
@@ -162,12 +169,19 @@ class Pipeline:
         distance: Callable[[Voice, Voice], float] | None = None,
         probes: ProbeConfig = ProbeConfig(),
         main_speaker: str | None = None,
+        judge: Judge | None = None,
     ):
         """`distance`: how apart two voices sound, for casting (default: the engine's own; for
         cast_by 'measured' pass synth.api.casting_distance's, which build_pipeline does).
         `probes`: what becomes of a coherent conversation's questions (synth.produce.probes);
-        `main_speaker`: who speaks the probes' answers (the conversation audio's main side)."""
+        `main_speaker`: who speaks the probes' answers (the conversation audio's main side);
+        `judge`: the quality scorers and gates (synth.produce.gates), run on SCORE_WORKERS threads
+        while the next turns are synthesized."""
         self.engine = engine
+        self.judge = judge
+        self._pool = (
+            ThreadPoolExecutor(SCORE_WORKERS, thread_name_prefix="synth-score") if judge is not None else None
+        )
         self.config = config
         self.sample_builder = sample_builder
         self.asr_check = asr_check
@@ -209,7 +223,9 @@ class Pipeline:
         self.close()
 
     def close(self) -> None:
-        """Stop the engine's batching worker, if it has one."""
+        """Stop the scoring threads and the engine's batching worker, if it has one."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
         close = getattr(self.engine, "close", None)
         if close is not None:
             close()
@@ -257,25 +273,76 @@ class Pipeline:
         return self._place(dialog, casting, rendered)
 
     def parts(
-        self, text: str, voice: Voice, pieces: list[Piece], where: str, field: str, cid: str
+        self,
+        text: str,
+        voice: Voice,
+        pieces: list[Piece],
+        where: str,
+        field: str,
+        cid: str,
+        speaker: str = "",
+        others: tuple[str, ...] = (),
+        turn_index: int = 0,
     ) -> list[tuple[str, Spoken, dict[str, Any]]]:
         """One rendered input turn as the turns it becomes: split if it is too long for the speech
-        profile, ASR-checked if asked; (text, spoken, extra) each."""
+        profile, scored and gated (best of the takes) or ASR-checked if asked; (text, spoken,
+        extra) each. `speaker`, `others` (the other speakers' voice ids) and `turn_index` (the
+        input turn's: the score sample and the takes' seeds) are what scoring needs."""
         if not any(p.audio.size for p in pieces):
             raise DialogError("the engine produced no audio for this text", where, field, cid)
         split = turn_parts(
             self.renderer, pieces, self.config.max_turn_sec, self.config.long_turns, where, field, cid
         )
+        judge = self.judge
+        scored = judge is not None and in_sample(cid, turn_index, judge.config.score_sample, self.config.seed)
         out = []
-        for part_text, spoken in split:
+        for k, (part_text, spoken) in enumerate(split):
             extra: dict[str, Any] = {}
             part_text = part_text or text
-            if self.asr_check is not None:
+            if scored:
+                turn = (part_text, voice, speaker, others, turn_index, f"{field}:{k}")
+                spoken, extra = self._gated(spoken, turn, where, field, cid)
+            elif self.asr_check is not None:
                 spoken, extra["asr_check"] = asr_retry.checked(
                     self.asr_check, self.renderer, spoken, part_text, voice
                 )
             out.append((part_text, spoken, extra))
         return out
+
+    def _gated(
+        self, spoken: Spoken, turn: tuple[Any, ...], where: str, field: str, cid: str
+    ) -> tuple[Spoken, dict[str, Any]]:
+        """A turn scored, retaken while it fails a gate (and the ASR check, where both are on),
+        the best take kept; its extra (`quality`, and `asr_check`)."""
+        judge, check = self.judge, self.asr_check
+        assert judge is not None
+        text, voice, speaker, others, turn_index, key = turn
+        config = judge.config
+        takes = config.takes if can_vary(voice, self.engine.deterministic) else 1
+        if check is not None and not self.engine.deterministic:
+            takes = max(takes, check.retries + 1)
+
+        def retake(k: int) -> Spoken:
+            said = take_voice(voice, self.config.seed, cid, key, k)
+            return self.renderer.finish(self.renderer.pieces([(text, said)])[0])
+
+        def verdict(s: Spoken) -> Verdict:
+            v = judge(TurnAudio(s.audio, text, voice.id, speaker, others, cid, turn_index))
+            if check is not None:
+                asr = asr_retry.judge(check, s, text)
+                v = Verdict(v.record, v.failed + asr.failed, v.rank + asr.rank, {"asr": asr})
+            return v
+
+        spoken, best, made, number = best_take(spoken, retake, verdict, takes)
+        block = {**best.record, "takes": made, "take": number}
+        if not best.passed:
+            if config.gate_fail == "reject":
+                raise gate_failed(Verdict(block, best.failed), made, where, field, cid)
+            block["gate_failed"] = list(best.failed)
+        extra: dict[str, Any] = {"quality": block}
+        if check is not None:
+            extra["asr_check"] = asr_retry.record(check, best.parts["asr"], made)
+        return spoken, extra
 
     def place(
         self,
@@ -324,16 +391,52 @@ class Pipeline:
         began = time.perf_counter()
         turn_id = 0
         where = dialog.source.describe()
-        for i, (turn, pieces) in enumerate(zip(dialog.turns, rendered)):
+        cid = dialog.conversation_id
+
+        def spoken_parts(i: int, pieces: list[Piece]) -> list[tuple[str, Spoken, dict[str, Any]]]:
+            turn = dialog.turns[i]
             voice = casting[turn.speaker]
-            parts = self.parts(turn.text, voice, pieces, where, f"turns[{i}].text", dialog.conversation_id)
+            others = tuple(sorted({v.id for s, v in casting.items() if s != turn.speaker}))
+            parts = self.parts(
+                turn.text, voice, pieces, where, f"turns[{i}].text", cid, turn.speaker, others, i
+            )
             if turn.meta:  # what the source says of the turn besides its words (an id, an image)
                 parts[0][2]["source"] = dict(turn.meta)
+            return parts
+
+        for i, parts in self._ahead(enumerate(rendered), spoken_parts):
+            turn = dialog.turns[i]
             join = dialog.join_pause_sec if dialog.starts_segment(i) else None
-            placed = self.place(timeline, turn_id, turn.speaker, voice, parts, i, began, join)
+            placed = self.place(timeline, turn_id, turn.speaker, casting[turn.speaker], parts, i, began, join)
             yield from placed
             turn_id += len(placed)
             began = time.perf_counter()
+
+    def _ahead(
+        self,
+        rendered: Iterable[tuple[int, list[Piece]]],
+        work: Callable[[int, list[Piece]], list[tuple[str, Spoken, dict[str, Any]]]],
+    ) -> Iterator[tuple[int, list[tuple[str, Spoken, dict[str, Any]]]]]:
+        """(i, work(i, pieces)) in order. With scoring on, the work (scoring, retakes) runs on the
+        scoring threads, up to STREAM_TURNS turns ahead, while this thread synthesizes the next
+        turns; the results are the same as in order (each turn's takes are seeded by the turn)."""
+        if self._pool is None:
+            for i, pieces in rendered:
+                yield i, work(i, pieces)
+            return
+        pending: deque[tuple[int, Future[list[tuple[str, Spoken, dict[str, Any]]]]]] = deque()
+        try:
+            for i, pieces in rendered:
+                pending.append((i, self._pool.submit(work, i, pieces)))
+                while len(pending) > STREAM_TURNS or (pending and pending[0][1].done()):
+                    j, fut = pending.popleft()
+                    yield j, fut.result()
+            while pending:
+                j, fut = pending.popleft()
+                yield j, fut.result()
+        finally:
+            for _, fut in pending:
+                fut.cancel()
 
     def assemble(
         self, dialog: Dialog, casting: Mapping[str, Voice], turns: list[SynthesizedTurn]
@@ -345,6 +448,8 @@ class Pipeline:
             extra["word_timing"] = {"method": "engine-durations", "model": self.engine.model}
         if self.asr_check is not None:
             extra["asr_check"] = asr_retry.summary(self.asr_check, turns)
+        if self.judge is not None:
+            extra["quality_gates"] = self.judge.summary(turns)
         rng = conversation_rng(self.config.seed, dialog.conversation_id, "backchannels")
         planned = backchannels.plan(turns, dialog.speakers, self.config.backchannels, rng)
         events = backchannels.speak(self.renderer, planned, casting, turns)

@@ -126,7 +126,7 @@ def _hf(out: Path, dataset: Path, ids: list[str]) -> None:
 def _shar(out: Path, dataset: Path, ids: list[str]) -> None:
     import lhotse
 
-    cuts = list(lhotse.CutSet.from_shar(in_dir=out))
+    cuts = list(lhotse.CutSet.from_shar(in_dir=out / "shards"))
     assert len(cuts) == _turn_count(dataset, ids)
     assert list(dict.fromkeys(c.custom["conversation_id"] for c in cuts)) == ids
     for cut in cuts[::17]:
