@@ -217,8 +217,9 @@ class _Session:
                 speaker = roles[turn.speaker]
                 voice = self.casting[speaker]
                 field = f"turns[{i}].text"
+                others = tuple(sorted({v.id for s, v in self.casting.items() if s != speaker}))
                 parts = self.pipeline.parts(
-                    turn.text, voice, pieces, where, field, part.dialog.conversation_id
+                    turn.text, voice, pieces, where, field, part.dialog.conversation_id, speaker, others, i
                 )
                 trial = copy.deepcopy(timeline)
                 join_sec = self.p.config.pause_sec if self.turns and taken == 0 else None
