@@ -31,7 +31,7 @@ KEYS = tuple(k for keys in SCORER_KEYS.values() for k in keys)
 # (MOS, similarity to its own voice). Loudness and speaking rate have no better direction: they
 # are listed as lower-worse, which finds quiet and slow turns.
 HIGHER_IS_WORSE = frozenset(
-    {"wer", "cer", "speaker_sim_other", "clipped", "lead_silence_sec", "trail_silence_sec", "takes"}
+    {"wer", "cer", "speaker_sim_other", "clipped", "lead_silence_sec", "trail_silence_sec", "takes", "take"}
 )
 TEXT_KEYS = frozenset({"asr_text"})
 
