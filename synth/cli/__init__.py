@@ -19,11 +19,11 @@ from collections.abc import Sequence
 from ..allocator import limit_arenas
 from ..errors import SynthError
 from ..version import __version__
-from . import corpora, dataset, generate, memory, report, score, serve, service, voices
+from . import batch, corpora, dataset, generate, memory, report, score, serve, voices
 from .common import EXIT_ERROR, EXIT_OK, EXIT_USAGE, error_message
 from .logs import configure_logging
 
-GROUPS = (generate, voices, dataset, score, memory, report, corpora, serve, service)
+GROUPS = (generate, voices, dataset, score, memory, report, corpora, serve, batch)
 
 
 class Parser(argparse.ArgumentParser):

@@ -17,6 +17,8 @@ from ..words import Words
 
 @dataclass(frozen=True)
 class SynthesisRequest:
+    """One text to speak with one voice of the engine's catalog."""
+
     text: str
     voice: Voice
 
@@ -35,6 +37,8 @@ class EngineAudio:
 
 @runtime_checkable
 class Engine(Protocol):
+    """What every engine does: list its voices, speak a batch of requests, describe itself."""
+
     name: str
     model: str
 

@@ -19,6 +19,8 @@ from ..errors import ConfigError
 
 @dataclass(frozen=True)
 class Blend:
+    """A recipe for a blended voice: its id and its parents' weights."""
+
     id: str
     parents: tuple[tuple[str, float], ...]  # (speaker, weight), weights summing to 1
     report: dict[str, Any] | None = None  # how it was judged: distances, WER
@@ -31,6 +33,7 @@ class Blend:
 
 
 def blend_id(prefix: str, parents: tuple[tuple[str, float], ...]) -> str:
+    """`PREFIX-mix-HASH`, the hash of the sorted parents: the same recipe, the same id anywhere."""
     digest = hashlib.sha256(json.dumps(sorted(parents)).encode()).hexdigest()[:8]
     return f"{prefix}-mix-{digest}"
 
@@ -85,6 +88,7 @@ def propose(
 
 
 def read_blends(path: Path) -> list[Blend]:
+    """The recipes of a blends file; a ConfigError naming `blends` for a missing or bad file."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         return [
@@ -98,6 +102,7 @@ def read_blends(path: Path) -> list[Blend]:
 
 
 def write_blends(path: Path, model: str, blends: list[Blend]) -> None:
+    """Write a blends file for `model` (whole or not at all: a temporary file renamed)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps({"model": model, "blends": [b.to_dict() for b in blends]}, indent=2) + "\n")

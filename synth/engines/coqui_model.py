@@ -129,6 +129,7 @@ def build_vits(folder: Path) -> tuple[Any, Any]:
 
 
 def find_file(folder: Path, names: Sequence[str]) -> Path | None:
+    """The first of `names` that is a file in `folder`, else None."""
     for name in names:
         if (folder / name).is_file():
             return folder / name

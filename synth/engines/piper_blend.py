@@ -67,6 +67,8 @@ class SpeakerWeightsSession:
 def blended_session(
     model_path: str, word_timings: bool, providers: list[Any], weights: np.ndarray
 ) -> SpeakerWeightsSession:
+    """A session of the model's graph with its speaker lookup patched (and its alignment output
+    when `word_timings`), `weights` holding one row per speaker and per blend."""
     import onnx
     import onnxruntime
 

@@ -14,6 +14,7 @@ every dialog it did not make as UNREACHABLE."""
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 import time
@@ -21,7 +22,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 import grpc
 
@@ -29,9 +30,11 @@ from synth_client import AlreadyExists, Backoff, SummaryEvent, SynthClient, Turn
 
 from ..dataset.fingerprint import check_options
 from ..dataset.records import METADATA_FILE, SAMPLES_FILE, ConversationMetadata, ManifestEntry, turn_files
-from ..dataset.writer import AlreadyWritten, DatasetWriter
-from ..errors import ConfigError, DeadlinePassed, DialogError, NoServerReachable
+from ..dataset.writer import DatasetWriter
+from ..errors import AlreadyWritten, ConfigError, DeadlinePassed, DialogError, NoServerReachable
 from ..workflows.outcome import FailureLog, Progress, RunSummary
+
+log = logging.getLogger(__name__)
 
 
 def _local_files(events: list[TurnEvent], summary: SummaryEvent) -> dict[str, bytes]:
@@ -185,247 +188,186 @@ class Servers:
         return f"{each}, for {down_for:.0f} s"
 
 
-def run_batch(
-    dialogs: Iterable[Any],
-    servers: Sequence[str],
-    concurrency: int = 8,
-    local_out: Path | None = None,
-    token: str | None = None,
-    tls: bool = False,
-    failures_path: Path | None = None,
-    timeout: float | None = 600.0,
-    seed: int | None = None,
-    progress: bool = False,
-    log: TextIO = sys.stderr,
-    tls_ca: Path | None = None,
-    unreachable_timeout: float = 10.0,
-    resume_with_changes: bool = False,
-) -> BatchSummary:
-    """Send every dialog (synth Dialogs or DialogErrors, from synth.sources.open_dialogs) to the
-    servers. A busy server never fails a dialog: it is retried with backoff, on the next server,
-    until its own deadline (`timeout` seconds in all) passes, and the number in flight adapts to
-    the servers' pushback. A server that cannot be reached is left out until it can (its
-    breaker); when none could be for `unreachable_timeout` seconds, the batch stops and says so.
-    With `local_out`, every conversation ends up in the local copy: ones the server already had
-    are fetched (GetConversation). `tls_ca`: a PEM file of the CA the servers' certificates are
-    signed by (TLS on). The local copy records what it was made with in its dataset.json (by
-    these servers, with this `seed`): adding to it with another seed is refused unless
-    `resume_with_changes`. The batch ends at the latest `FINAL_GRACE` seconds after the last
-    dialog's deadline: calls still in flight then are cancelled and listed (code STUCK)."""
-    if not servers:
-        raise ConfigError("servers", "at least one server is needed")
-    if concurrency < 1:
-        raise ConfigError("concurrency", "must be at least 1", concurrency)
-    if unreachable_timeout <= 0:
-        raise ConfigError("unreachable_timeout", "must be more than 0", unreachable_timeout)
-    writer = DatasetWriter(local_out) if local_out else None
-    done_ids: set[str] = set()
-    if writer:
-        writer.recover()
-        done_ids = writer.done_ids()
-        with writer.locked():
-            check_options(writer.root, {"made_by": "synth batch", "seed": seed}, resume_with_changes)
-    once = Backoff(attempts=1)  # retries are this function's, across servers
-    clients = [SynthClient(s, token=token, tls=tls, backoff=once, tls_ca=tls_ca) for s in servers]
-    reach = Servers(clients, unreachable_timeout)
-    limit = AdaptiveLimit(concurrency)
-    pause = Backoff(attempts=1, initial=0.25, maximum=5.0)
-    summary = BatchSummary()
-    lock = threading.Lock()
-    began = time.perf_counter()
-    bar = Progress(progress, None, log, unit="dialog")
-    if failures_path and failures_path.exists():
-        print(f"note: replacing {failures_path} of an earlier run", file=log)
-    failures = FailureLog(summary, failures_path)
-    bar.start()
+@dataclass(frozen=True)
+class BatchSettings:
+    """How a batch goes: where it sends (`servers`, with `token`, `tls`, `tls_ca`: a PEM file of
+    the CA the servers' certificates are signed by, TLS on), how many dialogs at once
+    (`concurrency`), how long each may take (`timeout` seconds, retries included), when it stops
+    for servers that cannot be reached (`unreachable_timeout`), where it keeps a local copy
+    (`local_out`, made with `seed`; adding to one made with another seed is refused unless
+    `resume_with_changes`) and lists its failures (`failures_path`), and whether it draws a
+    progress bar."""
 
-    def tick() -> None:
-        bar.update(summary)
+    servers: Sequence[str]
+    concurrency: int = 8
+    local_out: Path | None = None
+    token: str | None = None
+    tls: bool = False
+    tls_ca: Path | None = None
+    failures_path: Path | None = None
+    timeout: float | None = 600.0
+    seed: int | None = None
+    progress: bool = False
+    unreachable_timeout: float = 10.0
+    resume_with_changes: bool = False
 
-    def record_failure(item: dict[str, Any]) -> None:
-        failures.record(item)
-        tick()
+    def check(self) -> None:
+        if not self.servers:
+            raise ConfigError("servers", "at least one server is needed")
+        if self.concurrency < 1:
+            raise ConfigError("concurrency", "must be at least 1", self.concurrency)
+        if self.unreachable_timeout <= 0:
+            raise ConfigError("unreachable_timeout", "must be more than 0", self.unreachable_timeout)
 
-    shown_unreachable = [0]
 
-    def record_unreachable(item: dict[str, Any], why: str) -> None:
-        """An UNREACHABLE failure, printed for the first few only (the summary counts them)."""
+class BatchReport:
+    """What a batch says as it goes, from any of its threads: the summary's counts, the failures
+    (file and log lines; after the first few UNREACHABLE ones, the same reason is only counted)
+    and the progress bar."""
+
+    SHOWN_UNREACHABLE = 3
+
+    def __init__(self, failures_path: Path | None, progress: bool):
+        self.summary = BatchSummary()
+        self._lock = threading.Lock()
+        self._unreachable = 0
+        self.bar = Progress(progress, None, sys.stderr, unit="dialog")
+        if failures_path and failures_path.exists():
+            log.warning("replacing %s of an earlier run", failures_path)
+        self.failures = FailureLog(self.summary, failures_path)
+        self.bar.start()
+
+    def failed(self, item: dict[str, Any], show: bool = True) -> None:
+        self.failures.record(item, show=show)
+        self.bar.update(self.summary)
+
+    def unreachable(self, item: dict[str, Any], why: str) -> None:
+        """A dialog not made because no server could be reached; logged for the first few only."""
+        with self._lock:
+            self._unreachable += 1
+            show = self._unreachable <= self.SHOWN_UNREACHABLE
         entry = {**item, "server": "", "code": "UNREACHABLE", "error": f"no server reachable: {why}"}
-        with lock:
-            shown_unreachable[0] += 1
-            quiet = shown_unreachable[0] > 3
-        failures.record(entry, show=not quiet)
-        tick()
+        self.failed(entry, show=show)
 
-    def copy_existing(dialog: Any, client: SynthClient, deadline: float | None) -> None:
-        turns: list[TurnEvent] = []
-        for ev in client.get_conversation(dialog.conversation_id, timeout=_left(deadline)):
-            if isinstance(ev, TurnEvent):
-                turns.append(ev)
-            elif writer is not None:
-                writer.write_files(
-                    ev.conversation_id, _local_files(turns, ev), ManifestEntry.from_dict(ev.manifest_line)
-                )
+    def made(self, turns: list[TurnEvent]) -> None:
+        with self._lock:
+            self.summary.generated += 1
+            self.summary.audio_sec += sum(t.duration_sec for t in turns)
+        self.bar.update(self.summary)
 
-    deadlines: dict[str, float] = {}  # the dialogs started, by id: their deadlines
+    def existing(self, copied: bool) -> None:
+        """A dialog a server had made before: copied into the local copy, or already there."""
+        with self._lock:
+            if copied:
+                self.summary.copied += 1
+            else:
+                self.summary.skipped_existing += 1
+        self.bar.update(self.summary)
 
-    def one(dialog: Any) -> None:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        if deadline is not None:
-            with lock:
-                deadlines[dialog.conversation_id] = deadline
-        failure = {"conversation_id": dialog.conversation_id, "where": dialog.source.describe()}
-        attempt = 0
-        while True:
-            try:
-                server = reach.pick(deadline)
-            except NoServerReachable as exc:
-                record_unreachable(failure, str(exc))
-                return
-            except DeadlinePassed as exc:
-                record_failure(
-                    {**failure, "server": "", "code": "UNREACHABLE", "error": f"before its deadline: {exc}"}
-                )
-                return
-            client = server.client
-            turns: list[TurnEvent] = []
-            try:
-                for ev in client.synthesize(dialog, seed=seed, timeout=_left(deadline)):
-                    if isinstance(ev, TurnEvent):
-                        turns.append(ev)
-                    elif writer is not None:
-                        writer.write_files(
-                            ev.conversation_id,
-                            _local_files(turns, ev),
-                            ManifestEntry.from_dict(ev.manifest_line),
-                        )
-                reach.reached(server)
-                break
-            except Unavailable as exc:
-                busy = exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED or reach.is_reachable(server)
-                if not busy:  # nobody answers there: its breaker opens, the others take the dialog
-                    reach.unreachable(server, exc.details())
-                    continue
-                reach.reached(server)  # busy, draining or cannot write: back off, try elsewhere
-                limit.pushed_back()
-                with lock:
-                    summary.retried += 1
-                wait = pause.delay(attempt)
-                attempt += 1
-                # Turns received before the server went away are dropped and the dialog made
-                # again elsewhere: a server writes a conversation only after its last turn.
-                if deadline is not None and time.monotonic() + wait >= deadline:
-                    record_failure(
-                        {
-                            **failure,
-                            "server": client.target,
-                            "code": exc.code().name,
-                            "error": f"{exc.details()} (gave up after {attempt} tries)",
-                        }
-                    )
-                    return
-                time.sleep(wait)
-            except AlreadyExists:
-                reach.reached(server)
-                copied = False
-                try:
-                    if writer is not None and dialog.conversation_id not in writer.done_ids():
-                        copy_existing(dialog, client, deadline)
-                        copied = True
-                except grpc.RpcError as exc:
-                    record_failure(
-                        {
-                            **failure,
-                            "server": client.target,
-                            "code": "NOT_COPIED",
-                            "error": f"on the server, but the local copy failed: {exc}",
-                        }
-                    )
-                    return
-                except AlreadyWritten:
-                    pass
-                except Exception as exc:  # local disk errors, a copy not what the server wrote
-                    record_failure({**failure, "server": client.target, "code": "LOCAL", "error": str(exc)})
-                    return
-                with lock:
-                    if copied:
-                        summary.copied += 1
-                    else:
-                        summary.skipped_existing += 1
-                    tick()
-                return
-            except grpc.RpcError as exc:
-                reach.reached(server)
-                record_failure(
-                    {**failure, "server": client.target, "code": exc.code().name, "error": exc.details()}
-                )
-                return
-            except AlreadyWritten:
-                with lock:
-                    summary.skipped_existing += 1
-                    tick()
-                return
-            except Exception as exc:  # local disk errors: report, keep the batch going
-                record_failure({**failure, "server": client.target, "code": "LOCAL", "error": str(exc)})
-                return
-        with lock:
-            summary.generated += 1
-            summary.audio_sec += sum(t.duration_sec for t in turns)
-        tick()
+    def count(self, name: str) -> None:
+        """One more of a plain count of the summary (sent, retried, skipped_existing, ...)."""
+        with self._lock:
+            setattr(self.summary, name, getattr(self.summary, name) + 1)
 
-    def run(dialog: Any) -> None:
-        limit.acquire()
+    def finish(self, unreachable: str, wall_sec: float) -> BatchSummary:
+        self.bar.close()
+        self.summary.unreachable = unreachable
+        self.summary.wall_sec = wall_sec
+        return self.summary
+
+
+@dataclass
+class Sending:
+    """One dialog on its way: its deadline (time.monotonic(); None: none), what its failures say
+    of it, and how many times servers pushed it back."""
+
+    dialog: Any
+    deadline: float | None
+    failure: dict[str, Any]
+    pushed_back: int = 0
+
+    def left(self) -> float | None:
+        return _left(self.deadline)
+
+
+class BatchRun:
+    """A batch of dialogs sent to servers (see the module's docstring). A busy server never fails
+    a dialog: it is retried with backoff, on the next server, until its own deadline, and the
+    number in flight adapts to the servers' pushback. A server that cannot be reached is left out
+    until it can (its breaker); when none could be for `unreachable_timeout` seconds, the batch
+    stops and says so. With a local copy, every conversation ends up in it: ones a server already
+    had are fetched (GetConversation). The batch ends at the latest `FINAL_GRACE` seconds after
+    the last dialog's deadline: calls still in flight then are cancelled and listed (STUCK)."""
+
+    def __init__(self, settings: BatchSettings):
+        settings.check()
+        self.settings = settings
+        self.writer, self.done_ids = _open_local_copy(settings)
+        once = Backoff(attempts=1)  # retries are the batch's, across servers
+        self.clients = [
+            SynthClient(s, token=settings.token, tls=settings.tls, backoff=once, tls_ca=settings.tls_ca)
+            for s in settings.servers
+        ]
+        self.servers = Servers(self.clients, settings.unreachable_timeout)
+        self.limit = AdaptiveLimit(settings.concurrency)
+        self.pause = Backoff(attempts=1, initial=0.25, maximum=5.0)
+        self.report = BatchReport(settings.failures_path, settings.progress)
+        self._lock = threading.Lock()
+        self._deadlines: dict[str, float] = {}  # the dialogs started, by id: their deadlines
+        self._pending: set[Future[None]] = set()
+        self._sent: dict[Future[None], Any] = {}
+
+    def run(self, dialogs: Iterable[Any]) -> BatchSummary:
+        """Send every dialog (Dialogs or DialogErrors, from synth.dialogs.sources.open_dialogs)."""
+        began = time.perf_counter()
+        pool = ThreadPoolExecutor(max_workers=self.settings.concurrency, thread_name_prefix="synth-batch")
         try:
-            one(dialog)
+            for item in dialogs:
+                self._admit(item, pool)
+            self._wait_for_the_last()
+        except KeyboardInterrupt:  # Ctrl-C: the calls in flight end now; nothing of them is kept
+            self._cancel_calls()
+            raise
         finally:
-            limit.release()
+            pool.shutdown(wait=not self.report.summary.stuck, cancel_futures=True)
+        self._cancel_calls()
+        return self.report.finish(self.servers.reason, time.perf_counter() - began)
 
-    pending: set[Future[None]] = set()
-    sent: dict[Future[None], Any] = {}
-    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="synth-batch")
+    def _admit(self, item: Any, pool: ThreadPoolExecutor) -> None:
+        """Send one item of the source, or say why not (a bad dialog, made already, stopped)."""
+        if isinstance(item, DialogError):
+            self.report.failed(
+                {
+                    "conversation_id": item.conversation_id,
+                    "where": item.where,
+                    "field": item.field,
+                    "server": "",
+                    "code": "INVALID_ARGUMENT",
+                    "error": item.message,
+                }
+            )
+            return
+        if item.conversation_id in self.done_ids:
+            self.report.count("skipped_existing")
+            return
+        while len(self._pending) >= self.settings.concurrency and not self.servers.gave_up.is_set():
+            _, self._pending = wait(self._pending, return_when=FIRST_COMPLETED, timeout=1.0)  # bounded memory
+        if self.servers.gave_up.is_set():  # stopped: the rest is listed, not sent
+            self.report.count("not_sent")
+            where = {"conversation_id": item.conversation_id, "where": item.source.describe()}
+            self.report.unreachable(where, self.servers.reason)
+            return
+        self.report.count("sent")
+        future = pool.submit(self._send_when_allowed, item)
+        self._pending.add(future)
+        self._sent[future] = item
 
-    def deadline_of(future: Future[None]) -> float | None:
-        with lock:
-            return deadlines.get(sent[future].conversation_id)
-
-    def cancel_calls() -> None:
-        for c in clients:
-            c.close()  # every call still in flight on its channel ends (CANCELLED)
-
-    try:
-        for item in dialogs:
-            if isinstance(item, DialogError):
-                record_failure(
-                    {
-                        "conversation_id": item.conversation_id,
-                        "where": item.where,
-                        "field": item.field,
-                        "server": "",
-                        "code": "INVALID_ARGUMENT",
-                        "error": item.message,
-                    }
-                )
-                continue
-            if item.conversation_id in done_ids:
-                summary.skipped_existing += 1
-                continue
-            while len(pending) >= concurrency and not reach.gave_up.is_set():  # bounded memory
-                _, pending = wait(pending, return_when=FIRST_COMPLETED, timeout=1.0)
-            if reach.gave_up.is_set():  # stopped: the rest is listed, not sent
-                summary.not_sent += 1
-                record_unreachable(
-                    {"conversation_id": item.conversation_id, "where": item.source.describe()}, reach.reason
-                )
-                continue
-            summary.sent += 1
-            future = pool.submit(run, item)
-            pending.add(future)
-            sent[future] = item
-        stuck = final_wait(pending, deadline_of, cancel_calls)
-        for future in stuck:
-            summary.stuck += 1
-            item = sent[future]
-            record_failure(
+    def _wait_for_the_last(self) -> None:
+        """Wait for the calls in flight up to their deadlines and the grace; list the stuck ones."""
+        for future in final_wait(self._pending, self._deadline_of, self._cancel_calls):
+            self.report.count("stuck")
+            item = self._sent[future]
+            self.report.failed(
                 {
                     "conversation_id": item.conversation_id,
                     "where": item.source.describe(),
@@ -435,17 +377,149 @@ def run_batch(
                     "call was cancelled (a local disk that does not answer?); left behind",
                 }
             )
-    except KeyboardInterrupt:  # Ctrl-C: the calls in flight end now; nothing of them is kept
-        cancel_calls()
-        raise
-    finally:
-        pool.shutdown(wait=not summary.stuck, cancel_futures=True)
-    for c in clients:
-        c.close()
-    bar.close()
-    summary.unreachable = reach.reason
-    summary.wall_sec = time.perf_counter() - began
-    return summary
+
+    def _deadline_of(self, future: Future[None]) -> float | None:
+        with self._lock:
+            return self._deadlines.get(self._sent[future].conversation_id)
+
+    def _cancel_calls(self) -> None:
+        for client in self.clients:
+            client.close()  # every call still in flight on its channel ends (CANCELLED)
+
+    def _send_when_allowed(self, dialog: Any) -> None:
+        self.limit.acquire()
+        try:
+            self.send(dialog)
+        finally:
+            self.limit.release()
+
+    def send(self, dialog: Any) -> None:
+        """One dialog, from server to server, until it is made, found made, failed or late."""
+        sending = self._start(dialog)
+        while True:
+            server = self._pick(sending)
+            if server is None or self._attempt(sending, server):
+                return
+
+    def _start(self, dialog: Any) -> Sending:
+        timeout = self.settings.timeout
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if deadline is not None:
+            with self._lock:
+                self._deadlines[dialog.conversation_id] = deadline
+        where = {"conversation_id": dialog.conversation_id, "where": dialog.source.describe()}
+        return Sending(dialog, deadline, where)
+
+    def _pick(self, sending: Sending) -> Breaker | None:
+        """The server to try next; None (reported) when none can be reached in time."""
+        try:
+            return self.servers.pick(sending.deadline)
+        except NoServerReachable as exc:
+            self.report.unreachable(sending.failure, str(exc))
+        except DeadlinePassed as exc:
+            error = f"before its deadline: {exc}"
+            self.report.failed({**sending.failure, "server": "", "code": "UNREACHABLE", "error": error})
+        return None
+
+    def _attempt(self, sending: Sending, server: Breaker) -> bool:
+        """One call to one server; True when the dialog is settled (made, made before, failed)."""
+        client = server.client
+        try:
+            stream = client.synthesize(sending.dialog, seed=self.settings.seed, timeout=sending.left())
+            turns = self._receive(stream)
+        except Unavailable as exc:
+            return self._unavailable(sending, server, exc)
+        except AlreadyExists:
+            self.servers.reached(server)
+            self._copy_existing(sending, client)
+            return True
+        except grpc.RpcError as exc:
+            self.servers.reached(server)
+            self._failed(sending, client, exc.code().name, exc.details())
+            return True
+        except AlreadyWritten:
+            self.report.existing(copied=False)
+            return True
+        except Exception as exc:  # local disk errors: report, keep the batch going
+            self._failed(sending, client, "LOCAL", str(exc))
+            return True
+        self.servers.reached(server)
+        self.report.made(turns)
+        return True
+
+    def _unavailable(self, sending: Sending, server: Breaker, exc: Unavailable) -> bool:
+        """A server that cannot be reached is left for the others (False: try the next one); one
+        that answers but is busy, draining or cannot write pushes back: wait, then try again
+        (True once the wait would pass the dialog's deadline: failed)."""
+        busy = exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED or self.servers.is_reachable(server)
+        if not busy:  # nobody answers there: its breaker opens, the others take the dialog
+            self.servers.unreachable(server, exc.details())
+            return False
+        self.servers.reached(server)
+        self.limit.pushed_back()
+        self.report.count("retried")
+        pause = self.pause.delay(sending.pushed_back)
+        sending.pushed_back += 1
+        # Turns received before the server went away are dropped and the dialog made again
+        # elsewhere: a server writes a conversation only after its last turn.
+        if sending.deadline is not None and time.monotonic() + pause >= sending.deadline:
+            error = f"{exc.details()} (gave up after {sending.pushed_back} tries)"
+            self._failed(sending, server.client, exc.code().name, error)
+            return True
+        time.sleep(pause)
+        return False
+
+    def _copy_existing(self, sending: Sending, client: SynthClient) -> None:
+        """A conversation the server made before: fetched into the local copy unless it is there."""
+        copied = False
+        try:
+            if self.writer is not None and sending.dialog.conversation_id not in self.writer.done_ids():
+                self._receive(client.get_conversation(sending.dialog.conversation_id, timeout=sending.left()))
+                copied = True
+        except grpc.RpcError as exc:
+            self._failed(sending, client, "NOT_COPIED", f"on the server, but the local copy failed: {exc}")
+            return
+        except AlreadyWritten:
+            pass
+        except Exception as exc:  # local disk errors, a copy not what the server wrote
+            self._failed(sending, client, "LOCAL", str(exc))
+            return
+        self.report.existing(copied)
+
+    def _receive(self, events: Iterable[Any]) -> list[TurnEvent]:
+        """A conversation's streamed events: its turns, written with its summary into the local
+        copy when there is one."""
+        turns: list[TurnEvent] = []
+        for ev in events:
+            if isinstance(ev, TurnEvent):
+                turns.append(ev)
+            elif self.writer is not None:
+                self.writer.write_files(
+                    ev.conversation_id, _local_files(turns, ev), ManifestEntry.from_dict(ev.manifest_line)
+                )
+        return turns
+
+    def _failed(self, sending: Sending, client: SynthClient, code: str, error: str) -> None:
+        self.report.failed({**sending.failure, "server": client.target, "code": code, "error": error})
+
+
+def _open_local_copy(settings: BatchSettings) -> tuple[DatasetWriter | None, set[str]]:
+    """The local copy's writer (recovered, its options checked) and the conversations it has."""
+    if not settings.local_out:
+        return None, set()
+    writer = DatasetWriter(settings.local_out)
+    writer.recover()
+    done_ids = writer.done_ids()
+    with writer.locked():
+        made_with = {"made_by": "synth batch", "seed": settings.seed}
+        check_options(writer.root, made_with, settings.resume_with_changes)
+    return writer, done_ids
+
+
+def run_batch(dialogs: Iterable[Any], servers: Sequence[str], **settings: Any) -> BatchSummary:
+    """Send every dialog to the servers: `BatchRun(BatchSettings(servers, **settings)).run(dialogs)`
+    (the settings by name: concurrency, local_out, timeout, ...)."""
+    return BatchRun(BatchSettings(servers, **settings)).run(dialogs)
 
 
 FINAL_GRACE = 30.0  # seconds past a dialog's deadline before the batch stops waiting for it

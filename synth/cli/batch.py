@@ -1,5 +1,5 @@
-"""The service's clients: `synth batch` (dialogs to servers) and `synth health` (a probe for
-container health checks)."""
+"""The commands that talk to running servers: `synth batch` (dialogs to servers) and `synth health`
+(a probe for container health checks)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from .groups import (
 
 
 def register(sub: Any) -> None:
+    """Add `synth batch` and `synth health` to the command line."""
     b = add_parser(
         sub,
         "batch",
@@ -90,8 +91,9 @@ def register(sub: Any) -> None:
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
+    """Send the dialogs to the servers (synth.remote.batch), print the summary; exit 3 when some failed."""
     from ..dialogs.sources import open_dialogs
-    from ..remote.batch import run_batch
+    from ..remote.batch import BatchRun, BatchSettings
     from ..workflows.outcome import FAILURES
 
     dialogs = open_dialogs(
@@ -101,11 +103,10 @@ def cmd_batch(args: argparse.Namespace) -> int:
     failures = (
         Path(args.failures) if args.failures else (out / FAILURES if out else Path("batch_failures.jsonl"))
     )
-    summary = run_batch(
-        dialogs,
-        args.server,
-        args.concurrency,
-        out,
+    settings = BatchSettings(
+        servers=args.server,
+        concurrency=args.concurrency,
+        local_out=out,
         token=args.token,
         tls=args.tls,
         tls_ca=Path(args.tls_ca) if args.tls_ca else None,
@@ -116,11 +117,13 @@ def cmd_batch(args: argparse.Namespace) -> int:
         unreachable_timeout=args.unreachable_timeout,
         resume_with_changes=args.resume_with_changes,
     )
+    summary = BatchRun(settings).run(dialogs)
     print(summary.format())
     return EXIT_PARTIAL if summary.failed else EXIT_OK
 
 
 def cmd_health(args: argparse.Namespace) -> int:
+    """Print the server's health status; exit 0 only when it is SERVING."""
     import grpc
 
     from synth_client import check_health
