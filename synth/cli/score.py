@@ -15,6 +15,7 @@ from .options import add_fields, config_from
 
 
 def register(sub: Any) -> None:
+    """Add `synth score` to the command line."""
     sp = add_parser(
         sub,
         "score",
@@ -47,6 +48,7 @@ def register(sub: Any) -> None:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
+    """Score the dataset (engine loaded only for the speaker scorer) and print what was done."""
     from ..workflows.score import score_dataset
 
     config = config_from(args, QualityConfig)

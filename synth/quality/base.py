@@ -37,6 +37,7 @@ TEXT_KEYS = frozenset({"asr_text"})
 
 
 def higher_is_worse(key: str) -> bool:
+    """Whether a higher value of this stored key is a worse turn (HIGHER_IS_WORSE)."""
     return key in HIGHER_IS_WORSE
 
 
@@ -67,7 +68,7 @@ class TurnAudio:
 class Scorer(Protocol):
     """Scores a batch of turns: one dict per turn, its keys those of SCORER_KEYS[name] (a key may
     be left out where it means nothing, e.g. speaker_sim_other in a monologue). Numbers are
-    plain floats, rounded (synth.quality.block.ROUND)."""
+    plain floats, rounded to a few decimals (the stored figures are what an independent run prints)."""
 
     name: str
     version: str

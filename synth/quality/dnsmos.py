@@ -33,6 +33,7 @@ def _package() -> Any:
 
 
 def speechmos_version() -> str:
+    """The installed speechmos's version (part of the scorer's version: its models may change)."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
@@ -42,6 +43,8 @@ def speechmos_version() -> str:
 
 
 class DnsmosScorer:
+    """DNSMOS P.835 SIG/BAK/OVRL and P.808 of each turn, with speechmos's models (loaded once)."""
+
     name = "dnsmos"
 
     def __init__(self) -> None:

@@ -27,6 +27,7 @@ def char_errors(reference: str, hypothesis: str) -> tuple[int, int]:
 
 
 def cer(reference: str, hypothesis: str) -> float:
+    """Character error rate of the normalized texts (1.0 for any text against an empty one)."""
     errors, n = char_errors(reference, hypothesis)
     return errors / n if n else float(errors > 0)
 

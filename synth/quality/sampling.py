@@ -9,6 +9,7 @@ import hashlib
 
 
 def in_sample(conversation_id: str, turn_id: int, fraction: float, seed: int = 0) -> bool:
+    """Whether this turn is in the `fraction` sample drawn with `seed`."""
     if fraction >= 1.0:
         return True
     digest = hashlib.sha256(f"{seed}\0{conversation_id}\0{turn_id}".encode()).digest()

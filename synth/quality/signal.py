@@ -42,6 +42,8 @@ def score_signal(samples: np.ndarray, text: str, rate: int = SAMPLE_RATE) -> Sco
 
 
 class SignalScorer:
+    """The signal checks (score_signal) of each turn; no model, no state."""
+
     name = "signal"
     version = VERSION
 

@@ -21,10 +21,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..dataset.reader import DatasetError, iter_manifest
+from ..dataset.reader import iter_manifest
 from ..dataset.records import MANIFEST, ManifestEntry
 from ..dataset.writer import READ, WRITE, using
-from ..errors import ConfigError
+from ..errors import ConfigError, DatasetError
 from ..quality.base import KEYS, TEXT_KEYS
 
 SPLITS_DIR = "splits"
@@ -35,6 +35,8 @@ HISTOGRAM_BINS = 8
 
 @dataclass(frozen=True)
 class StageSummary:
+    """One split written: its stage (and lower bound for a band), file, size and token histogram."""
+
     stage: int
     path: Path
     conversations: int
@@ -106,6 +108,7 @@ def parse_quality_bounds(values: Sequence[str] | None, option: str) -> dict[str,
 
 
 def split_path(out_dir: Path, stage: int, bands: bool) -> Path:
+    """Where a stage's (or band's) split manifest goes."""
     return out_dir / f"{'band' if bands else 'stage'}_{stage}.jsonl"
 
 

@@ -28,10 +28,10 @@ from typing import Any
 
 from ..audio import load_audio
 from ..dataset.journal import Rewrite
-from ..dataset.reader import ConversationRef, DatasetError, open_dataset
+from ..dataset.reader import ConversationRef, open_dataset
 from ..dataset.records import MANIFEST, ConversationMetadata, ManifestEntry
 from ..dataset.writer import DatasetWriter, Holder
-from ..errors import ConfigError
+from ..errors import ConfigError, DatasetError
 from ..quality import (
     QualityConfig,
     Scorer,
