@@ -12,6 +12,7 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from ...dataset.files import is_held as held
 from ...dataset.fingerprint import read_options, records_samples, sample_options
@@ -53,8 +54,8 @@ def _advice(text: str) -> Problem:
 
 
 def check_rewrite(root: Path, shown: str, rewrites: list[Holder]) -> list[Problem]:
-    """A rewrite (synth tokenize, synth check) running now, interrupted before its switch (the
-    old dataset, whole) or during it (part old, part new), or hidden files no rewrite marks.
+    """A rewrite (synth tokenize, synth check) running now, interrupted during its switch (part
+    old, part new) or before it (the old dataset, whole), or hidden files no rewrite marks.
     `shown`: the dataset as the user named it, for the commands to run."""
     info = marker(root)
     into = ""
@@ -86,27 +87,7 @@ def check_rewrite(root: Path, shown: str, rewrites: list[Holder]) -> list[Proble
         ]
     stray = len(hidden_new_files(root))
     if info is not None:
-        old = read_options(root)
-        was = (
-            f" ({describe_settings(sample_options(old))}, as dataset.json says)"
-            if old and records_samples(old)
-            else ""
-        )
-        again = (
-            f"`{tokenize_command(str(root), sample_options(info['options']) or {})}`"
-            if info.get("tool") == "synth tokenize" and info.get("options")
-            else f"`{info.get('command', 'the rewrite')}` (in {info.get('cwd', '?')})"
-        )
-        return [
-            Place(REWRITE, file=REWRITE).warning(
-                f"a rewrite{who}{into} was interrupted before its switch: the dataset is the old "
-                f"one{was}, whole; the {stray} hidden new file(s) it left (.NAME{NEXT}) change nothing"
-            ),
-            _advice(
-                f"`synth validate {shown} --recover` removes what it left (so does the next writer); "
-                f"run {again} again for the new settings"
-            ),
-        ]
+        return _before_switch(root, shown, info, f"a rewrite{who}{into}", stray)
     if stray:
         return [
             Problem(
@@ -116,6 +97,32 @@ def check_rewrite(root: Path, shown: str, rewrites: list[Holder]) -> list[Proble
             _advice(f"`synth validate {shown} --recover` removes them"),
         ]
     return []
+
+
+def _before_switch(root: Path, shown: str, info: dict[str, Any], rewrite: str, stray: int) -> list[Problem]:
+    """A rewrite (`info`: its marker; `rewrite`: it in words) interrupted before its switch: the
+    dataset is the old one, whole; what to remove, and what to run again."""
+    old = read_options(root)
+    was = (
+        f" ({describe_settings(sample_options(old))}, as dataset.json says)"
+        if old and records_samples(old)
+        else ""
+    )
+    again = (
+        f"`{tokenize_command(str(root), sample_options(info['options']) or {})}`"
+        if info.get("tool") == "synth tokenize" and info.get("options")
+        else f"`{info.get('command', 'the rewrite')}` (in {info.get('cwd', '?')})"
+    )
+    return [
+        Place(REWRITE, file=REWRITE).warning(
+            f"{rewrite} was interrupted before its switch: the dataset is the old one{was}, whole; the "
+            f"{stray} hidden new file(s) it left (.NAME{NEXT}) change nothing"
+        ),
+        _advice(
+            f"`synth validate {shown} --recover` removes what it left (so does the next writer); "
+            f"run {again} again for the new settings"
+        ),
+    ]
 
 
 def check_tmp(root: Path, shown: str, writers: list[Holder]) -> list[Problem]:
