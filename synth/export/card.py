@@ -24,6 +24,7 @@ import yaml
 
 from ..dataset.reader import ConversationRef
 from ..domain import Voice
+from ..quality import higher_is_worse
 from ..workflows.report import LICENCES, ReportData, collect
 
 log = logging.getLogger(__name__)
@@ -41,19 +42,6 @@ SIZES = (
     (10_000_000_000, "1B<n<10B"),
     (100_000_000_000, "10B<n<100B"),
     (1_000_000_000_000, "100B<n<1T"),
-)
-# Scores where a higher value is a worse turn (synth.quality's HIGHER_IS_WORSE, and the ASR check's).
-HIGHER_WORSE = frozenset(
-    {
-        "wer",
-        "cer",
-        "asr_wer",
-        "speaker_sim_other",
-        "clipped",
-        "lead_silence_sec",
-        "trail_silence_sec",
-        "takes",
-    }
 )
 TASKS = ["text-to-speech", "automatic-speech-recognition", "audio-text-to-text"]
 # A licence line of a model card -> the Hub's licence identifier (letters and digits only compared).
@@ -271,7 +259,7 @@ def _body(spec: CardSpec, data: ReportData | None, licences: list[ModelLicence])
             finite = [v for v in values if math.isfinite(v)]
             if not finite:
                 continue
-            worse = " (higher is worse)" if name in HIGHER_WORSE else ""
+            worse = " (higher is worse)" if higher_is_worse(name) or name == "asr_wer" else ""
             lines.append(
                 f"| {name}{worse} | {len(finite)} | {_fmt(sum(finite) / len(finite))} | "
                 f"{_fmt(min(finite))} | {_fmt(max(finite))} |"
