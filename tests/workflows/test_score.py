@@ -224,3 +224,24 @@ def test_splits_filter_by_the_worst_turn_and_the_report_reads_the_scores(scored,
         e.quality["dnsmos_ovrl"]["min"] for e in entries
     )
     assert data.scorers.keys() == {"intelligibility", "dnsmos", "speaker", "signal"}
+
+
+@pytest.mark.slow
+def test_the_report_of_a_scored_dataset_renders_every_score(scored, tmp_path):
+    """Opened as a person would: every score's histogram loads in Chromium, no console error."""
+    from tests.test_report import _chromium
+
+    out = tmp_path / "report"
+    res = run_cli("report", str(scored), str(out))
+    assert res.returncode == 0, res.stderr
+    page = (out / "index.html").read_text()
+    numeric = [k for k in KEYS if k != "asr_text"]
+    for key in numeric:
+        assert f'src="score_{key}.png"' in page and f"Worst turns by {key}<" in page
+    assert "Quality by conversation" in page and "1/speechmos-" in page
+    figures = page.count("<img ")
+    dom = _chromium("--virtual-time-budget=5000", "--enable-logging=stderr", "--v=0", "--dump-dom",
+                    (out / "index.html").as_uri(), profile=tmp_path / "p")  # fmt: skip
+    assert f'data-images-loaded="{figures}/{figures}"' in dom.stdout, dom.stdout[-500:]
+    console = [line for line in dom.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
+    assert not console, console
