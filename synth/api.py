@@ -38,6 +38,8 @@ from .samples.builder import SampleBuilder, SampleConfig
 from .samples.tokenizer import DEFAULT_TOKENIZER, load_tokenizer
 from .workflows.runner import ON_ERROR, RunSummary, run_producer
 from .workflows.sharding import Shard
+from .workflows.worker_plan import AUTO, Plan, parse_count
+from .workflows.workers import WorkerRole
 
 
 @dataclass(frozen=True)
@@ -125,6 +127,25 @@ class GenerateOptions:
         help="make again the finished conversations whose files are not what was written (their "
         "integrity records say so); without it they are reported and the run exits 3",
     )
+    workers: int | str = option(
+        1,
+        run=True,
+        metavar="N|auto",
+        parse=parse_count("workers"),
+        text=str,
+        help="worker processes, each with its own engine, making one dataset together (the same "
+        "dataset for any N); auto: one per core, as many as the memory holds (docs/cluster.md); "
+        "1: this process alone",
+    )
+    threads: int | str = option(
+        AUTO,
+        run=True,
+        metavar="T|auto",
+        parse=parse_count("threads"),
+        text=str,
+        help="ONNX Runtime threads per worker; auto: the cores divided among the workers (one worker: "
+        "ONNX Runtime's own choice, every core). Keep it fixed for byte-identical datasets",
+    )
 
     def fingerprint(self) -> dict[str, Any]:
         """What changes the conversations (not how fast they are made), as flat 'a.b' keys:
@@ -144,6 +165,8 @@ class GenerateOptions:
             raise ConfigError("in_flight", "must be at least 1", self.in_flight)
         if self.on_error not in ON_ERROR:
             raise ConfigError("on_error", f"choose {' or '.join(ON_ERROR)}", self.on_error)
+        parse_count("workers")(self.workers)  # 1 or more, or auto: ConfigError naming the option
+        parse_count("threads")(self.threads)
 
 
 def sample_builder(config: SampleConfig | None = None, tokenizer: str = DEFAULT_TOKENIZER) -> SampleBuilder:
@@ -271,7 +294,162 @@ def generate(
 ) -> RunSummary:
     """Synthesize dialogs into the dataset folder `out` (resumable). `dialogs` is a source as
     `synth generate --dialogs` takes it (a path, 'dailydialog', 'hf:<id>') or Dialogs already
-    built (synth.sources, synth.dialogs.build_dialog)."""
+    built (synth.sources, synth.dialogs.build_dialog). With `options.workers` above 1 (or auto
+    choosing more), worker processes make the dataset together (synth.workflows.workers; Dialogs
+    given as objects are sent to each)."""
+    plan, dialogs = _worker_plan(dialogs, options, engine, fmt, split, limit, chat)
+    if plan.workers > 1:
+        return _generate_in_workers(dialogs, out, options, plan, split=split, fmt=fmt, limit=limit, chat=chat)
+    from .engines.onnx_session import intra_op_threads
+
+    with intra_op_threads(plan.threads):
+        return _generate_here(dialogs, out, options, engine, split=split, fmt=fmt, limit=limit, chat=chat)
+
+
+def _worker_plan(
+    dialogs: str | Path | Iterable[Dialog | DialogError],
+    options: GenerateOptions,
+    engine: Engine | None,
+    fmt: str,
+    split: str | None,
+    limit: int | None,
+    chat: ChatFields | None,
+) -> tuple[Plan, str | Path | Iterable[Dialog | DialogError]]:
+    """How many worker processes and threads (synth.workflows.workers.plan_workers), and the
+    dialogs still to read (a source given as objects is read into a list, to be sent to each)."""
+    from .workflows import worker_plan as w
+
+    if options.workers == 1:
+        return w.Plan(1, None if options.threads == AUTO else int(options.threads)), dialogs
+    engines = options.engine if isinstance(options.engine, tuple) else (options.engine,)
+    one_at_a_time = ""
+    if engine is not None:
+        one_at_a_time = "an engine object is given: it lives in this process (give its config for workers)"
+    elif options.sessions is not None:
+        from .dialogs.sources import open_dialogs
+
+        source = dialogs
+        if isinstance(source, (str, Path)):
+            source = open_dialogs(str(source), fmt, split, limit, options.limits, chat, options.coherent)
+        first, rest = _peek(source)
+        if not isinstance(dialogs, (str, Path)):
+            dialogs = rest
+        if not (isinstance(first, Dialog) and first.segments):
+            one_at_a_time = "sessions are made one after another (each starts where the one before ended)"
+    if one_at_a_time and options.workers != AUTO:
+        raise ConfigError("workers", f"must be 1 here: {one_at_a_time}", options.workers)
+    if not isinstance(dialogs, (str, Path)):
+        dialogs = list(dialogs)
+    items = len(dialogs) if isinstance(dialogs, list) else None
+    if items is None and options.workers == AUTO and options.shard is None:
+        from .dialogs.sources import count_records
+
+        counted = count_records(str(dialogs), fmt)
+        items = counted if limit is None or counted is None else min(counted, limit)
+    auto = options.workers == AUTO
+    plan = w.plan_workers(
+        options.workers,
+        options.threads,
+        cores=w.available_cores(),
+        memory=w.available_memory(),
+        per_worker=w.worker_memory(engines, options.asr_check is not None),
+        gpu=auto and not one_at_a_time and w.uses_gpu(engines),
+        one_at_a_time=one_at_a_time,
+        items=items,
+    )
+    if auto:
+        import logging
+
+        logging.getLogger(__name__).info("workers: %s", plan.describe())
+    return plan, dialogs
+
+
+def _generate_in_workers(
+    dialogs: str | Path | Iterable[Dialog | DialogError],
+    out: str | Path,
+    options: GenerateOptions,
+    plan: Plan,
+    **source: Any,
+) -> RunSummary:
+    """The run in `plan.workers` processes: the options checked and recorded here once, then each
+    worker runs `_generate_worker` on the same source into the same dataset."""
+    from .workflows.workers import run_workers
+
+    given = str(dialogs) if isinstance(dialogs, (str, Path)) else list(dialogs)
+    total = source.get("limit")
+    if isinstance(given, list):
+        total = len(given)
+    elif options.progress and options.shard is None:
+        from .dialogs.sources import count_records
+
+        counted = count_records(given, source["fmt"])
+        total = counted if total is None or counted is None else min(counted, total)
+    writer = DatasetWriter(out, options.conversation_audio)
+    try:
+        with writer.locked():
+            check_options(writer.root, options.fingerprint(), options.resume_with_changes)
+        target = functools.partial(_generate_worker, dialogs=given, out=str(out), options=options, **source)
+        return run_workers(
+            target,
+            writer,
+            plan,
+            resume=options.resume,
+            repair=options.repair,
+            progress=options.progress,
+            total=total,
+            shard=options.shard,
+        )
+    finally:
+        writer.close()
+
+
+def _generate_worker(
+    role: WorkerRole,
+    dialogs: str | list[Dialog | DialogError],
+    out: str,
+    options: GenerateOptions,
+    split: str | None,
+    fmt: str,
+    limit: int | None,
+    chat: ChatFields | None,
+) -> RunSummary:
+    """One worker process of a run with workers: the same source into the same dataset as the
+    others (the writer's claims share the conversations out), the parent having recovered,
+    repaired and checked it; the leader (`role`) meets the bad records, the others skip them."""
+    from .dialogs.sources import open_dialogs
+    from .produce.sessions import CoherentSessionProducer
+
+    options = replace(options, workers=1, progress=False, resume=True, repair=False)
+    items: Iterable[Dialog | DialogError] = (
+        open_dialogs(dialogs, fmt, split, limit, options.limits, chat, options.coherent)
+        if isinstance(dialogs, str)
+        else dialogs
+    )
+    writer = role.writer(DatasetWriter(out, options.conversation_audio))
+    with build_pipeline(options) as pipeline:
+        run = functools.partial(
+            run_producer, writer=writer, on_error=options.on_error, workers=options.in_flight
+        )
+        if options.sessions is None:
+            return run(role.items(items), pipeline, shard=options.shard)
+        if options.shard is not None:  # coherent conversations (plain sessions run in one process)
+            items = _owned(items, options.shard)
+        pieces = CoherentSessionProducer(pipeline, options.sessions)  # shard owned by dialog, above
+        return run(replace(role, shard=None).items(pieces.items(items)), pieces)
+
+
+def _generate_here(
+    dialogs: str | Path | Iterable[Dialog | DialogError],
+    out: str | Path,
+    options: GenerateOptions = GenerateOptions(),
+    engine: Engine | None = None,
+    *,
+    split: str | None = None,
+    fmt: str = "auto",
+    limit: int | None = None,
+    chat: ChatFields | None = None,
+) -> RunSummary:
+    """`generate` in this process (one worker)."""
     total = limit
     if isinstance(dialogs, (str, Path)):
         from .dialogs.sources import count_records, open_dialogs

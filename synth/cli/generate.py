@@ -83,7 +83,11 @@ def register(sub: Any) -> None:
     memory = g.add_argument_group("coherent multi-session sources and memory probes (docs/memory.md)")
     add_fields(memory, CoherentConfig)
     add_fields(memory, ProbeConfig)
-    add_fields(g.add_argument_group("speed"), api.GenerateOptions, skip=_but("in_flight", "GenerateOptions"))
+    add_fields(
+        g.add_argument_group("speed (docs/cluster.md: sizing a task by its cores)"),
+        api.GenerateOptions,
+        skip=_but("in_flight", "workers", "threads"),
+    )
     add_batch_args(g, "across the conversations in flight")
     add_asr_check_args(g)
     add_fields(g.add_argument_group("quality scores and gates (docs/quality.md)"), GateConfig)
@@ -99,6 +103,7 @@ EXAMPLES = """examples (docs/usage.md says more):
   synth generate --dialogs chats.jsonl --out ds/ --for llama-omni     # set up for LLaMA-Omni
   synth generate --dialogs chats.jsonl --out ds/ --for moshi          # full duplex, moshi-finetune
   synth generate --dialogs chats.jsonl --out ds/ --voice A=joe-vt0.88 --seed 7
+  synth generate --dialogs chats.jsonl --out ds/ --workers auto      # every core (docs/cluster.md)
 
 A dialog per line of JSONL: {"conversation_id": "c1", "turns": [{"speaker": "A", "text": "Hi."}]};
 `synth voices` lists the voices; `synth validate OUT` checks the result; run the same command
@@ -171,6 +176,8 @@ def _options(args: argparse.Namespace) -> api.GenerateOptions:
         limits=limits_from(args),
         batch=batch_from(args),
         in_flight=args.in_flight,
+        workers=args.workers,
+        threads=args.threads,
         asr_check=asr_check_from(args),
         sessions=sessions_from(args),
         coherent=config_from(args, CoherentConfig),

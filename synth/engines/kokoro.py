@@ -45,6 +45,7 @@ from .kokoro_model import (
     fetch_model,
     is_model_name,
 )
+from .onnx_session import session_options
 
 SAMPLE_RATE = 24000
 DURATION_TENSOR = "/encoder/Clip_output_0"  # kokoro-onnx's export: per-token frames (600 samples)
@@ -142,17 +143,23 @@ def load_session(proto: Any, providers: list[str], word_timings: bool) -> tuple[
 
     durations = _duration_output(proto.graph) if word_timings else None
     if durations is None or durations in {o.name for o in proto.graph.output}:
-        return onnxruntime.InferenceSession(proto.SerializeToString(), providers=providers), durations
+        return onnxruntime.InferenceSession(
+            proto.SerializeToString(), sess_options=session_options(), providers=providers
+        ), durations
     # the tensor's type is not recorded in the graph; kokoro-onnx's export computes it in float
     for elem in (onnx.TensorProto.FLOAT, onnx.TensorProto.INT64):
         patched = onnx.ModelProto()
         patched.CopyFrom(proto)
         patched.graph.output.append(onnx.helper.make_tensor_value_info(durations, elem, None))
         try:
-            return onnxruntime.InferenceSession(patched.SerializeToString(), providers=providers), durations
+            return onnxruntime.InferenceSession(
+                patched.SerializeToString(), sess_options=session_options(), providers=providers
+            ), durations
         except Exception:  # onnxruntime reports a type mismatch as its own exception types
             continue
-    return onnxruntime.InferenceSession(proto.SerializeToString(), providers=providers), None
+    return onnxruntime.InferenceSession(
+        proto.SerializeToString(), sess_options=session_options(), providers=providers
+    ), None
 
 
 class KokoroEngine:

@@ -9,7 +9,12 @@ model cache (`cached_session`); later starts load it in about 0.2 s (docs/benchm
 saved graph holds only the portable optimizations (ORT_ENABLE_EXTENDED); the hardware-specific
 ones are applied at each load. It is keyed by the model file (path, size, modification time),
 the patch, ONNX Runtime's version and the providers, so a changed model or runtime makes a new
-one; a cache that cannot be written only costs the time saved."""
+one; a cache that cannot be written only costs the time saved.
+
+Every session takes its intra-op thread count from `session_options()`: ONNX Runtime's own choice
+(one thread per physical core) unless `SYNTH_ONNX_THREADS` or `intra_op_threads` says otherwise,
+so that N worker processes on one machine (`synth generate --workers N --threads T`,
+synth.workflows.workers) share its cores instead of each spinning a thread on every core."""
 
 from __future__ import annotations
 
@@ -17,12 +22,53 @@ import contextlib
 import hashlib
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from ..errors import ConfigError
+
 OPTIMIZED_DIR = "optimized"
 CPU = ["CPUExecutionProvider"]
+THREADS_VARIABLE = "SYNTH_ONNX_THREADS"  # intra-op threads of every session this process makes
+_threads: list[int | None] = []  # set by `intra_op_threads`, innermost last
+
+
+def configured_threads() -> int | None:
+    """The intra-op thread count sessions are made with now: `intra_op_threads`'s, else
+    SYNTH_ONNX_THREADS's, else None (ONNX Runtime's own: one per physical core)."""
+    if _threads and _threads[-1] is not None:
+        return _threads[-1]
+    raw = os.environ.get(THREADS_VARIABLE, "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or int(raw) < 1:
+        raise ConfigError(
+            "threads", f"{THREADS_VARIABLE}={raw!r} is not a whole number of threads (1 or more)"
+        )
+    return int(raw)
+
+
+@contextlib.contextmanager
+def intra_op_threads(threads: int | None) -> Iterator[None]:
+    """Sessions made inside the block (they are made on first use) run `threads` intra-op
+    threads; None leaves the choice to SYNTH_ONNX_THREADS or ONNX Runtime."""
+    _threads.append(threads)
+    try:
+        yield
+    finally:
+        _threads.pop()
+
+
+def session_options() -> Any:
+    """onnxruntime.SessionOptions with the configured intra-op thread count."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    threads = configured_threads()
+    if threads is not None:
+        options.intra_op_num_threads = threads
+    return options
 
 
 class LazySession:
@@ -55,9 +101,7 @@ def cached_session(
     import onnxruntime as ort
 
     if cache is None or providers != CPU:
-        return ort.InferenceSession(
-            _graph(model, patch), sess_options=ort.SessionOptions(), providers=providers
-        )
+        return ort.InferenceSession(_graph(model, patch), sess_options=session_options(), providers=providers)
     stat = model.stat()
     key = hashlib.sha256(
         f"{model.resolve()}:{stat.st_size}:{stat.st_mtime_ns}:{ort.__version__}:{tag}:{providers}".encode()
@@ -65,11 +109,11 @@ def cached_session(
     target = cache / OPTIMIZED_DIR / f"{model.stem}.{key}.onnx"
     if target.is_file():
         try:
-            return ort.InferenceSession(str(target), sess_options=ort.SessionOptions(), providers=providers)
+            return ort.InferenceSession(str(target), sess_options=session_options(), providers=providers)
         except Exception:  # a damaged cache file: made again below
             with contextlib.suppress(OSError):
                 target.unlink()
-    options = ort.SessionOptions()
+    options = session_options()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}")
     try:

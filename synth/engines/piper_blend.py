@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ConfigError
+from .onnx_session import session_options
 
 WEIGHTS_INPUT = "speaker_weights"
 
@@ -82,5 +83,7 @@ def blended_session(
         raise ConfigError(
             "blends", f"the model has {count} speakers in its table, the config {weights.shape[1]}"
         )
-    session = onnxruntime.InferenceSession(model.SerializeToString(), providers=providers)
+    session = onnxruntime.InferenceSession(
+        model.SerializeToString(), sess_options=session_options(), providers=providers
+    )
     return SpeakerWeightsSession(session, weights)
