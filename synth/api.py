@@ -128,14 +128,14 @@ class GenerateOptions:
         "integrity records say so); without it they are reported and the run exits 3",
     )
     workers: int | str = option(
-        1,
+        AUTO,
         run=True,
         metavar="N|auto",
         parse=parse_count("workers"),
         text=str,
         help="worker processes, each with its own engine, making one dataset together (the same "
-        "dataset for any N); auto: one per core, as many as the memory holds (docs/cluster.md); "
-        "1: this process alone",
+        "dataset for any N); auto: one per core, as many as the memory holds, one on a GPU or for "
+        "sessions made in order (docs/cluster.md); 1: this process alone",
     )
     threads: int | str = option(
         AUTO,
@@ -143,8 +143,9 @@ class GenerateOptions:
         metavar="T|auto",
         parse=parse_count("threads"),
         text=str,
-        help="ONNX Runtime threads per worker; auto: the cores divided among the workers (one worker: "
-        "ONNX Runtime's own choice, every core). Keep it fixed for byte-identical datasets",
+        help="ONNX Runtime threads per worker; auto: 1 on a CPU, whatever the number of workers, so "
+        "that any N makes the same dataset (Piper's audio differs in its last bits between thread "
+        "counts); the engine's own choice on a GPU",
     )
 
     def fingerprint(self) -> dict[str, Any]:
@@ -319,9 +320,10 @@ def _worker_plan(
     dialogs still to read (a source given as objects is read into a list, to be sent to each)."""
     from .workflows import worker_plan as w
 
-    if options.workers == 1:
-        return w.Plan(1, None if options.threads == AUTO else int(options.threads)), dialogs
     engines = options.engine if isinstance(options.engine, tuple) else (options.engine,)
+    if options.workers == 1:
+        gpu = engine is not None or w.uses_gpu(engines)  # an engine object: its own threads
+        return w.Plan(1, int(options.threads) if options.threads != AUTO else None if gpu else 1), dialogs
     one_at_a_time = ""
     if engine is not None:
         one_at_a_time = "an engine object is given: it lives in this process (give its config for workers)"
@@ -353,7 +355,7 @@ def _worker_plan(
         cores=w.available_cores(),
         memory=w.available_memory(),
         per_worker=w.worker_memory(engines, options.asr_check is not None),
-        gpu=auto and not one_at_a_time and w.uses_gpu(engines),
+        gpu=not one_at_a_time and w.uses_gpu(engines),
         one_at_a_time=one_at_a_time,
         items=items,
     )

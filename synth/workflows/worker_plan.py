@@ -218,17 +218,21 @@ def plan_workers(
     one_at_a_time: str = "",
     items: int | None = None,
 ) -> Plan:
-    """Workers and threads for a run. Explicit numbers are kept (threads 'auto': the cores divided
-    among the workers). `auto` workers: one when the engine runs on a GPU (one process keeps it
-    busy; --in-flight batches its work) or the items are made one at a time (`one_at_a_time`
-    says why); else one worker per core, each with one thread (on two cores two one-thread
-    processes made 1.17x-1.30x the audio of one two-thread process; one thread per worker is the
-    most audio per core), but never more workers than MEMORY_SHARE of the free `memory` holds at
-    `per_worker` bytes each, nor more than there are `items`; the cores left over are divided
-    among the workers as threads."""
+    """Workers and threads for a run. Explicit numbers are kept; threads 'auto' is one per worker
+    on a CPU, whatever the number of workers, because Piper's audio differs in its last bits from
+    one intra-op thread count to another (Kokoro's does not): with one thread each, 1, 2 or 16
+    workers make the same dataset, on any machine; on a GPU the engine's own choice (None).
+    `auto` workers: one when the engine runs on a GPU (one process keeps it busy; --in-flight
+    batches its work) or the items are made one at a time (`one_at_a_time` says why); else one
+    worker per core (on two cores two one-thread processes made 1.17x-1.30x the audio of one
+    two-thread process; one thread per worker is the most audio per core), but never more
+    workers than MEMORY_SHARE of the free `memory` holds at `per_worker` bytes each, nor more than
+    there are `items`. Only when the memory holds fewer workers than there are cores are the
+    cores left over divided among them as threads (the machine used, at the price of that
+    dataset's last bits depending on it)."""
     if workers != AUTO:
         n = int(workers)
-        t = int(threads) if threads != AUTO else (None if n == 1 else max(1, cores // n))
+        t = int(threads) if threads != AUTO else (None if gpu else 1)
         if memory is not None and n > 1 and n * per_worker > memory:
             log.warning(
                 "%d workers of about %.1f GiB each may not fit in the %.1f GiB free",
@@ -252,9 +256,9 @@ def plan_workers(
         if fits < n:
             n = fits
             because.append(f"memory for {fits}")
+    limited_by_memory = memory is not None and n < cores // (explicit or 1)
     if items is not None and 0 < items < n:
         n = items
         because.append(f"{items} item(s)")
-    if n == 1:
-        return Plan(1, explicit, ", ".join(because))
-    return Plan(n, explicit or max(1, cores // n), ", ".join(because))
+    spare = max(1, cores // n) if limited_by_memory else 1
+    return Plan(n, explicit or spare, ", ".join(because))

@@ -8,6 +8,7 @@ pure function of the machine's figures, checked on its own."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -115,21 +116,25 @@ def dialogs(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def reference(dialogs, tmp_path_factory) -> Path:
-    """The dataset one process makes (in-process, as before workers existed), one thread."""
+    """The dataset one process makes (in-process, as before workers existed), with the default
+    threads (one)."""
     out = tmp_path_factory.mktemp("one") / "ds"
-    res = generate(dialogs, out, *FULL, "--workers", "1", "--threads", "1")
+    res = generate(dialogs, out, *FULL, "--workers", "1")
     assert res.returncode == 0, res.stderr
     assert "worker" not in res.stdout  # one worker is this process: no plan to report
     return out
 
 
-@pytest.mark.parametrize("workers", [2, pytest.param(4, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("workers", ["2", "auto", pytest.param("4", marks=pytest.mark.slow)])
 def test_any_number_of_workers_makes_the_same_dataset(dialogs, reference, tmp_path, workers):
+    """--workers 2, 4 and the default (auto: one per core) with the default threads: the dataset
+    of one process."""
     out = tmp_path / "ds"
-    res = generate(dialogs, out, *FULL, "--workers", str(workers), "--threads", "1")
+    res = generate(dialogs, out, *FULL, *(["--workers", workers] if workers != "auto" else []))
     assert res.returncode == 0, res.stderr
     assert "generated 6 conversation(s)" in res.stdout
-    assert f"made by {workers} worker(s) x 1 thread(s)" in res.stdout
+    made_by = re.search(r"made by (\d+) worker\(s\) x 1 thread\(s\)", res.stdout)
+    assert made_by and (workers == "auto" or made_by[1] == workers), res.stdout
     assert contents(out) == contents(reference)
     assert not list((out / ".tmp").iterdir())  # the workers' folder is gone with the run
     assert run_cli("validate", str(out)).returncode == 0
@@ -241,8 +246,9 @@ def test_auto_is_one_single_thread_worker_per_core_as_far_as_the_memory_goes():
     assert (plan(memory=None).workers, plan(cores=1).workers) == (16, 1)
     assert plan(items=3).workers == 3  # never more workers than things to make
     assert plan(threads=2).workers == 8  # threads given: the cores divided by them
-    one = plan(memory=GiB // 2)  # not even one fits: one, with ONNX Runtime's own threads
-    assert (one.workers, one.threads) == (1, None)
+    one = plan(memory=GiB // 2)  # not even one fits: one, with every core as its threads
+    assert (one.workers, one.threads) == (1, 16)
+    assert plan(items=3, memory=None).threads == 1  # fewer items than cores: still one thread each
 
 
 def test_auto_is_one_process_for_a_gpu_and_for_sessions_made_one_after_another():
@@ -250,11 +256,14 @@ def test_auto_is_one_process_for_a_gpu_and_for_sessions_made_one_after_another()
     assert plan(one_at_a_time="sessions are made one after another").workers == 1
 
 
-def test_explicit_numbers_are_kept():
-    assert (plan(4).workers, plan(4).threads) == (4, 4)  # the cores divided among them
+def test_explicit_numbers_are_kept_and_auto_threads_are_one_on_a_cpu():
+    # one thread whatever the number of workers: Piper's last bits follow the thread count, so
+    # the same dataset for any N needs the same threads
+    assert (plan(4).workers, plan(4).threads) == (4, 1)
+    assert (plan(1).workers, plan(1).threads) == (1, 1)
     assert (plan(3, 2).workers, plan(3, 2).threads) == (3, 2)
-    assert (plan(1).workers, plan(1).threads) == (1, None)  # as before: ONNX Runtime's choice
     assert plan(1, 3).threads == 3
+    assert plan(2, gpu=True).threads is None  # on a GPU: the engine's own choice
 
 
 def test_counts_are_whole_numbers_or_auto():
