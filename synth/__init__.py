@@ -26,7 +26,7 @@ from typing import Any
 from .api import AsrCheckConfig, GenerateOptions, build_pipeline, generate, sample_builder
 from .dataset.augment import AugmentConfig
 from .dataset.mixdown import ConversationAudioConfig
-from .dataset.reader import ConversationRef, DatasetError, open_dataset
+from .dataset.reader import ConversationRef, open_dataset
 from .dataset.records import ConversationMetadata, EventRecord, ManifestEntry, TurnRecord
 from .dialogs.build import DialogLimits, build_dialog
 from .dialogs.sessions import SessionConfig
@@ -34,7 +34,7 @@ from .dialogs.sources import ChatFields, open_dialogs
 from .domain import Conversation, Dialog, Source, Turn, Voice
 from .engines import CoquiConfig, Engine, PiperConfig, load_engine
 from .engines.batching import BatchConfig
-from .errors import ConfigError, DialogError, SynthError, VoiceError
+from .errors import ConfigError, DatasetError, DialogError, SynthError, VoiceError
 from .produce.pipeline import Pipeline, PipelineConfig
 from .produce.timeline import GapDistribution
 from .samples.builder import SampleConfig, SpeechProfile

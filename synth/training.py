@@ -40,8 +40,8 @@ except ModuleNotFoundError as exc:  # an optional dependency: say which install 
     ) from None
 
 from .audio import SAMPLE_RATE
-from .dataset.reader import ConversationRef, DatasetError, open_dataset
-from .errors import ConfigError
+from .dataset.reader import ConversationRef, open_dataset
+from .errors import ConfigError, DatasetError
 from .samples.builder import IGNORE_INDEX
 from .samples.curriculum import SPLITS_DIR, parse_stages, split_path
 from .samples.tokenizer import LLAMA31_RENAMED, PAD_TOKEN

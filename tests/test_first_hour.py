@@ -420,12 +420,10 @@ def test_every_error_class_of_the_library_and_service_is_declared_in_errors_py()
                     if path.name != "errors.py" or path.parent.name != "synth":
                         outside[node.name] = str(path.relative_to(REPO))
     assert not outside, outside
-    from synth.engines.kokoro_model import FetchError
-    from synth.errors import RequestError, SynthError, Unreadable
-    from synth.remote.batch import NoServerReachable
-    from synth_server.convert import RequestError as ServerRequestError
+    import synth_server.messages
+    from synth.errors import FetchError, NoServerReachable, RequestError, SynthError, Unreadable
 
-    assert ServerRequestError is RequestError
+    assert synth_server.messages.RequestError is RequestError  # the server's own, as named there
     assert all(issubclass(c, SynthError) for c in (FetchError, RequestError, Unreadable, NoServerReachable))
 
 

@@ -2,7 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from synth.ids import InvalidConversationId, check_conversation_id, conversation_dir, derived_id
+from synth.errors import InvalidConversationId
+from synth.ids import check_conversation_id, conversation_dir, derived_id
 
 
 @pytest.mark.parametrize(

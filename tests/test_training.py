@@ -10,7 +10,7 @@ import soundfile as sf
 import torch
 from torch.utils.data import DataLoader
 
-from synth.dataset.reader import DatasetError
+from synth.errors import DatasetError
 from synth.training import ConversationBatchSampler, ConversationDataset
 
 

@@ -10,7 +10,8 @@ from collections.abc import Iterator
 
 import grpc
 
-from .messages import RequestError
+from synth.errors import RequestError
+
 from .metrics import Metrics
 from .streams import Slots
 

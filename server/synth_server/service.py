@@ -29,22 +29,32 @@ from synth.dataset.fingerprint import (
 )
 from synth.dataset.metadata import conversation_metadata
 from synth.dataset.records import ManifestEntry
-from synth.dataset.writer import AlreadyWritten, Claimed, DatasetWriter, Staging
+from synth.dataset.writer import DatasetWriter, Staging
 from synth.dialogs.build import DialogLimits
 from synth.domain import Dialog, SynthesizedTurn, Voice, released
 from synth.engines.base import Engine, SynthesisRequest
 from synth.engines.batching import BatchingEngine
-from synth.errors import ConfigError, ConflictError, DialogError, SynthError, VoiceError
+from synth.errors import (
+    AlreadyWritten,
+    Claimed,
+    ConfigError,
+    ConflictError,
+    DialogError,
+    RequestError,
+    Stopped,
+    SynthError,
+    VoiceError,
+)
 from synth.ids import conversation_dir
 from synth.options import option
-from synth.produce.pipeline import Pipeline, Stopped
+from synth.produce.pipeline import Pipeline
 from synth.samples.builder import SampleBuilder
 from synth_client.v1 import synth_pb2 as pb
 from synth_client.v1 import synth_pb2_grpc as pb_grpc
 
 from .admission import Admission
 from .logs import CallLog, log_call
-from .messages import FORMATS, RequestError, request_to_dialog, summary_message, turn_messages, voice_message
+from .messages import FORMATS, request_to_dialog, summary_message, turn_messages, voice_message
 from .metrics import Metrics
 from .stored import checked_id, stored_messages, without_root, written_files
 from .streams import StallWatch

@@ -22,12 +22,12 @@ from synth.dataset.records import (
     ManifestEntry,
     is_plain_file_name,
 )
-from synth.errors import Unreadable
-from synth.ids import InvalidConversationId, check_conversation_id, conversation_dir
+from synth.errors import InvalidConversationId, RequestError, Unreadable
+from synth.ids import check_conversation_id, conversation_dir
 from synth_client.v1 import synth_pb2 as pb
 
 from .logs import CallLog
-from .messages import CHUNK_BYTES, RequestError, extra_file_fields, stored_turn_head, summary_message
+from .messages import CHUNK_BYTES, extra_file_fields, stored_turn_head, summary_message
 
 
 def checked_id(conversation_id: str) -> str:

@@ -18,8 +18,9 @@ from typing import TypeVar
 
 import grpc
 
+from synth.errors import RequestError
+
 from .logs import CallLog
-from .messages import RequestError
 
 T = TypeVar("T")
 

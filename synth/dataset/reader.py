@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import DatasetError
-from ..ids import InvalidConversationId, conversation_dir
+from ..errors import DatasetError, InvalidConversationId, RecordError
+from ..ids import conversation_dir
 from .records import (
     CONVERSATIONS_DIR,
     MANIFEST,
@@ -26,7 +26,6 @@ from .records import (
     SAMPLES_FILE,
     ConversationMetadata,
     ManifestEntry,
-    RecordError,
     TurnRecord,
     is_plain_file_name,
 )

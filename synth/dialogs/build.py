@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..domain import Dialog, Source, Turn
-from ..errors import DialogError
-from ..ids import InvalidConversationId, check_conversation_id
+from ..errors import DialogError, InvalidConversationId
+from ..ids import check_conversation_id
 from ..options import option
 from .text import clean_text, is_speakable
 

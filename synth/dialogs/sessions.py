@@ -32,8 +32,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from ..domain import Dialog, Probe, Segment, Source, Turn
-from ..errors import ConfigError, DialogError
-from ..ids import InvalidConversationId, check_conversation_id
+from ..errors import ConfigError, DialogError, InvalidConversationId
+from ..ids import check_conversation_id
 from ..options import option
 from .build import DialogLimits, build_dialog
 

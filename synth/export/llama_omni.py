@@ -33,11 +33,11 @@ from typing import Any, TextIO
 import soundfile as sf
 
 from ..audio import SAMPLE_RATE
-from ..dataset.reader import DatasetError, open_dataset
-from ..errors import ConfigError, SynthError
+from ..dataset.reader import open_dataset
+from ..errors import CannotSplit, ConfigError, DatasetError, SynthError
 from ..options import option
 from ..samples.builder import WHISPER_WINDOW_SEC
-from .pieces import CannotSplit, split_turn
+from .pieces import split_turn
 from .rows import PROBE_CHOICES, PROBES_HELP, ProbeRow, Row, conversation_rows, probes_note
 from .staging import absolute, fsync_tree, staged_file
 from .summary import ExportSummary

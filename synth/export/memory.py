@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..dataset.reader import ConversationRef, DatasetError, open_dataset
+from ..dataset.reader import ConversationRef, open_dataset
 from ..dataset.records import ConversationMetadata, ProbeRecord, conversation_path
+from ..errors import DatasetError
 from ..options import option
 from .rows import member
 from .staging import absolute, staged_file

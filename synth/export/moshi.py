@@ -30,8 +30,9 @@ import soundfile as sf
 
 from ..audio import SAMPLE_RATE
 from ..dataset.mixdown import BLOCK_SEC, channel_layout, mix_blocks, placements, write_blocks
-from ..dataset.reader import ConversationRef, DatasetError, open_dataset
+from ..dataset.reader import ConversationRef, open_dataset
 from ..dataset.records import ConversationMetadata
+from ..errors import DatasetError
 from ..options import option
 from .moshi_probes import append_probes, probe_audio
 from .rows import member

@@ -20,8 +20,9 @@ import numpy as np
 import soundfile as sf
 
 from ..audio import resample, to_pcm16
-from ..dataset.reader import ConversationRef, DatasetError
+from ..dataset.reader import ConversationRef
 from ..dataset.records import ConversationMetadata
+from ..errors import DatasetError
 from .rows import member
 
 PROBE_GAP_SEC = 1.0  # silence after the conversation, between probes and at the end

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..dataset.reader import ConversationRef, DatasetError
+from ..dataset.reader import ConversationRef
 from ..dataset.records import (
     PROBES_FILE,
     SAMPLES_FILE,
@@ -23,7 +23,7 @@ from ..dataset.records import (
     ProbeRecord,
     TurnRecord,
 )
-from ..errors import ConfigError
+from ..errors import ConfigError, DatasetError
 
 TARGET_KINDS = ("reply", "transcript")
 ANSWER = "answer"  # a memory probe's target kind: its answer

@@ -25,9 +25,10 @@ from typing import Any
 
 from ..dataset.fingerprint import DATASET_FILE, sample_keys, with_sample_keys
 from ..dataset.journal import Rewrite
-from ..dataset.reader import ConversationRef, DatasetError, open_dataset
+from ..dataset.reader import ConversationRef, open_dataset
 from ..dataset.records import MANIFEST, PROBES_FILE, SAMPLES_FILE, ManifestEntry, samples_jsonl
 from ..dataset.writer import DatasetWriter, Holder
+from ..errors import DatasetError
 from .builder import (
     DEFAULT_SYSTEM_PROMPT,
     SYSTEM_PROMPTS,

@@ -14,9 +14,10 @@ import soundfile as sf
 from ..asr.recognizer import Recognizer
 from ..asr.wer import word_errors
 from ..dataset.journal import Rewrite
-from ..dataset.reader import ConversationRef, DatasetError, open_dataset
+from ..dataset.reader import ConversationRef, open_dataset
 from ..dataset.records import ConversationMetadata
 from ..dataset.writer import READ, DatasetWriter, using
+from ..errors import DatasetError
 
 
 @dataclass

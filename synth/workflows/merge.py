@@ -34,10 +34,10 @@ from ..dataset.fingerprint import (
 )
 from ..dataset.integrity import INTEGRITY_FILE
 from ..dataset.integrity import problems as integrity_problems
-from ..dataset.reader import ConversationRef, DatasetError, open_dataset
+from ..dataset.reader import ConversationRef, open_dataset
 from ..dataset.records import METADATA_FILE, PROBES_FILE, SAMPLES_FILE
-from ..dataset.writer import READ, AlreadyWritten, Claimed, Damaged, DatasetWriter, using
-from ..errors import ConfigError, ConflictError
+from ..dataset.writer import READ, DatasetWriter, using
+from ..errors import AlreadyWritten, Claimed, ConfigError, ConflictError, Damaged, DatasetError
 from ..samples.retokenize import tokenize_command
 
 

@@ -6,9 +6,10 @@ import time
 
 import pytest
 
-from synth.dataset.writer import AlreadyWritten, DatasetWriter
+from synth.dataset.writer import DatasetWriter
 from synth.dialogs.build import build_dialog
 from synth.domain import Source
+from synth.errors import AlreadyWritten
 from synth.produce.pipeline import Pipeline
 from synth.workflows.validate import validate_dataset
 

@@ -19,9 +19,10 @@ import time
 import numpy as np
 import pytest
 
-from synth.dataset.writer import DatasetWriter, WriteFailed
+from synth.dataset.writer import DatasetWriter
 from synth.dialogs.build import build_dialog
 from synth.domain import Source
+from synth.errors import WriteFailed
 from synth.produce.pipeline import Pipeline
 from synth.workflows.validate import validate_dataset
 from tests.helpers import PAGE, fill_leaving, listed, small_volume, write_jsonl

@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...domain import Dialog, Probe, Segment, Source, Turn
-from ...errors import ConfigError, DialogError
-from ...ids import InvalidConversationId, check_conversation_id
+from ...errors import ConfigError, DialogError, InvalidConversationId
+from ...ids import check_conversation_id
 from ...options import option
 from ..build import DialogLimits
 from ..text import clean_text, is_speakable
