@@ -175,7 +175,9 @@ def sample_builder(config: SampleConfig | None = None, tokenizer: str = DEFAULT_
     return SampleBuilder(load_tokenizer(tokenizer), config or SampleConfig())
 
 
-def asr_check(config: AsrCheckConfig):  # -> synth.asr.AsrCheck (faster-whisper is optional)
+def asr_checker(config: AsrCheckConfig) -> Any:
+    """The ASR check of `config`: a synth.asr.recognizer.AsrCheck over faster-whisper (imported
+    here: it is an optional dependency)."""
     from .asr.recognizer import AsrCheck, Recognizer
 
     return AsrCheck(Recognizer(config.model), config.threshold, config.retries)
@@ -271,7 +273,7 @@ def build_pipeline(options: GenerateOptions = GenerateOptions(), engine: Engine 
     batching = BatchingEngine.configured(base, options.batch, wait=options.in_flight > 1)
     try:
         builder = sample_builder(options.samples, options.tokenizer) if options.samples else None
-        checker = asr_check(options.asr_check) if options.asr_check else None
+        checker = asr_checker(options.asr_check) if options.asr_check else None
         config = pipeline_config(options.pipeline, options.samples, options.conversation_audio)
         main = options.conversation_audio.main_speaker if options.conversation_audio else None
         distance = casting_distance(batching, config)
@@ -290,14 +292,23 @@ def generate(
     *,
     split: str | None = None,
     fmt: str = "auto",
-    limit: int | None = None,
+    max_dialogs: int | None = None,
     chat: ChatFields | None = None,
+    limit: int | None = None,
 ) -> RunSummary:
     """Synthesize dialogs into the dataset folder `out` (resumable). `dialogs` is a source as
     `synth generate --dialogs` takes it (a path, 'dailydialog', 'hf:<id>') or Dialogs already
-    built (synth.sources, synth.dialogs.build_dialog). With `options.workers` above 1 (or auto
-    choosing more), worker processes make the dataset together (synth.workflows.workers; Dialogs
-    given as objects are sent to each)."""
+    built (synth.sources, synth.dialogs.build.build_dialog); `max_dialogs`: the first that many
+    records of the source (`--limit`; not `options.limits`, which bound each dialog's size).
+    With `options.workers` above 1 (or auto choosing more), worker processes make the dataset
+    together (synth.workflows.workers; Dialogs given as objects are sent to each). `limit` is the
+    old name of `max_dialogs`."""
+    if limit is not None:
+        import warnings
+
+        warnings.warn("generate(limit=) is now generate(max_dialogs=)", DeprecationWarning, stacklevel=2)
+        max_dialogs = limit if max_dialogs is None else max_dialogs
+    limit = max_dialogs
     plan, dialogs = _worker_plan(dialogs, options, engine, fmt, split, limit, chat)
     if plan.workers > 1:
         return _generate_in_workers(dialogs, out, options, plan, split=split, fmt=fmt, limit=limit, chat=chat)

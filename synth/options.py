@@ -1,7 +1,7 @@
 """Options declared once: a config dataclass field carries, in its own metadata, what a user needs
 to set it (help, choices, how text becomes a value, and its command-line flag when the flag is not
 simply --field-name). The command line builds its flags from these declarations
-(synth.cli.options), so no default, choice or help is written twice.
+(synth.cli.flags), so no default, choice or help is written twice.
 
 A declaration also says what the option is for: an option of the dataset (the default) changes
 the conversations, so a dataset records it (dataset.json) and a resume compares it; a run option

@@ -50,14 +50,14 @@ def add_parser(
 
 def add_options(parser: argparse.ArgumentParser | Any, options: type) -> None:
     """One flag per field of an options dataclass (a corpus's, an export's), from its metadata."""
-    from .options import add_fields
+    from .flags import add_fields
 
     add_fields(parser, options)
 
 
 def options_from(args: argparse.Namespace, options: type) -> Any:
     """An options dataclass (a corpus's, an export's) made from the parsed arguments."""
-    from .options import config_from
+    from .flags import config_from
 
     return config_from(args, options)
 

@@ -7,7 +7,7 @@ import argparse
 
 from ..engines import ENGINES, EngineConfig, PiperConfig, engine_configs
 from ..engines.config import DEVICES
-from .options import env
+from .flags import env
 
 
 def add_engine_args(p: argparse.ArgumentParser) -> None:

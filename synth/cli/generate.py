@@ -17,6 +17,7 @@ from ..produce.probes import ProbeConfig
 from ..samples.builder import SampleConfig
 from .common import EXIT_OK, EXIT_PARTIAL, add_parser, folder_option
 from .engine import add_engine_args, add_noise_args, engine_from
+from .flags import add_fields, config_from, dest_of
 from .groups import (
     add_asr_check_args,
     add_batch_args,
@@ -35,7 +36,6 @@ from .groups import (
     run_from,
     samples_from,
 )
-from .options import add_fields, config_from, dest_of
 
 SECTIONS = {
     "samples": SampleConfig,
@@ -155,7 +155,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         options,
         split=args.split,
         fmt=args.format,
-        limit=args.limit,
+        max_dialogs=args.limit,
         chat=chat_from(args),
     )
     print(summary.format())

@@ -20,7 +20,7 @@ from ..produce.pipeline import PipelineConfig
 from ..samples.builder import FORMATS as SAMPLE_FORMATS
 from ..samples.builder import SampleConfig
 from ..workflows.sharding import Shard
-from .options import add_fields, config_from, flag_of, renamed, values_of
+from .flags import add_fields, config_from, flag_of, renamed, values_of
 
 
 # -- dialogs -----------------------------------------------------------------------------------

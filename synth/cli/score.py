@@ -11,7 +11,7 @@ from ..dataset.writer import Holder
 from ..quality import QualityConfig
 from .common import EXIT_OK, add_parser
 from .engine import add_engine_args, engine_from
-from .options import add_fields, config_from
+from .flags import add_fields, config_from
 
 
 def register(sub: Any) -> None:

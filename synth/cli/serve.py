@@ -11,6 +11,7 @@ from ..errors import ConfigError
 from ..presets import VOICE_PRESETS
 from .common import EXIT_OK, add_parser, folder_option
 from .engine import add_engine_args, engine_from
+from .flags import add_fields, config_from, env
 from .groups import (
     add_asr_check_args,
     add_batch_args,
@@ -26,7 +27,6 @@ from .groups import (
     pipeline_from,
     samples_from,
 )
-from .options import add_fields, config_from, env
 
 
 def register(sub: Any) -> None:

@@ -1,4 +1,4 @@
-"""Flags built from the option declarations (synth/cli/options.py), as `synth serve` builds them
+"""Flags built from the option declarations (synth/cli/flags.py), as `synth serve` builds them
 from ServerOptions and ServiceConfig: defaults, SYNTH_<NAME> variables (switches included), and
 the configs' own checks reported as usage errors naming the option. Parsing only: no server."""
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from synth.cli import build_parser
-from synth.cli.options import config_from
+from synth.cli.flags import config_from
 from synth.errors import ConfigError
 from synth_server import ServerOptions, ServiceConfig
 

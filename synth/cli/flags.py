@@ -47,7 +47,7 @@ def _env_default(f: dataclasses.Field[Any], value: Any) -> Any:
     return raw.strip().lower() in TRUE if str(f.type) == "bool" else raw
 
 
-def _typed(f: dataclasses.Field[Any]) -> Callable[[str], Any] | None:
+def _argument_type(f: dataclasses.Field[Any]) -> Callable[[str], Any] | None:
     """argparse's `type` for a field: its parse function, or int/float from its annotation; a
     ConfigError becomes argparse's error (exit 2, naming the flag)."""
     parse = f.metadata.get("parse")
@@ -97,7 +97,7 @@ def add_fields(
         else:
             text = meta.get("text")
             kwargs["default"] = text(value) if text is not None and value is not None else value
-            kwargs["type"] = _typed(f)
+            kwargs["type"] = _argument_type(f)
             if meta.get("choices"):
                 kwargs["choices"] = list(meta["choices"])
         group.add_argument(flag_of(f), **kwargs)
