@@ -1,7 +1,7 @@
 """Exports of a dataset for training code that does not read our folder layout. To add one: a
 module with a function (root, out, manifest, options) -> ExportSummary and an options dataclass
 (its fields become the flags of `synth export --to NAME`), and one entry in EXPORTS. Every
-export is crash-consistent (synth.export.staging): a kill leaves the previous export or the new
+export is crash-consistent (synth.export.switch): a kill leaves the previous export or the new
 one.
 
 - `llama-omni`: LLaMA-Omni's training JSON (llama_omni.py).

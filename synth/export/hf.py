@@ -2,7 +2,7 @@
 `Audio` feature at 16 kHz holding the WAV bytes), text, target (the target's text) and
 target_kind (`reply` or `transcript`, as in samples.jsonl), ids, turn numbers and, when the
 dataset has them, the turn's word timings. Built in a staging folder and switched into place
-(synth.export.staging), so a killed export leaves the previous one whole.
+(synth.export.switch), so a killed export leaves the previous one whole.
 
 Memory probes (docs/memory.md; `probes`, PROBE_CHOICES: by default only where the dataset made
 them training samples) follow their conversation's turns as rows of target_kind `answer`: audio
@@ -32,8 +32,8 @@ from ..errors import SynthError
 from ..options import option
 from .card import CardSpec, write_card
 from .rows import PROBE_CHOICES, PROBES_HELP, ProbeRow, Row, conversation_rows, member, probes_note
-from .staging import staged_folder
 from .summary import ExportSummary
+from .switch import staged_folder
 
 _SAVED = re.compile(r"(dataset_info\.json|state\.json|data-\d+-of-\d+\.arrow|README\.md)")
 

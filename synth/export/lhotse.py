@@ -15,7 +15,7 @@ scored turn's supervision has its stored scores in `custom["quality"]`. README.m
 card (synth.export.card).
 
 The manifests (and the mixed conversation audio) are written into a staging folder and switched
-into place at once (synth.export.staging): a killed export leaves the previous one whole."""
+into place at once (synth.export.switch): a killed export leaves the previous one whole."""
 
 from __future__ import annotations
 
@@ -35,8 +35,8 @@ from ..dataset.reader import ConversationRef, open_dataset
 from ..dataset.records import TurnRecord
 from .card import CardSpec, write_card
 from .rows import member, quality_field, turn_rows
-from .staging import Stage, staged_folder
 from .summary import ExportSummary
+from .switch import Stage, staged_folder
 
 KINDS = ("recordings", "supervisions", "cuts")
 AUDIO_DIR = "audio"

@@ -39,8 +39,8 @@ from ..options import option
 from ..samples.builder import WHISPER_WINDOW_SEC
 from .pieces import split_turn
 from .rows import PROBE_CHOICES, PROBES_HELP, ProbeRow, Row, conversation_rows, probes_note
-from .staging import absolute, fsync_tree, staged_file
 from .summary import ExportSummary
+from .switch import absolute, fsync_tree, staged_file
 
 LONG_TURNS = ("refuse", "drop", "split")
 LIMIT = int(WHISPER_WINDOW_SEC * SAMPLE_RATE)  # whisper.audio.N_SAMPLES

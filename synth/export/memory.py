@@ -9,7 +9,7 @@ by then), asks `question_audio` and scores the reply against `answer` (`synth me
 `conversation_path` is relative to the dataset root; the audio paths are absolute, or relative to
 the output file's folder with `relative` (so the file and the dataset can move together);
 `conversation_audio` and `answer_audio` are None where the dataset has no such file. Written
-beside its output and renamed over it (synth.export.staging)."""
+beside its output and renamed over it (synth.export.switch)."""
 
 from __future__ import annotations
 
@@ -25,8 +25,8 @@ from ..dataset.records import ConversationMetadata, ProbeRecord, conversation_pa
 from ..errors import DatasetError
 from ..options import option
 from .rows import member
-from .staging import absolute, staged_file
 from .summary import ExportSummary
+from .switch import absolute, staged_file
 
 _EPS = 1e-6  # metadata times are rounded to the millisecond
 

@@ -10,7 +10,7 @@ engine's native-rate audio; `conversation_audio_rate` in metadata) is copied sam
 one at another rate is resampled once. Where the stereo file must come from 16 kHz audio (a
 conversation.wav made before full band, or none: mixed from the 16 kHz turn WAVs) it is still
 made, but it has nothing above 8 kHz, and the summary says how many files are so and how to get
-full band. Built in a staging folder and switched into place (synth.export.staging).
+full band. Built in a staging folder and switched into place (synth.export.switch).
 
 Memory probes are left out unless asked (`probes`): a training export must not carry evaluation
 questions by default. Asked, each conversation's probes follow its end, the question on the
@@ -36,8 +36,8 @@ from ..errors import DatasetError
 from ..options import option
 from .moshi_probes import append_probes, probe_audio
 from .rows import member
-from .staging import staged_folder
 from .summary import ExportSummary
+from .switch import staged_folder
 
 MAIN_LABEL = "SPEAKER_MAIN"  # moshi-finetune's Interleaver.main_speaker_label default
 AUDIO_DIR = "data_stereo"

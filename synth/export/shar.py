@@ -14,7 +14,7 @@ relative to the cut; `custom["quality"]` is the turn's stored scores where it wa
 audio is the turn's WAV, stored lossless (FLAC by default, or WAV).
 
 Crash-consistent and resumable: shards are written into a staging folder beside the output
-(synth.export.staging), each one finished and recorded in a journal with a digest of what it
+(synth.export.switch), each one finished and recorded in a journal with a digest of what it
 holds (its cuts, the size and time of each WAV, the options); a rerun after a kill keeps every
 shard whose digest still matches and writes the rest; the finished tree is switched into place at
 once. `OUT/shards` holds nothing but the shards (lhotse reads every file in it as a field);
@@ -38,8 +38,8 @@ from ..dataset.reader import open_dataset
 from ..errors import ConfigError, SynthError
 from .card import CARD, CardSpec, write_card
 from .rows import Row, quality_field, turn_rows
-from .staging import Stage, fsync_dir, staged_folder
 from .summary import ExportSummary
+from .switch import Stage, fsync_dir, staged_folder
 
 AUDIO_FORMATS = ("flac", "wav")
 SHARD_FILES = ("cuts.{:06d}.jsonl.gz", "recording.{:06d}.tar")

@@ -292,7 +292,7 @@ def test_switch_without_exchange_is_undone_by_the_next_run(tmp_path):
     new in, old into the staging folder); a kill after the first leaves nothing at the output,
     and the next run puts the old export back; a kill after the second leaves the new one, and
     the next run removes the old one from aside."""
-    from synth.export.staging import OLD_SUFFIX, recover_switch, switch
+    from synth.export.switch import OLD_SUFFIX, recover_switch, switch
 
     def tree(path: Path, text: str) -> Path:
         path.mkdir()
