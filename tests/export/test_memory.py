@@ -339,7 +339,7 @@ def test_moshi_puts_each_probe_after_the_conversation_question_then_answer(train
     the main speaker's text stream, inside the answer's audio; the question's words not."""
     import soxr
 
-    from tests.test_export import _moshi_chunks
+    from tests.export.test_exports import _moshi_chunks
 
     out = tmp_path / "moshi"
     res = run_cli("export", str(training), str(out), "--to", "moshi", "--moshi-probes")

@@ -229,7 +229,7 @@ def test_splits_filter_by_the_worst_turn_and_the_report_reads_the_scores(scored,
 @pytest.mark.slow
 def test_the_report_of_a_scored_dataset_renders_every_score(scored, tmp_path):
     """Opened as a person would: every score's histogram loads in Chromium, no console error."""
-    from tests.test_report import _chromium
+    from tests.workflows.test_report import _chromium
 
     out = tmp_path / "report"
     res = run_cli("report", str(scored), str(out))

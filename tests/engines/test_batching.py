@@ -9,6 +9,8 @@ import pytest
 
 from synth.engines import SynthesisRequest
 from synth.engines.batching import BatchingEngine
+from synth.errors import SynthError
+from synth.testing import ToneEngine
 
 
 @pytest.mark.slow
@@ -38,61 +40,41 @@ def test_concurrent_callers_get_their_own_audio(quiet_engine):
     assert max(sizes) > 1 and sum(sizes) == len(texts) and max(sizes) <= 8
 
 
-class _RecordingEngine:
-    """Wraps a real engine and records every call; a batch of more than `limit` requests runs out
-    of memory."""
-
-    def __init__(self, engine, limit=10**9):
-        self.engine, self.limit, self.calls, self.texts = engine, limit, [], []
-        self.name, self.model = engine.name, engine.model
-
-    def voices(self):
-        return self.engine.voices()
-
-    def describe(self):
-        return self.engine.describe()
-
-    def synthesize(self, requests):
-        self.calls.append(len(requests))
-        self.texts.append([r.text for r in requests])
-        if len(requests) > self.limit:
-            raise MemoryError("CUDA out of memory (simulated)")
-        return self.engine.synthesize(requests)
-
-
-def test_out_of_memory_splits_the_batch(quiet_engine):
-    small = _RecordingEngine(quiet_engine, limit=2)
+def test_out_of_memory_splits_the_batch():
+    small = ToneEngine(max_batch=2)  # a batch of more than 2 runs out of memory
     batching = BatchingEngine(small, max_batch=8)
-    voice = quiet_engine.voices()[0]
+    voice = small.voices()[0]
     reqs = [SynthesisRequest(f"Sentence {i}.", voice) for i in range(7)]
     out = batching.synthesize(reqs)
     batching.close()
     assert len(out) == 7 and all(a.samples.size for a in out)
-    assert small.calls[0] == 7
-    assert sum(n for n in small.calls if n <= 2) == 7  # every request ran once, in halves
+    sizes = [len(call) for call in small.calls]
+    assert sizes[0] == 7
+    assert sum(n for n in sizes if n <= 2) == 7  # every request ran once, in halves
 
 
-def test_other_errors_reach_the_caller(quiet_engine):
-    batching = BatchingEngine(_RecordingEngine(quiet_engine, limit=0), max_batch=4)
-    with pytest.raises(MemoryError):
-        batching.synthesize([SynthesisRequest("One.", quiet_engine.voices()[0])])
+def test_other_errors_reach_the_caller():
+    engine = ToneEngine(fail_text="One")
+    batching = BatchingEngine(engine, max_batch=4)
+    with pytest.raises(SynthError, match="cannot say"):
+        batching.synthesize([SynthesisRequest("One.", engine.voices()[0])])
     batching.close()
 
 
-@pytest.mark.slow
-def test_limits_bound_every_engine_call_even_within_one_call(quiet_engine):
+def test_limits_bound_every_engine_call_even_within_one_call():
     """A call with more requests (a long turn's chunks) than a batch holds is spread over
     consecutive engine calls: max_batch and max_batch_chars bound each; results keep their order."""
-    voice = quiet_engine.voices()[0]
+    recorder = ToneEngine()
+    voice = recorder.voices()[0]
     texts = [f"Chunk number {i} of a very long turn." for i in range(11)]
-    expected = [quiet_engine.synthesize([SynthesisRequest(t, voice)])[0].samples for t in texts]
-    recorder = _RecordingEngine(quiet_engine)
+    expected = [recorder.synthesize([SynthesisRequest(t, voice)])[0].samples for t in texts]
+    recorder.calls.clear()
     batching = BatchingEngine(recorder, max_batch=4, max_batch_chars=80)
     out = batching.synthesize([SynthesisRequest(t, voice) for t in texts])
     batching.close()
-    assert [t for call in recorder.texts for t in call] == texts
-    assert all(len(call) <= 4 and (len(call) == 1 or sum(map(len, call)) <= 80) for call in recorder.texts)
-    assert len(recorder.texts) >= 5  # 11 requests of ~37 chars: at most 2 per call
+    assert [t for call in recorder.calls for t in call] == texts
+    assert all(len(call) <= 4 and (len(call) == 1 or sum(map(len, call)) <= 80) for call in recorder.calls)
+    assert len(recorder.calls) >= 5  # 11 requests of ~37 chars: at most 2 per call
     for want, got in zip(expected, out):
         assert np.array_equal(want, got.samples)
     with pytest.raises(ValueError):
@@ -100,11 +82,11 @@ def test_limits_bound_every_engine_call_even_within_one_call(quiet_engine):
     assert BatchingEngine(recorder).synthesize([]) == []
 
 
-def test_callers_are_served_in_arrival_order(quiet_engine):
+def test_callers_are_served_in_arrival_order():
     """A call that does not fit whole fills the batch and its rest opens the next one, ahead of
     calls that came after it."""
-    voice = quiet_engine.voices()[0]
-    recorder = _RecordingEngine(quiet_engine)
+    recorder = ToneEngine()
+    voice = recorder.voices()[0]
     gate = threading.Event()
 
     class _Blocking:
@@ -128,4 +110,4 @@ def test_callers_are_served_in_arrival_order(quiet_engine):
     for t in threads:
         t.join(timeout=60)
     batching.close()
-    assert recorder.texts == [["Zero."], ["First a.", "First b.", "Second a."], ["Second b.", "Third."]]
+    assert recorder.calls == [["Zero."], ["First a.", "First b.", "Second a."], ["Second b.", "Third."]]
