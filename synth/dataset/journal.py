@@ -4,7 +4,7 @@ one (synth tokenize): every new file is first written beside its old one under a
 is under way; then the list of renames is written to `JOURNAL` at the root (fsynced) and the
 renames are made; the journal and the marker go last. A run killed before the journal leaves the
 old state (its hidden files are removed by `roll_forward`); one killed after it is finished by
-`roll_forward`, which every writer runs at start-up (synth.dataset.writer.recover), and `synth
+`roll_forward`, which every writer runs at start-up (synth.dataset.writer.DatasetWriter.recover), and `synth
 validate` says so while it is pending.
 
 The marker holds who rewrites and into what (tool, pid, command line, the new options), so that
