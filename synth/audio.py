@@ -126,6 +126,8 @@ def join(chunks: list[np.ndarray], rate: int, pause_sec: float = PAUSE_SEC) -> n
 
 
 def to_pcm16(samples: np.ndarray) -> np.ndarray:
+    """16-bit PCM samples of float audio, clipped just below full scale so that a sample at 1.0
+    does not wrap around to -32768."""
     return np.round(np.clip(samples, -1.0, 32767 / 32768) * 32768).astype(np.int16)
 
 
@@ -137,6 +139,7 @@ def wav_bytes(samples: np.ndarray, rate: int = SAMPLE_RATE) -> bytes:
 
 
 def write_wav(path: Path, samples: np.ndarray, rate: int = SAMPLE_RATE) -> None:
+    """Write `samples` to `path` as a 16-bit PCM mono WAV file (what `wav_bytes` makes in memory)."""
     sf.write(str(path), to_pcm16(samples), rate, format="WAV", subtype="PCM_16")
 
 

@@ -94,6 +94,8 @@ def declared(cls: type) -> list[dataclasses.Field[Any]]:
 
 
 def default_of(f: dataclasses.Field[Any]) -> Any:
+    """A field's default (a fresh one from its factory; None where it has neither), to tell a value
+    that was set from one that was not."""
     if f.default is not MISSING:
         return f.default
     if f.default_factory is not MISSING:

@@ -41,7 +41,10 @@ def channel_for(
     tls_ca: PathLike | None = ...,
     *,
     aio: Literal[False] = ...,
-) -> grpc.Channel: ...
+) -> grpc.Channel:
+    """The blocking channel (`aio` left False), for the sync client and the health check."""
+
+
 @overload
 def channel_for(
     target: str,
@@ -50,7 +53,10 @@ def channel_for(
     tls_ca: PathLike | None = ...,
     *,
     aio: Literal[True],
-) -> grpc.aio.Channel: ...
+) -> grpc.aio.Channel:
+    """The asyncio channel (`aio=True`), for the asyncio client."""
+
+
 def channel_for(
     target: str,
     tls: bool = False,

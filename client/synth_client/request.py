@@ -40,6 +40,8 @@ def build_request(
     sample_format: str | None = None,
     stream_only: bool = False,
 ) -> pb.SynthesizeRequest:
+    """A SynthesizeRequest from a dialog in any shape DialogLike takes; `voices` and
+    `conversation_id` given here override the dialog's own."""
     if isinstance(dialog, Mapping):
         cid = conversation_id or dialog.get("conversation_id") or ""
         turns = dialog.get("turns", [])

@@ -17,6 +17,9 @@ from .streams import Slots
 
 
 class Admission:
+    """The service's admission control: the drain flag, the call and stream slots, and the
+    conversation ids being synthesized now."""
+
     def __init__(self, max_in_flight: int, max_streams: int, metrics: Metrics):
         self.draining = threading.Event()
         self.calls = Slots(max_in_flight, "requests", metrics.in_flight.set)

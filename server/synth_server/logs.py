@@ -39,12 +39,15 @@ def kv_value(value: Any) -> str:
 
 
 def format_record(record: dict[str, Any], as_json: bool) -> str:
+    """A log record as one line: a JSON object, or key=value pairs with client values quoted."""
     if as_json:
         return json.dumps(record, ensure_ascii=True)
     return " ".join(f"{key}={kv_value(value)}" for key, value in record.items())
 
 
 def log_call(call: CallLog, code: str, as_json: bool) -> None:
+    """Log a finished call's line: method, conversation id, status code, turns, audio seconds and
+    latency."""
     record: dict[str, Any] = {
         "method": call.method,
         "conversation_id": call.conversation_id,

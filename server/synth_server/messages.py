@@ -104,6 +104,8 @@ def derived_conversation_id(request: pb.SynthesizeRequest) -> str:
 
 
 def request_to_dialog(request: pb.SynthesizeRequest, limits: DialogLimits, voice_ids: set[str]) -> Dialog:
+    """A Synthesize request as a checked Dialog, or a RequestError with its status code naming the
+    field or turn at fault (unknown fields, too many turns, an unknown voice, a bad turn)."""
     unknown = unknown_fields(request)
     if unknown:
         raise RequestError(
@@ -134,6 +136,7 @@ def request_to_dialog(request: pb.SynthesizeRequest, limits: DialogLimits, voice
 
 
 def turn_messages(turn: SynthesizedTurn) -> list[pb.SynthesizeResponse]:
+    """A synthesized turn as Synthesize streams it: its fields and its WAV, in chunks."""
     return wav_messages(
         pb.TurnAudio(
             turn_id=turn.turn_id,
@@ -185,6 +188,8 @@ def extra_file_fields(metadata: ConversationMetadata) -> list[tuple[str, str]]:
 def summary_message(
     metadata: ConversationMetadata, entry: ManifestEntry, written: bool, samples: list[dict[str, Any]] | None
 ) -> pb.SynthesizeResponse:
+    """The message that ends a conversation's stream: its metadata, manifest line and samples, and
+    the folder's path only where it was written."""
     return pb.SynthesizeResponse(
         summary=pb.ConversationSummary(
             conversation_id=metadata.conversation_id,
@@ -198,6 +203,7 @@ def summary_message(
 
 
 def voice_message(voice: Voice) -> pb.Voice:
+    """A catalog voice as ListVoices returns it (its params and meta as JSON)."""
     return pb.Voice(
         id=voice.id,
         engine=voice.engine,

@@ -8,6 +8,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 
 
 class Metrics:
+    """The server's Prometheus counters, gauges and histograms, in a registry of its own (no
+    process-global state), and the events of a call that update them."""
+
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry

@@ -166,6 +166,9 @@ def refuse_other_samples(config: ServiceConfig) -> None:
 
 
 class SynthService(pb_grpc.SynthServicer):
+    """The Synth servicer: ListVoices, Synthesize and GetConversation (and their stream forms) over
+    one shared pipeline and dataset writer, behind admission control and the volume's health."""
+
     def __init__(self, engine: Engine, config: ServiceConfig, metrics: Metrics | None = None):
         refuse_other_samples(config)
         self.config = config

@@ -31,6 +31,8 @@ from .messages import CHUNK_BYTES, extra_file_fields, stored_turn_head, summary_
 
 
 def checked_id(conversation_id: str) -> str:
+    """A request's conversation id as the dataset accepts it (synth.ids), or INVALID_ARGUMENT naming
+    the field: it becomes a folder name, so nothing else may pass."""
     try:
         return check_conversation_id(conversation_id)
     except InvalidConversationId as exc:

@@ -18,6 +18,7 @@ MIN_ROOM = 1 << 20  # free bytes needed after a failed write before writing is t
 
 
 def free_bytes(path: Path) -> int:
+    """Bytes an unprivileged process can still write on the volume that holds `path`."""
     st = os.statvfs(path)
     return st.f_bavail * st.f_frsize
 

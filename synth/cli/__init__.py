@@ -34,6 +34,8 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The whole `synth` parser: every group's commands, each with the logging flags (the CLI
+    reference, docs/cli.md, is generated from it)."""
     parser = Parser(
         prog="synth", description="Turn text dialogs into multi-speaker conversational speech datasets."
     )
@@ -151,6 +153,8 @@ def _is_number(word: str) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """The `synth` entry point: parse `argv`, run the command, and turn library errors, a closed pipe
+    and interrupts into one message and the exit code."""
     parser = build_parser()
     words = list(sys.argv[1:] if argv is None else argv)
     if not words:  # bare `synth`: the overview, not an error

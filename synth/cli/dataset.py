@@ -32,6 +32,7 @@ from .groups import (
 
 
 def register(sub: Any) -> None:
+    """Add the commands over a finished dataset (validate, splits, tokenize, export, merge, check)."""
     val = add_parser(
         sub,
         "validate",
@@ -159,6 +160,8 @@ def register(sub: Any) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    """The `synth validate` command: the contract check of a dataset (after --recover, if given), its
+    exit code and --stats (voices, timelines, quality)."""
     if args.recover:
         recovery = recover_dataset(args.dataset)
         if recovery:
@@ -195,6 +198,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_splits(args: argparse.Namespace) -> int:
+    """The `synth splits` command: the samples split into curriculum stages (or bands) by token count,
+    within the quality bounds, with a histogram of each."""
     quality = QualityFilter(
         parse_quality_bounds(args.min_quality, "min_quality"),
         parse_quality_bounds(args.max_quality, "max_quality"),
@@ -223,6 +228,8 @@ def cmd_splits(args: argparse.Namespace) -> int:
 
 
 def cmd_tokenize(args: argparse.Namespace) -> int:
+    """The `synth tokenize` command: rebuild the samples with another tokenizer or format, waiting for
+    a running writer with --wait."""
     config = samples_from(args)
 
     def waiting(holders: list[Holder]) -> None:
@@ -244,6 +251,8 @@ def cmd_tokenize(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    """The `synth export` command: the dataset in another format (--to), read under the dataset's
+    read lock so that no rewrite runs beside it."""
     target = EXPORTS[args.to]
     with using(args.dataset, READ) if Path(args.dataset).is_dir() else contextlib.nullcontext():
         summary = target.run(  # never beside a rewrite of the dataset (a mix of two option sets)
@@ -257,12 +266,16 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
+    """The `synth merge` command: several datasets into one; exit 3 when some conversations were left
+    out."""
     summary = merge_datasets(args.out, args.inputs)
     print(summary.format(Path(args.out)))
     return EXIT_PARTIAL if summary.left_out else EXIT_OK
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    """The `synth check` command: every turn transcribed by an ASR model and the turns over the word
+    error rate threshold listed; exit 3 when any failed."""
     from ..asr.recognizer import Recognizer
 
     recognizer = Recognizer(args.asr_model)

@@ -46,6 +46,7 @@ SECTIONS = {
 
 
 def register(sub: Any) -> None:
+    """Add `synth generate` and its flags (source, engines, pipeline, samples, sessions, run)."""
     g = add_parser(
         sub,
         "generate",
@@ -140,6 +141,7 @@ def prepare(parser: argparse.ArgumentParser, argv: list[str]) -> None:
 
 
 def sessions_from(args: argparse.Namespace) -> SessionConfig | None:
+    """The session settings, or None when no --session-* flag is given (a run without sessions)."""
     given = (args.session_tokens, args.session_minutes, args.session_mix, args.session_windows)
     if all(x in (None, ()) for x in given):
         return None
@@ -147,6 +149,8 @@ def sessions_from(args: argparse.Namespace) -> SessionConfig | None:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
+    """The `synth generate` command: the dialogs into the --out dataset through the library; exit 3
+    when the run was not complete (rejected items, damaged conversations, ASR failures)."""
     out = folder_option(args.out)
     options = _options(args)
     summary = api.generate(

@@ -45,6 +45,8 @@ def is_hf_file(name: str) -> bool:
 
 @dataclass(frozen=True)
 class HfOptions:
+    """The hf export's options; `synth export` gives each field a flag of its own."""
+
     undecoded: bool = field(
         default=False,
         metadata={

@@ -53,6 +53,8 @@ def is_lhotse_file(name: str) -> bool:
 
 @dataclass(frozen=True)
 class LhotseOptions:
+    """The lhotse export's options; `synth export` gives each field a flag of its own."""
+
     gzip: bool = field(default=False, metadata={"help": "lhotse: write *.jsonl.gz manifests"})
     conversations: bool = field(
         default=False,

@@ -50,6 +50,8 @@ WRITING = "shard-tmp"
 
 @dataclass(frozen=True)
 class SharOptions:
+    """The lhotse-shar export's options; `synth export` gives each field a flag of its own."""
+
     cuts_per_shard: int = field(
         default=1000, metadata={"help": "lhotse-shar: cuts (turns) per shard (the last shard may have fewer)"}
     )
@@ -212,6 +214,8 @@ def export_shar(
     cuts_per_shard: int = 1000,
     audio_format: str = "flac",
 ) -> ExportSummary:
+    """Write the dataset at `root` (the conversations of `manifest`, if given) to `out` as Shar
+    shards, keeping the shards an interrupted run finished; the summary the CLI prints."""
     if cuts_per_shard < 1:
         raise ConfigError("cuts_per_shard", "must be at least 1", cuts_per_shard)
     if audio_format not in AUDIO_FORMATS:
