@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from .. import api
+from ..engines.onnx_session import intra_op_threads
 from ..errors import ConfigError
 from ..presets import VOICE_PRESETS
 from .common import EXIT_OK, add_parser, folder_option
@@ -46,6 +47,14 @@ def register(sub: Any) -> None:
         sv.add_argument_group("listening"), ServerOptions, from_env=True, defaults={"metrics_port": 9090}
     )
     sv.add_argument("--out", default=env("OUT", "dataset"), help="dataset root the server writes to")
+    sv.add_argument(
+        "--threads",
+        type=int,
+        default=env("THREADS", None),
+        metavar="T",
+        help="ONNX Runtime threads of the engine (default: ONNX Runtime's own, one per core: a server "
+        "has the machine; several on one machine: divide the cores among them)",
+    )
     sv.add_argument(
         "--voices",
         default=env("VOICES", None),
@@ -90,11 +99,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         conversation_audio=conversation_audio_from(args),
     )
     config = config_from(args, ServiceConfig, out=folder_option(args.out), generation=generation)
-    server = SynthServer(api.load_engine(engines), config, options).start()
-    print(
-        f"synth serve: listening on {args.host}:{server.port}"
-        + (f", metrics on :{server.metrics_port}/metrics" if server.metrics_port else ""),
-        flush=True,
-    )
-    serve_forever(server)
+    threads = int(args.threads) if args.threads is not None else None
+    if threads is not None and threads < 1:
+        raise ConfigError("threads", "must be at least 1", threads)
+    with intra_op_threads(threads):  # the engine's sessions are made on the first call
+        server = SynthServer(api.load_engine(engines), config, options).start()
+        print(
+            f"synth serve: listening on {args.host}:{server.port}"
+            + (f", metrics on :{server.metrics_port}/metrics" if server.metrics_port else ""),
+            flush=True,
+        )
+        serve_forever(server)
     return EXIT_OK
