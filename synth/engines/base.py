@@ -17,10 +17,14 @@ from ..words import Words
 
 @dataclass(frozen=True)
 class SynthesisRequest:
-    """One text to speak with one voice of the engine's catalog."""
+    """One text to speak with one voice of the engine's catalog. `seed` draws the engine's
+    sampling noise (Piper's VITS noise), so that the audio is a function of text, voice and seed
+    whatever the process or batch; None is the engine's fixed default. An engine that samples
+    nothing ignores it."""
 
     text: str
     voice: Voice
+    seed: int | None = None
 
 
 @dataclass(frozen=True)
@@ -56,8 +60,9 @@ class Engine(Protocol):
 
     @property
     def deterministic(self) -> bool:
-        """True when a text and voice always give the same audio (no sampling noise): then a
-        second synthesis cannot fix a turn the ASR check rejects."""
+        """True when a text and voice give the same audio whatever the request's seed (no sampling
+        noise): then a second synthesis, even with another seed, cannot fix a turn the ASR check
+        or a quality gate rejects."""
         ...
 
     def voice_distance(self, a: Voice, b: Voice) -> float:

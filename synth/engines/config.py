@@ -21,8 +21,9 @@ class PiperConfig:
     model: NAME.onnx with NAME.onnx.json beside it, or a Piper voice name (en_US-libritts_r-medium)
         kept in model_cache (downloaded once); None is the embedded en_US-joe-medium voice.
     device: auto uses CUDA when onnxruntime has its provider.
-    noise_scale, noise_w_scale: VITS sampling noise (None: the model's); both 0 make the audio a
-        deterministic function of text and voice (Piper's ONNX noise cannot be seeded).
+    noise_scale, noise_w_scale: VITS sampling noise (None: the model's); the noise is drawn
+        from each request's seed (synth.engines.piper_noise); both 0 make the audio a function
+        of text and voice alone.
     derived: vocal-tract-scaled voices (default: only for single-speaker models).
     word_timings: time every word from the model's own phoneme durations (the ONNX graph is
         patched in memory to output them, as piper-tts does; needs the onnx package).

@@ -26,6 +26,7 @@ from .blends import Blend, blended_voice, read_blends
 from .config import PiperConfig
 from .espeak import leak_free_bridge
 from .onnx_session import CPU, LazySession, cached_session
+from .piper_noise import NOISE_TAG, SeededSession, seeded_noise
 from .piper_voices import default_cache, fetch_voice, is_voice_name
 from .speakers import read_speaker_info, speaker_key
 
@@ -52,6 +53,18 @@ def _with_alignments(model: Any) -> None:
 
     with contextlib.suppress(ValueError):  # the output is there already
         add_alignment_output(model)
+
+
+def _patched(word_timings: bool) -> Any:
+    """The graph patch of a Piper session: seeded noise (synth.engines.piper_noise), and the
+    phoneme alignment output when word timings are asked for."""
+
+    def patch(model: Any) -> None:
+        if word_timings:
+            _with_alignments(model)
+        seeded_noise(model)
+
+    return patch
 
 
 def derived_voice_distance(a: Voice, b: Voice) -> float:
@@ -105,9 +118,11 @@ class PiperEngine:
         self.noise_scale, self.noise_w_scale = config.noise_scale, config.noise_w_scale
         voice_config = read_voice_config(self.model_path)
         # the ONNX session is made on first use, from the optimized graph in the model cache after
-        # the first start (synth.engines.onnx_session): listing voices never loads it
+        # the first start (synth.engines.onnx_session): listing voices never loads it. Its noise
+        # is drawn from each request's seed (synth.engines.piper_noise).
+        self._seeded = SeededSession(LazySession(self._session))
         self._voice = PiperVoice(
-            session=LazySession(self._session), config=voice_config, espeak_data_dir=Path(ESPEAK_DATA_DIR)
+            session=self._seeded, config=voice_config, espeak_data_dir=Path(ESPEAK_DATA_DIR)
         )
         self.model = self.model_path.name
         info = Path(config.speaker_info) if config.speaker_info else None
@@ -120,7 +135,8 @@ class PiperEngine:
         self._phoneme_cache: dict[str, tuple[str, ...]] = {}
 
     def _session(self) -> Any:
-        """The model's ONNX session, its graph patched for phoneme alignments (word timings)."""
+        """The model's ONNX session, its graph patched for seeded noise and for phoneme alignments
+        (word timings)."""
         providers = (
             [("CUDAExecutionProvider", {"cudnn_conv_algo_search": "HEURISTIC"})] if self.use_cuda else CPU
         )
@@ -130,8 +146,8 @@ class PiperEngine:
                 self.model_path,
                 providers,
                 cache,
-                _with_alignments if self.config.word_timings else None,
-                "alignments" if self.config.word_timings else "",
+                _patched(self.config.word_timings),
+                f"alignments+{NOISE_TAG}" if self.config.word_timings else NOISE_TAG,
             )
         except Exception as exc:  # onnxruntime and onnx raise their own exception types
             raise SynthError(f"cannot load Piper model {self.model_path}: {exc}") from exc
@@ -175,9 +191,10 @@ class PiperEngine:
         providers = (
             ["CUDAExecutionProvider", "CPUExecutionProvider"] if self.use_cuda else ["CPUExecutionProvider"]
         )
-        self._voice.session = blended_session(
-            str(self.model_path), self.config.word_timings, providers, np.concatenate(rows)
+        self._seeded = SeededSession(
+            blended_session(str(self.model_path), self.config.word_timings, providers, np.concatenate(rows))
         )
+        self._voice.session = self._seeded
         return voices
 
     @property
@@ -227,7 +244,9 @@ class PiperEngine:
 
     @property
     def deterministic(self) -> bool:
-        """Whether a text and voice always give the same audio (VITS noise off)."""
+        """Whether a text and voice give the same audio whatever the request's seed (VITS noise
+        off); with noise on, the audio is a function of text, voice and seed, so a retake with
+        another seed sounds different."""
         d = self.describe()
         return d["noise_scale"] == 0 and d["noise_w_scale"] == 0
 
@@ -261,7 +280,8 @@ class PiperEngine:
             noise_w_scale=self.noise_w_scale,
             normalize_audio=False,  # loudness is normalized per turn downstream
         )
-        chunks = list(self._voice.synthesize(req.text, syn, include_alignments=self.config.word_timings))
+        with self._seeded.seeded(req.seed):
+            chunks = list(self._voice.synthesize(req.text, syn, include_alignments=self.config.word_timings))
         audio = (
             np.concatenate([c.audio_float_array for c in chunks]) if chunks else np.zeros(0, dtype=np.float32)
         )

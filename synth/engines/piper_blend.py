@@ -13,6 +13,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from .onnx_session import session_options
+from .piper_noise import seeded_noise
 
 WEIGHTS_INPUT = "speaker_weights"
 
@@ -68,8 +69,9 @@ class SpeakerWeightsSession:
 def blended_session(
     model_path: str, word_timings: bool, providers: list[Any], weights: np.ndarray
 ) -> SpeakerWeightsSession:
-    """A session of the model's graph with its speaker lookup patched (and its alignment output
-    when `word_timings`), `weights` holding one row per speaker and per blend."""
+    """A session of the model's graph with its speaker lookup patched, its noise seeded
+    (synth.engines.piper_noise; the caller wraps it in a SeededSession) and its alignment output
+    when `word_timings`, `weights` holding one row per speaker and per blend."""
     import onnx
     import onnxruntime
 
@@ -79,6 +81,7 @@ def blended_session(
 
         add_alignment_output(model)
     count = embedding_input(model)
+    seeded_noise(model)
     if weights.shape[1] != count:
         raise ConfigError(
             "blends", f"the model has {count} speakers in its table, the config {weights.shape[1]}"

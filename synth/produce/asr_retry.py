@@ -1,12 +1,13 @@
 """The ASR retry: each synthesized turn is transcribed; while its word error rate is over the
 threshold it is synthesized again (at most `retries` times, and only when the engine samples
-noise, since a deterministic engine would say it the same way), and the best rendition is kept.
+noise, since a deterministic engine would say it the same way; each retry with a noise seed of its
+own, drawn from the conversation and turn), and the best rendition is kept.
 The loop is the quality gates' best-of-N (synth.produce.gates.best_take) with one judge, the word
 error rate. What happened is recorded per turn and per conversation (metadata `asr_check`)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..asr.wer import wer
@@ -38,13 +39,19 @@ def record(check: AsrCheck, verdict: Verdict, attempts: int) -> dict[str, Any]:
 
 
 def checked(
-    check: AsrCheck, renderer: TurnRenderer, spoken: Spoken, text: str, voice: Voice
+    check: AsrCheck,
+    renderer: TurnRenderer,
+    spoken: Spoken,
+    text: str,
+    voice: Voice,
+    take_seed: Callable[[int], int | None] = lambda take: None,
 ) -> tuple[Spoken, dict[str, Any]]:
-    """The best rendition of `text` and the turn's `asr_check` record."""
+    """The best rendition of `text` and the turn's `asr_check` record; retry k draws its noise
+    from `take_seed(k)` (a seed of its own, or the engine would say it the same way again)."""
     takes = check.retries + 1 if not renderer.engine.deterministic else 1
 
-    def retake(_take: int) -> Spoken:
-        return renderer.finish(renderer.pieces([(text, voice)])[0])
+    def retake(take: int) -> Spoken:
+        return renderer.finish(renderer.pieces([(text, voice)], None, [take_seed(take)])[0])
 
     spoken, verdict, made, _ = best_take(spoken, retake, lambda s: judge(check, s, text), takes)
     return spoken, record(check, verdict, made)

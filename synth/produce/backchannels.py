@@ -118,13 +118,15 @@ def speak(
     planned: Sequence[PlannedBackchannel],
     casting: Mapping[str, Voice],
     turns: Sequence[SynthesizedTurn],
+    seeds: Sequence[int | None] | None = None,
 ) -> list[ConversationEvent]:
-    """The planned backchannels spoken in their listeners' voices in one engine call; one that
-    would run into the listener's own speech (or another of theirs) is left out."""
+    """The planned backchannels spoken in their listeners' voices in one engine call (`seeds`:
+    each one's noise seed); one that would run into the listener's own speech (or another of
+    theirs) is left out."""
     if not planned:
         return []
     rate = renderer.sample_rate
-    spoken = renderer.pieces([(p.text, casting[p.listener]) for p in planned])
+    spoken = renderer.pieces([(p.text, casting[p.listener]) for p in planned], None, seeds)
     events: list[ConversationEvent] = []
     taken: dict[str, list[tuple[float, float]]] = {}
     for p, pieces in zip(planned, spoken):

@@ -7,7 +7,8 @@ A take is deterministic from (seed, conversation id, turn, take number): take 0 
 voice says it; take k > 0 is said at a speaking rate drawn for it (within RATE_SPREAD of the
 voice's, through the voice's own rate parameter: Piper's length_scale, Kokoro's speed), so that
 even an engine without sampling noise says it differently; an engine with noise (Piper's VITS)
-also samples new noise each take. An engine with neither is not asked twice.
+also draws new noise each take, from the take's own seed (Pipeline.take_seed). An engine with
+neither is not asked twice.
 
 The best take: the first that passes every gate (the loop stops there); when none does, the one
 that fails the fewest gates, then the one with the better score on the first gate, then on the

@@ -7,6 +7,7 @@ for the speech profile (long_turns), the ASR retry (asr_retry), placing turns on
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import time
@@ -26,7 +27,7 @@ from ..errors import ConfigError, DialogError, VoiceError
 from ..options import option, setting
 from ..quality import TurnAudio, in_sample
 from ..samples.builder import BuildsSamples
-from ..seeding import conversation_rng
+from ..seeding import conversation_rng, noise_seed
 from . import asr_retry, backchannels
 from .assembly import assemble, place_turn, provenance
 from .casting import (
@@ -195,7 +196,7 @@ class Pipeline:
                 config.cast_by,
             )
         self.distance = distance or engine.voice_distance
-        self.probes = ProbeSpeaker(self.renderer, probes, self.cast)
+        self.probes = ProbeSpeaker(self.renderer, probes, self.cast, config.seed)
         self.main_speaker = main_speaker
         ids = {v for v in config.voice_override.values() if not is_attribute_request(v)}
         unknown = sorted(ids - {v.id for v in self.catalog})
@@ -268,9 +269,19 @@ class Pipeline:
         `should_stop` is asked between sentence chunks (Stopped is raised when it says so)."""
         casting = casting or self.cast(dialog)
         rendered = (
-            self.renderer.pieces([(t.text, casting[t.speaker])], should_stop)[0] for t in dialog.turns
+            self.renderer.pieces([(t.text, casting[t.speaker])], should_stop, [self.turn_seed(dialog, i)])[0]
+            for i, t in enumerate(dialog.turns)
         )
         return self._place(dialog, casting, rendered)
+
+    def turn_seed(self, dialog: Dialog, index: int) -> int:
+        """The noise seed of an input turn's first take (synth.seeding.noise_seed)."""
+        return noise_seed(self.config.seed, dialog.conversation_id, f"turn:{index}")
+
+    def take_seed(self, cid: str, key: str, take: int) -> int:
+        """The noise seed of a retake (take > 0) of a turn's part `key`, for the quality gates'
+        takes and the ASR check's retries alike: each take draws its own noise."""
+        return noise_seed(self.config.seed, cid, f"take:{key}:{take}")
 
     def parts(
         self,
@@ -303,8 +314,9 @@ class Pipeline:
                 turn = (part_text, voice, speaker, others, turn_index, f"{field}:{k}")
                 spoken, extra = self._gated(spoken, turn, where, field, cid)
             elif self.asr_check is not None:
+                seeds = functools.partial(self.take_seed, cid, f"{field}:{k}")
                 spoken, extra["asr_check"] = asr_retry.checked(
-                    self.asr_check, self.renderer, spoken, part_text, voice
+                    self.asr_check, self.renderer, spoken, part_text, voice, seeds
                 )
             out.append((part_text, spoken, extra))
         return out
@@ -324,7 +336,9 @@ class Pipeline:
 
         def retake(k: int) -> Spoken:
             said = take_voice(voice, self.config.seed, cid, key, k)
-            return self.renderer.finish(self.renderer.pieces([(text, said)])[0])
+            return self.renderer.finish(
+                self.renderer.pieces([(text, said)], None, [self.take_seed(cid, key, k)])[0]
+            )
 
         def verdict(s: Spoken) -> Verdict:
             v = judge(TurnAudio(s.audio, text, voice.id, speaker, others, cid, turn_index))
@@ -452,7 +466,11 @@ class Pipeline:
             extra["quality_gates"] = self.judge.summary(turns)
         rng = conversation_rng(self.config.seed, dialog.conversation_id, "backchannels")
         planned = backchannels.plan(turns, dialog.speakers, self.config.backchannels, rng)
-        events = backchannels.speak(self.renderer, planned, casting, turns)
+        seeds = [
+            noise_seed(self.config.seed, dialog.conversation_id, f"backchannel:{n}")
+            for n in range(len(planned))
+        ]
+        events = backchannels.speak(self.renderer, planned, casting, turns, seeds)
         if self.config.backchannels:
             extra["backchannels"] = {"rate": self.config.backchannels, "count": len(events)}
         return assemble(dialog, casting, turns, extra, self.sample_builder, events)
@@ -468,8 +486,10 @@ class Pipeline:
         casting = self.cast(dialog)
         self.check_speakable(dialog, casting)
         turns = [(t.text, casting[t.speaker]) for t in dialog.turns]
+        seeds = [self.turn_seed(dialog, i) for i in range(len(turns))]
         rendered = itertools.chain.from_iterable(
-            self.renderer.pieces(turns[k : k + STREAM_TURNS]) for k in range(0, len(turns), STREAM_TURNS)
+            self.renderer.pieces(turns[k : k + STREAM_TURNS], None, seeds[k : k + STREAM_TURNS])
+            for k in range(0, len(turns), STREAM_TURNS)
         )
         placed = [sink(t) if sink else t for t in self._place(dialog, casting, rendered)]
         conv = self.assemble(dialog, casting, placed)

@@ -26,6 +26,7 @@ from ..domain import Conversation, Dialog, Probe, SpokenProbe, SynthesizedTurn, 
 from ..errors import ConfigError, DialogError
 from ..options import option
 from ..samples.builder import BuildsSamples, with_probes
+from ..seeding import noise_seed
 from .render import TurnRenderer
 
 PROBE_MODES = ("separate", "in-training", "off")
@@ -123,11 +124,16 @@ class ProbeSpeaker:
     """Speaks and measures a conversation's probes with a pipeline's renderer and casting."""
 
     def __init__(
-        self, renderer: TurnRenderer, config: ProbeConfig, cast: Callable[[Dialog], dict[str, Voice]]
+        self,
+        renderer: TurnRenderer,
+        config: ProbeConfig,
+        cast: Callable[[Dialog], dict[str, Voice]],
+        seed: int = 0,
     ):
         self.renderer = renderer
         self.config = config
         self.cast = cast
+        self.seed = seed  # the pipeline's: each probe's noise seed is drawn from it
 
     def voices(self, dialog: Dialog, casting: Mapping[str, Voice]) -> dict[str, Voice]:
         """The casting with the examiner's voice added when the examiner asks (kept apart from
@@ -172,10 +178,17 @@ class ProbeSpeaker:
             voice = voices[asked_by]
             evidence_end = max(last_end[i] for i in probe.evidence)
             time, placement = place(evidence_end, end, bounds, self.config.after_sec)
-            audio = self.renderer.finish(self.renderer.pieces([(probe.question, voice)])[0]).audio
+            cid = dialog.conversation_id
+            question_seed = noise_seed(self.seed, cid, f"probe:{index}:question")
+            audio = self.renderer.finish(
+                self.renderer.pieces([(probe.question, voice)], None, [question_seed])[0]
+            ).audio
             answer = None
             if self.config.answer_audio:
-                answer = self.renderer.finish(self.renderer.pieces([(probe.answer, casting[main])])[0]).audio
+                answer_seed = noise_seed(self.seed, cid, f"probe:{index}:answer")
+                answer = self.renderer.finish(
+                    self.renderer.pieces([(probe.answer, casting[main])], None, [answer_seed])[0]
+                ).audio
             spoken = SpokenProbe(
                 index,
                 probe,

@@ -12,7 +12,7 @@ one (never resampled up from it)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +22,7 @@ from ..dialogs.text import split_sentences
 from ..domain import Voice
 from ..engines.base import Engine, SynthesisRequest
 from ..errors import Stopped
+from ..seeding import noise_seed
 from ..words import Words, WordTiming, regroup, shift
 
 TURN_PAD_SEC = 0.1  # silence before and after each turn's speech
@@ -72,27 +73,41 @@ class TurnRenderer:
         self.sample_rate = sample_rate
         self.fullband_rate = fullband_rate
 
-    def render(self, text: str, voice: Voice, should_stop: Callable[[], bool] | None = None) -> np.ndarray:
+    def render(
+        self,
+        text: str,
+        voice: Voice,
+        should_stop: Callable[[], bool] | None = None,
+        seed: int | None = None,
+    ) -> np.ndarray:
         """Speak one turn (see `render_many`)."""
-        return self.render_many([(text, voice)], should_stop)[0]
+        return self.render_many([(text, voice)], should_stop, [seed])[0]
 
     def render_many(
-        self, turns: list[tuple[str, Voice]], should_stop: Callable[[], bool] | None = None
+        self,
+        turns: list[tuple[str, Voice]],
+        should_stop: Callable[[], bool] | None = None,
+        seeds: Sequence[int | None] | None = None,
     ) -> list[np.ndarray]:
         """Speak turns in one engine call (a batching engine runs them in one forward pass)."""
-        return [self.finish(ps).audio for ps in self.pieces(turns, should_stop)]
+        return [self.finish(ps).audio for ps in self.pieces(turns, should_stop, seeds)]
 
     def pieces(
-        self, turns: list[tuple[str, Voice]], should_stop: Callable[[], bool] | None = None
+        self,
+        turns: list[tuple[str, Voice]],
+        should_stop: Callable[[], bool] | None = None,
+        seeds: Sequence[int | None] | None = None,
     ) -> list[list[Piece]]:
         """Per turn, its sentence chunks as trimmed audio with their word timings. With
         `should_stop` (a caller whose deadline may pass), chunks go to the engine one call each
-        and Stopped is raised between them."""
+        and Stopped is raised between them. `seeds` (one per turn; None: the engine's default)
+        draw the engine's sampling noise, each chunk its own seed derived from its turn's."""
         rate = self.sample_rate
         requests, owner = [], []
         for i, (text, voice) in enumerate(turns):
-            for chunk in split_sentences(text, self.max_chunk_chars):
-                requests.append(SynthesisRequest(chunk, voice))
+            seed = seeds[i] if seeds is not None else None
+            for j, chunk in enumerate(split_sentences(text, self.max_chunk_chars)):
+                requests.append(SynthesisRequest(chunk, voice, chunk_seed(seed, j)))
                 owner.append(i)
         pieces: list[list[Piece]] = [[] for _ in turns]
         if should_stop is None:
@@ -179,6 +194,11 @@ class TurnRenderer:
         pad = np.zeros(int(fr * TURN_PAD_SEC), dtype=np.float32)
         joined = np.concatenate([pad, join(chunks, fr), pad])
         return (joined * capped(joined, gain)).astype(np.float32)
+
+
+def chunk_seed(seed: int | None, index: int) -> int | None:
+    """The noise seed of a turn's index-th sentence chunk (None stays None)."""
+    return None if seed is None else noise_seed(seed, "", f"chunk:{index}")
 
 
 def _fit(samples: np.ndarray, n: int) -> np.ndarray:

@@ -36,6 +36,7 @@ from ..dialogs.sessions import (
 )
 from ..domain import Conversation, Dialog, Source, SynthesizedTurn, Turn, Voice
 from ..errors import ConfigError, DialogError
+from ..seeding import noise_seed
 from .pipeline import STREAM_TURNS, Pipeline
 from .timeline import Timeline
 
@@ -211,7 +212,12 @@ class _Session:
             remaining = list(part.turns[taken:])
             count = self.batch(remaining, measured or 0.0)
             texts = [(t.text, self.casting[roles[t.speaker]]) for t in remaining[:count]]
-            for pieces in self.pipeline.renderer.pieces(texts):
+            first = self.source_turns + taken
+            seeds = [
+                noise_seed(self.pipeline.config.seed, self.item.conversation_id, f"turn:{first + n}")
+                for n in range(count)
+            ]
+            for pieces in self.pipeline.renderer.pieces(texts, None, seeds):
                 i = part.first_turn + taken
                 turn = part.dialog.turns[i]
                 speaker = roles[turn.speaker]

@@ -109,3 +109,172 @@ def test_the_session_is_made_on_first_use_from_the_optimized_graph_the_cache_kee
     kept.write_bytes(b"not a graph")  # a damaged cache file is made again, not an error
     (mended,) = load_engine(config).synthesize(request)
     assert np.array_equal(mended.samples, made.samples) and kept.stat().st_size > 1_000_000
+
+
+def _random_graph(shape: list[int]):
+    """A graph of ONNX's two normal generators: RandomNormalLike on an input of `shape`'s rank
+    (last axis free), RandomNormal of a fixed shape with a mean and a scale."""
+    from onnx import TensorProto, helper
+
+    like = helper.make_node("RandomNormalLike", ["x"], ["y"], dtype=1)
+    fixed = helper.make_node("RandomNormal", [], ["y2"], shape=[3, 1000], mean=2.0, scale=3.0)
+    dims = [*shape[:-1], None]
+    graph = helper.make_graph(
+        [like, fixed],
+        "noise",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, dims)],
+        [
+            helper.make_tensor_value_info("y", TensorProto.FLOAT, dims),
+            helper.make_tensor_value_info("y2", TensorProto.FLOAT, [3, 1000]),
+        ],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 15)])
+    model.ir_version = 8
+    return model
+
+
+def test_the_seeded_generator_draws_standard_normal_uncorrelated_noise():
+    import onnx
+    import onnxruntime as ort
+    from scipy import stats
+
+    from synth.engines.piper_noise import NOISE_INPUT, seeded_noise
+
+    model = _random_graph([1, 2, 200_000])
+    assert seeded_noise(model) == 2
+    onnx.checker.check_model(model)
+    assert not [n for n in model.graph.node if n.op_type.startswith("Random")]
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    x = np.zeros((1, 2, 200_000), dtype=np.float32)
+
+    def draw(seed: int) -> tuple[np.ndarray, np.ndarray]:
+        return tuple(session.run(None, {"x": x, NOISE_INPUT: np.array([seed], dtype=np.int64)}))
+
+    y, fixed = draw(7)
+    z = y.ravel().astype(np.float64)
+    assert y.shape == x.shape and y.dtype == np.float32 and np.isfinite(z).all()
+    se = 1 / np.sqrt(z.size)  # 400,000 values: a mean's standard error of 0.0016
+    assert abs(z.mean()) < 5 * se and abs(z.std() - 1) < 0.01
+    for lag in (1, 2, 192, 200_000):  # neighbours, a VITS channel's stride, the other channel
+        assert abs(np.corrcoef(z[:-lag], z[lag:])[0, 1]) < 5 * se
+    assert stats.kstest(z, "norm").pvalue > 1e-3
+    assert abs(fixed.mean() - 2.0) < 0.3 and abs(fixed.std() - 3.0) < 0.2  # its mean and scale kept
+    again, _ = draw(7)
+    other, _ = draw(8)
+    assert np.array_equal(y, again)  # a function of the seed alone
+    assert abs(np.corrcoef(z, other.ravel())[0, 1]) < 5 * se  # another seed: other noise
+
+
+def test_the_piper_graph_draws_its_noise_from_the_seed():
+    import onnx
+
+    from synth.engines.piper_noise import NOISE_INPUT, seeded_noise
+
+    model = onnx.load(str(embedded_model_path()))
+    randoms = [n.output[0] for n in model.graph.node if n.op_type.startswith("Random")]
+    assert seeded_noise(model) == len(randoms) == 2  # the prior's and the duration predictor's
+    assert not [n for n in model.graph.node if n.op_type.startswith("Random")]
+    assert NOISE_INPUT in {i.name for i in model.graph.input}
+    produced = {o for n in model.graph.node for o in n.output}
+    assert set(randoms) <= produced  # their consumers read the generator's output
+
+
+def test_piper_audio_is_a_function_of_text_voice_and_seed(engine, tmp_path: Path):
+    voice = engine.voices()[3]
+    text = "We should leave early tomorrow morning. Before the traffic gets bad, I mean."
+
+    def say(eng, seed):
+        return eng.synthesize([SynthesisRequest(text, voice, seed)])[0].samples
+
+    first = say(engine, 11)
+    assert not engine.deterministic  # noise on: another seed is another rendition
+    assert np.array_equal(first, say(engine, 11))
+    other = say(engine, 12)
+    assert first.shape != other.shape or not np.array_equal(first, other)
+    assert np.array_equal(say(engine, None), say(engine, 0))  # no seed: a fixed default
+    # a fresh engine, its graph optimized anew in another cache: the same bytes
+    fresh = load_engine(PiperConfig(model_cache=str(tmp_path)))
+    assert np.array_equal(say(fresh, 11), first)
+    assert list((tmp_path / "optimized").glob("*.onnx"))
+
+
+def test_with_noise_off_the_seeded_graph_speaks_as_the_unseeded_one(tmp_path: Path):
+    import onnx
+    import onnxruntime as ort
+    from piper import PiperVoice, SynthesisConfig
+
+    from synth.engines.onnx_session import intra_op_threads, session_options
+    from synth.engines.piper import _with_alignments, read_voice_config
+
+    text = "The seeded graph says this as before. Every sample of it."
+    with intra_op_threads(1):
+        quiet = load_engine(PiperConfig(noise_scale=0.0, noise_w_scale=0.0, model_cache=str(tmp_path)))
+        assert quiet.deterministic
+        voice = next(v for v in quiet.voices() if v.params["vocal_tract"] == 1.04)
+        (seeded,) = quiet.synthesize([SynthesisRequest(text, voice, 5)])
+        (other_seed,) = quiet.synthesize([SynthesisRequest(text, voice, 6)])
+        model = onnx.load(str(embedded_model_path()))
+        _with_alignments(model)  # piper-tts's own graph: ONNX Runtime's unseeded RandomNormalLike
+        plain = ort.InferenceSession(model.SerializeToString(), session_options(), ["CPUExecutionProvider"])
+        config = read_voice_config(embedded_model_path())
+        length = config.length_scale * voice.params["length_scale"] * voice.params["vocal_tract"]
+        syn = SynthesisConfig(length_scale=length, noise_scale=0.0, noise_w_scale=0.0, normalize_audio=False)
+        from piper.voice import ESPEAK_DATA_DIR
+
+        old = PiperVoice(session=plain, config=config, espeak_data_dir=Path(ESPEAK_DATA_DIR))
+        before = np.concatenate([c.audio_float_array for c in old.synthesize(text, syn)])
+    assert seeded.samples.tobytes() == before.tobytes() == other_seed.samples.tobytes()
+
+
+def test_batching_keeps_each_requests_seed(engine):
+    from synth.engines.batching import BatchingEngine
+
+    voice = engine.voices()[0]
+    requests = [SynthesisRequest("Seeds travel with their requests.", voice, s) for s in (1, 2, 1)]
+    batching = BatchingEngine(engine, max_batch=8)
+    try:
+        batched = [a.samples for a in batching.synthesize(requests)]
+    finally:
+        batching.close()
+    direct = [a.samples for a in engine.synthesize(requests)]
+    assert all(np.array_equal(a, b) for a, b in zip(batched, direct))
+    assert np.array_equal(batched[0], batched[2]) and not np.array_equal(batched[0][:1000], batched[1][:1000])
+
+
+class _Deaf:
+    """A recognizer that hears nothing (every take fails the check) and keeps what it was given:
+    the ASR check's retries, not the recognizer, are what is tested."""
+
+    def __init__(self):
+        self.heard: list[bytes] = []
+
+    def transcribe(self, audio: np.ndarray):
+        self.heard.append(audio.tobytes())
+        return type("Heard", (), {"text": ""})()
+
+    def describe(self) -> dict:
+        return {"asr_model": "deaf"}
+
+
+def test_asr_retries_draw_their_own_noise_and_repeat_with_the_seed(engine):
+    from synth.asr.recognizer import AsrCheck
+    from synth.produce import asr_retry
+    from synth.produce.pipeline import Pipeline, PipelineConfig
+    from synth.seeding import noise_seed
+
+    pipeline = Pipeline(engine, PipelineConfig(seed=3))
+    voice = engine.voices()[0]
+    text = "Say it again, and again, a little differently."
+    heard = []
+    for _ in range(2):
+        deaf = _Deaf()
+        check = AsrCheck(deaf, threshold=0.0, retries=2)  # type: ignore[arg-type]
+        first = pipeline.renderer.finish(
+            pipeline.renderer.pieces([(text, voice)], None, [noise_seed(3, "c", "turn:0")])[0]
+        )
+        seeds = lambda k: pipeline.take_seed("c", "turns[0].text:0", k)
+        _, record = asr_retry.checked(check, pipeline.renderer, first, text, voice, seeds)
+        assert record["attempts"] == 3
+        heard.append(deaf.heard)
+    assert len(set(heard[0])) == 3  # each retry another rendition
+    assert heard[0] == heard[1]  # and the same ones again from the same seed
