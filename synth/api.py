@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .dataset.fingerprint import check_options, plain
+from .dataset.fingerprint import DATASET_FILE, check_options, plain
 from .dataset.mixdown import ConversationAudioConfig
 from .dataset.writer import DatasetWriter
 from .dialogs.build import DialogLimits
@@ -351,8 +351,11 @@ def _worker_plan(
             one_at_a_time = "sessions are made one after another (each starts where the one before ended)"
     if one_at_a_time and options.workers != AUTO:
         raise ConfigError("workers", f"must be 1 here: {one_at_a_time}", options.workers)
+    if one_at_a_time:  # one worker, this process: a source given as objects stays a stream
+        threads = int(options.threads) if options.threads != AUTO else None if engine is not None else 1
+        return w.Plan(1, threads, one_at_a_time), dialogs
     if not isinstance(dialogs, (str, Path)):
-        dialogs = list(dialogs)
+        dialogs = list(dialogs)  # sent to each worker
     items = len(dialogs) if isinstance(dialogs, list) else None
     if items is None and options.workers == AUTO and options.shard is None:
         from .dialogs.sources import count_records
@@ -399,8 +402,11 @@ def _generate_in_workers(
         total = counted if total is None or counted is None else min(counted, total)
     writer = DatasetWriter(out, options.conversation_audio)
     try:
-        with writer.locked():
-            check_options(writer.root, options.fingerprint(), options.resume_with_changes)
+        if (writer.root / DATASET_FILE).exists():  # made with other options: refused before any worker
+            with writer.locked():
+                check_options(writer.root, options.fingerprint(), options.resume_with_changes)
+        # recorded by the workers, once their pipeline is built: options that cannot make a
+        # pipeline (an unknown voice, a bad model) are never recorded
         target = functools.partial(_generate_worker, dialogs=given, out=str(out), options=options, **source)
         return run_workers(
             target,
@@ -438,8 +444,11 @@ def _generate_worker(
         if isinstance(dialogs, str)
         else dialogs
     )
-    writer = role.writer(DatasetWriter(out, options.conversation_audio))
-    with build_pipeline(options) as pipeline:
+    dataset = DatasetWriter(out, options.conversation_audio)
+    writer = role.writer(dataset)
+    with build_pipeline(options) as pipeline:  # the options are valid: record or compare them
+        with dataset.locked():
+            check_options(dataset.root, options.fingerprint(), options.resume_with_changes)
         run = functools.partial(
             run_producer, writer=writer, on_error=options.on_error, workers=options.in_flight
         )

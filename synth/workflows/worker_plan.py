@@ -247,7 +247,7 @@ def plan_workers(
             one_at_a_time
             or "the engine runs on a GPU: one process keeps it busy (--in-flight batches its work)"
         )
-        return Plan(1, explicit, why)
+        return Plan(1, explicit if explicit is not None else None if gpu else 1, why)
     n = max(1, cores // (explicit or 1))
     because = [f"{cores} core(s)"]
     if memory is not None:

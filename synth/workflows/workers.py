@@ -59,9 +59,13 @@ __all__ = ["AUTO", "Plan", "WorkerRole", "WorkersSummary", "parse_count", "plan_
 log = logging.getLogger(__name__)
 
 PARENT = "SYNTH_WORKER_PARENT"  # the parent's pid, for a child to see that it outlived it
-CHILD = "from synth.workflows.workers import child_main; child_main()"
+# `python -c` puts the working folder first on sys.path: taken out, so that a folder named like a
+# package where the user stands never shadows what the parent runs
+CHILD = "import sys; sys.path.pop(0); from synth.workflows.workers import child_main; child_main()"
 POLL_SEC = 0.2
-TASK, OUTCOME, OWNED, FAILED = "task.pickle", "outcome.pickle", "owned.txt", "failed.txt"
+OWNED, FAILED = "owned.txt", "failed.txt"
+# A worker's task comes on its stdin and its outcome goes back on a pipe of its own (pickled, both:
+# never through a file, which anyone who can write the dataset's folder could replace).
 
 
 # --- a worker ----------------------------------------------------------------------------------
@@ -156,8 +160,9 @@ class _Terminated(KeyboardInterrupt):
 
 
 def child_main() -> None:
-    """A worker process: `python -c CHILD <task.pickle>`."""
-    task = Path(sys.argv[1])
+    """A worker process: `python -c CHILD <fd>`, its task pickled on stdin, its outcome written
+    pickled to the file descriptor `fd` (a pipe the parent reads)."""
+    outcome_fd = int(sys.argv[1])
     _die_with_parent()
     first_term: list[float] = []
 
@@ -174,7 +179,7 @@ def child_main() -> None:
     from ..allocator import limit_arenas
 
     limit_arenas()
-    target, role, logging_setup = pickle.loads(task.read_bytes())
+    target, role, logging_setup = pickle.loads(sys.stdin.buffer.read())
     _configure_logging(*logging_setup)
     outcome: dict[str, Any] = {}
     code = 0
@@ -189,9 +194,8 @@ def child_main() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     outcome["peak_rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    tmp = role.folder / (OUTCOME + ".new")
-    tmp.write_bytes(pickle.dumps(outcome))
-    os.replace(tmp, role.folder / OUTCOME)
+    with os.fdopen(outcome_fd, "wb") as pipe:
+        pipe.write(pickle.dumps(outcome))
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)  # no interpreter teardown: the engine's threads may still be busy
@@ -283,8 +287,29 @@ class _Worker:
     attempt: int
     folder: Path
     proc: subprocess.Popen[bytes]
+    outcome_fd: int  # the read end of the worker's outcome pipe (non-blocking)
+    received: bytearray = field(default_factory=bytearray)
+    outcome: dict[str, Any] | None = None  # once the worker has ended and sent it
     failures_read: int = 0
     finished: bool = False
+    accounted: bool = False  # its outcome (or death) taken into the run's summary
+
+    def receive(self, until_end: bool = False) -> None:
+        """Take what the worker has written of its outcome (all of it, once it has ended)."""
+        if until_end:
+            os.set_blocking(self.outcome_fd, True)
+        while True:
+            try:
+                chunk = os.read(self.outcome_fd, 1 << 16)
+            except BlockingIOError:
+                return
+            if not chunk:
+                break
+            self.received += chunk
+        os.close(self.outcome_fd)
+        self.outcome_fd = -1
+        if self.received:
+            self.outcome = pickle.loads(bytes(self.received))
 
 
 def run_workers(
@@ -356,6 +381,8 @@ def run_workers(
         state.signal_all(signal.SIGKILL)  # none is left behind, whatever happened
         for worker in state.current.values():
             worker.proc.wait()
+            if worker.outcome_fd >= 0:
+                os.close(worker.outcome_fd)
         bar.close()
     summary.wall_sec = time.perf_counter() - began
     state.merge(writer, interrupted=stop is not None)
@@ -403,7 +430,8 @@ class _Parent:
         folder = self.run_dir / f"worker-{index}.{attempt}"
         folder.mkdir()
         role = WorkerRole(index, self.plan.workers, folder, self.shard)
-        (folder / TASK).write_bytes(pickle.dumps((self.target, role, self.logging)))
+        task = pickle.dumps((self.target, role, self.logging))
+        outcome_read, outcome_write = os.pipe()
         env = dict(os.environ)
         env[PARENT] = str(os.getpid())
         if self.plan.threads is not None:
@@ -412,12 +440,20 @@ class _Parent:
         package_root = str(Path(__file__).resolve().parents[2])  # the synth this process runs
         env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH", "")) if p)
         proc = subprocess.Popen(
-            [sys.executable, "-c", CHILD, str(folder / TASK)],
+            [sys.executable, "-c", CHILD, str(outcome_write)],
             env=env,
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE,
+            pass_fds=(outcome_write,),
             start_new_session=True,  # Ctrl-C reaches the parent, which forwards it once
         )
-        self.current[index] = _Worker(index, attempt, folder, proc)
+        os.close(outcome_write)
+        os.set_blocking(outcome_read, False)
+        self.current[index] = _Worker(index, attempt, folder, proc, outcome_read)
+        assert proc.stdin is not None
+        with contextlib.suppress(BrokenPipeError):  # a worker dead at once is reported as dead
+            proc.stdin.write(task)
+        with contextlib.suppress(BrokenPipeError):
+            proc.stdin.close()
         log.info("worker %d started (pid %d, %s)", index, proc.pid, self.plan.describe())
 
     def all_finished(self) -> bool:
@@ -432,21 +468,27 @@ class _Parent:
     def poll(self, bar: Progress) -> None:
         for worker in list(self.current.values()):
             self._read_failures(worker, bar)
+            if worker.outcome_fd >= 0:
+                worker.receive()  # a large outcome would otherwise fill the pipe and block its writer
             if worker.finished or worker.proc.poll() is None:
                 continue
-            worker.finished = True
             self._read_failures(worker, bar)
             self._finished(worker)
+            worker.finished = True  # after its accounting: an interrupt before it accounts it again
         self._read_manifest(bar)
 
     def _finished(self, worker: _Worker) -> None:
-        outcome_file = worker.folder / OUTCOME
+        if worker.accounted:
+            return
+        worker.accounted = True
+        if worker.outcome_fd >= 0:
+            worker.receive(until_end=True)
         if worker.index == 0 and (worker.folder / OWNED).exists():
             self.owned_file = worker.folder / OWNED
-        if not outcome_file.exists():
+        outcome = worker.outcome
+        if outcome is None:
             self._died(worker)
             return
-        outcome = pickle.loads(outcome_file.read_bytes())
         if outcome.get("peak_rss"):
             self.summary.peak_rss.append(int(outcome["peak_rss"]))
         if outcome.get("summary") is not None:
@@ -489,17 +531,17 @@ class _Parent:
         except FileNotFoundError:
             return
         end = data.rfind(b"\n") + 1
-        worker.failures_read += end
         new = []
         for raw in data[:end].splitlines():
             line = raw.decode("utf-8").strip()
-            if line and line not in self.failure_lines:
-                self.failure_lines.add(line)
+            if line and line not in self.failure_lines and line not in new:
                 new.append(line)
-        if not new:
-            return
-        with open(self.failures_path, "a", encoding="utf-8") as fh:
-            fh.write("".join(line + "\n" for line in new))
+        # written first, then marked read: an interrupt in between repeats a line, never loses one
+        if new:
+            with open(self.failures_path, "a", encoding="utf-8") as fh:
+                fh.write("".join(line + "\n" for line in new))
+        self.failure_lines.update(new)
+        worker.failures_read += end
         for line in new:
             self.summary.failures.append(json.loads(line))
             self.live.failed += 1
@@ -551,7 +593,7 @@ class _Parent:
             s.skipped_by_rule = list(self.leader_summary.skipped_by_rule)
         s.failed = len(s.failures)
         uncovered = s.deaths and not self._finished_after_deaths()
-        if self.owned_file is None or not (self.current[0].folder / OUTCOME).exists():
+        if self.owned_file is None or self.current[0].outcome is None:
             # the leader never finished: which items the run owns is not known
             if uncovered and not interrupted:
                 s.left_by_deaths = -1  # how many is not known
@@ -571,4 +613,4 @@ class _Parent:
 
     def _finished_after_deaths(self) -> bool:
         """Whether every worker that died was followed by one that finished."""
-        return all((w.folder / OUTCOME).exists() for w in self.current.values())
+        return all(w.outcome is not None for w in self.current.values())
