@@ -120,3 +120,30 @@ def test_docs_cli_md_is_what_the_parsers_print():
     assert made.stdout == (REPO / "docs" / "cli.md").read_text(), (
         "docs/cli.md is stale: python -m synth.cli.reference > docs/cli.md"
     )
+
+
+def _error_names() -> set[str]:
+    tree = ast.parse((REPO / "synth" / "errors.py").read_text())
+    return {n.name for n in tree.body if isinstance(n, ast.ClassDef)}
+
+
+def test_errors_are_imported_from_synth_errors_only():
+    """An error class is imported from synth.errors (where every one is defined), never through a
+    module that happens to import it, so that moving code never breaks an `except`."""
+    errors = _error_names()
+    roots = [REPO / "synth", REPO / "server", REPO / "bench", REPO / "tests"]
+    bad = []
+    for root in roots:
+        for path in sorted(root.rglob("*.py")):
+            if "/v1/" in str(path) or path.name == "errors.py":
+                continue
+            for node in ast.walk(ast.parse(path.read_text())):
+                if not isinstance(node, ast.ImportFrom) or node.module is None:
+                    continue
+                source = node.module if node.level == 0 else "." * node.level + node.module
+                if source.split(".")[-1] == "errors" or source.startswith("synth_client"):
+                    continue
+                names = sorted(a.name for a in node.names if a.name in errors)
+                if names:
+                    bad.append(f"{path.relative_to(REPO)}:{node.lineno}: {', '.join(names)} from {source}")
+    assert not bad, "errors imported other than from synth.errors:\n" + "\n".join(bad)

@@ -23,7 +23,7 @@ from ..audio import SAMPLE_RATE
 from ..dialogs.text import foreign_script
 from ..domain import Conversation, Dialog, SynthesizedTurn, Voice
 from ..engines.base import Engine
-from ..errors import ConfigError, DialogError, VoiceError
+from ..errors import ConfigError, DialogError, Stopped, VoiceError
 from ..options import option, setting
 from ..quality import TurnAudio, in_sample
 from ..samples.builder import BuildsSamples
@@ -41,7 +41,7 @@ from .casting import (
 from .gates import Judge, Verdict, best_take, can_vary, gate_failed, take_voice
 from .long_turns import LONG_TURNS, turn_parts
 from .probes import ProbeConfig, ProbeSpeaker, attach
-from .render import Piece, Spoken, Stopped, TurnRenderer
+from .render import Piece, Spoken, TurnRenderer
 from .timeline import GapDistribution, Timeline
 
 if TYPE_CHECKING:
