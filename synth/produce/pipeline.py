@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..audio import SAMPLE_RATE
+from ..audio import SAMPLE_RATE, resample
 from ..dialogs.text import foreign_script
 from ..domain import Conversation, Dialog, SynthesizedTurn, Voice
 from ..engines.base import Engine
@@ -52,7 +52,7 @@ __all__ = ["CAST_BY", "LONG_TURNS", "STREAM_TURNS", "Pipeline", "PipelineConfig"
 CAST_BY = ("model", "measured")
 STREAM_TURNS = 16  # turns per engine call in `run`: batching without holding a whole session
 # threads that score turns (the gates) while the next turns are synthesized
-SCORE_WORKERS = max(1, min(4, (os.cpu_count() or 2) // 2))
+SCORE_WORKERS = max(1, min(4, len(os.sched_getaffinity(0)) // 2))  # the cores this process may use
 
 
 def parse_voice_override(items: list[str]) -> dict[str, str]:
@@ -340,8 +340,11 @@ class Pipeline:
                 self.renderer.pieces([(text, said)], None, [self.take_seed(cid, key, k)])[0]
             )
 
+        rate = self.config.sample_rate
+
         def verdict(s: Spoken) -> Verdict:
-            v = judge(TurnAudio(s.audio, text, voice.id, speaker, others, cid, turn_index))
+            audio = s.audio if rate == SAMPLE_RATE else resample(s.audio, rate)  # the scorers hear 16 kHz
+            v = judge(TurnAudio(audio, text, voice.id, speaker, others, cid, turn_index))
             if check is not None:
                 asr = asr_retry.judge(check, s, text)
                 v = Verdict(v.record, v.failed + asr.failed, v.rank + asr.rank, {"asr": asr})
