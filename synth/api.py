@@ -246,7 +246,8 @@ class _SpeakerReferences:
 
         self.engine = engine
         self.cache = Path(pipeline.voice_cache).expanduser() if pipeline.voice_cache else default_cache()
-        self.render = TurnRenderer(engine, pipeline.max_chunk_chars).render  # at 16 kHz, what the encoder hears
+        # at 16 kHz, what the encoder hears
+        self.render = TurnRenderer(engine, pipeline.max_chunk_chars).render
         self.scorer = SpeakerScorer({})
         self.version = self.scorer.version
         self._lock = threading.Lock()
