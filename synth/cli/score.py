@@ -49,7 +49,7 @@ def register(sub: Any) -> None:
 
 def cmd_score(args: argparse.Namespace) -> int:
     """Score the dataset (engine loaded only for the speaker scorer) and print what was done."""
-    from ..workflows.score import score_dataset
+    from ..workflows.score import ScoreSettings, score_dataset
 
     config = config_from(args, QualityConfig)
     engine, cache = None, None
@@ -65,15 +65,10 @@ def cmd_score(args: argparse.Namespace) -> int:
         names = "; ".join(h.describe() for h in holders) or "another process"
         print(f"waiting for {names} to finish (--wait) ...", file=sys.stderr, flush=True)
 
-    summary = score_dataset(
-        args.dataset,
-        config,
-        engine=engine,
-        cache=cache,
-        wait=args.wait,
-        on_wait=waiting,
-        checkpoint_sec=args.checkpoint_sec,
+    settings = ScoreSettings(
+        engine=engine, cache=cache, wait=args.wait, on_wait=waiting, checkpoint_sec=args.checkpoint_sec
     )
+    summary = score_dataset(args.dataset, config, settings)
     rate = summary.audio_sec / summary.seconds if summary.seconds else 0.0
     sample = f", {summary.sampled_out} turn(s) outside the sample" if summary.sampled_out else ""
     print(

@@ -26,7 +26,7 @@ from typing import Any
 from ..domain import Skipped, Source
 from ..errors import ConfigError, DialogError, SynthError
 from ..produce.recorded import AudioFile, FilePieces, RecordedGroup
-from .segments import UNKNOWN, Recording, Supervision, recording_groups
+from .segments import UNKNOWN, Recording, SegmentSettings, Supervision, recording_groups
 
 SUBSETS = ("XS", "S", "M", "L", "XL", "DEV", "TEST")
 SOURCES = ("podcast", "youtube", "audiobook")
@@ -156,9 +156,7 @@ def _audio(
         "speech_style": SPEECH_STYLE.get(kind, "unknown"),
     }
     labelled = any(s.speaker for s in sups)
-    yield from recording_groups(
-        recording,
-        sups,
+    settings = SegmentSettings(
         corpus="gigaspeech",
         prefix="gigaspeech",
         source=Source(dataset="gigaspeech", split=subset, index=index, path=str(meta), original_id=aid),
@@ -170,6 +168,7 @@ def _audio(
         all_unlabelled=None if labelled else SPEAKERS_NOTE,
         max_turn_sec=max_turn_sec,
     )
+    yield from recording_groups(recording, sups, settings)
 
 
 class _Scanner:

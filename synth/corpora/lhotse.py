@@ -34,7 +34,7 @@ from ..audio import SAMPLE_RATE, resample
 from ..domain import Skipped, Source
 from ..errors import DialogError, SynthError
 from ..produce.recorded import AudioFile, FilePieces, Pieces, RecordedGroup
-from .segments import Recording, Supervision, recording_groups
+from .segments import Recording, SegmentSettings, Supervision, recording_groups
 
 CUT_TYPES = ("MonoCut", "MultiCut")
 
@@ -326,9 +326,8 @@ def _conversations(
     )
     extra: dict[str, Any] = {"lhotse": {"recording_id": rid, **({"cut_id": cut} if cut is not None else {})}}
     extra.update(_languages(sups))
-    yield from recording_groups(
-        recording,
-        [_supervision(s, offset if cut is not None else 0.0, cut_channel) for s in sups],
+    segments = [_supervision(s, offset if cut is not None else 0.0, cut_channel) for s in sups]
+    settings = SegmentSettings(
         corpus=name,
         prefix=name,
         source=Source(
@@ -340,6 +339,7 @@ def _conversations(
         extra=extra,
         max_turn_sec=options["max_turn_sec"],
     )
+    yield from recording_groups(recording, segments, settings)
 
 
 def _resolve(source: str, manifest: Path) -> Path:

@@ -272,96 +272,226 @@ def _labels(sups: Sequence[Supervision], channels: int) -> tuple[dict[str, str],
     return out, info
 
 
-def recording_groups(
-    recording: Recording,
-    sups: Sequence[Supervision],
-    *,
-    corpus: str,
-    prefix: str,
-    source: Source,
-    rule: str,
-    truecased: bool = False,
-    session_minutes: float | None = None,
-    extra: Mapping[str, Any] | None = None,
-    notes: Sequence[str] = (),
-    all_unlabelled: str | None = None,
-    max_turn_sec: float | None = None,
-) -> Iterator[RecordedGroup | Skipped]:
-    """The conversations of one recording (see the module). `rule`: a transcript rule or
-    `auto`; `notes`: what the reader left out already; `all_unlabelled`: metadata's word on the
-    speakers of a corpus that labels none (GigaSpeech); `max_turn_sec`: the longest turn the
-    speech profile allows (llama-omni: Whisper's 30 s window), longer segments are left out."""
-    left: list[tuple[float | None, str]] = [(None, note) for note in notes]  # (when, what)
-    ordered = sorted(sups, key=lambda s: (s.start, s.end, s.id))
-    rule = detect_rule([s.text for s in ordered if s.text]) if rule == "auto" else rule
+@dataclass(frozen=True)
+class SegmentSettings:
+    """What a reader says of its recordings' conversations. `rule`: a transcript rule or
+    `auto`; `truecased`: truecase a recording written all in upper case; `session_minutes`: cut
+    into pieces of about that long (None: one conversation); `extra`: the reader's own metadata;
+    `notes`: what the reader left out already; `all_unlabelled`: metadata's word on the speakers
+    of a corpus that labels none (GigaSpeech); `max_turn_sec`: the longest turn the speech profile
+    allows (llama-omni: Whisper's 30 s window), longer segments are left out."""
 
-    def leave_out(sup: Supervision, why: str) -> None:
-        left.append((sup.start, f"{recording.where} segment {sup.id}: left out, {why}"))
+    corpus: str
+    prefix: str
+    source: Source
+    rule: str
+    truecased: bool = False
+    session_minutes: float | None = None
+    extra: Mapping[str, Any] | None = None
+    notes: Sequence[str] = ()
+    all_unlabelled: str | None = None
+    max_turn_sec: float | None = None
 
-    timed: list[Supervision] = []
-    ids: set[str] = set()
-    end = recording.end if recording.end is not None else recording.duration
-    low = recording.offset if recording.end is not None else 0.0
-    for sup in ordered:
-        if sup.id in ids:
-            leave_out(sup, "another segment of this recording has its id")
-            continue
-        ids.add(sup.id)
+
+@dataclass(frozen=True)
+class _Kept:
+    """The segments of a recording that become turns (time order), their clean texts and
+    speaker labels, and what metadata says of them (shared by every piece)."""
+
+    segments: list[Supervision]
+    texts: dict[str, str]
+    labels: dict[str, str]
+    rule: str
+    case: str  # metadata's transcript_case
+    speaker_labels: Any  # metadata's speaker_labels
+    by_channel: dict[str, list[str]]  # channel -> the labels heard on it
+
+
+_CASE_NOTES = {
+    "upper": "upper case, as the corpus gives it",
+    "lower": "lower case, as the corpus gives it",
+    "mixed": "as the corpus gives it",
+}
+_TRUECASED_NOTE = "truecased from upper case: a capital at each sentence start and for I"
+
+
+class RecordingGroups:
+    """The conversations of one recording (see the module): its segments screened (times, text,
+    length), their transcripts cleaned, their speakers labelled, each speaker's self-overlaps left
+    out, and what is kept cut into pieces; everything left out is noted in the piece it falls in."""
+
+    def __init__(self, recording: Recording, settings: SegmentSettings):
+        self.recording, self.settings = recording, settings
+        self.left: list[tuple[float | None, str]] = [(None, note) for note in settings.notes]  # (when, what)
+
+    def __call__(self, sups: Sequence[Supervision]) -> Iterator[RecordedGroup | Skipped]:
+        ordered = sorted(sups, key=lambda s: (s.start, s.end, s.id))
+        kept = self._keep(ordered)
+        if not kept.segments:
+            left = self.left
+            reason = "no segment left" + (f" ({len(left)} left out: {left[0][1]})" if left else "")
+            yield Skipped(self.recording.where, reason)
+            return
+        self.left.sort(key=lambda x: -float("inf") if x[0] is None else x[0])  # in the recording's order
+        pieces = pieces_of(kept.segments, self.settings.session_minutes)
+        for n in range(len(pieces)):
+            yield self._group(kept, pieces, n)
+
+    def _leave_out(self, sup: Supervision, why: str) -> None:
+        self.left.append((sup.start, f"{self.recording.where} segment {sup.id}: left out, {why}"))
+
+    def _keep(self, ordered: list[Supervision]) -> _Kept:
+        """The segments that become turns, with their texts and labels."""
+        settings = self.settings
+        rule = detect_rule([s.text for s in ordered if s.text]) if settings.rule == "auto" else settings.rule
+        timed = self._timed(ordered)
+        texts, cased = self._texts(timed, rule)
+        labels, label_info = _labels([s for s in timed if s.id in texts], self.recording.channels)
+        segments = self._not_self_overlapping(timed, texts, labels)
+        truecased = settings.truecased and cased == "upper"
+        return _Kept(
+            segments,
+            texts,
+            labels,
+            rule,
+            _TRUECASED_NOTE if truecased else _CASE_NOTES[cased],
+            settings.all_unlabelled or label_info,
+            _speakers_by_channel(segments, labels),
+        )
+
+    def _timed(self, ordered: list[Supervision]) -> list[Supervision]:
+        """The segments with a unique id, a length, times inside the recording (or cut), text,
+        and no longer than the speech profile allows; the others left out, each saying why."""
+        ids: set[str] = set()
+        timed: list[Supervision] = []
+        for sup in ordered:
+            if sup.id in ids:
+                self._leave_out(sup, "another segment of this recording has its id")
+                continue
+            ids.add(sup.id)
+            why = self._unfit(sup)
+            if why:
+                self._leave_out(sup, why)
+            else:
+                timed.append(sup)
+        return timed
+
+    def _unfit(self, sup: Supervision) -> str:
+        """Why a segment's times, text or length leave it out ("" if they do not)."""
+        recording, max_turn_sec = self.recording, self.settings.max_turn_sec
+        end = recording.end if recording.end is not None else recording.duration
+        low = recording.offset if recording.end is not None else 0.0
         if not sup.duration > 0:
-            leave_out(sup, f"its duration is {sup.duration:g} s")
-        elif sup.start < low - TOLERANCE_SEC or (end is not None and sup.end > end + TOLERANCE_SEC):
+            return f"its duration is {sup.duration:g} s"
+        if sup.start < low - TOLERANCE_SEC or (end is not None and sup.end > end + TOLERANCE_SEC):
             inside = "cut" if recording.end is not None else "recording"
-            leave_out(
-                sup,
-                f"{sup.start:.3f}-{sup.end:.3f} s is not inside its {inside}"
-                + (f" ({low:.3f}-{end:.3f} s)" if end is not None else ""),
+            return f"{sup.start:.3f}-{sup.end:.3f} s is not inside its {inside}" + (
+                f" ({low:.3f}-{end:.3f} s)" if end is not None else ""
             )
-        elif sup.text is None or not sup.text.strip():
-            leave_out(sup, "it has no text")
-        elif max_turn_sec is not None and sup.duration > max_turn_sec + TOLERANCE_SEC:
-            leave_out(
-                sup,
+        if sup.text is None or not sup.text.strip():
+            return "it has no text"
+        if max_turn_sec is not None and sup.duration > max_turn_sec + TOLERANCE_SEC:
+            return (
                 f"it lasts {sup.duration:.2f} s, longer than the speech profile's {max_turn_sec:g} s "
-                "(Whisper's window; --speech-profile rate:N keeps it)",
+                "(Whisper's window; --speech-profile rate:N keeps it)"
             )
-        else:
-            timed.append(sup)
-    texts: dict[str, str] = {}
-    for sup in timed:
-        said, why = clean_transcript(sup.text or "", rule)
-        if said is None:
-            leave_out(sup, why)
-        else:
-            texts[sup.id] = said
-    cased = _case(list(texts.values()))
-    if truecased and cased == "upper":
-        texts = {k: truecase_text(v) for k, v in texts.items()}
-    labels, label_info = _labels([s for s in timed if s.id in texts], recording.channels)
-    kept: list[Supervision] = []
-    speaker_end: dict[str, tuple[float, str]] = {}
-    for sup in timed:
-        if sup.id not in texts:
-            continue
-        label = labels[sup.id]
-        before = speaker_end.get(label)
-        if before is not None and sup.start < before[0] - TOLERANCE_SEC:
-            leave_out(sup, f"it starts before {label}'s segment {before[1]} ends ({before[0]:.3f} s)")
-            continue
-        speaker_end[label] = (sup.end, sup.id)
-        kept.append(sup)
-    if not kept:
-        reason = "no segment left" + (f" ({len(left)} left out: {left[0][1]})" if left else "")
-        yield Skipped(recording.where, reason)
-        return
-    case = {
-        "upper": "upper case, as the corpus gives it",
-        "lower": "lower case, as the corpus gives it",
-        "mixed": "as the corpus gives it",
-    }[cased]
-    if truecased and cased == "upper":
-        case = "truecased from upper case: a capital at each sentence start and for I"
-    left.sort(key=lambda x: -float("inf") if x[0] is None else x[0])  # in the recording's order
-    pieces = pieces_of(kept, session_minutes)
+        return ""
+
+    def _texts(self, timed: list[Supervision], rule: str) -> tuple[dict[str, str], str]:
+        """Segment id -> its transcript cleaned by `rule` (truecased if asked and all upper
+        case), and the case the corpus gives them in; a segment cleaned to nothing left out."""
+        texts: dict[str, str] = {}
+        for sup in timed:
+            said, why = clean_transcript(sup.text or "", rule)
+            if said is None:
+                self._leave_out(sup, why)
+            else:
+                texts[sup.id] = said
+        cased = _case(list(texts.values()))
+        if self.settings.truecased and cased == "upper":
+            texts = {k: truecase_text(v) for k, v in texts.items()}
+        return texts, cased
+
+    def _not_self_overlapping(
+        self, timed: list[Supervision], texts: Mapping[str, str], labels: Mapping[str, str]
+    ) -> list[Supervision]:
+        """The segments with a text, less each that starts before its speaker's previous one ends
+        (a speaker cannot overlap themself)."""
+        kept: list[Supervision] = []
+        speaker_end: dict[str, tuple[float, str]] = {}
+        for sup in timed:
+            if sup.id not in texts:
+                continue
+            label = labels[sup.id]
+            before = speaker_end.get(label)
+            if before is not None and sup.start < before[0] - TOLERANCE_SEC:
+                self._leave_out(
+                    sup, f"it starts before {label}'s segment {before[1]} ends ({before[0]:.3f} s)"
+                )
+                continue
+            speaker_end[label] = (sup.end, sup.id)
+            kept.append(sup)
+        return kept
+
+    def _notes(self, pieces: Sequence[Sequence[Supervision]], n: int) -> tuple[str, ...]:
+        """What was left out within piece `n` (the first piece also all before it, and the
+        reader's notes)."""
+        hi = pieces[n + 1][0].start if n + 1 < len(pieces) else float("inf")
+        lo = pieces[n][0].start if n else -float("inf")
+        return tuple(
+            what
+            for when, what in self.left
+            if (when is None and n == 0) or (when is not None and lo <= when < hi)
+        )
+
+    def _group(self, kept: _Kept, pieces: Sequence[Sequence[Supervision]], n: int) -> RecordedGroup:
+        """Piece `n` as a conversation: its turns on a timeline starting at its offset."""
+        recording, settings, piece = self.recording, self.settings, pieces[n]
+        offset = recording.offset if n == 0 else piece[0].start
+        speaker_meta: dict[str, dict[str, Any]] = {}
+        for sup in piece:
+            if sup.meta:
+                speaker_meta.setdefault(kept.labels[sup.id], dict(sup.meta))
+        return RecordedGroup(
+            conversation_id=conversation_id(settings.prefix, recording.id, n),
+            source=settings.source,
+            corpus=settings.corpus,
+            utterances=tuple(_utterance(s, kept, recording.path, offset) for s in piece),
+            speaker_meta=speaker_meta,
+            extra=self._extra(kept, offset, n, len(pieces)),
+            recording=recording.open,
+            notes=self._notes(pieces, n),
+        )
+
+    def _extra(self, kept: _Kept, offset: float, n: int, pieces: int) -> dict[str, Any]:
+        """A piece's metadata: the transcript rule and case, timing, speakers, where it lies in
+        its recording, then the reader's own."""
+        recording = self.recording
+        return {
+            "transcript_style": kept.rule,
+            "transcript_case": kept.case,
+            "gap_distribution": "corpus",
+            "timing": "the corpus's own start and end of every turn (real gaps and overlaps)",
+            "speaker_labels": kept.speaker_labels,
+            "recording": {
+                "id": recording.id,
+                "offset_sec": round(offset, 6),
+                **({"duration_sec": recording.duration} if recording.duration is not None else {}),
+                "channels": recording.channels,
+                **(
+                    {"speakers_by_channel": kept.by_channel}
+                    if recording.channels > 1 and kept.by_channel
+                    else {}
+                ),
+                "piece": n,
+                "pieces": pieces,
+            },
+            **dict(self.settings.extra or {}),
+        }
+
+
+def _speakers_by_channel(kept: Sequence[Supervision], labels: Mapping[str, str]) -> dict[str, list[str]]:
+    """Channel -> the speaker labels heard on it, in order of first appearance."""
     by_channel: dict[str, list[str]] = {}
     for sup in kept:
         if sup.channels is not None:
@@ -369,54 +499,31 @@ def recording_groups(
                 by_channel.setdefault(str(c), [])
                 if labels[sup.id] not in by_channel[str(c)]:
                     by_channel[str(c)].append(labels[sup.id])
-    for n, piece in enumerate(pieces):
-        offset = recording.offset if n == 0 else piece[0].start
-        hi = pieces[n + 1][0].start if n + 1 < len(pieces) else float("inf")
-        lo = piece[0].start if n else -float("inf")  # the first piece notes all before it too
-        mine = tuple(
-            what for when, what in left if (when is None and n == 0) or (when is not None and lo <= when < hi)
-        )
-        speaker_meta: dict[str, dict[str, Any]] = {}
-        for sup in piece:
-            if sup.meta:
-                speaker_meta.setdefault(labels[sup.id], dict(sup.meta))
-        yield RecordedGroup(
-            conversation_id=conversation_id(prefix, recording.id, n),
-            source=source,
-            corpus=corpus,
-            utterances=tuple(
-                Utterance(
-                    labels[s.id],
-                    recording.path,
-                    texts[s.id],
-                    Span(s.start, s.duration, round(s.start - offset, 6), s.channels),
-                    {
-                        "segment_id": s.id,
-                        "source_start": round(s.start, 6),
-                        "source_end": round(s.end, 6),
-                        **({"channel": list(s.channels)} if s.channels is not None else {}),
-                    },
-                )
-                for s in piece
-            ),
-            speaker_meta=speaker_meta,
-            extra={
-                "transcript_style": rule,
-                "transcript_case": case,
-                "gap_distribution": "corpus",
-                "timing": "the corpus's own start and end of every turn (real gaps and overlaps)",
-                "speaker_labels": all_unlabelled or label_info,
-                "recording": {
-                    "id": recording.id,
-                    "offset_sec": round(offset, 6),
-                    **({"duration_sec": recording.duration} if recording.duration is not None else {}),
-                    "channels": recording.channels,
-                    **({"speakers_by_channel": by_channel} if recording.channels > 1 and by_channel else {}),
-                    "piece": n,
-                    "pieces": len(pieces),
-                },
-                **dict(extra or {}),
-            },
-            recording=recording.open,
-            notes=mine,
-        )
+    return by_channel
+
+
+def _utterance(s: Supervision, kept: _Kept, path: Path, offset: float) -> Utterance:
+    """A kept segment as a turn: at the corpus's own times, less the conversation's offset."""
+    return Utterance(
+        kept.labels[s.id],
+        path,
+        kept.texts[s.id],
+        Span(s.start, s.duration, round(s.start - offset, 6), s.channels),
+        {
+            "segment_id": s.id,
+            "source_start": round(s.start, 6),
+            "source_end": round(s.end, 6),
+            **({"channel": list(s.channels)} if s.channels is not None else {}),
+        },
+    )
+
+
+def recording_groups(
+    recording: Recording,
+    sups: Sequence[Supervision],
+    settings: SegmentSettings | None = None,
+    **fields: Any,
+) -> Iterator[RecordedGroup | Skipped]:
+    """The conversations of one recording (see the module): `RecordingGroups` with `settings`,
+    or with SegmentSettings made of `fields` (corpus=..., rule=...)."""
+    return RecordingGroups(recording, settings if settings is not None else SegmentSettings(**fields))(sups)

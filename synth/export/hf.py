@@ -33,7 +33,7 @@ from ..options import option
 from .card import CardSpec, write_card
 from .rows import PROBE_CHOICES, PROBES_HELP, ProbeRow, Row, conversation_rows, member, probes_note
 from .summary import ExportSummary
-from .switch import staged_folder
+from .switch import Stage, staged_folder
 
 _SAVED = re.compile(r"(dataset_info\.json|state\.json|data-\d+-of-\d+\.arrow|README\.md)")
 
@@ -270,32 +270,61 @@ def export_hf(
     empty when the dataset has none), `conversation_audio_path` (the conversation's two-channel
     conversation.wav relative to the root, or None) and `channel` (the channel the turn's speaker
     is on in it, or None)."""
+    datasets = _datasets_library()
+    root = Path(root)
+    refs = open_dataset(root, manifest)
+    schema = quality_schema(refs)
+    rows = _Rows(refs, probes, schema, _scorer_names(refs) if "scorers" in schema else [])
+    features = datasets.Features(_features(datasets, schema, rows.scorers))
+    undecoded, notes = _decoding(undecoded, decoded)
+    with staged_folder(out, "hf", is_hf_file) as stage:
+        ds = _save(datasets, stage, rows, features, undecoded)
+        kinds = Counter(ds["target_kind"])
+        write_card(stage.tree, root, refs, _card_spec(ds, undecoded, bool(schema)))
+        if rows.left_out and probes == "auto":
+            notes.append(probes_note(len(rows.left_out), "--hf-probes"))
+        return ExportSummary(len(ds), "sample", {k: kinds[k] for k in sorted(kinds)}, tuple(notes))
+
+
+def _datasets_library() -> Any:
+    """The `datasets` module, or a SynthError saying how to install it."""
     try:
         import datasets
     except ImportError:
         raise SynthError(
             "the hf export needs the Hugging Face datasets library: pip install 'synth[hf]'"
         ) from None
+    return datasets
 
-    root = Path(root)
-    refs = open_dataset(root, manifest)
 
-    left_out: list[str] = []
-
-    schema = quality_schema(refs)
+def _scorer_names(refs: list[ConversationRef]) -> list[str]:
+    """The scorers named in the turns' `quality` versions, in first-seen order."""
     scorers: list[str] = []
-    if "scorers" in schema:
-        for ref in refs:
-            for turn in ref.metadata().turns:
-                names = (turn.extra.get("quality") or {}).get("scorers") or {}
-                scorers += [n for n in names if n not in scorers]
+    for ref in refs:
+        for turn in ref.metadata().turns:
+            names = (turn.extra.get("quality") or {}).get("scorers") or {}
+            scorers += [n for n in names if n not in scorers]
+    return scorers
 
-    def rows() -> Iterator[dict[str, Any]]:
+
+@dataclass
+class _Rows:
+    """The export's rows, generated for `Dataset.from_generator`: each conversation's turns, then
+    its probes as `probes` says (those left out are listed in `left_out`), with the quality column
+    where `schema` has keys."""
+
+    refs: list[ConversationRef]
+    probes: str
+    schema: dict[str, str]
+    scorers: list[str]
+    left_out: list[str] = field(default_factory=list)
+
+    def __call__(self) -> Iterator[dict[str, Any]]:
         metas: dict[str, ConversationMetadata] = {}
-        for row in conversation_rows(refs, probes, left_out):
+        for row in conversation_rows(self.refs, self.probes, self.left_out):
             ref = row.ref
             if ref.conversation_id not in metas:
-                metas.clear()
+                metas.clear()  # one conversation's metadata at a time
                 metas[ref.conversation_id] = ref.metadata()
             meta = metas[ref.conversation_id]
             if isinstance(row, ProbeRow):
@@ -304,53 +333,73 @@ def export_hf(
             else:
                 out = _turn_row(row, meta)
                 block = row.turn.extra.get("quality")
-            if schema:
-                out["quality"] = _quality_value(block, schema, scorers)
+            if self.schema:
+                out["quality"] = _quality_value(block, self.schema, self.scorers)
             yield out
 
-    features = datasets.Features(
-        {
-            "audio": {"bytes": datasets.Value("binary"), "path": datasets.Value("string")},
-            "audio_path": datasets.Value("string"),
-            "text": datasets.Value("string"),
-            "target": datasets.Value("string"),
-            "target_kind": datasets.Value("string"),
-            "conversation_id": datasets.Value("string"),
-            "turn_number": datasets.Value("int32"),
-            "speaker": datasets.Value("string"),
-            "speaker_id": datasets.Value("int32"),
-            "duration_sec": datasets.Value("float64"),
-            "words": [
-                {
-                    "word": datasets.Value("string"),
-                    "start": datasets.Value("float64"),
-                    "end": datasets.Value("float64"),
-                }
-            ],
-            "conversation_audio_path": datasets.Value("string"),
-            "channel": datasets.Value("int32"),
-            "probe_id": datasets.Value("string"),
-            "category": datasets.Value("string"),
-            "adversarial": datasets.Value("bool"),
-            "scoring": datasets.Value("string"),
-            "time": datasets.Value("float64"),
-            "evidence": [
-                {
-                    "turn_id": datasets.Value("int32"),
-                    "source_id": datasets.Value("string"),
-                    "start": datasets.Value("float64"),
-                    "end": datasets.Value("float64"),
-                }
-            ],
-            "distance_sec": _pair_feature(datasets, "float64"),
-            "distance_tokens": _pair_feature(datasets, "int64"),
-            "answer_audio_path": datasets.Value("string"),
-            **({"quality": _quality_feature(datasets, schema, scorers)} if schema else {}),
-        }
-    )
+
+def _features(datasets: Any, schema: dict[str, str], scorers: list[str]) -> dict[str, Any]:
+    """The columns' types: a turn's, a probe's, and the quality column where `schema` has keys."""
+    return {
+        **_turn_features(datasets),
+        **_probe_features(datasets),
+        **({"quality": _quality_feature(datasets, schema, scorers)} if schema else {}),
+    }
+
+
+def _turn_features(datasets: Any) -> dict[str, Any]:
+    """The columns every row has (audio to channel)."""
+    return {
+        "audio": {"bytes": datasets.Value("binary"), "path": datasets.Value("string")},
+        "audio_path": datasets.Value("string"),
+        "text": datasets.Value("string"),
+        "target": datasets.Value("string"),
+        "target_kind": datasets.Value("string"),
+        "conversation_id": datasets.Value("string"),
+        "turn_number": datasets.Value("int32"),
+        "speaker": datasets.Value("string"),
+        "speaker_id": datasets.Value("int32"),
+        "duration_sec": datasets.Value("float64"),
+        "words": [
+            {
+                "word": datasets.Value("string"),
+                "start": datasets.Value("float64"),
+                "end": datasets.Value("float64"),
+            }
+        ],
+        "conversation_audio_path": datasets.Value("string"),
+        "channel": datasets.Value("int32"),
+    }
+
+
+def _probe_features(datasets: Any) -> dict[str, Any]:
+    """A memory probe's columns (None or empty on a turn's row)."""
+    return {
+        "probe_id": datasets.Value("string"),
+        "category": datasets.Value("string"),
+        "adversarial": datasets.Value("bool"),
+        "scoring": datasets.Value("string"),
+        "time": datasets.Value("float64"),
+        "evidence": [
+            {
+                "turn_id": datasets.Value("int32"),
+                "source_id": datasets.Value("string"),
+                "start": datasets.Value("float64"),
+                "end": datasets.Value("float64"),
+            }
+        ],
+        "distance_sec": _pair_feature(datasets, "float64"),
+        "distance_tokens": _pair_feature(datasets, "int64"),
+        "answer_audio_path": datasets.Value("string"),
+    }
+
+
+def _decoding(undecoded: bool, decoded: bool) -> tuple[bool, list[str]]:
+    """Whether the audio is stored undecoded, and the summary's notes on it: undecoded by
+    default where torchcodec (which datasets decodes Audio with) is missing, so ds[0] works here."""
     notes: list[str] = []
     if not undecoded and not decoded and importlib.util.find_spec("torchcodec") is None:
-        undecoded = True  # ds[0] must work here: datasets decodes Audio only with torchcodec
+        undecoded = True
         notes.append(
             "audio stored undecoded (Audio(decode=False)): torchcodec, which datasets decodes audio "
             "with, is not installed here; ds[0]['audio'] is {'bytes', 'path'}, decoded with "
@@ -361,16 +410,16 @@ def export_hf(
         notes.append(
             "rows decode their audio with torchcodec, which is not installed here: install it where you read them"
         )
-    with staged_folder(out, "hf", is_hf_file) as stage:
-        cache = stage.folder / "cache"  # not ~/.cache; a killed run's is removed by the next
-        ds = datasets.Dataset.from_generator(rows, features=features, cache_dir=str(cache))
-        ds = ds.cast_column("audio", datasets.Audio(sampling_rate=SAMPLE_RATE, decode=not undecoded))
-        ds.save_to_disk(str(stage.tree))
-        kinds = Counter(ds["target_kind"])
-        write_card(stage.tree, root, refs, _card_spec(ds, undecoded, bool(schema)))
-        if left_out and probes == "auto":
-            notes.append(probes_note(len(left_out), "--hf-probes"))
-        return ExportSummary(len(ds), "sample", {k: kinds[k] for k in sorted(kinds)}, tuple(notes))
+    return undecoded, notes
+
+
+def _save(datasets: Any, stage: Stage, rows: _Rows, features: Any, undecoded: bool) -> Any:
+    """The rows made into a Dataset with its audio cast to `Audio`, saved in the stage's tree."""
+    cache = stage.folder / "cache"  # not ~/.cache; a killed run's is removed by the next
+    ds = datasets.Dataset.from_generator(rows, features=features, cache_dir=str(cache))
+    ds = ds.cast_column("audio", datasets.Audio(sampling_rate=SAMPLE_RATE, decode=not undecoded))
+    ds.save_to_disk(str(stage.tree))
+    return ds
 
 
 def _card_spec(ds: Any, undecoded: bool, quality: bool) -> CardSpec:

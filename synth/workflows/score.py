@@ -30,6 +30,7 @@ from ..audio import load_audio
 from ..dataset.journal import Rewrite
 from ..dataset.reader import ConversationRef, open_dataset
 from ..dataset.records import MANIFEST, ConversationMetadata, ManifestEntry
+from ..dataset.run_lock import Session
 from ..dataset.writer import DatasetWriter, Holder
 from ..errors import ConfigError, DatasetError
 from ..quality import (
@@ -62,87 +63,139 @@ class ScoreSummary:
     scorers: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class ScoreSettings:
+    """What a score run scores with and how it goes (nothing here changes a score).
+
+    engine: speaks the reference sentences of the voices for the speaker scorer (load it without
+        sampling noise, synth.voices.references); cache: where their embeddings are kept.
+    recognizer: the Whisper model of the intelligibility scorer (default the embedded tiny.en).
+    scorers: already built (instead of the ones the config names).
+    wait: wait for another tool using the dataset (else DatasetBusy, naming the process);
+        on_wait is told who holds it.
+    progress: told each conversation id once its scores are made.
+    checkpoint_sec: switch the scores made so far in this often (a kill loses at most this)."""
+
+    engine: Any | None = None
+    cache: Path | None = None
+    recognizer: Any | None = None
+    scorers: list[Scorer] | None = None
+    wait: bool = False
+    on_wait: Callable[[list[Holder]], None] | None = None
+    progress: Callable[[str], None] | None = None
+    checkpoint_sec: float = 60.0
+
+
+class ScoreRun:
+    """One run of `synth score` over the dataset at `root` (see the module): the turns the plan
+    holds that lack a scorer's current version are scored, and what is scored is switched in
+    through the journal every `checkpoint_sec` and at the end. One use: call it once."""
+
+    def __init__(self, root: Path | str, config: QualityConfig, settings: ScoreSettings = ScoreSettings()):
+        self.root = Path(root).resolve()
+        self.config, self.settings = config, settings
+        self.summary = ScoreSummary()
+        self._info: dict[str, Any] = {}  # the journal's word on who rewrites the dataset
+        self._rewrite: Rewrite | None = None  # the switch being prepared
+        self._changed: dict[str, ConversationMetadata] = {}  # in it: conversation id -> metadata
+        self._last = 0.0  # when the last switch was made
+
+    def __call__(self) -> ScoreSummary:
+        root, settings, summary = self.root, self.settings, self.summary
+        if not (root / MANIFEST).is_file():
+            raise DatasetError(f"{root / MANIFEST}: missing (is {root} a dataset?)")
+        started = time.monotonic()
+        writer = DatasetWriter(root)
+        with writer.exclusive(settings.wait, settings.on_wait) as session:
+            writer.recover()  # finishes, or undoes, an interrupted rewrite first
+            refs = open_dataset(root)
+            plan = _plan(refs, self.config)
+            summary.sampled_out = plan.sampled_out
+            scorers = (
+                settings.scorers if settings.scorers is not None else _build(self.config, plan, settings)
+            )
+            summary.scorers = {s.name: s.version for s in scorers}
+            self._info = _run_info(session, self.config, summary.scorers)
+            self._score_all(writer, refs, plan, scorers)
+        summary.seconds = round(time.monotonic() - started, 3)
+        return summary
+
+    def _score_all(
+        self, writer: DatasetWriter, refs: list[ConversationRef], plan: _Plan, scorers: list[Scorer]
+    ) -> None:
+        """Every conversation's stale turns scored and switched in; on any error (an interrupt
+        included) the switch being prepared is abandoned."""
+        every = self.settings.checkpoint_sec
+        self._last = time.monotonic()
+        try:
+            for ref in refs:
+                if self._conversation(ref, plan, scorers) and time.monotonic() - self._last >= every:
+                    self._switch(writer)
+            if self._rewrite is not None:
+                self._switch(writer)
+        except BaseException:
+            if self._rewrite is not None:
+                self._rewrite.abandon()
+            raise
+
+    def _conversation(self, ref: ConversationRef, plan: _Plan, scorers: list[Scorer]) -> bool:
+        """Score the conversation's turns in the plan that a scorer has not scored at its current
+        version, and add its new metadata to the switch; False when it had none to score."""
+        summary, meta = self.summary, ref.metadata()
+        chosen = plan.turns[ref.conversation_id]
+        work = {
+            t.turn_id: todo
+            for t in meta.turns
+            if t.turn_id in chosen and (todo := stale(scorers, t.extra.get("quality")))
+        }
+        summary.up_to_date += len(chosen) - len(work)
+        if not work:
+            return False
+        summary.audio_sec += _score(ref, meta, work)
+        summary.conversations += 1
+        summary.turns += len(work)
+        if self._rewrite is None:
+            self._rewrite = Rewrite(self.root, self._info)
+        self._rewrite.conversation(ref.folder, {ref.metadata_path.name: meta.to_json().encode("utf-8")})
+        self._changed[ref.conversation_id] = meta
+        if self.settings.progress:
+            self.settings.progress(ref.conversation_id)
+        return True
+
+    def _switch(self, writer: DatasetWriter) -> None:
+        """Switch in what is prepared, and start the next switch afresh."""
+        assert self._rewrite is not None
+        _switch(writer, self._rewrite, self.root, self._changed)
+        self.summary.switches += 1
+        self._rewrite, self._changed, self._last = None, {}, time.monotonic()
+
+
 def score_dataset(
     root: Path | str,
     config: QualityConfig,
-    *,
-    engine: Any | None = None,
-    cache: Path | None = None,
-    recognizer: Any | None = None,
-    scorers: list[Scorer] | None = None,
-    wait: bool = False,
-    on_wait: Callable[[list[Holder]], None] | None = None,
-    progress: Callable[[str], None] | None = None,
-    checkpoint_sec: float = 60.0,
+    settings: ScoreSettings | None = None,
+    **fields: Any,
 ) -> ScoreSummary:
-    """Score the dataset at `root` with the scorers `config` names (or `scorers`, already
-    built). `engine` speaks the reference sentences of the voices for the speaker scorer (load it
-    without sampling noise, synth.voices.references), its embeddings kept in `cache`;
-    `recognizer`: the Whisper model of the intelligibility scorer (default the embedded tiny.en).
-    DatasetBusy, naming the process, while another tool uses the dataset, unless `wait`."""
-    root = Path(root).resolve()
-    if not (root / MANIFEST).is_file():
-        raise DatasetError(f"{root / MANIFEST}: missing (is {root} a dataset?)")
-    started = time.monotonic()
-    summary = ScoreSummary()
-    writer = DatasetWriter(root)
-    with writer.exclusive(wait, on_wait) as session:
-        writer.recover()  # finishes, or undoes, an interrupted rewrite first
-        refs = open_dataset(root)
-        plan = _plan(refs, config)
-        summary.sampled_out = plan.sampled_out
-        if scorers is None:
-            scorers = _build(config, plan, engine, cache, recognizer)
-        summary.scorers = {s.name: s.version for s in scorers}
-        info = {
-            "tool": session.tool,
-            "pid": os.getpid(),
-            "host": socket.gethostname(),
-            "command": session.command,
-            "cwd": os.getcwd(),
-            "since": session.since,
-            "options": {
-                "quality.scorers": ",".join(summary.scorers),
-                "quality.score_sample": config.score_sample,
-            },
-        }
-        rewrite: Rewrite | None = None
-        changed: dict[str, ConversationMetadata] = {}
-        last = time.monotonic()
-        try:
-            for ref in refs:
-                meta = ref.metadata()
-                work = {
-                    t.turn_id: todo
-                    for t in meta.turns
-                    if t.turn_id in plan.turns[ref.conversation_id]
-                    and (todo := stale(scorers, t.extra.get("quality")))
-                }
-                summary.up_to_date += len(plan.turns[ref.conversation_id]) - len(work)
-                if not work:
-                    continue
-                summary.audio_sec += _score(ref, meta, work)
-                summary.conversations += 1
-                summary.turns += len(work)
-                if rewrite is None:
-                    rewrite = Rewrite(root, info)
-                rewrite.conversation(ref.folder, {ref.metadata_path.name: meta.to_json().encode("utf-8")})
-                changed[ref.conversation_id] = meta
-                if progress:
-                    progress(ref.conversation_id)
-                if time.monotonic() - last >= checkpoint_sec:
-                    _switch(writer, rewrite, root, changed)
-                    summary.switches += 1
-                    rewrite, changed, last = None, {}, time.monotonic()
-            if rewrite is not None:
-                _switch(writer, rewrite, root, changed)
-                summary.switches += 1
-        except BaseException:
-            if rewrite is not None:
-                rewrite.abandon()
-            raise
-    summary.seconds = round(time.monotonic() - started, 3)
-    return summary
+    """Score the dataset at `root` with the scorers `config` names (or settings' `scorers`,
+    already built): a `ScoreRun` with `settings`, or with ScoreSettings made of `fields`
+    (engine=..., wait=..., checkpoint_sec=...)."""
+    return ScoreRun(root, config, settings if settings is not None else ScoreSettings(**fields))()
+
+
+def _run_info(session: Session, config: QualityConfig, scorers: Mapping[str, str]) -> dict[str, Any]:
+    """What the journal records of the run rewriting the dataset: tool, process, options."""
+    return {
+        "tool": session.tool,
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "command": session.command,
+        "cwd": os.getcwd(),
+        "since": session.since,
+        "options": {
+            "quality.scorers": ",".join(scorers),
+            "quality.score_sample": config.score_sample,
+        },
+    }
 
 
 @dataclass
@@ -177,12 +230,11 @@ def _voices(meta: ConversationMetadata) -> dict[str, str]:
     return out
 
 
-def _build(
-    config: QualityConfig, plan: _Plan, engine: Any | None, cache: Path | None, recognizer: Any | None
-) -> list[Scorer]:
+def _build(config: QualityConfig, plan: _Plan, settings: ScoreSettings) -> list[Scorer]:
+    """The scorers `config` names; the speaker scorer's voice references spoken by the engine."""
     references = None
     if "speaker" in config.scorers:
-        if engine is None:
+        if settings.engine is None:
             raise ConfigError(
                 "scorers", "the speaker scorer needs the engine that speaks the voices' references"
             )
@@ -190,8 +242,10 @@ def _build(
         from ..voices.references import reference_embeddings
 
         log.info("reference embeddings of %d voice(s)", len(plan.voices))
-        references = reference_embeddings(engine, plan.voices, TurnRenderer(engine).render, cache)
-    return build_scorers(config, recognizer=recognizer, references=references)
+        references = reference_embeddings(
+            settings.engine, plan.voices, TurnRenderer(settings.engine).render, settings.cache
+        )
+    return build_scorers(config, recognizer=settings.recognizer, references=references)
 
 
 def _score(ref: ConversationRef, meta: ConversationMetadata, work: Mapping[int, list[Scorer]]) -> float:
