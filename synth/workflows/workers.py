@@ -45,6 +45,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..dataset.files import replace_bytes
+from ..dataset.manifest_repair import entry_id
 from ..dataset.records import MANIFEST
 from ..dataset.writer import DatasetWriter
 from ..domain import Skipped
@@ -386,6 +388,8 @@ def run_workers(
         bar.close()
     summary.wall_sec = time.perf_counter() - began
     state.merge(writer, interrupted=stop is not None)
+    if stop is None and not state.errors:
+        state.put_in_source_order(writer)
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.with_name(run_dir.name + ".lock").unlink(missing_ok=True)
     lock.close()
@@ -610,6 +614,29 @@ class _Parent:
             s.left_by_deaths = missing
         else:
             s.claimed_elsewhere = missing  # live claims of another run on this folder
+
+    def put_in_source_order(self, writer: DatasetWriter) -> None:
+        """Rewrite the manifest so that this run's lines follow the source's order, as one process
+        writes them, whichever worker finished first: the dataset, manifest included, is the same
+        for any number of workers. Lines made before this run (or by another run on the folder)
+        keep their places ahead of them. Under the writers' lock, replaced whole (a kill leaves
+        the old order or the new)."""
+        if self.owned_file is None or self.current[0].outcome is None:
+            return  # which items the run owns, in order, is not known
+        order = {cid: i for i, cid in enumerate(self.owned_file.read_text(encoding="utf-8").split())}
+        with writer.locked():
+            data = writer.manifest.read_bytes()
+            lines = data.splitlines(keepends=True)
+            ours = {
+                i
+                for i, line in enumerate(lines)
+                if entry_id(line) in order and entry_id(line) not in self.done_before
+            }
+            kept = [line for i, line in enumerate(lines) if i not in ours]
+            made = sorted((lines[i] for i in ours), key=lambda line: order[entry_id(line) or ""])
+            new = b"".join(kept + made)
+            if new != data:
+                replace_bytes(writer.manifest, new, sync_folder=True)
 
     def _finished_after_deaths(self) -> bool:
         """Whether every worker that died was followed by one that finished."""
