@@ -1,7 +1,7 @@
 """Worker processes against threads: audio seconds per wall second of `synth generate`, end to end
 (the installed command: start, model loads, synthesis, writing), for workers x threads
 combinations on the same dialogs, alternated within each round so that every combination sees
-the same machine, for the embedded Piper voice (noise off) and Kokoro. Ratios are against the
+the same machine, for the embedded Piper voice (its seeded noise) and Kokoro. Ratios are against the
 first combination (by default one worker with every core: `synth generate` before workers).
 
 Also per combination: how busy the cores were (the run's CPU time over wall time x usable
@@ -46,9 +46,10 @@ def parse_combos(text: str) -> list[tuple[int, int]]:
 
 
 def engine_args(engine: str, kokoro: str | None) -> list[str]:
+    """The flags of an engine: the embedded Piper voice (its default, seeded noise), or Kokoro."""
     if engine == "piper":
-        return ["--noise-scale", "0", "--noise-w", "0"]
-    return ["--model", kokoro or "kokoro"]
+        return []
+    return ["--engine", "kokoro", *(["--model", kokoro] if kokoro else [])]
 
 
 def audio_digest(out: Path) -> str:
