@@ -1,9 +1,10 @@
 """How many worker processes, and how many ONNX Runtime threads each, for a run on this machine
 (`synth generate --workers auto --threads auto`; synth.workflows.workers runs them).
 
-Why one single-thread worker per core: intra-op threads scale badly (docs/benchmarks.md: on two
-cores, two one-thread processes made 1.17x (Piper) to 1.30x (Kokoro) the audio of one
-two-thread process), so the most audio per core comes from processes of one thread. Each worker
+Why one single-thread worker per core: intra-op threads scale badly (on two cores, two
+one-thread processes made 1.17x (Piper) to 1.30x (Kokoro) the audio of one two-thread process in
+synthesis alone, 1.04x and 1.10x end to end: docs/benchmarks.md), so the most audio per core comes
+from processes of one thread. Each worker
 holds its own model, so never more of them than the memory free to this process holds; one
 worker when a GPU does the work or the items must be made one after another."""
 
