@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Sequence
 
 _ONES = [
     "zero",
@@ -76,16 +77,21 @@ def normalize(text: str) -> str:
     return " ".join(text.split())
 
 
-def word_errors(reference: str, hypothesis: str) -> tuple[int, int]:
-    """(edit distance in words, number of reference words) after normalization."""
-    ref, hyp = normalize(reference).split(), normalize(hypothesis).split()
+def edit_distance(ref: Sequence[str], hyp: Sequence[str]) -> int:
+    """Levenshtein distance between two sequences (of words, or of characters)."""
     prev = list(range(len(hyp) + 1))
     for i, r in enumerate(ref, start=1):
         cur = [i] + [0] * len(hyp)
         for j, h in enumerate(hyp, start=1):
             cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (r != h))
         prev = cur
-    return prev[-1], len(ref)
+    return prev[-1]
+
+
+def word_errors(reference: str, hypothesis: str) -> tuple[int, int]:
+    """(edit distance in words, number of reference words) after normalization."""
+    ref, hyp = normalize(reference).split(), normalize(hypothesis).split()
+    return edit_distance(ref, hyp), len(ref)
 
 
 def wer(reference: str, hypothesis: str) -> float:

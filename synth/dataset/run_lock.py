@@ -138,6 +138,19 @@ class Session:
         self._files: list[Any] = []  # [run lock, record]: closed by release, or by the finalizer
         self._finalizer = weakref.finalize(self, _let_go, self._files, [])
 
+    def info(self, options: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Who holds the dataset and what for: tool, process, host, command line, working folder,
+        since when, and `options` (what a rewrite makes of the dataset, for `synth validate`)."""
+        return {
+            "tool": self.tool,
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "command": self.command,
+            "cwd": os.getcwd(),
+            "since": self.since,
+            "options": options or {},
+        }
+
     def describe(self) -> str:
         return Holder(self.mode, self.tool, os.getpid(), socket.gethostname(), self.command, os.getcwd(),
                       self.since).describe()  # fmt: skip

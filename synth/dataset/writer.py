@@ -237,16 +237,7 @@ class DatasetWriter:
         makes of the dataset (recorded in its marker, for `synth validate` to say)."""
         with self.exclusive(wait, on_wait) as session:
             self.recover()
-            info = {
-                "tool": session.tool,
-                "pid": os.getpid(),
-                "host": socket.gethostname(),
-                "command": session.command,
-                "cwd": os.getcwd(),
-                "since": session.since,
-                "options": options or {},
-            }
-            rewrite = Rewrite(self.root, info)
+            rewrite = Rewrite(self.root, session.info(options))
             try:
                 yield rewrite
             except BaseException:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ..asr.wer import normalize, wer
+from ..asr.wer import edit_distance, normalize, wer
 from .base import Score, TurnAudio
 
 VERSION = "1"
@@ -17,13 +17,7 @@ VERSION = "1"
 def char_errors(reference: str, hypothesis: str) -> tuple[int, int]:
     """(edit distance in characters, reference length) of the normalized texts (spaces count)."""
     ref, hyp = normalize(reference), normalize(hypothesis)
-    prev = list(range(len(hyp) + 1))
-    for i, r in enumerate(ref, start=1):
-        cur = [i] + [0] * len(hyp)
-        for j, h in enumerate(hyp, start=1):
-            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (r != h))
-        prev = cur
-    return prev[-1], len(ref)
+    return edit_distance(ref, hyp), len(ref)
 
 
 def cer(reference: str, hypothesis: str) -> float:

@@ -18,8 +18,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
-import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -184,18 +182,7 @@ def score_dataset(
 
 def _run_info(session: Session, config: QualityConfig, scorers: Mapping[str, str]) -> dict[str, Any]:
     """What the journal records of the run rewriting the dataset: tool, process, options."""
-    return {
-        "tool": session.tool,
-        "pid": os.getpid(),
-        "host": socket.gethostname(),
-        "command": session.command,
-        "cwd": os.getcwd(),
-        "since": session.since,
-        "options": {
-            "quality.scorers": ",".join(scorers),
-            "quality.score_sample": config.score_sample,
-        },
-    }
+    return session.info({"quality.scorers": ",".join(scorers), "quality.score_sample": config.score_sample})
 
 
 @dataclass
