@@ -4,7 +4,6 @@ puts on each channel (the signal processing it needs is in synth.audio)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,39 +21,6 @@ if TYPE_CHECKING:
 
 EDGE_SILENCE_TOLERANCE_SEC = 0.125  # TURN_PAD_SEC (0.1) and two 10 ms detection frames
 FULLBAND_MATCH = 0.05  # residual energy of a full-band channel brought to 16 kHz vs the turns
-
-
-@dataclass(frozen=True)
-class WavCheck:
-    """A WAV's problems and its duration (None when it cannot be read)."""
-
-    seconds: float | None
-    problems: list[Problem] = field(default_factory=list)
-
-
-def check_wav(path: Path, at: Place) -> WavCheck:
-    """A turn's, event's or probe's WAV: there, readable, 16 kHz mono PCM16 WAV with samples."""
-    if not path.is_file():
-        return WavCheck(None, [at.error("missing")])
-    try:
-        info = sf.info(str(path))
-    except Exception as exc:  # libsndfile's errors: unreadable or not audio
-        return WavCheck(None, [at.error(f"unreadable audio ({exc})")])
-    wrong = []
-    if info.format != "WAV":
-        wrong.append(f"format {info.format}")
-    if info.samplerate != SAMPLE_RATE:
-        wrong.append(f"{info.samplerate} Hz")
-    if info.channels != 1:
-        wrong.append(f"{info.channels} channels")
-    if info.subtype != "PCM_16":
-        wrong.append(f"subtype {info.subtype}")
-    if info.frames == 0:
-        wrong.append("no samples")
-    problems = (
-        [at.error("expected 16 kHz mono PCM16 WAV with audio, got " + ", ".join(wrong))] if wrong else []
-    )
-    return WavCheck(info.frames / info.samplerate if info.samplerate else None, problems)
 
 
 def check_edges(path: Path, at: Place) -> list[Problem]:

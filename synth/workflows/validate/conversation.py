@@ -23,8 +23,8 @@ from ...dataset.records import (
 )
 from ...errors import InvalidConversationId
 from ...ids import check_conversation_id
-from .audio import WavCheck, check_wav
 from .problems import Place, Problem, in_conversation
+from .wav import WavCheck, check_wav
 
 
 @dataclass
