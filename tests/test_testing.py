@@ -22,7 +22,8 @@ def test_tone_engine_is_deterministic_timed_and_records_its_calls():
     again = engine.synthesize([SynthesisRequest("Hello there.", low)])[0]
     assert np.array_equal(a.samples, again.samples) and not np.array_equal(a.samples, b.samples)
     assert a.samples.size == round(len("Hello there.") / engine.chars_per_sec * engine.sample_rate)
-    assert [w.word for w in a.words] == ["Hello", "there."] and a.words[-1].end <= a.samples.size / a.sample_rate
+    assert [w.word for w in a.words] == ["Hello", "there."]
+    assert a.words[-1].end <= a.samples.size / a.sample_rate
     spectrum = np.abs(np.fft.rfft(b.samples))
     assert abs(np.argmax(spectrum) * b.sample_rate / b.samples.size - 170.0) < 2  # voice 2: 110 + 2 * 30 Hz
     assert engine.calls == [["Hello there.", "Hello there."], ["Hello there."]]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from synth.workflows.validate import validate_dataset
-from tests.helpers import EXAMPLES, run_cli, write_jsonl
+from tests.helpers import EXAMPLES, SYNTH, run_cli, write_jsonl
 
 
 def manifest_ids(out: Path) -> list[str]:
@@ -177,9 +177,8 @@ def test_sigkill_mid_run_then_rerun_gives_each_conversation_once(tmp_path):
     ]
     dialogs = write_jsonl(tmp_path / "k.jsonl", records)
     out = tmp_path / "killed"
-    script = Path(sys.executable).with_name("synth")
     proc = subprocess.Popen(
-        [str(script), "generate", "--dialogs", str(dialogs), "--out", str(out), "--quiet"],
+        [SYNTH, "generate", "--dialogs", str(dialogs), "--out", str(out), "--quiet"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -204,7 +203,6 @@ def test_first_hour_basics(tmp_path, example_dataset):
     a closed pipe is not an error; the hf export without `datasets` gives the install hint."""
     import argparse
     import subprocess
-    import sys
 
     from synth.cli import build_parser
 

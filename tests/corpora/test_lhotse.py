@@ -21,8 +21,8 @@ from synth.corpora.segments import (
     truecase_text,
 )
 from synth.workflows.validate import validate_dataset
-from tests.helpers import run_cli
 from tests.corpora.test_readers import SENTENCES, manifest, speak
+from tests.helpers import run_cli
 
 RATE = 16000
 

@@ -5,7 +5,6 @@ what they are given."""
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,7 @@ from synth.engines import CoquiConfig, PiperConfig, SynthesisRequest, engine_con
 from synth.engines.piper_voices import fetch_voice
 from synth.errors import ConfigError
 from synth.testing import build_random_vits
-from tests.helpers import REPO, build_piper_trio, write_jsonl
+from tests.helpers import build_piper_trio, run_cli, write_jsonl
 
 NAME = "en_US-trio-medium"
 
@@ -33,10 +32,7 @@ def coqui_model(tmp_path_factory) -> Path:
 
 
 def synth_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    cmd = [str(Path(sys.executable).with_name("synth")), *args]
-    return subprocess.run(
-        cmd, capture_output=True, text=True, timeout=600, cwd=REPO, env={**os.environ, **(env or {})}
-    )
+    return run_cli(*args, env={**os.environ, **(env or {})})
 
 
 @pytest.mark.slow

@@ -16,9 +16,7 @@ import pytest
 
 from synth.workflows.validate import validate_dataset
 from synth_client import SynthClient
-from tests.helpers import REPO, free_port, run_cli, start_server, write_jsonl
-
-SYNTH = str(Path(sys.executable).with_name("synth"))
+from tests.helpers import REPO, SYNTH, free_port, run_cli, start_server, write_jsonl
 
 
 def manifest_ids(root: Path) -> list[str]:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import json
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,9 +16,8 @@ import pytest
 
 from synth_client import Backoff, check_health
 from synth_server import ServerOptions, ServiceConfig, SynthServer
-from tests.helpers import free_port
+from tests.helpers import SYNTH, free_port
 
-SYNTH = str(Path(sys.executable).with_name("synth"))
 DIALOG = [
     ("A", "Good afternoon, is this seat taken?"),
     ("B", "No, please sit down."),

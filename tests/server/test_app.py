@@ -17,8 +17,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from synth_client import SynthClient
 from synth_server import ServerOptions, ServiceConfig, SynthServer
-from tests.helpers import REPO, free_port
-from tests.server.serving import DIALOG, NO_RETRY, SYNTH, start, target
+from tests.helpers import REPO, SYNTH, free_port
+from tests.server.serving import DIALOG, NO_RETRY, start, target
 
 
 def test_tls(engine, tmp_path):

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from synth_client import SynthClient
-from tests.helpers import free_port
-from tests.server.serving import SYNTH, served, wait_serving
+from tests.helpers import SYNTH, free_port
+from tests.server.serving import served, wait_serving
 
 
 def test_exposure_warnings_name_what_is_open():

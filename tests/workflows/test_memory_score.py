@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +42,7 @@ from synth.workflows.memory_score import (
     summarize,
     token_f1,
 )
-from tests.helpers import REPO, run_cli, write_jsonl
+from tests.helpers import REPO, SYNTH_COMMAND, run_cli, write_jsonl
 
 # --- normalization and F1 ---
 
@@ -477,7 +476,7 @@ def test_cli_plot_without_matplotlib(dataset, tmp_path):
     (blocker / "__init__.py").write_text("raise ImportError('matplotlib is blocked for this test')\n")
     env = {**os.environ, "PYTHONPATH": str(blocker.parent)}
     answers = str(write_jsonl(tmp_path / "a.jsonl", PARTLY))
-    cmd = [sys.executable, "-m", "synth.cli", "memory-score", str(dataset), answers]
+    cmd = [*SYNTH_COMMAND, "memory-score", str(dataset), answers]
     res = subprocess.run(
         [*cmd, "--plot", str(tmp_path / "x.png")], capture_output=True, text=True, env=env, cwd=REPO
     )

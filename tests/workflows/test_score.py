@@ -12,7 +12,6 @@ import json
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import soundfile as sf
 from synth.dataset.reader import open_dataset
 from synth.dataset.records import ManifestEntry
 from synth.quality import KEYS, conversation_summary, in_sample
-from tests.helpers import REPO, run_cli, varied_dialogs, write_jsonl
+from tests.helpers import REPO, SYNTH_COMMAND, run_cli, varied_dialogs, write_jsonl
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +157,7 @@ def test_a_killed_score_then_a_rerun_gives_the_uninterrupted_dataset(made, tmp_p
         ds = tmp_path / f"killed_{delay}"
         shutil.copytree(made, ds)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "synth.cli", "score", str(ds), *args],
+            [*SYNTH_COMMAND, "score", str(ds), *args],
             cwd=REPO,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -1,13 +1,12 @@
 import json
 import os
 import subprocess
-import sys
 
 import pytest
 
 from synth.errors import ConfigError
 from synth.workflows.sharding import Shard
-from tests.helpers import REPO, write_jsonl
+from tests.helpers import REPO, SYNTH_COMMAND, write_jsonl
 
 
 def test_shards_partition_ids_stably():
@@ -114,7 +113,7 @@ def test_shard_auto_through_the_command_line(tmp_path):
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "JOB_COMPLETION"))}
     env.pop("SYNTH_SHARD_COUNT", None)
-    cmd = [sys.executable, "-m", "synth.cli", "generate", "--dialogs", str(dialogs), "--quiet"]
+    cmd = [*SYNTH_COMMAND, "generate", "--dialogs", str(dialogs), "--quiet"]
     bad = subprocess.run(
         [*cmd, "--out", str(tmp_path / "x"), "--shard", "auto"],
         capture_output=True,

@@ -11,7 +11,6 @@ import json
 import re
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import pytest
 from synth.errors import ConfigError
 from synth.workflows.worker_plan import GiB, parse_count, plan_workers, worker_memory
 from synth.workflows.workers import WorkerRole
-from tests.helpers import REPO, run_cli, varied_dialogs, write_jsonl
+from tests.helpers import run_cli, start_cli, varied_dialogs, write_jsonl
 
 QUIET = ("--seed", "3", "--quiet")  # the default noise: seeded, so the same for any N
 # gaps, backchannels and the two-channel conversation audio: every part of a conversation drawn
@@ -61,12 +60,7 @@ def generate(dialogs: Path, out: Path, *extra: str) -> subprocess.CompletedProce
 
 def start(dialogs: Path, out: Path, *extra: str) -> subprocess.Popen[str]:
     """`synth generate` as a running process (its stderr kept), as a user would start it."""
-    script = Path(sys.executable).with_name("synth")
-    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "synth.cli"]
-    args = ["generate", "--dialogs", str(dialogs), "--out", str(out), *QUIET, *extra]
-    return subprocess.Popen(
-        [*cmd, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO
-    )
+    return start_cli("generate", "--dialogs", dialogs, "--out", out, *QUIET, *extra)
 
 
 def workers_of(proc: subprocess.Popen[str], count: int, timeout: float = 60) -> list[psutil.Process]:
