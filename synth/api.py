@@ -352,6 +352,9 @@ def _worker_plan(
             one_at_a_time = "sessions are made one after another (each starts where the one before ended)"
     if one_at_a_time and options.workers != AUTO:
         raise ConfigError("workers", f"must be 1 here: {one_at_a_time}", options.workers)
+    if not one_at_a_time and options.workers == AUTO and options.on_error == "fail":
+        # workers make dialogs in parallel: the ones after the first bad one may be made too
+        one_at_a_time = "--on-error fail stops at the first bad dialog, in the source's order"
     if one_at_a_time:  # one worker, this process: a source given as objects stays a stream
         threads = int(options.threads) if options.threads != AUTO else None if engine is not None else 1
         return w.Plan(1, threads, one_at_a_time), dialogs

@@ -13,7 +13,30 @@ from typing import Any
 
 
 class SynthError(Exception):
-    """Base class for errors a user can act on (bad input, bad configuration)."""
+    """Base class for errors a user can act on (bad input, bad configuration). Pickled whole (its
+    class and every attribute, not by calling __init__ again), so that an error raised in a worker
+    process reaches the parent as itself (synth.workflows.workers)."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuilt, (type(self), self.args, dict(self.__dict__)))
+
+
+def _rebuilt(cls: type[SynthError], args: tuple[Any, ...], state: dict[str, Any]) -> SynthError:
+    """A pickled SynthError made again: its arguments and attributes as they were."""
+    exc = cls.__new__(cls)
+    exc.args = args
+    exc.__dict__.update(state)
+    return exc
+
+
+class _Unset:
+    """No value given (ConfigError's default): one object, the same after pickling."""
+
+    def __reduce__(self) -> str:
+        return "_UNSET_VALUE"
+
+
+_UNSET_VALUE = _Unset()
 
 
 class ConfigError(SynthError, ValueError):
@@ -21,7 +44,7 @@ class ConfigError(SynthError, ValueError):
     field such as 'on_error'); the command line shows its flag (--on-error) instead, and exits 2
     (a usage error)."""
 
-    _UNSET = object()
+    _UNSET = _UNSET_VALUE
     usage = True
 
     def __init__(

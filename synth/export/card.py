@@ -20,8 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..dataset.reader import ConversationRef
 from ..domain import Voice
 from ..quality import higher_is_worse
@@ -149,6 +147,8 @@ def card_text(root: Path, refs: Sequence[ConversationRef], spec: CardSpec) -> st
     data = collect(root, list(refs)) if refs else None
     front, licences = _front_matter(refs, spec, data)
     body = _body(spec, data, licences)
+    import yaml  # PyYAML: with `datasets` and `lhotse`, which the exports that write a card need
+
     return "---\n" + yaml.safe_dump(front, sort_keys=False, allow_unicode=True) + "---\n\n" + body
 
 
