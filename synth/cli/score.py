@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
+from ..dataset.fingerprint import read_options
 from ..dataset.writer import Holder
 from ..quality import QualityConfig
 from .common import EXIT_OK, add_parser
@@ -26,7 +28,7 @@ def register(sub: Any) -> None:
         "speaker (similarity to its voice's reference, and to the other voices), signal (clipping, "
         "loudness, edge silence, speaking rate). Crash-safe and resumable: a run started again scores "
         "only what is missing. The speaker scorer measures each voice speaking reference sentences "
-        "with the engine (--model as the dataset was made; VITS noise off). See docs/quality.md.",
+        "with the engine (by default the models dataset.json records; VITS noise off). See docs/quality.md.",
     )
     sp.add_argument("dataset", help="dataset root folder")
     add_fields(sp, QualityConfig)
@@ -47,6 +49,16 @@ def register(sub: Any) -> None:
     sp.set_defaults(run=cmd_score)
 
 
+def recorded_models(root: Path) -> list[str]:
+    """The engine models a dataset records in dataset.json (`engine[i].model`; none for the
+    embedded voice), so that `synth score` measures its voices with what made them."""
+    options = read_options(root) or {}
+    keys = sorted(
+        (k for k in options if re.fullmatch(r"engine\[\d+\]\.model", k)), key=lambda k: int(k[7:-7])
+    )
+    return [str(options[k]) for k in keys if options[k]]
+
+
 def cmd_score(args: argparse.Namespace) -> int:
     """Score the dataset (engine loaded only for the speaker scorer) and print what was done."""
     from ..workflows.score import ScoreSettings, score_dataset
@@ -58,6 +70,8 @@ def cmd_score(args: argparse.Namespace) -> int:
         from ..engines.piper_voices import default_cache
 
         args.noise_scale, args.noise_w_scale = 0.0, 0.0  # a voice's reference is the voice alone
+        if not args.model and args.engine is None:  # the models the dataset was made with
+            args.model = recorded_models(Path(args.dataset))
         engine = load_engine(engine_from(args))
         cache = Path(args.model_cache).expanduser() if args.model_cache else default_cache()
 
