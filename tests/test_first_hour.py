@@ -214,6 +214,7 @@ def test_voices_are_discoverable(tmp_path):
 
 
 # -- 8. Ctrl-C --------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_ctrl_c_stops_at_once_and_says_what_was_kept(tmp_path):
     """Ctrl-C starts nothing more and leaves the conversation in progress at its next turn, then
     says what was kept; the bar counts what was written. Before: the one in progress and the two
@@ -330,6 +331,7 @@ def test_batch_final_wait_ends(tmp_path):
 
 
 # -- 10. the command line's errors and help ---------------------------------------------------------
+@pytest.mark.slow
 def test_unknown_flags_are_named_first_and_errors_point_to_the_commands_help(tmp_path):
     res = run_cli("generate", "--input", "dialogs.jsonl")
     assert res.returncode == 2 and "unrecognized arguments: --input" in res.stderr, res.stderr

@@ -274,6 +274,7 @@ def test_generate_with_asr_check(tmp_path):
     assert meta["asr_check"]["failed_turns"] == [] and validate_dataset(out).ok
 
 
+@pytest.mark.slow
 def test_convert_with_word_timings_and_conversation_audio(librispeech, tmp_path):
     """Recorded speech gets its words timed by forced alignment, and a conversation.wav (one
     reader: channel 1 silent) that validate checks sample for sample."""

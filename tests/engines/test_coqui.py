@@ -309,6 +309,7 @@ def _tiny_config():
     return config
 
 
+@pytest.mark.slow
 def test_models_saved_other_ways_load(tmp_path):
     """As a user's training run leaves them: the speakers file referenced by an absolute path of
     the training machine (copied beside the model under its own name), a bare state dict in

@@ -66,6 +66,7 @@ def test_size_categories_licences_and_models():
     assert model_licence({"engine": "coqui", "model": "tts_models/en/vctk/vits"}).hub == "unknown"
 
 
+@pytest.mark.slow
 def test_hf_export_card_loads_with_datasets_and_carries_the_scores(scored_dataset, tmp_path):
     import datasets
     from huggingface_hub import DatasetCard
@@ -119,6 +120,7 @@ def test_hf_export_of_an_unscored_dataset_has_no_quality_column(example_dataset,
     assert "## Quality scores per turn" not in body and front["license"] == "cc0-1.0"
 
 
+@pytest.mark.slow
 def test_lhotse_exports_carry_the_scores_and_a_card(scored_dataset, tmp_path):
     import lhotse
 

@@ -140,6 +140,7 @@ def test_the_datasets_have_probes_as_the_export_tests_need(separate, training):
 
 
 # -- the exports that never carry probes: they still read a dataset whose samples hold them ------
+@pytest.mark.slow
 def test_lhotse_and_shar_leave_probes_out_of_an_in_training_dataset(training, tmp_path):
     import lhotse
 
@@ -246,6 +247,7 @@ def test_llama_omni_carries_in_training_probes_after_each_conversations_turns(tr
 
 
 # -- hf ------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_hf_rows_of_probes_load_from_disk(training, separate, tmp_path):
     import datasets
 

@@ -63,6 +63,7 @@ def test_a_take_is_drawn_from_the_seed_the_conversation_the_turn_and_its_number(
     assert len(others) == 8
 
 
+@pytest.mark.slow
 def test_a_gate_rejects_the_dialog_the_voice_garbles_and_keeps_the_good_one(tmp_path):
     dialogs = write_jsonl(tmp_path / "d.jsonl", [GOOD, GARBLED])
     out = tmp_path / "ds"
@@ -96,6 +97,7 @@ def test_a_gate_rejects_the_dialog_the_voice_garbles_and_keeps_the_good_one(tmp_
     assert meta["quality_gates"]["flagged_turns"] == [1] and meta["quality_gates"]["gates"] == ["wer<=0.5"]
 
 
+@pytest.mark.slow
 def test_best_of_n_keeps_the_best_take_and_improves_the_worst_turn(engine):
     """Piper's embedded voice with its VITS noise: every take sounds different. Each take's
     verdict is recorded as the pipeline judges it: the first takes are what one take would keep."""
@@ -131,6 +133,7 @@ def test_best_of_n_keeps_the_best_take_and_improves_the_worst_turn(engine):
     assert any(len(set(w)) > 1 for w in seen.values())  # the takes do differ
 
 
+@pytest.mark.slow
 def test_the_same_seed_makes_the_same_dataset(tmp_path):
     from synth import GenerateOptions, PipelineConfig, generate
     from synth.engines import PiperConfig

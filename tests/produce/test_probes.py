@@ -103,6 +103,7 @@ def test_probes_follow_their_evidence_at_distances_that_are_the_timelines(separa
     assert meta.tokens is not None and "probes_in_samples" not in meta.tokens
 
 
+@pytest.mark.slow
 def test_in_training_probes_come_after_the_turns_and_count_in_total_tokens(separate, tmp_path):
     _, base = separate
     meta = _generate(tmp_path / "ds", ProbeConfig(mode="in-training"))
@@ -117,6 +118,7 @@ def test_in_training_probes_come_after_the_turns_and_count_in_total_tokens(separ
     assert entry["total_tokens"] == meta.total_tokens
 
 
+@pytest.mark.slow
 def test_probes_placed_after_their_evidence_at_session_boundaries(tmp_path):
     meta = _generate(tmp_path / "ds", ProbeConfig(placement="after:0.3", asker="examiner", answer_audio=True))
     folder = tmp_path / "ds" / "conversations" / meta.conversation_id
@@ -146,6 +148,7 @@ def test_place_never_puts_a_probe_before_its_evidence():
     assert place(80.0, 100.0, [5.0, 40.0, 70.0], 0.0) == (100.0, "end")
 
 
+@pytest.mark.slow
 def test_probes_off_and_the_cli_flags(tmp_path):
     meta = _generate(tmp_path / "off", ProbeConfig(mode="off"))
     assert (
@@ -185,6 +188,7 @@ def test_validate_finds_a_probe_asked_before_its_evidence(separate, tmp_path):
     assert "probes[1]: distance_sec.latest" in errors
 
 
+@pytest.mark.slow
 def test_a_person_keeps_one_voice_across_a_corpus_with_voice_per_person(tmp_path):
     sample = json.loads(EXAMPLE.read_text())[0]
     other = json.loads(json.dumps(sample))
@@ -219,6 +223,7 @@ def test_per_person_casting_gives_a_clashing_person_another_voice(engine):
     assert voices[a].id == own[a] and voices[b].id != own[a]
 
 
+@pytest.mark.slow
 def test_sized_sessions_cut_a_coherent_conversation_only_between_its_sessions(tmp_path):
     sample = json.loads(EXAMPLE.read_text())[0]
     other = json.loads(json.dumps(sample))
@@ -249,6 +254,7 @@ def test_sized_sessions_cut_a_coherent_conversation_only_between_its_sessions(tm
         assert any(f"probe {conv}_q3" in n and "more than one piece" in n for n in pieces[2]["source_notes"])
 
 
+@pytest.mark.slow
 def test_the_training_loader_reads_probes_after_the_turns_where_asked(separate, tmp_path):
     from synth.training import ConversationDataset
 
@@ -267,6 +273,7 @@ def test_the_training_loader_reads_probes_after_the_turns_where_asked(separate, 
     assert len(ConversationDataset(in_training, probes=False)) == n
 
 
+@pytest.mark.slow
 def test_tokenize_rewrites_the_probes_samples_with_the_new_profile(tmp_path):
     meta = _generate(tmp_path / "ds", ProbeConfig(mode="in-training"))
     folder = tmp_path / "ds" / "conversations" / meta.conversation_id

@@ -43,6 +43,7 @@ def spoken(quiet_engine):
     return scorers, a.id, b.id, renderer.render(TEXT, a), renderer.render(TEXT, b)
 
 
+@pytest.mark.slow
 def test_known_bad_turns_score_worse_than_a_good_one(spoken):
     scorers, a, b, good, other_voice = spoken
     rng = np.random.default_rng(0)

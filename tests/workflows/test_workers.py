@@ -120,7 +120,9 @@ def reference(dialogs, tmp_path_factory) -> Path:
     return out
 
 
-@pytest.mark.parametrize("workers", ["2", "auto", pytest.param("4", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+    "workers", ["2", pytest.param("auto", marks=pytest.mark.slow), pytest.param("4", marks=pytest.mark.slow)]
+)
 def test_any_number_of_workers_makes_the_same_dataset(dialogs, reference, tmp_path, workers):
     """--workers 2, 4 and the default (auto: one per core) with the default threads: the dataset
     of one process."""
@@ -135,6 +137,7 @@ def test_any_number_of_workers_makes_the_same_dataset(dialogs, reference, tmp_pa
     assert run_cli("validate", str(out)).returncode == 0
 
 
+@pytest.mark.slow
 def test_failures_are_reported_once_whichever_worker_meets_them(tmp_path):
     records = varied_dialogs(4, seed=8, turns=(2, 3))
     records.insert(1, "{not json")
