@@ -463,8 +463,15 @@ def test_a_repair_runs_beside_writers_never_beside_a_rewrite(tmp_path, base):
 
 
 def leftovers(root: Path) -> list[Path]:
-    """What a rewrite leaves while it is unfinished: its marker, journal, hidden new files."""
-    return [p for p in root.rglob(".*") if p.name in (".rewrite", ".switch.json") or p.name.endswith(".next")]
+    """What a rewrite leaves while it is unfinished: its marker, journal, hidden new files. Walked
+    with os.walk, which passes over folders that go while it looks (a writer's staging and
+    workers' folders come and go; Path.rglob raises on them)."""
+    out = []
+    for folder, dirs, files in os.walk(root):
+        for name in dirs + files:
+            if name in (".rewrite", ".switch.json") or (name.startswith(".") and name.endswith(".next")):
+                out.append(Path(folder) / name)
+    return out
 
 
 def kill_at_random(proc: subprocess.Popen[str], root: Path, rng: random.Random, span: float) -> None:
