@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import re
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 
 from ..dataset.fingerprint import read_options
 from ..dataset.writer import Holder
+from ..errors import NotAvailable
 from ..quality import QualityConfig
 from .common import EXIT_OK, add_parser
 from .engine import add_engine_args, engine_from
@@ -49,6 +51,14 @@ def register(sub: Any) -> None:
     sp.set_defaults(run=cmd_score)
 
 
+# what each scorer imports (the quality extra installs them all)
+NEEDS = {
+    "intelligibility": ("faster_whisper",),
+    "dnsmos": ("speechmos", "librosa"),
+    "speaker": ("resemblyzer", "torch"),
+}
+
+
 def recorded_models(root: Path) -> list[str]:
     """The engine models a dataset records in dataset.json (`engine[i].model`; none for the
     embedded voice), so that `synth score` measures its voices with what made them."""
@@ -64,6 +74,14 @@ def cmd_score(args: argparse.Namespace) -> int:
     from ..workflows.score import ScoreSettings, score_dataset
 
     config = config_from(args, QualityConfig)
+    missing = sorted(
+        {m for name in config.scorers for m in NEEDS.get(name, ()) if importlib.util.find_spec(m) is None}
+    )
+    if missing:
+        raise NotAvailable(
+            "scorers",
+            f"{', '.join(config.scorers)} need(s) {', '.join(missing)}, not installed: pip install 'synth[quality]'",
+        )
     engine, cache = None, None
     if "speaker" in config.scorers:
         from ..engines import load_engine
