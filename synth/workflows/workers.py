@@ -354,8 +354,11 @@ def run_workers(
     # the workers' folder lives in the dataset's .tmp/ with a lock the parent holds, like a staging
     # folder: a later writer removes it if the parent is killed
     run_dir = writer.tmp / f"workers.{os.getpid()}.{uuid.uuid4().hex[:8]}"
-    lock = open(run_dir.with_name(run_dir.name + ".lock"), "wb")
+    # locked under another name, then named: another writer's clean-up never sees it unheld
+    unnamed = run_dir.with_name(run_dir.name + ".lock.new")
+    lock = open(unnamed, "wb")
     fcntl.flock(lock, fcntl.LOCK_EX)
+    os.replace(unnamed, run_dir.with_name(run_dir.name + ".lock"))
     run_dir.mkdir()
     state = _Parent(target, plan, run_dir, shard, summary, done_before, failures_path)
     bar = Progress(progress, total, sys.stderr)
