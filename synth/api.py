@@ -310,13 +310,17 @@ def generate(
         warnings.warn("generate(limit=) is now generate(max_dialogs=)", DeprecationWarning, stacklevel=2)
         max_dialogs = limit if max_dialogs is None else max_dialogs
     limit = max_dialogs
-    plan, dialogs = _worker_plan(dialogs, options, engine, fmt, split, limit, chat)
+    plan, dialogs, size = _worker_plan(dialogs, options, engine, fmt, split, limit, chat)
     if plan.workers > 1:
-        return _generate_in_workers(dialogs, out, options, plan, split=split, fmt=fmt, limit=limit, chat=chat)
+        return _generate_in_workers(
+            dialogs, out, options, plan, size, split=split, fmt=fmt, limit=limit, chat=chat
+        )
     from .engines.onnx_session import intra_op_threads
 
     with intra_op_threads(plan.threads):
-        return _generate_here(dialogs, out, options, engine, split=split, fmt=fmt, limit=limit, chat=chat)
+        return _generate_here(
+            dialogs, out, options, engine, split=split, fmt=fmt, limit=limit, chat=chat, size=size
+        )
 
 
 def _worker_plan(
@@ -327,15 +331,20 @@ def _worker_plan(
     split: str | None,
     limit: int | None,
     chat: ChatFields | None,
-) -> tuple[Plan, str | Path | Iterable[Dialog | DialogError]]:
-    """How many worker processes and threads (synth.workflows.workers.plan_workers), and the
-    dialogs still to read (a source given as objects is read into a list, to be sent to each)."""
+) -> tuple[Plan, str | Path | Iterable[Dialog | DialogError], int | None]:
+    """How many worker processes and threads (synth.workflows.workers.plan_workers), the
+    dialogs still to read (a source given as objects is read into a list, to be sent to each) and
+    how many records the source holds when that was counted (None: not counted)."""
     from .workflows import worker_plan as w
 
     engines = options.engine if isinstance(options.engine, tuple) else (options.engine,)
     if options.workers == 1:
         gpu = engine is not None or w.uses_gpu(engines)  # an engine object: its own threads
-        return w.Plan(1, int(options.threads) if options.threads != AUTO else None if gpu else 1), dialogs
+        return (
+            w.Plan(1, int(options.threads) if options.threads != AUTO else None if gpu else 1),
+            dialogs,
+            None,
+        )
     one_at_a_time = ""
     if engine is not None:
         one_at_a_time = "an engine object is given: it lives in this process (give its config for workers)"
@@ -357,15 +366,12 @@ def _worker_plan(
         one_at_a_time = "--on-error fail stops at the first bad dialog, in the source's order"
     if one_at_a_time:  # one worker, this process: a source given as objects stays a stream
         threads = int(options.threads) if options.threads != AUTO else None if engine is not None else 1
-        return w.Plan(1, threads, one_at_a_time), dialogs
+        return w.Plan(1, threads, one_at_a_time), dialogs, None
     if not isinstance(dialogs, (str, Path)):
         dialogs = list(dialogs)  # sent to each worker
     items = len(dialogs) if isinstance(dialogs, list) else None
     if items is None and options.workers == AUTO and options.shard is None:
-        from .dialogs.sources import count_records
-
-        counted = count_records(str(dialogs), fmt)
-        items = counted if limit is None or counted is None else min(counted, limit)
+        items = _source_size(str(dialogs), fmt, limit)
     auto = options.workers == AUTO
     plan = w.plan_workers(
         options.workers,
@@ -381,7 +387,7 @@ def _worker_plan(
         import logging
 
         logging.getLogger(__name__).info("workers: %s", plan.describe())
-    return plan, dialogs
+    return plan, dialogs, items
 
 
 def _generate_in_workers(
@@ -389,6 +395,7 @@ def _generate_in_workers(
     out: str | Path,
     options: GenerateOptions,
     plan: Plan,
+    size: int | None,
     **source: Any,
 ) -> RunSummary:
     """The run in `plan.workers` processes: the options checked and recorded here once, then each
@@ -396,14 +403,11 @@ def _generate_in_workers(
     from .workflows.workers import run_workers
 
     given = str(dialogs) if isinstance(dialogs, (str, Path)) else list(dialogs)
-    total = source.get("limit")
+    total = size if size is not None else source.get("limit")
     if isinstance(given, list):
         total = len(given)
-    elif options.progress and options.shard is None:
-        from .dialogs.sources import count_records
-
-        counted = count_records(given, source["fmt"])
-        total = counted if total is None or counted is None else min(counted, total)
+    elif size is None and options.progress and options.shard is None:
+        total = _source_size(given, source["fmt"], source.get("limit"))
     writer = DatasetWriter(out, options.conversation_audio)
     try:
         if (writer.root / DATASET_FILE).exists():  # made with other options: refused before any worker
@@ -474,15 +478,15 @@ def _generate_here(
     fmt: str = "auto",
     limit: int | None = None,
     chat: ChatFields | None = None,
+    size: int | None = None,
 ) -> RunSummary:
-    """`generate` in this process (one worker)."""
-    total = limit
+    """`generate` in this process (one worker); `size`: the source's records, when counted."""
+    total = size if size is not None else limit
     if isinstance(dialogs, (str, Path)):
-        from .dialogs.sources import count_records, open_dialogs
+        from .dialogs.sources import open_dialogs
 
-        if options.progress and options.shard is None:
-            counted = count_records(str(dialogs), fmt)
-            total = counted if limit is None or counted is None else min(counted, limit)
+        if size is None and options.progress and options.shard is None:
+            total = _source_size(str(dialogs), fmt, limit)
         dialogs = open_dialogs(str(dialogs), fmt, split, limit, options.limits, chat, options.coherent)
     writer = DatasetWriter(out, options.conversation_audio)
     with build_pipeline(options, engine) as pipeline:  # the options are valid: record or compare them
@@ -510,6 +514,15 @@ def _generate_here(
             return run(pieces.items(dialogs), pieces, workers=options.in_flight)
         producer = SessionProducer(pipeline, options.sessions, options.limits)
         return run(producer.items(dialogs, lambda: consumed_turns(writer)), producer, sequential=True)
+
+
+def _source_size(source: str, fmt: str, limit: int | None) -> int | None:
+    """How many records a source holds, at most `limit` (None: it cannot tell without reading
+    it whole, e.g. from the hub): counted once per run, for the plan and the progress bar."""
+    from .dialogs.sources import count_records
+
+    counted = count_records(source, fmt)
+    return counted if limit is None or counted is None else min(counted, limit)
 
 
 def _flat(value: Any, prefix: str = "") -> dict[str, Any]:
