@@ -27,6 +27,7 @@ from typing import Any
 import grpc
 
 from synth_client import AlreadyExists, Backoff, SummaryEvent, SynthClient, TurnEvent, Unavailable
+from synth_client.channel import channel_for
 
 from ..dataset.fingerprint import check_options
 from ..dataset.records import METADATA_FILE, SAMPLES_FILE, ConversationMetadata, ManifestEntry, turn_files
@@ -126,9 +127,14 @@ class Servers:
     `unreachable_timeout` seconds."""
 
     def __init__(
-        self, clients: Sequence[SynthClient], unreachable_timeout: float, probe_timeout: float = 2.0
+        self,
+        clients: Sequence[SynthClient],
+        unreachable_timeout: float,
+        probe_timeout: float = 2.0,
+        new_channel: Callable[[str], grpc.Channel] | None = None,
     ):
         self.breakers = [Breaker(c) for c in clients]
+        self.new_channel = new_channel or (lambda target: grpc.insecure_channel(target))
         self.unreachable_timeout, self.probe_timeout = unreachable_timeout, probe_timeout
         self._lock = threading.Lock()
         self._next = 0
@@ -175,13 +181,17 @@ class Servers:
             breaker.last_error = " ".join(error.split())[:200]
 
     def is_reachable(self, breaker: Breaker) -> bool:
-        """Whether the server's channel connects now (an UNAVAILABLE from a server that answers
-        is pushback; from one that cannot be reached, it is not)."""
+        """Whether the server accepts a connection now (an UNAVAILABLE from a server that answers
+        is pushback; from one that cannot be reached, it is not). Asked on a channel of its own:
+        the calls' channel may still say READY for an instant after its server was killed."""
+        channel = self.new_channel(breaker.client.target)
         try:
-            grpc.channel_ready_future(breaker.client.channel).result(timeout=self.probe_timeout)
+            grpc.channel_ready_future(channel).result(timeout=self.probe_timeout)
             return True
         except grpc.FutureTimeoutError:
             return False
+        finally:
+            channel.close()
 
     def describe(self, down_for: float) -> str:
         each = "; ".join(f"{b.client.target} ({b.last_error or 'not reached'})" for b in self.breakers)
@@ -308,7 +318,11 @@ class BatchRun:
             SynthClient(s, token=settings.token, tls=settings.tls, backoff=once, tls_ca=settings.tls_ca)
             for s in settings.servers
         ]
-        self.servers = Servers(self.clients, settings.unreachable_timeout)
+        self.servers = Servers(
+            self.clients,
+            settings.unreachable_timeout,
+            new_channel=lambda target: channel_for(target, settings.tls, tls_ca=settings.tls_ca),
+        )
         self.limit = AdaptiveLimit(settings.concurrency)
         self.pause = Backoff(attempts=1, initial=0.25, maximum=5.0)
         self.report = BatchReport(settings.failures_path, settings.progress)
