@@ -417,15 +417,18 @@ class ManifestEntry:
 def quality_summary(blocks: Iterable[Any]) -> dict[str, Any] | None:
     """A conversation's quality scores for its manifest line, from its turns' `quality` blocks
     (docs/quality.md): {key: {"min", "mean", "max"}} of every numeric score any turn has (in the
-    order the blocks list them), and `turns_scored`; None when no turn was scored. Pure, and
+    order the blocks list them), `turns_scored`, and `turns_flagged` where a quality gate flagged
+    turns (kept with `gate_failed`, so a filter drops them without reading the metadata); None
+    when no turn was scored. Pure, and
     here beside the records because a manifest line is derived from the metadata alone
     (synth.quality re-exports it as `conversation_summary`)."""
     values: dict[str, list[float]] = {}
-    scored = 0
+    scored = flagged = 0
     for block in blocks:
         if not isinstance(block, dict) or not block.get("scorers"):
             continue
         scored += 1
+        flagged += bool(block.get("gate_failed"))
         for key, value in block.items():
             if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
                 values.setdefault(key, []).append(float(value))
@@ -435,6 +438,8 @@ def quality_summary(blocks: Iterable[Any]) -> dict[str, Any] | None:
         key: {"min": min(v), "mean": round(sum(v) / len(v), 4), "max": max(v)} for key, v in values.items()
     }
     out["turns_scored"] = scored
+    if flagged:
+        out["turns_flagged"] = flagged
     return out
 
 

@@ -84,6 +84,7 @@ def test_a_gate_rejects_the_dialog_the_voice_garbles_and_keeps_the_good_one(tmp_
         assert set(q["scorers"]) == {"intelligibility"}
     line = json.loads((out / "manifest.jsonl").read_text())
     assert line["quality"]["turns_scored"] == 2 and line["quality"]["wer"]["max"] <= 0.5
+    assert "turns_flagged" not in line["quality"]
 
     flagged = tmp_path / "flagged"
     res = run_cli(
@@ -95,6 +96,13 @@ def test_a_gate_rejects_the_dialog_the_voice_garbles_and_keeps_the_good_one(tmp_
     assert bad["gate_failed"] == ["wer<=0.5"] and bad["takes"] == 2 and bad["wer"] > 0.5
     meta = json.loads((flagged / "conversations" / "garbled" / "metadata.json").read_text())
     assert meta["quality_gates"]["flagged_turns"] == [1] and meta["quality_gates"]["gates"] == ["wer<=0.5"]
+    lines = {
+        x["conversation_id"]: x
+        for x in map(json.loads, (flagged / "manifest.jsonl").read_text().splitlines())
+    }
+    assert lines["garbled"]["quality"]["turns_flagged"] == 1  # a filter finds it in the manifest
+    assert "turns_flagged" not in lines["good"]["quality"]
+    assert run_cli("validate", str(flagged)).returncode == 0
 
 
 @pytest.mark.slow

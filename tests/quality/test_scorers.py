@@ -165,6 +165,10 @@ def test_conversation_summary():
         "turns_scored": 2,
     }
     assert conversation_summary([None, {}]) is None
+    flagged = {"scorers": {"intelligibility": "1"}, "wer": 0.75, "gate_failed": ["wer<=0.2"], "takes": 2}
+    summary = conversation_summary([blocks[0], flagged, {**flagged, "gate_failed": []}])
+    assert summary is not None and summary["turns_flagged"] == 1 and summary["turns_scored"] == 3
+    assert "turns_flagged" not in conversation_summary(blocks)  # absent when no gate flagged a turn
 
 
 def test_the_sample_is_deterministic_near_its_fraction_and_nested():

@@ -66,22 +66,25 @@ def check_block(block: Any, at: Place) -> list[Problem]:
     return problems
 
 
+COUNTS = ("turns_scored", "turns_flagged")  # the summary's counts; its other keys are scores
+
+
 def check_summary(summary: Any, at: Place) -> list[Problem]:
     """A manifest line's `quality`: {key: {"min", "mean", "max"}} of finite numbers in that order
-    (min <= mean <= max), and `turns_scored`, a whole number."""
+    (min <= mean <= max), `turns_scored`, a whole number, and `turns_flagged` where present."""
     if not isinstance(summary, dict):
         return [at.error(f"quality is {_shown(summary)}, not an object", "quality")]
     problems = []
-    scored = summary.get("turns_scored")
-    if not isinstance(scored, int) or isinstance(scored, bool) or scored < 0:
-        problems.append(
-            at.error(
-                f"quality.turns_scored is {_shown_in(summary, 'turns_scored')}, not a number of turns",
-                "quality.turns_scored",
+    for key in COUNTS:
+        count = summary.get(key)
+        if (key in summary or key == "turns_scored") and not (_integer(count) and count >= 0):
+            problems.append(
+                at.error(
+                    f"quality.{key} is {_shown_in(summary, key)}, not a number of turns", f"quality.{key}"
+                )
             )
-        )
     for key, stats in summary.items():
-        if key == "turns_scored":
+        if key in COUNTS:
             continue
         field = f"quality.{key}"
         if not isinstance(stats, dict):

@@ -128,17 +128,19 @@ def test_each_bad_summary_is_named(dataset):
             "loudness_db": {"min": -20.0, "mean": math.nan, "max": "-19"},
             "clipped": 5,
             "turns_scored": "4",
+            "turns_flagged": -1,
         },
     )
     problems = _quality_problems(dataset)
     assert {(p.conversation, p.file, p.turn, p.field) for p in problems} == {
         (CID, "manifest.jsonl", None, f"quality.{key}")
-        for key in ("wer", "cer", "dnsmos_ovrl", "loudness_db", "clipped", "turns_scored")
+        for key in ("wer", "cer", "dnsmos_ovrl", "loudness_db", "clipped", "turns_scored", "turns_flagged")
     }
     said = "\n".join(p.message for p in problems)
     at = f"manifest.jsonl {CID}"
     for line in (
         f"{at}: quality.turns_scored is '4', not a number of turns",
+        f"{at}: quality.turns_flagged is -1, not a number of turns",
         f"{at}: quality.wer: min 0.2, mean 0.1, max 0.3 are not in order",
         f"{at}: quality.cer: min 0.3, mean 0.3, max 0.2 are not in order",
         f"{at}: quality.dnsmos_ovrl: mean missing: not a finite number",
