@@ -29,8 +29,9 @@ from tests.server.serving import LONG, NO_RETRY, log_lines, long_dialog, served,
 def test_a_reader_that_stops_is_cut_off_and_health_answers(engine, tmp_path):
     """In-process: GetConversation streams from a client that never asks for a message (its
     flow-control windows at 64 KiB) hold the two stream slots; more are refused at once; Health
-    and ListVoices answer; after --stall-seconds the slots come back."""
-    config = ServiceConfig(out=tmp_path / "ds", max_streams=2, stall_seconds=1.0)
+    and ListVoices answer; after --stall-seconds the slots come back. (3 s: with 1 s, a loaded
+    machine could give the slots back before the third call was refused.)"""
+    config = ServiceConfig(out=tmp_path / "ds", max_streams=2, stall_seconds=3.0)
     srv = SynthServer(engine, config, ServerOptions(host="127.0.0.1", port=0)).start()
     hostile = grpc.insecure_channel(target(srv), [("grpc.http2.bdp_probe", 0)])
     try:
@@ -56,7 +57,7 @@ def test_a_reader_that_stops_is_cut_off_and_health_answers(engine, tmp_path):
                 reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2)
             assert reply.status == health_pb2.HealthCheckResponse.SERVING
             assert time.monotonic() - began < 1.0
-            deadline = time.monotonic() + 10
+            deadline = time.monotonic() + 30
             while srv.service.admission.streams.used and time.monotonic() < deadline:
                 time.sleep(0.05)
             assert srv.service.admission.streams.used == 0  # cut off: their threads and slots are back
@@ -176,6 +177,9 @@ def _report(label: str, lat: dict[str, list[float]]) -> None:
     print(f"{label}: {shown}")
 
 
+STALL = 15
+
+
 @pytest.mark.faults
 @pytest.mark.slow
 def test_clients_that_stop_reading_never_starve_health(tmp_path):
@@ -187,8 +191,11 @@ def test_clients_that_stop_reading_never_starve_health(tmp_path):
     ended and a reading client gets the conversation whole. (Before: with --max-in-flight 32,
     Health and ListVoices ran into their 5 s deadlines.)"""
     out = tmp_path / "ds"
+    # --stall-seconds 15: the slots must still be held when the refusal is tried, after a second
+    # client process has started, the measurements and a Synthesize (about 2 s in all on a quiet
+    # machine; on a loaded one that can pass the 6 s the stall was)
     with served(out, "--conversation-audio", "--max-in-flight", "4", "--max-streams", "8",
-                "--stall-seconds", "6", "--reflection") as srv:  # fmt: skip
+                "--stall-seconds", str(STALL), "--reflection") as srv:  # fmt: skip
         with SynthClient(srv.target) as c:
             events = list(c.synthesize(long_dialog(), conversation_id="big"))
         size = sum(p.stat().st_size for p in (out / "conversations" / "big").iterdir())
@@ -212,7 +219,7 @@ def test_clients_that_stop_reading_never_starve_health(tmp_path):
                 assert info.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
                 assert "limit 8" in info.value.details()
             # the stalled streams are ended once they have sent nothing for --stall-seconds
-            deadline = began + 6 + 10
+            deadline = began + STALL + 10
             while (
                 time.monotonic() < deadline and len(log_lines(srv.log(), "GetConversation", "CANCELLED")) < 8
             ):
