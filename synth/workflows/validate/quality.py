@@ -77,7 +77,9 @@ def check_summary(summary: Any, at: Place) -> list[Problem]:
     problems = []
     for key in COUNTS:
         count = summary.get(key)
-        if (key in summary or key == "turns_scored") and not (_integer(count) and count >= 0):
+        if (key in summary or key == "turns_scored") and not (
+            isinstance(count, int) and not isinstance(count, bool) and count >= 0
+        ):
             problems.append(
                 at.error(
                     f"quality.{key} is {_shown_in(summary, key)}, not a number of turns", f"quality.{key}"
