@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..audio import SAMPLE_RATE, trim_silence
+from ..engines.onnx_session import configured_threads
 from ..errors import SynthError
 
 ENCODER = "resemblyzer-0.1.4-ge2e"
@@ -41,6 +42,9 @@ class SpeakerEncoder:
     def __init__(self, device: str = "cpu"):
         import torch
 
+        threads = configured_threads()
+        if threads is not None and device == "cpu":  # --threads: torch's pool is the process's
+            torch.set_num_threads(threads)
         self.torch = torch
         self.lstm = torch.nn.LSTM(MEL_CHANNELS, 256, 3, batch_first=True)
         self.linear = torch.nn.Linear(256, 256)
