@@ -13,6 +13,12 @@ bytes, another thread count may round differently).
     python bench/bench_workers.py                            # 1x2 and 2x1, Piper and Kokoro
     python bench/bench_workers.py --combos 1x16,2x8,4x4,8x2,16x1 --dialogs 64 --rounds 3
     python bench/bench_workers.py --engines kokoro --kokoro /models/kokoro-v1.0 --json out.json
+    python bench/bench_workers.py --engine-alone             # also the engine alone: the ceiling
+
+`--engine-alone` also measures, in the same rounds, what the same combinations give for synthesis
+alone (W processes of T threads, each with the engine loaded, then started together on its share
+of the same turns; no start, load, writing or scoring in the time): the most that worker
+processes can give over threads on this machine, to read the end-to-end ratios against.
 """
 
 from __future__ import annotations
@@ -61,6 +67,58 @@ def audio_digest(out: Path) -> str:
     return h.hexdigest()[:16]
 
 
+ALONE = """
+import json, sys, time
+from synth.engines import load_engine
+from synth.engines.base import SynthesisRequest
+from synth.engines.config import KokoroConfig, PiperConfig
+engine_name, model, texts_path, share, shares = sys.argv[1:6]
+config = KokoroConfig(model=model or None) if engine_name == "kokoro" else PiperConfig()
+engine = load_engine(config)
+voices = engine.voices()
+texts = json.load(open(texts_path))[int(share)::int(shares)]
+print("ready", flush=True)
+sys.stdin.readline()
+audio = 0.0
+for i, text in enumerate(texts):
+    out = engine.synthesize([SynthesisRequest(text=text, voice=voices[i % 2], seed=i)])[0]
+    audio += out.samples.size / out.sample_rate
+print(json.dumps({"audio_sec": audio}), flush=True)
+"""
+
+
+def engine_alone(engine: str, kokoro: str | None, texts: Path, workers: int, threads: int) -> dict[str, Any]:
+    """Synthesis alone: `workers` processes of `threads` intra-op threads, each loaded first,
+    then started together on its share of the turns; audio seconds per wall second from the
+    start to the last one done."""
+    env = {**os.environ, "SYNTH_ONNX_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", ALONE, engine, kokoro or "", str(texts), str(k), str(workers)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )  # fmt: skip
+        for k in range(workers)
+    ]
+    for proc in procs:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    began = time.perf_counter()
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+    audio = 0.0
+    for proc in procs:
+        out, _ = proc.communicate()
+        if proc.returncode != 0:
+            raise RuntimeError(f"engine alone ({engine} {workers}x{threads}): exit {proc.returncode}")
+        audio += json.loads(out.strip().splitlines()[-1])["audio_sec"]
+    wall = time.perf_counter() - began
+    return {"wall_sec": wall, "audio_sec": audio, "audio_per_wall": audio / wall}
+
+
 def run_once(cmd: list[str], cores: int) -> dict[str, Any]:
     """Run `cmd`; follow its process tree: CPU seconds, each worker's peak memory."""
     began = time.perf_counter()
@@ -106,6 +164,9 @@ def main() -> int:
     ap.add_argument("--kokoro", default=None, help="Kokoro model folder (default: the model cache's)")
     ap.add_argument("--out", type=Path, default=None, help="keep the datasets here (default: removed)")
     ap.add_argument("--json", default=None, help="also write the results as JSON to this file ('-': stdout)")
+    ap.add_argument(
+        "--engine-alone", action="store_true", help="also synthesis alone, the same combinations: the ceiling"
+    )
     args = ap.parse_args()
 
     m = machine()
@@ -116,13 +177,23 @@ def main() -> int:
     results: dict[str, dict[str, list[dict[str, Any]]]] = {
         e: {f"{w}x{t}": [] for w, t in combos} for e in engines
     }
+    alone: dict[str, dict[str, list[float]]] = {e: {f"{w}x{t}": [] for w, t in combos} for e in engines}
     with work_folder(ap, args.out, "bench-workers-") as work:
-        source = write_jsonl(work / "dialogs.jsonl", varied_dialogs(args.dialogs, seed=11, turns=(4, 8)))
+        records = varied_dialogs(args.dialogs, seed=11, turns=(4, 8))
+        source = write_jsonl(work / "dialogs.jsonl", records)
+        texts = work / "texts.json"
+        texts.write_text(json.dumps([t["text"] for r in records for t in r["turns"]]))
         for r in range(args.rounds):
             for engine in engines:
                 order = combos if r % 2 == 0 else combos[::-1]  # alternate who runs first
                 for workers, threads in order:
                     key = f"{workers}x{threads}"
+                    if args.engine_alone:
+                        got = engine_alone(engine, args.kokoro, texts, workers, threads)
+                        alone[engine][key].append(got["audio_per_wall"])
+                        say(
+                            f"round {r + 1} {engine} {key} engine alone: {got['audio_per_wall']:.2f} audio s/s"
+                        )
                     out = work / f"{engine}-{key}-{r}"
                     cmd = [synth, "generate", "--dialogs", str(source), "--out", str(out), "--quiet",
                            "--workers", str(workers), "--threads", str(threads),
@@ -163,6 +234,14 @@ def main() -> int:
             print(f"| {key} | {row['best']:.2f} | {row['median']:.2f} | {row['ratio']:.2f}x | "
                   f"{row['cpu_busy']:.0%} | {row['worker_peak_mib']:.0f} | {','.join(row['audio_digests'])} |")  # fmt: skip
         report["engines"][engine] = rows
+        if args.engine_alone:
+            best = {key: max(v) for key, v in alone[engine].items()}
+            print(f"\n{engine}, synthesis alone (the ceiling), best of {args.rounds}:")
+            print("| workers x threads | audio s/s (best) | ratio |")
+            print("|---|---|---|")
+            for key, value in best.items():
+                print(f"| {key} | {value:.2f} | {value / best[base_key]:.2f}x |")
+            report.setdefault("engine_alone", {})[engine] = best
     if args.json:
         text = json.dumps(report, indent=1)
         if args.json == "-":
