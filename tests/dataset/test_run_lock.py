@@ -100,15 +100,18 @@ def copy_of(base: Path, to: Path) -> Path:
     return to
 
 
-def pause(proc: subprocess.Popen[str], root: Path) -> None:
-    """SIGSTOP a tool, never inside the writers' lock (a commit), which would hold up the others."""
-    for _ in range(200):
+def pause(proc: subprocess.Popen[str], root: Path, timeout: float = 60) -> None:
+    """SIGSTOP a tool, never inside the writers' lock (a commit), which would hold up the others.
+    Tried for `timeout` s, not a number of times: on a loaded machine a commit's fsyncs can hold
+    the lock for a good part of a second, several times over."""
+    deadline = time.monotonic() + timeout
+    while True:
         os.kill(proc.pid, signal.SIGSTOP)
         if not is_held(root / ".lock"):
             return
         os.kill(proc.pid, signal.SIGCONT)
+        assert time.monotonic() < deadline, f"the tool never left the writers' lock in {timeout} s"
         time.sleep(0.005)
-    raise AssertionError("the tool never left the writers' lock")
 
 
 def wait_serving(port: int, proc: subprocess.Popen[str], timeout: float = 120) -> None:
@@ -474,18 +477,47 @@ def leftovers(root: Path) -> list[Path]:
     return out
 
 
-def kill_at_random(proc: subprocess.Popen[str], root: Path, rng: random.Random, span: float) -> None:
+def kill_at_random(proc: subprocess.Popen[str], root: Path, rng: random.Random, span: float) -> float | None:
     """kill -9, half the time within `span` s of its first hidden write (the rewrite itself), half
-    the time anywhere in its first 1.5 `span` + start-up."""
+    the time anywhere in its first 1.5 `span` + start-up. Returns how long this run took from its
+    first hidden write to its exit where it ended before its kill moment (it rewrote faster than
+    `span` says), else None."""
     began = time.monotonic()
     if rng.random() < 0.5:
         while proc.poll() is None and not leftovers(root) and time.monotonic() - began < 60:
             time.sleep(0.002)
-        time.sleep(rng.uniform(0, span))
+        marked = time.monotonic()
+        rewriting = proc.poll() is None and marked - began < 60  # its rewrite seen under way
+        kill_at = marked + rng.uniform(0, span)
+        while time.monotonic() < kill_at and proc.poll() is None:
+            time.sleep(0.002)
+        if proc.poll() is not None:  # ended before its moment
+            return time.monotonic() - marked if rewriting else None
     else:
         time.sleep(rng.uniform(0.2, 0.6 + 1.5 * span))
     proc.kill()
     proc.wait()
+    return None
+
+
+def renamed_not_listed(root: Path, report) -> list[str]:
+    """The conversation folders a writer renamed into place and was killed before it appended
+    their manifest lines (its one window between the two, with a directory fsync in it: long on a
+    loaded machine). Nothing refers to them; validate says so, as an error naming `--recover`, and
+    every writer's start (recover) removes them (synth/dataset/writer.py, docs/reliability.md)."""
+    ids = set(listed(root))
+    unlisted = sorted(p.name for p in (root / "conversations").iterdir() if p.name not in ids)
+    for cid in unlisted:
+        said = [p.message for p in report.problems if p.kind == "error" and p.conversation == cid]
+        assert any("folder not in manifest.jsonl" in m for m in said), (cid, report.format())
+    if unlisted:
+        assert any("--recover" in a and "unlisted" in a for a in report.advice), report.format()
+    return unlisted
+
+
+def errors_beside(report, unlisted: list[str]) -> list[str]:
+    """The report's errors about anything but the `unlisted` folders."""
+    return [p.message for p in report.problems if p.kind == "error" and p.conversation not in unlisted]
 
 
 def next_tool(k: int, tmp_path: Path, profile: str) -> tuple[str, ...]:
@@ -524,7 +556,8 @@ def run_next(args: tuple[str, ...], tmp_path: Path) -> None:
 @pytest.mark.faults
 def test_tokenize_killed_at_random_moments_then_each_other_tool(tmp_path, base):
     """`synth tokenize` killed with -9 at random moments (half of them inside its rewrite), nine
-    times, each kill followed by another tool (generate, validate --recover, export, merge from
+    times (more, up to 14, until one lands before a switch; the moments follow the fastest
+    rewrite seen), each kill followed by another tool (generate, validate --recover, export, merge from
     it, splits, repair, tokenize, serve, check). After each kill the dataset is the old one or the
     new one, never a mix, or a switch is pending, and validate says which: OK for a whole state
     (with a warning naming the interrupted rewrite, the old one), FAILED naming `--recover` for a
@@ -542,10 +575,14 @@ def test_tokenize_killed_at_random_moments_then_each_other_tool(tmp_path, base):
     print(f"tokenize: {marked - began:.2f} s to its rewrite, {span:.2f} s of rewrite")
     rng = random.Random(32)
     current, seen = "rate:10", []
-    for k in range(9):
+    k = 0
+    # nine kills, each tool once after one; more (up to 14) until one lands before a switch
+    while k < 9 or (k < 14 and not any(s.startswith("old") for s in seen)):
         target = "llama-omni" if current == "rate:10" else "rate:10"
         proc = start("tokenize", "ds", "--speech-profile", target, cwd=tmp_path)
-        kill_at_random(proc, ds, rng, span)
+        faster = kill_at_random(proc, ds, rng, span)
+        if faster is not None:  # this run rewrote faster than the timing run (a cold start, a busy
+            span = max(0.05, min(span, faster))  # machine): the later moments follow the faster one
         report = validate_dataset(ds)
         if (ds / ".switch.json").exists():
             seen.append("switch pending")
@@ -576,7 +613,8 @@ def test_tokenize_killed_at_random_moments_then_each_other_tool(tmp_path, base):
             }
             for line in (ds / "splits" / split).read_text().splitlines():
                 assert json.loads(line)["total_tokens"] == tokens[json.loads(line)["conversation_id"]], split
-    print("after each kill:", seen)
+        k += 1
+    print(f"after each kill ({span:.2f} s of rewrite at the end):", seen)
     assert any(s.startswith("old") for s in seen)
 
 
@@ -646,9 +684,20 @@ def test_each_rewriting_tool_killed_then_the_next_tool(tmp_path, base, killed):
                 assert len(checked) == 1 and report.ok, (checked, report.format())  # all or none
                 seen.append("new" if checked == {True} else "old")
         elif killed == "repair":
-            damaged = [e for e in report.errors if "damaged" in e or "turn_1.wav" in e]
-            assert len(damaged) == len(report.errors), report.format()
-            if "b1_0001" not in listed(ds):
+            # b1_0001's folder unlisted: taken out of the manifest, killed before its folder was
+            # removed, or made again and killed between its rename and its manifest line
+            unlisted = renamed_not_listed(ds, report)
+            assert unlisted in ([], ["b1_0001"]), (unlisted, report.format())
+            damaged = [e for e in errors_beside(report, unlisted) if "damaged" in e or "turn_1.wav" in e]
+            assert len(damaged) == len(errors_beside(report, unlisted)), report.format()
+            if unlisted:
+                whole = (
+                    len([p for p in report.problems if p.kind == "error" and p.conversation == "b1_0001"])
+                    == 1
+                )
+                seen.append("made again, not listed" if whole else "taken out, its folder not yet removed")
+                assert not errors_beside(report, unlisted), report.format()
+            elif "b1_0001" not in listed(ds):
                 seen.append("taken out, not yet made again")
                 assert report.ok, report.format()
             elif damaged:
@@ -659,8 +708,16 @@ def test_each_rewriting_tool_killed_then_the_next_tool(tmp_path, base, killed):
                 seen.append("new (made again)")
         elif killed == "merge":
             copied = [c for c in listed(ds) if c.startswith("m")]
-            assert report.ok, report.format()  # each one copied whole, or not at all
-            seen.append(f"{len(copied)} of 4 copied")
+            # killed between a folder's rename and its manifest line: that folder whole, unlisted
+            # (validate names it and `--recover`), everything else as valid as before
+            unlisted = renamed_not_listed(ds, report)
+            assert len(unlisted) <= 1 and all(c.startswith("m3_") for c in unlisted), report.format()
+            for cid in unlisted:  # whole: its only error is that no line lists it
+                assert len([p for p in report.problems if p.kind == "error" and p.conversation == cid]) == 1
+            assert not errors_beside(report, unlisted), report.format()  # each listed one whole
+            seen.append(
+                f"{len(copied)} of 4 copied" + (f", {unlisted[0]} renamed, not listed" if unlisted else "")
+            )
         else:
             now = {p.name: p.read_bytes() for p in (ds / "splits").iterdir() if not p.name.startswith(".")}
             assert now.keys() == old_splits.keys()
@@ -676,7 +733,11 @@ def test_each_rewriting_tool_killed_then_the_next_tool(tmp_path, base, killed):
         if res is None:
             run_next(tool, tmp_path)
         else:
-            still_damaged = killed == "repair" and any("b1_0001" in e for e in validate_dataset(ds).errors)
+            still_damaged = (  # listed and damaged (unlisted, nothing refers to it: no excuse to fail)
+                killed == "repair"
+                and "b1_0001" in listed(ds)
+                and any("b1_0001" in e for e in validate_dataset(ds).errors)
+            )
             assert "Traceback" not in res.stderr, (tool, res.stderr)
             assert res.returncode == 0 or (still_damaged and res.returncode in (1, 3)), (
                 tool,
