@@ -388,7 +388,9 @@ def test_afterok_on_the_array_never_fires_once_a_task_was_cancelled(cluster, tmp
     array keeps the cancelled run's exit status. (If Slurm stops doing this, requeue.sh's second
     step is merely redundant.)"""
     submit = lambda *a: cluster.run("sbatch", "--parsable", f"--output={tmp_path}/%j.out", *a).stdout.strip()
-    array = submit("--array=0-1", "--wrap", "sleep 4")
+    # 15 s: the first task must still run when scancel reaches it, after the polls of squeue that
+    # saw it start (with 4 s, a loaded machine could let it complete first)
+    array = submit("--array=0-1", "--wrap", "sleep 15")
     after = submit(f"--dependency=afterok:{array}", "--wrap", "true")
     wait_for(lambda: cluster.state(f"{array}_0") == "RUNNING", 60, "the first task to start")
     cluster.run("scancel", f"{array}_0")
