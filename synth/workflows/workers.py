@@ -608,6 +608,10 @@ class _Parent:
         owned = set(self.owned_file.read_text(encoding="utf-8").split())
         done = writer.done_ids() & owned
         failed = {f.get("conversation_id") for f in s.failures}
+        new = done - self.done_before
+        if s.deaths and len(new) > s.generated:
+            # a worker that died never sent its summary: what it wrote is counted from the manifest
+            s.generated, s.audio_sec = len(new), _speech_seconds(writer.manifest, new)
         # in the dataset but not made by this run: there before, or made by another run
         s.skipped_existing = max(0, len(done) - s.generated)
         missing = len(owned - done - failed)
@@ -644,3 +648,16 @@ class _Parent:
     def _finished_after_deaths(self) -> bool:
         """Whether every worker that died was followed by one that finished."""
         return all(w.outcome is not None for w in self.current.values())
+
+
+def _speech_seconds(manifest: Path, ids: set[str]) -> float:
+    """The speech seconds the manifest lists for the conversations `ids`."""
+    total = 0.0
+    for raw in manifest.read_bytes().splitlines():
+        try:
+            entry = json.loads(raw)
+        except ValueError:  # a torn line, repaired by the writers
+            continue
+        if isinstance(entry, dict) and entry.get("conversation_id") in ids:
+            total += float(entry.get("speech_duration_sec") or 0.0)
+    return total

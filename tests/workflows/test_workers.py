@@ -192,6 +192,11 @@ def test_a_killed_worker_is_reported_and_the_run_still_completes(dialogs, refere
     assert f"(pid {victim.pid}) killed by SIGKILL before it finished; started again" in err
     assert "WORKER DIED" in stdout
     assert contents(out) == contents(reference)
+    # what the dead worker wrote is counted as made by this run, not as found there before
+    assert "generated 6 conversation(s)" in stdout and "skipped" not in stdout, stdout
+    said = float(re.search(r"([0-9.]+) h of audio", stdout).group(1))
+    listed = [json.loads(x) for x in (out / "manifest.jsonl").read_text().splitlines()]
+    assert said == round(sum(x["speech_duration_sec"] for x in listed) / 3600, 3)
 
 
 @pytest.mark.faults
