@@ -503,12 +503,12 @@ def kill_at_random(proc: subprocess.Popen[str], root: Path, rng: random.Random, 
 def renamed_not_listed(root: Path, report) -> list[str]:
     """The conversation folders a writer renamed into place and was killed before it appended
     their manifest lines (its one window between the two, with a directory fsync in it: long on a
-    loaded machine). Nothing refers to them; validate says so, as an error naming `--recover`, and
+    loaded machine). Nothing refers to them; validate says so, as a warning naming `--recover`, and
     every writer's start (recover) removes them (synth/dataset/writer.py, docs/reliability.md)."""
     ids = set(listed(root))
     unlisted = sorted(p.name for p in (root / "conversations").iterdir() if p.name not in ids)
     for cid in unlisted:
-        said = [p.message for p in report.problems if p.kind == "error" and p.conversation == cid]
+        said = [p.message for p in report.problems if p.kind == "warning" and p.conversation == cid]
         assert any("folder not in manifest.jsonl" in m for m in said), (cid, report.format())
     if unlisted:
         assert any("--recover" in a and "unlisted" in a for a in report.advice), report.format()
@@ -691,10 +691,7 @@ def test_each_rewriting_tool_killed_then_the_next_tool(tmp_path, base, killed):
             damaged = [e for e in errors_beside(report, unlisted) if "damaged" in e or "turn_1.wav" in e]
             assert len(damaged) == len(errors_beside(report, unlisted)), report.format()
             if unlisted:
-                whole = (
-                    len([p for p in report.problems if p.kind == "error" and p.conversation == "b1_0001"])
-                    == 1
-                )
+                whole = not [p for p in report.problems if p.kind == "error" and p.conversation == "b1_0001"]
                 seen.append("made again, not listed" if whole else "taken out, its folder not yet removed")
                 assert not errors_beside(report, unlisted), report.format()
             elif "b1_0001" not in listed(ds):
@@ -709,11 +706,11 @@ def test_each_rewriting_tool_killed_then_the_next_tool(tmp_path, base, killed):
         elif killed == "merge":
             copied = [c for c in listed(ds) if c.startswith("m")]
             # killed between a folder's rename and its manifest line: that folder whole, unlisted
-            # (validate names it and `--recover`), everything else as valid as before
+            # (validate warns of it and names `--recover`), everything else as valid as before
             unlisted = renamed_not_listed(ds, report)
             assert len(unlisted) <= 1 and all(c.startswith("m3_") for c in unlisted), report.format()
-            for cid in unlisted:  # whole: its only error is that no line lists it
-                assert len([p for p in report.problems if p.kind == "error" and p.conversation == cid]) == 1
+            for cid in unlisted:  # whole: no error, only the warning that no line lists it
+                assert not [p for p in report.problems if p.kind == "error" and p.conversation == cid]
             assert not errors_beside(report, unlisted), report.format()  # each listed one whole
             seen.append(
                 f"{len(copied)} of 4 copied" + (f", {unlisted[0]} renamed, not listed" if unlisted else "")
