@@ -239,7 +239,8 @@ def test_ctrl_c_stops_at_once_and_says_what_was_kept(tmp_path):
     took = time.monotonic() - began
     written = len(manifest.read_text().splitlines())
     assert proc.returncode == 130 and took < 10, (took, err)
-    assert written <= at_signal + 1, (at_signal, written)  # at most the one that was finishing
+    workers = len(os.sched_getaffinity(0))  # --workers auto: at most one per usable core
+    assert written <= at_signal + workers, (at_signal, written)  # at most the ones finishing
     said = err.strip().splitlines()[-1]
     assert f"{written} conversation(s) made in this run are kept" in said, (written, said)
     assert "run it again to resume" in said
