@@ -9,12 +9,14 @@ under the root is followed (`ConversationRef.file` refuses one, naming it)."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from ..errors import DatasetError, InvalidConversationId, RecordError
 from ..ids import conversation_dir
@@ -161,36 +163,76 @@ def iter_manifest(path: Path) -> Iterator[tuple[int, ManifestEntry]]:
     except FileNotFoundError:
         raise DatasetError(f"{path}: missing (is this a dataset folder?)") from None
     with fh:
-        for n, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except ValueError:
-                raise DatasetError(f"{path} line {n}: not valid JSON") from None
-            try:
-                yield n, ManifestEntry.from_dict(obj, f"{path} line {n}")
-            except RecordError as exc:
-                raise DatasetError(f"{exc} (not a manifest entry)") from None
+        yield from _entries(fh, path)
+
+
+def _entries(fh: BinaryIO, path: Path) -> Iterator[tuple[int, ManifestEntry]]:
+    for n, line in enumerate(fh, start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            raise DatasetError(f"{path} line {n}: not valid JSON") from None
+        try:
+            yield n, ManifestEntry.from_dict(obj, f"{path} line {n}")
+        except RecordError as exc:
+            raise DatasetError(f"{exc} (not a manifest entry)") from None
 
 
 def open_dataset(root: Path | str, manifest: Path | str | None = None) -> list[ConversationRef]:
     """The conversations of a dataset in manifest order. `manifest` may be a curriculum split
-    (from `synth splits`) whose lines point into the same root."""
+    (from `synth splits`) whose lines point into the same root.
+
+    Read beside writers (docs/reliability.md, "Tools on one dataset"): a listed folder found
+    missing after the manifest was replaced (a `generate --repair` took that conversation out
+    and removed its folder while this read the old manifest) is not an error; the new manifest
+    is read instead."""
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"{root}: not a folder")
     path = Path(manifest) if manifest else root / MANIFEST
-    refs = []
-    for n, entry in iter_manifest(path):
-        link = root / CONVERSATIONS_DIR / entry.conversation_id
-        if link.is_symlink():
-            raise DatasetError(f"{path} line {n}: {link} is a symbolic link; synth does not follow links")
-        try:
-            folder = conversation_dir(root, entry.conversation_id)
-        except InvalidConversationId as exc:
-            raise DatasetError(f"{path} line {n}: {exc}") from None
-        if not folder.is_dir():
-            raise DatasetError(f"{path} line {n}: folder {folder} is missing")
-        refs.append(ConversationRef(entry.conversation_id, folder, entry))
+    for _ in range(READS - 1):
+        with contextlib.suppress(_Replaced):
+            return _listed(root, path, again=True)
+    return _listed(root, path, again=False)
+
+
+READS = 5  # manifest reads when writers keep replacing it under a reader
+
+
+class _Replaced(Exception):
+    """The manifest was replaced while it was read, and what it listed changed under it."""
+
+
+def _listed(root: Path, path: Path, again: bool) -> list[ConversationRef]:
+    """The manifest's conversations; `again`: _Replaced where a listed folder is missing and the
+    manifest is no longer the file this read."""
+    try:
+        fh = open(path, "rb")
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: missing (is this a dataset folder?)") from None
+    with fh:
+        read = os.fstat(fh.fileno()).st_ino
+        refs = []
+        for n, entry in _entries(fh, path):
+            link = root / CONVERSATIONS_DIR / entry.conversation_id
+            if link.is_symlink():
+                raise DatasetError(f"{path} line {n}: {link} is a symbolic link; synth does not follow links")
+            try:
+                folder = conversation_dir(root, entry.conversation_id)
+            except InvalidConversationId as exc:
+                raise DatasetError(f"{path} line {n}: {exc}") from None
+            if not folder.is_dir():
+                if again and _inode(path) != read:
+                    raise _Replaced()
+                raise DatasetError(f"{path} line {n}: folder {folder} is missing")
+            refs.append(ConversationRef(entry.conversation_id, folder, entry))
     return refs
+
+
+def _inode(path: Path) -> int | None:
+    try:
+        return os.stat(path).st_ino
+    except FileNotFoundError:
+        return None
