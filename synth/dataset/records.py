@@ -419,9 +419,8 @@ def quality_summary(blocks: Iterable[Any]) -> dict[str, Any] | None:
     (docs/quality.md): {key: {"min", "mean", "max"}} of every numeric score any turn has (in the
     order the blocks list them), `turns_scored`, and `turns_flagged` where a quality gate flagged
     turns (kept with `gate_failed`, so a filter drops them without reading the metadata); None
-    when no turn was scored. Pure, and
-    here beside the records because a manifest line is derived from the metadata alone
-    (synth.quality re-exports it as `conversation_summary`)."""
+    when no turn was scored. Pure, and here beside the records because a manifest line is derived
+    from the metadata alone (synth.quality re-exports it as `conversation_summary`)."""
     values: dict[str, list[float]] = {}
     scored = flagged = 0
     for block in blocks:
