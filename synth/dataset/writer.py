@@ -186,6 +186,7 @@ class DatasetWriter:
         self._done: set[str] = set()
         self._offset = 0
         self._inode: int | None = None
+        self._tail = b""  # the manifest's line that ends at _offset, as last read
         # unique across hosts and PID namespaces (every container's server is PID 1)
         self._token = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         # turns' WAVs are encoded and written here, overlapping the next turn's synthesis
@@ -258,26 +259,46 @@ class DatasetWriter:
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
-    def _refresh(self) -> None:
+    def _refresh(self, repaired: bool = False) -> None:
         """Read manifest lines appended since the last look (by any process), repairing torn
         lines first if there are any. Caller holds the lock, so no append is in progress: an
-        unterminated tail or an unreadable line is a failed or killed write."""
+        unterminated tail or an unreadable line is a failed or killed write.
+
+        The manifest is read on from where the last look ended only while it is the same file:
+        the same inode, at least as long, and the line that ends there still the one read there
+        (an inode number is reused once a replaced manifest is gone, and the workers' parent and
+        `generate --repair` replace it whole: read on from the middle of a line, the old code
+        took that line for a torn one that no repair could mend, and recursed until Python
+        stopped it). Anything else is read anew."""
         try:
             st = os.stat(self.manifest)
         except FileNotFoundError:
-            self._done, self._offset, self._inode = set(), 0, None
+            self._forget(None)
             return
-        if st.st_ino != self._inode or st.st_size < self._offset:  # replaced or cut: read anew
-            self._done, self._offset, self._inode = set(), 0, st.st_ino
         with open(self.manifest, "rb") as fh:
+            if st.st_ino != self._inode or st.st_size < self._offset:  # replaced or cut
+                self._forget(st.st_ino)
+            elif self._offset:
+                fh.seek(self._offset - len(self._tail))
+                if fh.read(len(self._tail)) != self._tail:  # another file under a reused inode
+                    self._forget(st.st_ino)
             fh.seek(self._offset)
             data = fh.read()
         ids = [entry_id(line) for line in data.splitlines() if line.strip()]
         if (data and not data.endswith(b"\n")) or None in ids:  # a torn line: repair, read anew
-            self._repair()
-            return self._refresh()
+            if not repaired:
+                self._repair()
+                self._forget(None)
+                return self._refresh(repaired=True)
+            data = data[: data.rfind(b"\n") + 1]  # what a repair keeps but names no id: skipped
         self._done.update(i for i in ids if i is not None)
         self._offset += len(data)
+        seen = self._tail + data
+        self._tail = seen[seen.rfind(b"\n", 0, len(seen) - 1) + 1 :]  # the last line read
+
+    def _forget(self, inode: int | None) -> None:
+        """Read the manifest from its start at the next look."""
+        self._done, self._offset, self._inode, self._tail = set(), 0, inode, b""
 
     def _repair(self) -> Recovery:
         """Rewrite the manifest without its torn lines (atomically). Caller holds the lock."""
@@ -286,7 +307,7 @@ class DatasetWriter:
         repaired, report.torn_lines_removed, report.manifest_tail_truncated = repair_manifest_lines(data)
         if repaired != data:
             replace_bytes(self.manifest, repaired)
-            self._done, self._offset, self._inode = set(), 0, None
+            self._forget(None)
         return report
 
     def probe(self) -> None:
@@ -334,7 +355,7 @@ class DatasetWriter:
                 if entry_id(line) not in conversation_ids
             ]
             replace_bytes(self.manifest, b"".join(kept))
-            self._done, self._offset, self._inode = set(), 0, None
+            self._forget(None)
             self._refresh()
             for cid in conversation_ids:
                 remove_path(self.conversations / cid)
@@ -351,7 +372,7 @@ class DatasetWriter:
             if not self.manifest.exists():  # a dataset with nothing in it yet is still a dataset
                 self.manifest.touch()
                 fsync_dir(self.root)
-            self._done, self._offset, self._inode = set(), 0, None
+            self._forget(None)
             self._refresh()
             for entry in sorted(self.tmp.iterdir()):
                 if entry.is_dir() and _abandoned(entry):
@@ -498,9 +519,7 @@ class DatasetWriter:
                     f"{entry.conversation_id}: cannot append to {self.manifest} "
                     f"({exc.strerror or exc}); nothing of it was kept"
                 ) from exc
-            self._done.add(entry.conversation_id)
-            self._offset = size + len(line)
-            self._inode = self.manifest.stat().st_ino
+            self._done.add(entry.conversation_id)  # its line is read again at the next look
 
     def _undo_append(self, size: int, final: Path, staging: Path) -> None:
         """Cut the manifest back to `size` and take the folder back out (into staging, which the

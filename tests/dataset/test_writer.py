@@ -149,3 +149,26 @@ def test_metadata_contract(tmp_path, conversation):
     } <= set(t0)
     assert t1["start_time"] > t0["end_time"] and meta["total_duration_sec"] == t1["end_time"]
     assert meta["voices"]["A"]["id"] == t0["voice"]
+
+
+def test_a_manifest_rewritten_under_the_same_inode_is_read_anew(tmp_path):
+    """The workers' parent and `generate --repair` replace the manifest whole; once the old file
+    is gone its inode number can come back for a later one, so a writer that read the old file
+    up to some point must not read the new one on from there (mid-line: the old code took it
+    for a torn line no repair mends and recursed until RecursionError, seen with three shards
+    into one folder). Written here in place, which looks the same to the writer."""
+    from synth.testing import dialog, make_dataset
+
+    root = tmp_path / "ds"
+    make_dataset(root, [dialog([("A", "Hello there." * (i + 1)), ("B", "Hi.")], f"c{i}") for i in range(4)])
+    writer = DatasetWriter(root)
+    assert writer.done_ids() == {"c0", "c1", "c2", "c3"}
+    manifest = root / "manifest.jsonl"
+    lines = manifest.read_bytes().splitlines(keepends=True)
+    inode = os.stat(manifest).st_ino
+    other = lines[0].replace(b'"c0"', b'"x9"')  # another writer's line, added later
+    with open(manifest, "r+b") as fh:  # c1 taken out, and a line appended: the same inode
+        fh.write(b"".join([lines[0], *lines[2:], other, other.replace(b'"x9"', b'"x8"')]))
+    assert os.stat(manifest).st_ino == inode and os.stat(manifest).st_size > sum(map(len, lines))
+    assert writer.done_ids() == {"c0", "c2", "c3", "x9", "x8"}
+    assert writer.is_done("x8") and not writer.is_done("c1")
