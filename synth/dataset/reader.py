@@ -9,7 +9,6 @@ under the root is followed (`ConversationRef.file` refuses one, naming it)."""
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
@@ -193,21 +192,20 @@ def open_dataset(root: Path | str, manifest: Path | str | None = None) -> list[C
         raise DatasetError(f"{root}: not a folder")
     path = Path(manifest) if manifest else root / MANIFEST
     for _ in range(READS - 1):
-        with contextlib.suppress(_Replaced):
-            return _listed(root, path, again=True)
-    return _listed(root, path, again=False)
+        refs = _listed(root, path, again=True)
+        if refs is not None:
+            return refs
+    refs = _listed(root, path, again=False)
+    assert refs is not None
+    return refs
 
 
 READS = 5  # manifest reads when writers keep replacing it under a reader
 
 
-class _Replaced(Exception):
-    """The manifest was replaced while it was read, and what it listed changed under it."""
-
-
-def _listed(root: Path, path: Path, again: bool) -> list[ConversationRef]:
-    """The manifest's conversations; `again`: _Replaced where a listed folder is missing and the
-    manifest is no longer the file this read."""
+def _listed(root: Path, path: Path, again: bool) -> list[ConversationRef] | None:
+    """The manifest's conversations; with `again`, None where a listed folder is missing and the
+    manifest is no longer the file this read (read it again)."""
     try:
         fh = open(path, "rb")
     except FileNotFoundError:
@@ -225,7 +223,7 @@ def _listed(root: Path, path: Path, again: bool) -> list[ConversationRef]:
                 raise DatasetError(f"{path} line {n}: {exc}") from None
             if not folder.is_dir():
                 if again and _inode(path) != read:
-                    raise _Replaced()
+                    return None
                 raise DatasetError(f"{path} line {n}: folder {folder} is missing")
             refs.append(ConversationRef(entry.conversation_id, folder, entry))
     return refs
