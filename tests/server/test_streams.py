@@ -270,8 +270,13 @@ def test_synthesize_callers_that_never_read_give_their_slots_back(tmp_path):
             print(f"refused {refused} time(s); served {served_at} s after the callers started; {hogs}")
             assert refused > 0  # the two callers did hold both slots
             assert served_at is not None, srv.log()
-            assert len(hogs) == 2 and all(" code=CANCELLED " in line for line in hogs), srv.log()
-            assert any("client stopped reading (no message taken for 4 s)" in line for line in hogs)
+            # each ended: cut off for not reading, or (default windows: the client's transport may
+            # grow its windows and take a whole answer in without the caller) finished; at least
+            # one was cut off, the part this test is about
+            assert len(hogs) == 2 and all(" code=CANCELLED " in line or " code=OK " in line for line in hogs)
+            assert any("client stopped reading (no message taken for 4 s)" in line for line in hogs), (
+                srv.log()
+            )
             synthesis = max(float(re.search(r"latency_sec=(\S+)", line).group(1)) for line in hogs)
             assert served_at < synthesis + 4 + 5  # freed within --stall-seconds of the stall (and a tick)
     report = validate_dataset(out)
