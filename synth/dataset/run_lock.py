@@ -141,6 +141,10 @@ class Session:
     def info(self, options: dict[str, Any] | None = None) -> dict[str, Any]:
         """Who holds the dataset and what for: tool, process, host, command line, working folder,
         since when, and `options` (what a rewrite makes of the dataset, for `synth validate`)."""
+        return {**self._who(), "options": options or {}}
+
+    def _who(self) -> dict[str, Any]:
+        """The tool, process, host, command line, working folder and start of this hold."""
         return {
             "tool": self.tool,
             "pid": os.getpid(),
@@ -148,7 +152,6 @@ class Session:
             "command": self.command,
             "cwd": os.getcwd(),
             "since": self.since,
-            "options": options or {},
         }
 
     def describe(self) -> str:
@@ -228,16 +231,7 @@ class Session:
         new = self.record.with_name(self.record.name + ".new")
         fh = open(new, "wb")
         fcntl.flock(fh, fcntl.LOCK_EX)
-        data = {
-            "mode": self.mode,
-            "tool": self.tool,
-            "pid": os.getpid(),
-            "host": socket.gethostname(),
-            "command": self.command,
-            "cwd": os.getcwd(),
-            "since": self.since,
-            "waiting": waiting,
-        }
+        data = {"mode": self.mode, **self._who(), "waiting": waiting}
         fh.write(json.dumps(data).encode("utf-8"))
         fh.flush()
         os.replace(new, self.record)
