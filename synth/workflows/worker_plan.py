@@ -1,10 +1,11 @@
 """How many worker processes, and how many ONNX Runtime threads each, for a run on this machine
 (`synth generate --workers auto --threads auto`; synth.workflows.workers runs them).
 
-Why one single-thread worker per core: intra-op threads scale badly (on two cores, two
-one-thread processes made 1.17x (Piper) to 1.30x (Kokoro) the audio of one two-thread process in
-synthesis alone, 1.04x and 1.10x end to end: docs/benchmarks.md), so the most audio per core comes
-from processes of one thread. Each worker
+Why one single-thread worker per core: one process of several intra-op threads is never faster,
+and slower where threads scale badly (on our 2-core machine two one-thread processes made 1.06x
+(Piper) and 1.08x (Kokoro) the audio of one two-thread process in synthesis alone, 1.03x and
+1.14x end to end; 1.17x and 1.30x in synthesis alone where the issue measured them:
+docs/benchmarks.md), so the most audio per core comes from processes of one thread. Each worker
 holds its own model, so never more of them than the memory free to this process holds; one
 worker when a GPU does the work or the items must be made one after another."""
 
@@ -225,8 +226,8 @@ def plan_workers(
     workers make the same dataset, on any machine; on a GPU the engine's own choice (None).
     `auto` workers: one when the engine runs on a GPU (one process keeps it busy; --in-flight
     batches its work) or the items are made one at a time (`one_at_a_time` says why); else one
-    worker per core (on two cores two one-thread processes made 1.17x-1.30x the audio of one
-    two-thread process; one thread per worker is the most audio per core), but never more
+    worker per core (on two cores two one-thread processes made 1.03x-1.14x the audio of one
+    two-thread process end to end; one thread per worker is the most audio per core), but never more
     workers than MEMORY_SHARE of the free `memory` holds at `per_worker` bytes each, nor more than
     there are `items`. Only when the memory holds fewer workers than there are cores are the
     cores left over divided among them as threads (the machine used, at the price of that

@@ -2,9 +2,10 @@
 threads, make one dataset together (`synth generate --workers N --threads T`).
 
 Why processes: one engine's ONNX session spreads each sentence over every core, and that scales
-badly (docs/benchmarks.md: on two cores, two one-thread processes make 1.17x (Piper) to 1.30x
-(Kokoro) the audio of one two-thread process, and the gap grows with the cores). Several
-processes fill the machine with work that does not wait on each other.
+less than linearly (docs/benchmarks.md: on two cores, two one-thread processes make 1.03x (Piper)
+to 1.14x (Kokoro) the audio of one two-thread process end to end, and the gap grows with the
+cores). Several processes fill the machine with work that does not wait on each other, the
+pipeline's own Python work included.
 
 How: the parent recovers the dataset (and repairs it), then starts N children, each running the
 same source into the same folder (`target(role)`, e.g. synth.api's worker function). The writer's
