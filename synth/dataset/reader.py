@@ -44,6 +44,15 @@ class ConversationRef:
     def num_turns(self) -> int:
         return self.entry.num_turns
 
+    def taken_out(self) -> bool:
+        """Whether a writer took this conversation out since it was listed (`generate --repair`:
+        its line gone from the dataset's manifest, then its folder removed), so that a reader
+        that listed it before leaves it out instead of failing on its missing files."""
+        if self.folder.exists():
+            return False
+        manifest = self.folder.parent.parent / MANIFEST
+        return all(entry.conversation_id != self.conversation_id for _, entry in iter_manifest(manifest))
+
     @property
     def num_probes(self) -> int:
         return self.entry.num_probes or 0

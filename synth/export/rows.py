@@ -172,9 +172,14 @@ def conversation_rows(
     probes not carried are added to `left_out`."""
     include_probes(probes, False)  # the choice is checked before anything is read
     for ref in refs:
-        meta = ref.metadata()
-        turns = ref.turns(meta)
-        samples = ref.samples()
+        try:
+            meta = ref.metadata()
+            turns = ref.turns(meta)
+            samples = ref.samples()
+        except DatasetError:
+            if ref.taken_out():  # by a repair running beside this export: no longer in the dataset
+                continue
+            raise
         yield from _turns(ref, meta, turns, _turn_samples(ref, meta, samples, len(turns)))
         in_samples = samples[len(turns) :]
         if meta.probes and include_probes(probes, bool(in_samples)):

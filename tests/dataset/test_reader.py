@@ -58,3 +58,20 @@ def test_a_missing_folder_still_listed_is_an_error(dataset):
     shutil.rmtree(dataset / "conversations" / "c1")
     with pytest.raises(DatasetError, match=r"manifest.jsonl line 2: folder .*c1 is missing"):
         open_dataset(dataset)
+
+
+def test_a_conversation_taken_out_after_it_was_listed_is_known_as_such(dataset):
+    """Listed first, then taken out (its line, then its folder): a reader leaves it out
+    (synth.export.rows); a folder gone while still listed is not 'taken out'."""
+    from synth.export.rows import conversation_rows
+
+    refs = open_dataset(dataset)
+    manifest = dataset / "manifest.jsonl"
+    lines = manifest.read_text().splitlines(keepends=True)
+    shutil.rmtree(dataset / "conversations" / "c2")
+    assert not refs[2].taken_out()  # still listed: damage, not a take-out
+    with pytest.raises(DatasetError):
+        list(conversation_rows(refs))
+    manifest.write_text("".join(x for x in lines if '"c2"' not in x))
+    assert refs[2].taken_out() and not refs[1].taken_out()
+    assert {row.ref.conversation_id for row in conversation_rows(refs)} == {"c0", "c1"}
